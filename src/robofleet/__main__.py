@@ -1,0 +1,3 @@
+from robofleet.cli import main
+
+main()

@@ -1,0 +1,55 @@
+"""Who is calling: a user through a token or panel session, or the local CLI."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+
+from robofleet.auth.models import Role
+from robofleet.auth.permissions import Grant, RobotRef, is_allowed
+from robofleet.errors import Forbidden
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    user_id: int | None
+    grants: tuple[Grant, ...]
+    via: str  # "token" | "session" | "cli" | "system"
+    scopes: tuple[str, ...] = ()
+    token_id: str | None = None
+    csrf_token: str | None = None
+    source_ip: str = ""
+    roles: tuple[str, ...] = ()
+
+    def can(self, permission: str, robot: RobotRef | None = None) -> bool:
+        return is_allowed(self.grants, permission, scopes=self.scopes, robot=robot)
+
+    def require(self, permission: str, robot: RobotRef | None = None) -> None:
+        """Raise Forbidden unless this caller holds `permission` (for `robot`, when given)."""
+        if not self.can(permission, robot):
+            target = f" on robot {robot.name!r}" if robot else ""
+            raise Forbidden(
+                f"{self.username} lacks the permission {permission!r}{target}",
+                details={"permission": permission},
+            )
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        if self.via == "token" and self.token_id:
+            return f"{self.username} (token {self.token_id})"
+        return self.username
+
+
+def grants_of(roles: list[Role]) -> tuple[Grant, ...]:
+    return tuple(Grant(tuple(role.permissions), tuple(role.robot_globs), tuple(role.robot_tags)) for role in roles)
+
+
+def cli_principal() -> Principal:
+    """The local command line: whoever can open the store file or database is its administrator."""
+    return Principal(username=f"cli:{getpass.getuser()}", user_id=None, grants=(Grant(("*",)),), via="cli")
+
+
+def system_principal(name: str = "system") -> Principal:
+    return Principal(username=name, user_id=None, grants=(Grant(("*",)),), via="system")

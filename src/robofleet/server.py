@@ -1,0 +1,96 @@
+"""`robofleet serve`: prepare the store (migrate, built-in roles, first admin, config), then serve HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+
+from robofleet.auth.bootstrap import InitialAdmin, apply_config, ensure_builtin_roles, ensure_initial_admin
+from robofleet.errors import ConfigError, StoreUnavailable
+from robofleet.settings.model import Settings
+from robofleet.store import Store
+from robofleet.store.migrate import upgrade
+from robofleet.web.app import create_app
+from robofleet.web.context import AppContext
+
+log = logging.getLogger("robofleet.server")
+RETRY_SECONDS = 2.0
+
+
+def prepare_store(store: Store, settings: Settings) -> InitialAdmin | None:
+    """Migrate and seed; idempotent. Raises StoreUnavailable when the database cannot be reached."""
+    try:
+        upgrade(store.engine)
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"cannot migrate the store: {str(getattr(exc, 'orig', exc)).strip()}") from exc
+    ensure_builtin_roles(store)
+    admin = ensure_initial_admin(store, settings)
+    apply_config(store, settings)
+    return admin
+
+
+def announce(admin: InitialAdmin | None) -> None:
+    if admin is None:
+        return
+    banner = "=" * 64
+    print(
+        f"\n{banner}\n  First start: created the user '{admin.username}'.\n"
+        f"  Password (shown once): {admin.password}\n"
+        f"  Also written to {admin.password_file} (mode 0600).\n{banner}\n",
+        flush=True,
+    )
+
+
+def try_prepare(context: AppContext) -> bool:
+    try:
+        admin = prepare_store(context.store, context.settings)
+    except StoreUnavailable as exc:
+        context.ready, context.not_ready_reason = False, exc.message
+        return False
+    context.ready = True
+    announce(admin)
+    return True
+
+
+async def keep_preparing(context: AppContext) -> None:
+    """Retry preparation until the store answers, so `serve` can start before its database."""
+    while not context.ready:
+        log.warning("store not ready (%s); retrying in %.0f s", context.not_ready_reason, RETRY_SECONDS)
+        await asyncio.sleep(RETRY_SECONDS)
+        try:
+            if await asyncio.to_thread(try_prepare, context):
+                log.info("store ready")
+        except ConfigError as exc:
+            context.not_ready_reason = f"the settings do not fit the store: {exc}"
+            log.error("%s", context.not_ready_reason)
+            return
+
+
+def run(settings: Settings, config_path: Path | None) -> None:
+    logging.basicConfig(
+        level=settings.logs.level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    server = settings.server
+    if bool(server.tls_cert) != bool(server.tls_key):
+        raise SystemExit("server.tls_cert and server.tls_key must be given together")
+    context = AppContext(settings=settings, store=Store(settings.store))
+    try_prepare(context)
+    app = create_app(context, config_path=config_path)
+    scheme = "https" if server.tls_cert else "http"
+    print(
+        f"robofleet serving {scheme}://{server.host}:{server.port}/panel  (store: {context.store.dialect})", flush=True
+    )
+    uvicorn.run(
+        app,
+        host=server.host,
+        port=server.port,
+        log_level="warning",
+        ssl_certfile=str(server.tls_cert) if server.tls_cert else None,
+        ssl_keyfile=str(server.tls_key) if server.tls_key else None,
+        proxy_headers=False,
+    )

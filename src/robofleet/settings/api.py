@@ -1,0 +1,39 @@
+"""The effective settings over HTTP and in the panel, secrets masked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from robofleet.auth.principal import Principal
+from robofleet.settings.render import as_toml, masked_tree
+from robofleet.web.context import AppContext, get_context
+from robofleet.web.security import Require
+from robofleet.web.templating import page
+
+router = APIRouter()
+
+
+@router.get("/api/v1/settings", tags=["settings"])
+def read_settings(
+    _: Principal = Depends(Require("settings:read")), ctx: AppContext = Depends(get_context)
+) -> dict[str, Any]:
+    return masked_tree(ctx.settings)
+
+
+@router.get("/panel/settings", include_in_schema=False)
+def settings_page(
+    request: Request,
+    principal: Principal = Depends(Require("settings:read", panel=True)),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    return page(
+        request,
+        "settings.html",
+        principal,
+        section="settings",
+        toml=as_toml(ctx.settings),
+        config_path=request.app.state.config_path,
+    )

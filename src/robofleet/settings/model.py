@@ -1,0 +1,122 @@
+"""The typed settings tree: one section per domain, every key known, every value checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    public_url: str | None = None
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted")
+    metrics_public: bool = Field(False, description="Serve /metrics without a token (for scrapers)")
+
+
+class StoreSettings(Section):
+    data_dir: Path = Path("robofleet-data")
+    url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir")
+    connect_timeout: int = Field(5, ge=1, le=120)
+    pool_size: int = Field(10, ge=1, le=200)
+
+    def effective_url(self) -> str:
+        if self.url:
+            return self.url
+        return f"sqlite:///{(self.data_dir / 'robofleet.db').resolve()}"
+
+    @field_validator("url")
+    @classmethod
+    def _known_dialect(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite", "postgresql+psycopg")):
+            raise ValueError("store.url must start with 'sqlite' or 'postgresql+psycopg'")
+        return url
+
+
+class AuthSettings(Section):
+    session_lifetime_minutes: int = Field(480, ge=1)
+    lockout_threshold: int = Field(5, ge=1, description="Failed logins in a row that lock an account")
+    lockout_minutes: int = Field(15, ge=1)
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: Secure when served over https or public_url is https"
+    )
+    initial_admin: str = "admin"
+
+
+class LogsSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    retention_days: int = Field(30, ge=1)
+    max_rows: int = Field(10_000_000, ge=1000)
+
+
+class ActivitiesSettings(Section):
+    max_concurrent: int = Field(8, ge=1, le=1000)
+    max_batch: int = Field(100, ge=1, le=10_000)
+    modules: list[str] = Field(default_factory=list)
+
+
+class AgentsSettings(Section):
+    local: bool = True
+    grace_seconds: int = Field(60, ge=1)
+    allowed_roots: list[Path] = Field(default_factory=list)
+
+
+class ConsoleSettings(Section):
+    python_enabled: bool = False
+
+
+class RoleConfig(Section):
+    name: str
+    description: str = ""
+    permissions: list[str] = Field(default_factory=list)
+    robot_globs: list[str] = Field(default_factory=list)
+    robot_tags: list[str] = Field(default_factory=list)
+
+
+class UserConfig(Section):
+    username: str
+    roles: list[str] = Field(default_factory=list)
+    password_hash: SecretStr | None = Field(None, description="argon2 hash, e.g. from `robofleet user hash`")
+    disabled: bool = False
+
+
+class Settings(BaseSettings):
+    """Built once at start and passed to whatever needs it; nothing else reads files or the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROBOFLEET_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    logs: LogsSettings = Field(default_factory=LogsSettings)
+    activities: ActivitiesSettings = Field(default_factory=ActivitiesSettings)
+    agents: AgentsSettings = Field(default_factory=AgentsSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    roles: list[RoleConfig] = Field(default_factory=list)
+    users: list[UserConfig] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's content arrives as init kwargs; variables must win over it.
+        return (env_settings, init_settings)

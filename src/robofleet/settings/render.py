@@ -1,0 +1,27 @@
+"""The effective settings as TOML or JSON, with every secret masked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tomli_w
+from sqlalchemy.engine import make_url
+
+from robofleet.settings.model import Settings
+
+MASK = "********"
+
+
+def masked_tree(settings: Settings) -> dict[str, Any]:
+    tree = settings.model_dump(mode="json", exclude_none=True)
+    url = settings.store.url
+    if url:
+        tree["store"]["url"] = make_url(url).render_as_string(hide_password=True)
+    for user in tree.get("users", []):
+        if user.get("password_hash"):
+            user["password_hash"] = MASK
+    return tree
+
+
+def as_toml(settings: Settings) -> str:
+    return tomli_w.dumps(masked_tree(settings))

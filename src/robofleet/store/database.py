@@ -1,0 +1,51 @@
+"""The store handle: an engine, sessions from it, and the mapping of driver errors to StoreUnavailable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+
+from robofleet.errors import StoreUnavailable
+from robofleet.settings.model import StoreSettings
+from robofleet.store.engine import build_engine
+
+
+class Store:
+    """Owns the engine. `transaction()` is the one way services get a session."""
+
+    def __init__(self, settings: StoreSettings) -> None:
+        self.settings = settings
+        self.engine: Engine = build_engine(settings)
+        self.dialect = self.engine.dialect.name
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.migrated = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session inside one transaction: committed on success, rolled back on any error."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except (OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailable(f"the store is unavailable: {_short(exc)}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable(f"the store connection was lost: {_short(exc)}") from exc
+            raise
+
+    def ping(self) -> None:
+        with self.transaction() as session:
+            session.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _short(exc: Exception) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__

@@ -1,0 +1,87 @@
+"""Builds the FastAPI application: middleware, error shapes, every domain's routes, static assets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from robofleet import __version__
+from robofleet.auth import api as auth_api
+from robofleet.auth import panel as auth_panel
+from robofleet.settings import api as settings_api
+from robofleet.web import errors, health, metrics, panel
+from robofleet.web.context import AppContext
+from robofleet.web.limits import BodySizeLimit
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).with_name("static")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+    ),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def create_app(context: AppContext, *, config_path: Path | None = None) -> FastAPI:
+    """The whole HTTP surface for one orchestrator; `context.ready` turns true once the store is prepared."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from robofleet.server import keep_preparing
+
+        task = asyncio.create_task(keep_preparing(context)) if not context.ready else None
+        try:
+            yield
+        finally:
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(title="robofleet", version=__version__, lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    app.state.context = context
+    app.state.config_path = str(config_path) if config_path else None
+    app.state.metrics = metrics.Metrics()
+    errors.install(app)
+    for router in (
+        health.router,
+        metrics.router,
+        auth_api.router,
+        settings_api.router,
+        panel.router,
+        auth_panel.router,
+    ):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    app.add_middleware(BodySizeLimit, max_bytes=context.settings.server.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
+    return app

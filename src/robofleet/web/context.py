@@ -1,0 +1,24 @@
+"""What every request handler may reach: the settings, the store, and whether the store is ready."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from robofleet.settings.model import Settings
+from robofleet.store import Store
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    store: Store
+    ready: bool = False
+    not_ready_reason: str = "the store has not been prepared yet"
+    started_services: list[str] = field(default_factory=list)
+
+
+def get_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context

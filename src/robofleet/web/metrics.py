@@ -1,0 +1,82 @@
+"""Prometheus metrics: request counts and latencies per route template, and `/metrics` itself."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from robofleet.auth.principal import Principal
+from robofleet.web.context import get_context
+from robofleet.web.security import Require
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "robofleet_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "robofleet_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry
+        )
+        self.store_ready = Gauge(
+            "robofleet_store_ready", "1 when the store is reachable and migrated", registry=self.registry
+        )
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            # The template, never the raw path: raw paths would make one series per user or token.
+            template = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], template).observe(time.perf_counter() - started)
+
+
+router = APIRouter()
+
+
+class MetricsAccess(Require):
+    """`metrics:read`, unless `server.metrics_public` lets scrapers in without a token."""
+
+    async def __call__(self, request: Request) -> Principal | None:  # type: ignore[override]
+        if get_context(request).settings.server.metrics_public:
+            return None
+        return await super().__call__(request)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics_endpoint(request: Request, _: Principal | None = Depends(MetricsAccess("metrics:read"))) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    metrics.store_ready.set(1 if get_context(request).ready else 0)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

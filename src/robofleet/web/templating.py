@@ -1,0 +1,83 @@
+"""Jinja2 for the panel: one environment over every domain's `templates/`, and the page helpers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, unquote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+
+from robofleet import __version__
+from robofleet.auth.principal import Principal
+
+FLASH_COOKIE = "robofleet_flash"
+
+# Every domain of the mission, in the order operators use them; `ready` says whether it is built yet.
+NAVIGATION: list[dict[str, Any]] = [
+    {"key": "fleet", "title": "Fleet", "href": "/panel/fleet", "shortcut": "f", "ready": False},
+    {"key": "robots", "title": "Robots", "href": "/panel/robots", "shortcut": "r", "ready": False},
+    {"key": "schedules", "title": "Schedules", "href": "/panel/schedules", "shortcut": "s", "ready": False},
+    {"key": "queues", "title": "Queues", "href": "/panel/queues", "shortcut": "q", "ready": False},
+    {"key": "sessions", "title": "Sessions", "href": "/panel/sessions", "shortcut": "d", "ready": False},
+    {"key": "logs", "title": "Logs", "href": "/panel/logs", "shortcut": "l", "ready": False},
+    {"key": "console", "title": "Console", "href": "/panel/console", "shortcut": "c", "ready": False},
+    {"key": "access", "title": "Access", "href": "/panel/access/users", "shortcut": "a", "ready": True},
+    {"key": "settings", "title": "Settings", "href": "/panel/settings", "shortcut": "g", "ready": True},
+]
+
+_environment = Environment(
+    loader=ChoiceLoader([PackageLoader("robofleet.web"), PackageLoader("robofleet.auth")]),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_environment.globals.update(navigation=NAVIGATION, version=__version__)
+_environment.filters["time"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+_environment.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
+templates = Jinja2Templates(env=_environment)
+
+
+def page(
+    request: Request, template: str, principal: Principal | None, status: int = 200, **context: Any
+) -> HTMLResponse:
+    flash = request.cookies.get(FLASH_COOKIE)
+    response = templates.TemplateResponse(
+        request, template, {"principal": principal, "flash": _read_flash(flash), **context}, status_code=status
+    )
+    if flash:
+        response.delete_cookie(FLASH_COOKIE, path="/panel")
+    return response
+
+
+def redirect(url: str, *, notice: str | None = None, error: str | None = None) -> Response:
+    """A 303 to `url`, carrying a one-time message shown on the next page."""
+    response = RedirectResponse(url, status_code=303)
+    if notice or error:
+        value = quote(json.dumps({"kind": "error" if error else "notice", "text": error or notice}))
+        response.set_cookie(FLASH_COOKIE, value, max_age=60, httponly=True, samesite="strict", path="/panel")
+    return response
+
+
+def _read_flash(raw: str | None) -> dict[str, str] | None:
+    if not raw:
+        return None
+    try:
+        value = json.loads(unquote(raw))
+    except ValueError:
+        return None
+    if isinstance(value, dict) and value.get("kind") in ("notice", "error") and isinstance(value.get("text"), str):
+        return {"kind": value["kind"], "text": value["text"][:500]}
+    return None
+
+
+def render_error(request: Request, status: int, code: str, message: str) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"principal": None, "status": status, "code": code, "message": message, "flash": None},
+        status_code=status,
+    )
