@@ -57,8 +57,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = scope.get("route")
-            # The template, never the raw path: raw paths would make one series per user or token.
-            template = getattr(route, "path", "unmatched")
+            # The template, never the raw path of a parametrised route: that would make a series per user.
+            # Routes without a template (openapi, static files) are few; unknown paths all count as one.
+            template = getattr(route, "path", None) or (scope["path"] if status != 404 else "unmatched")
             self.metrics.requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.latency.labels(scope["method"], template).observe(time.perf_counter() - started)
 

@@ -1,0 +1,50 @@
+# robofleet: `make serve` starts the orchestrator, `make test` runs the whole suite (ruff, mypy, pytest).
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+ASSETS := src/robofleet/web/static/vendor/.built
+
+.PHONY: serve test lint typecheck pytest assets system-deps clean
+
+serve: $(RUNTIME) $(ASSETS)
+	$(BIN)/robofleet serve
+
+test: $(DEV) $(ASSETS) system-deps lint typecheck pytest
+
+lint: $(DEV)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(DEV)
+	$(BIN)/mypy
+
+pytest: $(DEV) $(ASSETS)
+	$(BIN)/pytest
+
+assets: $(ASSETS)
+
+$(ASSETS): package.json package-lock.json scripts/build-assets.sh
+	bash scripts/build-assets.sh
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "robofleet needs Python 3.11 or newer" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(RUNTIME) $@
+
+clean:
+	rm -rf $(VENV) node_modules src/robofleet/web/static/vendor .pytest_cache .mypy_cache .ruff_cache
