@@ -10,6 +10,8 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
+from robofleet.activities.processor import Processor
+from robofleet.activities.registry import Registry
 from robofleet.auth.bootstrap import InitialAdmin, apply_config, ensure_builtin_roles, ensure_initial_admin
 from robofleet.errors import ConfigError, StoreUnavailable
 from robofleet.settings.model import Settings
@@ -17,6 +19,7 @@ from robofleet.store import Store
 from robofleet.store.migrate import upgrade
 from robofleet.web.app import create_app
 from robofleet.web.context import AppContext
+from robofleet.web.events import EventHub
 
 log = logging.getLogger("robofleet.server")
 RETRY_SECONDS = 2.0
@@ -71,6 +74,28 @@ async def keep_preparing(context: AppContext) -> None:
             return
 
 
+async def run_services(context: AppContext, registry: Registry, hub: EventHub) -> None:
+    """The orchestrator's background services, started once the store is ready."""
+    await keep_preparing(context)
+    if not context.ready:
+        return
+    processor = Processor(context, registry, hub)
+    while True:
+        try:
+            await processor.start()
+            break
+        except StoreUnavailable as exc:
+            log.warning("activity processor waits for the store: %s", exc.message)
+            await asyncio.sleep(RETRY_SECONDS)
+    context.processor = processor
+
+
+async def stop_services(context: AppContext) -> None:
+    if context.processor is not None:
+        await context.processor.stop()
+        context.processor = None
+
+
 def run(settings: Settings, config_path: Path | None) -> None:
     logging.basicConfig(
         level=settings.logs.level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -79,8 +104,8 @@ def run(settings: Settings, config_path: Path | None) -> None:
     if bool(server.tls_cert) != bool(server.tls_key):
         raise SystemExit("server.tls_cert and server.tls_key must be given together")
     context = AppContext(settings=settings, store=Store(settings.store))
+    app = create_app(context, config_path=config_path)  # first: a bad activities module stops the start here
     try_prepare(context)
-    app = create_app(context, config_path=config_path)
     scheme = "https" if server.tls_cert else "http"
     print(
         f"robofleet serving {scheme}://{server.host}:{server.port}/panel  (store: {context.store.dialect})", flush=True

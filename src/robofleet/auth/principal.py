@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 from dataclasses import dataclass
 
-from robofleet.auth.models import Role
+from robofleet.auth.models import Role, User
 from robofleet.auth.permissions import Grant, RobotRef, is_allowed
 from robofleet.errors import Forbidden
 
@@ -53,3 +53,16 @@ def cli_principal() -> Principal:
 
 def system_principal(name: str = "system") -> Principal:
     return Principal(username=name, user_id=None, grants=(Grant(("*",)),), via="system")
+
+
+def principal_for_user(user: User, *, scopes: list[str], source_ip: str = "", via: str = "token") -> Principal:
+    """The principal of a stored request (an activity queued before a restart), with the user's roles now."""
+    return Principal(
+        username=user.username,
+        user_id=user.id,
+        grants=grants_of(user.roles),
+        via=via,
+        scopes=tuple(scopes),
+        source_ip=source_ip,
+        roles=tuple(role.name for role in user.roles),
+    )

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from robofleet.auth.audit import audited
+from robofleet.auth.cache import principals
 from robofleet.auth.models import Role, UserRole
 from robofleet.auth.permissions import unknown_patterns
 from robofleet.auth.principal import Principal
@@ -77,7 +78,9 @@ def update_role(store: Store, principal: Principal, name: str, data: RoleUpdate)
         for key, value in changes.items():
             setattr(role, key, value)
         db.flush()
-        return role_out(role)
+        updated = role_out(role)
+    principals.clear()
+    return updated
 
 
 def delete_role(store: Store, principal: Principal, name: str) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
 from robofleet.auth.audit import audited
+from robofleet.auth.cache import principals
 from robofleet.auth.models import ApiToken
 from robofleet.auth.permissions import unknown_patterns
 from robofleet.auth.principal import Principal, grants_of
@@ -107,14 +109,20 @@ def revoke_token(store: Store, principal: Principal, token_id: str) -> TokenOut:
             principal.require("tokens:write")
         if token.revoked_at is None:
             token.revoked_at = utcnow()
-        return token_out(token)
+        revoked = token_out(token)
+    principals.clear()
+    return revoked
 
 
 def authenticate_token(store: Store, secret: str, source_ip: str, *, now: datetime | None = None) -> Principal:
     """The principal a bearer token stands for; Unauthenticated when unknown, revoked, expired or disabled."""
     now = now or datetime.now(UTC)
+    key = digest(secret)
+    cached = principals.get(key, now)
+    if cached is not None:
+        return replace(cached, source_ip=source_ip) if cached.source_ip != source_ip else cached
     with store.transaction() as db:
-        token = db.scalar(select(ApiToken).where(ApiToken.token_hash == digest(secret)))
+        token = db.scalar(select(ApiToken).where(ApiToken.token_hash == key))
         if token is None:
             raise Unauthenticated("the bearer token is not valid", code="invalid_token")
         if token.revoked_at is not None:
@@ -125,7 +133,7 @@ def authenticate_token(store: Store, secret: str, source_ip: str, *, now: dateti
             raise Unauthenticated(f"the user {token.user.username!r} is disabled", code="user_disabled")
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
             db.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
-        return Principal(
+        principal = Principal(
             username=token.user.username,
             user_id=token.user_id,
             grants=grants_of(token.user.roles),
@@ -135,3 +143,5 @@ def authenticate_token(store: Store, secret: str, source_ip: str, *, now: dateti
             token_id=token.id,
             source_ip=source_ip,
         )
+        principals.put(key, principal, token.expires_at)
+        return principal

@@ -6,6 +6,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from robofleet.auth.audit import audited
+from robofleet.auth.cache import principals
 from robofleet.auth.models import PanelSession, Role, User
 from robofleet.auth.passwords import hash_password
 from robofleet.auth.principal import Principal
@@ -92,7 +93,9 @@ def update_user(store: Store, principal: Principal, username: str, data: UserUpd
         if was_admin and not _is_active_admin(user):
             _keep_one_admin(db, user)
         db.flush()
-        return user_out(user)
+        updated = user_out(user)
+    principals.clear()
+    return updated
 
 
 def set_password(db: Session, user: User, password: str) -> None:
@@ -110,6 +113,7 @@ def delete_user(store: Store, principal: Principal, username: str) -> None:
         if _is_active_admin(user):
             _keep_one_admin(db, user)
         db.delete(user)
+    principals.clear()
 
 
 def _is_active_admin(user: User) -> bool:

@@ -13,11 +13,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from robofleet import __version__
+from robofleet.activities import api as activities_api
+from robofleet.activities.builtin import build_registry
+from robofleet.activities.registry import Registry
 from robofleet.auth import api as auth_api
 from robofleet.auth import panel as auth_panel
 from robofleet.settings import api as settings_api
 from robofleet.web import errors, health, metrics, panel
 from robofleet.web.context import AppContext
+from robofleet.web.events import EventHub
 from robofleet.web.limits import BodySizeLimit
 
 log = logging.getLogger(__name__)
@@ -56,29 +60,35 @@ ROUTERS: list[APIRouter] = [
     metrics.router,
     auth_api.router,
     settings_api.router,
+    activities_api.router,
     panel.router,
     auth_panel.router,
 ]
 
 
-def create_app(context: AppContext, *, config_path: Path | None = None) -> FastAPI:
+def create_app(context: AppContext, *, config_path: Path | None = None, registry: Registry | None = None) -> FastAPI:
     """The whole HTTP surface for one orchestrator; `context.ready` turns true once the store is prepared."""
+
+    registry = registry or build_registry(context.settings)
+    hub = EventHub()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from robofleet.server import keep_preparing
+        from robofleet.server import run_services, stop_services
 
-        task = asyncio.create_task(keep_preparing(context)) if not context.ready else None
+        task = asyncio.create_task(run_services(context, registry, hub))
         try:
             yield
         finally:
-            if task:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await stop_services(context)
 
     app = FastAPI(title="robofleet", version=__version__, lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.state.context = context
+    app.state.registry = registry
+    app.state.events = hub
     app.state.config_path = str(config_path) if config_path else None
     app.state.metrics = metrics.Metrics()
     errors.install(app)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from robofleet.settings.model import Settings
 from robofleet.store import Store
+
+if TYPE_CHECKING:
+    from robofleet.activities.processor import Processor
 
 
 @dataclass
@@ -16,7 +20,7 @@ class AppContext:
     store: Store
     ready: bool = False
     not_ready_reason: str = "the store has not been prepared yet"
-    started_services: list[str] = field(default_factory=list)
+    processor: Processor | None = None
 
 
 def get_context(request: Request) -> AppContext:

@@ -1,0 +1,1 @@
+"""Activities: registered actions called by name, run one at a time (sync) or concurrently (async)."""

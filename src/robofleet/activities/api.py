@@ -1,0 +1,172 @@
+"""HTTP routes of activities: submit, read, wait, cancel, stream; and the list of actions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
+
+from robofleet.activities.models import STATES, Activity
+from robofleet.activities.processor import TOPIC, Processor
+from robofleet.activities.schemas import ActionOut, ActivityBatchIn, ActivityIn, ActivityOut, Submitted
+from robofleet.activities.store_ops import activity_out
+from robofleet.auth.principal import Principal
+from robofleet.errors import Invalid, RobofleetError, StoreUnavailable
+from robofleet.store.pagination import Page, paginate
+from robofleet.web.context import AppContext, get_context
+from robofleet.web.errors import describe_validation
+from robofleet.web.events import sse_message, sse_stream
+from robofleet.web.schemas import PageOut
+from robofleet.web.security import Require
+
+router = APIRouter(prefix="/api/v1", tags=["activities"])
+MAX_WAIT = 300.0
+_many = TypeAdapter(list[ActivityIn])
+
+SUBMIT_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/ActivityIn"},
+                        {"type": "array", "items": {"$ref": "#/components/schemas/ActivityIn"}},
+                        {"$ref": "#/components/schemas/ActivityBatchIn"},
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+def processor_of(ctx: AppContext) -> Processor:
+    processor = ctx.processor
+    if processor is None:
+        raise StoreUnavailable("the activity processor is not running yet: the store is not ready")
+    return processor
+
+
+def parse_submission(raw: Any, batch_flag: bool) -> tuple[list[ActivityIn], bool]:
+    try:
+        if isinstance(raw, list):
+            return _many.validate_python(raw), batch_flag
+        if isinstance(raw, dict) and "activities" in raw:
+            envelope = ActivityBatchIn.model_validate(raw)
+            return envelope.activities, envelope.batch or batch_flag
+        if isinstance(raw, dict):
+            return [ActivityIn.model_validate(raw)], False
+    except ValidationError as exc:
+        message, details = describe_validation(list(exc.errors()))
+        raise Invalid(message, details=details) from None
+    raise Invalid('the body must be an activity object, a list of them, or {"activities": [...], "batch": ...}')
+
+
+@router.post("/activities", status_code=201, openapi_extra=SUBMIT_SCHEMA)
+async def submit(
+    request: Request,
+    principal: Principal = Depends(Require("activities:run")),
+    ctx: AppContext = Depends(get_context),
+    wait: float = Query(0, ge=0, le=MAX_WAIT, description="Seconds to wait for the outcome"),
+    batch: bool = Query(False, description="Run a list as one ordered batch"),
+) -> JSONResponse:
+    """Queue one activity, a list, or an ordered batch; answers with their ids at once (or after `wait`)."""
+    try:
+        raw = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RobofleetError(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    items, as_batch = parse_submission(raw, batch)
+    processor = processor_of(ctx)
+    outs = await processor.submit(principal, items, batch=as_batch)
+    if wait:
+        await processor.wait([out.id for out in outs], wait)
+        outs = [await processor.get(out.id) for out in outs]
+    body = Submitted(ids=[out.id for out in outs], activities=outs)
+    return JSONResponse(body.model_dump(mode="json"), status_code=201)
+
+
+@router.get("/activities")
+def list_activities(
+    principal: Principal = Depends(Require("activities:read")),
+    ctx: AppContext = Depends(get_context),
+    state: str | None = Query(None, description=f"One of {', '.join(STATES)}"),
+    action: str | None = Query(None, max_length=128, description="Name or prefix, e.g. users."),
+    requested_by: str | None = Query(None, max_length=128),
+    batch_id: int | None = None,
+    limit: int = Query(100, ge=1, le=500),
+    cursor: str | None = Query(None, max_length=200),
+) -> PageOut[ActivityOut]:
+    """Newest first."""
+    if state is not None and state not in STATES:
+        raise Invalid(f"state must be one of {', '.join(STATES)}", details={"field": "state"})
+    stmt = select(Activity)
+    if state:
+        stmt = stmt.where(Activity.state == state)
+    if action:
+        stmt = stmt.where(Activity.action.startswith(action))
+    if requested_by:
+        stmt = stmt.where(Activity.requested_by.startswith(requested_by))
+    if batch_id is not None:
+        stmt = stmt.where(Activity.batch_id == batch_id)
+    with ctx.store.transaction() as session:
+        page = paginate(session, stmt, Activity.id, limit=limit, cursor=cursor, descending=True)
+        return PageOut.of(Page([activity_out(row) for row in page.items], page.next_cursor))
+
+
+@router.get("/activities/stream")
+async def stream(
+    request: Request, _: Principal = Depends(Require("activities:read")), ctx: AppContext = Depends(get_context)
+) -> StreamingResponse:
+    """Server-sent events: one `activity` event per state change of any activity."""
+    hub = request.app.state.events
+
+    def render(payload: dict[str, Any]) -> str:
+        return sse_message("activity", payload, event_id=f"{payload['id']}-{payload['state']}")
+
+    return StreamingResponse(
+        sse_stream(hub, TOPIC, render, request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/activities/{activity_id}")
+async def get_activity(
+    activity_id: int,
+    _: Principal = Depends(Require("activities:read")),
+    ctx: AppContext = Depends(get_context),
+    wait: float = Query(0, ge=0, le=MAX_WAIT, description="Seconds to wait for the outcome"),
+) -> ActivityOut:
+    processor = processor_of(ctx)
+    if wait:
+        await processor.wait([activity_id], wait)
+    return await processor.get(activity_id)
+
+
+@router.post("/activities/{activity_id}/cancel")
+async def cancel_activity(
+    activity_id: int, principal: Principal = Depends(Require("activities:run")), ctx: AppContext = Depends(get_context)
+) -> ActivityOut:
+    """Cancel a queued activity (409 when it runs or has finished)."""
+    return await processor_of(ctx).cancel(principal, activity_id)
+
+
+@router.get("/actions")
+def list_actions(
+    request: Request,
+    _: Principal = Depends(Require("activities:read")),
+    q: str = Query("", max_length=128, description="Name or summary fragment"),
+) -> list[ActionOut]:
+    """Every registered action with its parameter schema, docs and permission."""
+    registry = request.app.state.registry
+    return [
+        ActionOut(
+            name=a.name, summary=a.summary, doc=a.doc, permission=a.permission, parameters=a.params.model_json_schema()
+        )
+        for a in registry.search(q)
+    ]

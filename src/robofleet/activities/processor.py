@@ -1,0 +1,359 @@
+"""The processor: the one owner of activity state. Sync activities run one at a time in arrival order;
+async ones run concurrently up to `activities.max_concurrent`. Every transition is durable before it is
+acted on or announced."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+from sqlalchemy import select
+
+from robofleet.activities import store_ops
+from robofleet.activities.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Activity
+from robofleet.activities.registry import Action, ActionContext, Registry
+from robofleet.activities.schemas import ActivityIn, ActivityOut
+from robofleet.auth.audit import record
+from robofleet.auth.models import User
+from robofleet.auth.principal import Principal, principal_for_user, system_principal
+from robofleet.errors import Conflict, Invalid, NotFound, RobofleetError, StoreUnavailable
+from robofleet.store.base import utcnow
+from robofleet.store.batching import GroupCommitter
+from robofleet.web.events import EventHub
+
+if TYPE_CHECKING:
+    from robofleet.web.context import AppContext
+
+log = logging.getLogger(__name__)
+TOPIC = "activity"
+STORE_RETRY_SECONDS = 1.0
+
+
+@dataclass(eq=False)
+class Job:
+    action: Action
+    params: BaseModel | None
+    principal: Principal
+    out: ActivityOut
+    failure: dict[str, Any] | None = None  # set when the job can no longer run (e.g. after a restart)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def id(self) -> int:
+        return self.out.id
+
+
+@dataclass(eq=False)
+class Unit:
+    """What runs as one: a single activity, or an ordered batch that stops at its first failure."""
+
+    jobs: list[Job]
+    batch: bool
+
+
+class Processor:
+    def __init__(self, app: AppContext, registry: Registry, hub: EventHub) -> None:
+        self.app = app
+        self.registry = registry
+        self.hub = hub
+        self.settings = app.settings.activities
+        self.committer = GroupCommitter(app.store, name="activities-commit")
+        self._sync_queue: asyncio.Queue[Unit] = asyncio.Queue()
+        self._async_slots = asyncio.Semaphore(self.settings.max_concurrent)
+        self._jobs: dict[int, Job] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.running_async = 0
+        self.peak_async = 0
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Fail what a dead process left running, queue again what it left queued, then start working."""
+        now = utcnow()
+        interrupted = await self.committer.run(lambda session: store_ops.fail_interrupted(session, now))
+        if interrupted:
+            log.warning("%d activities were running when the orchestrator stopped; marked failed", interrupted)
+        units = await self.committer.run(self._recover)
+        for unit in units:
+            self._enqueue(unit)
+        self._spawn(self._sync_worker())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self.committer.close)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- submitting ------------------------------------------------------------------------------------
+
+    async def submit(self, principal: Principal, items: list[ActivityIn], *, batch: bool) -> list[ActivityOut]:
+        """Validate every item first (nothing is queued if one is bad), store them durably, queue them."""
+        if len(items) > self.settings.max_batch:
+            raise Invalid(
+                f"{len(items)} activities in one request; the limit is activities.max_batch = "
+                f"{self.settings.max_batch}",
+                details={"max_batch": self.settings.max_batch},
+            )
+        if batch and len({item.mode for item in items}) > 1:
+            raise Invalid("a batch runs as one unit: give every activity of it the same mode")
+        parsed: list[tuple[Action, BaseModel]] = []
+        for index, item in enumerate(items):
+            try:
+                action = self.registry.authorize(principal, item.action)
+                parsed.append((action, action.parse(item.args)))
+            except RobofleetError as exc:
+                if len(items) > 1:
+                    exc.message = f"activities[{index}]: {exc.message}"
+                    exc.details = (
+                        {"index": index, **(exc.details or {})}
+                        if isinstance(exc.details or {}, dict)
+                        else {"index": index, "details": exc.details}
+                    )
+                raise
+        new = [
+            store_ops.NewActivity(item.action, action.storable_args(params), item.mode, item.idempotency_key)
+            for item, (action, params) in zip(items, parsed, strict=True)
+        ]
+        now = utcnow()
+        outs, created = await self.committer.run(
+            lambda session: store_ops.insert(session, principal, new, batch=batch, now=now)
+        )
+        if not created:
+            return outs
+        jobs = [Job(action, params, principal, out) for (action, params), out in zip(parsed, outs, strict=True)]
+        units = [Unit(jobs, True)] if batch else [Unit([job], False) for job in jobs]
+        for unit in units:
+            self._enqueue(unit)
+        return outs
+
+    def _enqueue(self, unit: Unit) -> None:
+        for job in unit.jobs:
+            self._jobs[job.id] = job
+            self._publish(job)
+        if unit.jobs[0].out.mode == "sync":
+            self._sync_queue.put_nowait(unit)
+        else:
+            self._spawn(self._run_async(unit))
+
+    # ---- running ---------------------------------------------------------------------------------------
+
+    async def _sync_worker(self) -> None:
+        while True:
+            unit = await self._sync_queue.get()
+            await self._run_unit(unit)
+
+    async def _run_async(self, unit: Unit) -> None:
+        async with self._async_slots:
+            self.running_async += 1
+            self.peak_async = max(self.peak_async, self.running_async)
+            try:
+                await self._run_unit(unit)
+            finally:
+                self.running_async -= 1
+
+    async def _run_unit(self, unit: Unit) -> None:
+        for position, job in enumerate(unit.jobs):
+            if job.out.state != QUEUED:
+                continue
+            succeeded = await self._run_job(job)
+            if not succeeded and unit.batch:
+                rest = [later for later in unit.jobs[position + 1 :] if later.out.state == QUEUED]
+                if rest:
+                    error = {
+                        "code": "batch_stopped",
+                        "message": f"activity {job.id} of this batch failed, so the rest did not run",
+                    }
+                    await self._cancel(rest, error)
+                return
+
+    async def _run_job(self, job: Job) -> bool:
+        started = utcnow()
+        while True:
+            try:
+                await self.committer.run(lambda session: store_ops.mark_running(session, job.id, started))
+                break
+            except StoreUnavailable:
+                # Nothing may run before "running" is durable, or a crash could run it twice; wait for the store.
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+        job.out.state, job.out.started_at = RUNNING, started
+        self._publish(job)
+        state, result, error = await self._execute(job)
+        self._finish(job, state, result, error, utcnow())
+        return state == SUCCEEDED
+
+    async def _execute(self, job: Job) -> tuple[str, Any, dict[str, Any] | None]:
+        if job.failure is not None or job.params is None:
+            return FAILED, None, job.failure or {"code": "not_runnable", "message": "the activity cannot run"}
+        context = ActionContext(job.principal, self.app, job.id)
+        try:
+            if job.action.is_async:
+                result = await job.action.func(context, job.params)
+            else:
+                result = await asyncio.to_thread(job.action.func, context, job.params)
+            return SUCCEEDED, to_jsonable_python(result), None
+        except asyncio.CancelledError:
+            raise
+        except RobofleetError as exc:
+            return FAILED, None, {"code": exc.code, "message": exc.message, "details": exc.details}
+        except Exception as exc:
+            log.exception("activity %s (%s) raised", job.id, job.action.name)
+            return FAILED, None, {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}
+
+    def _finish(self, job: Job, state: str, result: Any, error: dict[str, Any] | None, at: Any) -> None:
+        """Queue the outcome without waiting: the next activity's start shares its commit. Waiters and
+        watchers hear of it only once it is durable."""
+        loop = asyncio.get_running_loop()
+        future = self.committer.submit(
+            lambda session: store_ops.mark_finished(session, job.id, state, result, error, at)
+        )
+
+        def durable(done: Any) -> None:
+            if done.exception() is None:
+                job.out.state, job.out.result, job.out.error, job.out.finished_at = state, result, error, at
+                if job.out.started_at:
+                    job.out.duration_ms = round((at - job.out.started_at).total_seconds() * 1000, 3)
+                self._settle(job)
+            else:
+                log.warning("could not store the outcome of activity %s (%s); retrying", job.id, done.exception())
+                loop.call_later(STORE_RETRY_SECONDS, self._finish, job, state, result, error, at)
+
+        future.add_done_callback(lambda done: loop.call_soon_threadsafe(durable, done))
+
+    def _settle(self, job: Job) -> None:
+        self._publish(job)
+        job.done.set()
+        self._jobs.pop(job.id, None)
+
+    def _publish(self, job: Job) -> None:
+        if self.hub.subscriber_count:
+            self.hub.publish(TOPIC, job.out.model_dump(mode="json"))
+
+    # ---- cancelling, waiting, reading -------------------------------------------------------------------
+
+    async def cancel(self, principal: Principal, activity_id: int) -> ActivityOut:
+        job = self._jobs.get(activity_id)
+        if job is None or job.out.state != QUEUED:
+            current = await self.get(activity_id)
+            if current.state == RUNNING:
+                raise Conflict(
+                    f"activity {activity_id} is running; only queued activities can be cancelled",
+                    details={"state": current.state},
+                )
+            raise Conflict(f"activity {activity_id} has already {current.state}", details={"state": current.state})
+        error = {"code": "cancelled", "message": f"cancelled by {principal.actor}"}
+        await self._cancel([job], error, principal)
+        return job.out
+
+    async def _cancel(self, jobs: list[Job], error: dict[str, Any], principal: Principal | None = None) -> None:
+        for job in jobs:
+            job.out.state = CANCELLED  # at once, so the worker skips them even before the commit lands
+        now = utcnow()
+        ids = [job.id for job in jobs]
+
+        def write(session: Any) -> int:
+            count = store_ops.mark_cancelled(session, ids, error, now)
+            if principal is not None:
+                record(session, principal, "activity.cancel", ",".join(map(str, ids)), "ok")
+            return count
+
+        await self.committer.run(write)
+        for job in jobs:
+            job.out.error, job.out.finished_at = error, now
+            self._settle(job)
+
+    async def wait(self, ids: Iterable[int], seconds: float) -> None:
+        """Return when every activity of `ids` still in memory has finished, or after `seconds`."""
+        events = [self._jobs[i].done.wait() for i in ids if i in self._jobs]
+        if events:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*events), seconds)
+
+    async def get(self, activity_id: int) -> ActivityOut:
+        job = self._jobs.get(activity_id)
+        if job is not None:
+            return job.out.model_copy()
+
+        def read(session: Any) -> ActivityOut | None:
+            row = session.get(Activity, activity_id)
+            return store_ops.activity_out(row) if row else None
+
+        found: ActivityOut | None = await asyncio.to_thread(self._read, read)
+        if found is None:
+            raise NotFound(f"no activity {activity_id}", details={"id": activity_id})
+        return found
+
+    def _read(self, work: Any) -> Any:
+        with self.app.store.transaction() as session:
+            return work(session)
+
+    @property
+    def queued_sync(self) -> int:
+        return self._sync_queue.qsize()
+
+    # ---- recovery ----------------------------------------------------------------------------------------
+
+    def _recover(self, session: Any) -> list[Unit]:
+        rows = store_ops.queued(session)
+        units: list[Unit] = []
+        batches: dict[int, Unit] = {}
+        users: dict[int, User | None] = {}
+        for row in rows:
+            job = self._rebuild(session, row, users)
+            if row.batch_id is None:
+                units.append(Unit([job], False))
+            elif row.batch_id in batches:
+                batches[row.batch_id].jobs.append(job)
+            else:
+                batches[row.batch_id] = Unit([job], True)
+                units.append(batches[row.batch_id])
+        if rows:
+            log.info("re-queued %d activities left queued by the previous run", len(rows))
+        return units
+
+    def _rebuild(self, session: Any, row: Activity, users: dict[int, User | None]) -> Job:
+        out = store_ops.activity_out(row)
+        failure: dict[str, Any] | None = None
+        principal = system_principal(row.requested_by)
+        if row.requester_id is not None:
+            if row.requester_id not in users:
+                users[row.requester_id] = session.scalar(select(User).where(User.id == row.requester_id))
+            user = users[row.requester_id]
+            if user is None or user.disabled:
+                failure = {"code": "requester_gone", "message": "the user who asked is disabled or deleted"}
+            else:
+                principal = principal_for_user(user, scopes=row.scopes, source_ip=row.source_ip, via=row.requester_via)
+        elif row.requester_via not in ("cli", "system"):
+            failure = {"code": "requester_gone", "message": "the user who asked no longer exists"}
+        params: BaseModel | None = None
+        if row.action not in self.registry:
+            action = self.registry.get("system.echo")  # a placeholder: the job fails before calling it
+            failure = failure or {"code": "unknown_action", "message": f"no action named {row.action!r} any more"}
+        else:
+            action = self.registry.get(row.action)
+            if action.has_secrets:
+                failure = failure or {
+                    "code": "secrets_lost",
+                    "message": "secret arguments are never stored, so this activity cannot run after a restart",
+                }
+            else:
+                try:
+                    params = action.parse(row.args)
+                    if not principal.can(action.permission):
+                        failure = failure or {
+                            "code": "forbidden",
+                            "message": f"{principal.username} no longer holds {action.permission}",
+                        }
+                except Invalid as exc:
+                    failure = failure or {"code": "invalid", "message": exc.message}
+        return Job(action, params, principal, out, failure)

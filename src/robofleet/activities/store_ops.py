@@ -1,0 +1,147 @@
+"""Every statement the processor runs on the activities table, as functions of a session (run by the group
+committer). The processor is their only caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.orm import Session
+
+from robofleet.activities.models import CANCELLED, FAILED, QUEUED, RUNNING, Activity
+from robofleet.activities.schemas import ActivityOut
+from robofleet.auth.audit import record
+from robofleet.auth.principal import Principal
+from robofleet.errors import Conflict
+
+
+@dataclass
+class NewActivity:
+    action: str
+    args: dict[str, Any]
+    mode: str
+    idempotency_key: str | None
+
+
+def activity_out(row: Activity) -> ActivityOut:
+    duration = None
+    if row.started_at and row.finished_at:
+        duration = round((row.finished_at - row.started_at).total_seconds() * 1000, 3)
+    return ActivityOut(
+        id=row.id,
+        action=row.action,
+        args=row.args,
+        mode=row.mode,
+        state=row.state,
+        result=row.result,
+        error=row.error,
+        requested_by=row.requested_by,
+        idempotency_key=row.idempotency_key,
+        batch_id=row.batch_id,
+        batch_index=row.batch_index,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration_ms=duration,
+    )
+
+
+def insert(
+    session: Session, principal: Principal, items: list[NewActivity], *, batch: bool, now: datetime
+) -> tuple[list[ActivityOut], bool]:
+    """Insert the activities (and their audit record); (outs, created). A reused idempotency key returns the
+    activity first made with it instead of a new one."""
+    keys = [item.idempotency_key for item in items if item.idempotency_key]
+    existing: dict[str, Activity] = {}
+    if keys:
+        found = session.scalars(
+            select(Activity).where(Activity.requested_by == principal.actor, Activity.idempotency_key.in_(keys))
+        )
+        existing = {row.idempotency_key: row for row in found if row.idempotency_key}
+    if existing:
+        if len(existing) == len(items) == len(keys) and (
+            not batch or len({r.batch_id for r in existing.values()}) == 1
+        ):
+            return [activity_out(existing[item.idempotency_key or ""]) for item in items], False
+        if batch or len(items) > 1:
+            raise Conflict(
+                "some idempotency keys of this request were used before with other activities",
+                details={"reused": sorted(existing)},
+            )
+    rows = [
+        Activity(
+            action=item.action,
+            args=item.args,
+            mode=item.mode,
+            state=QUEUED,
+            requested_by=principal.actor,
+            requester_id=principal.user_id,
+            requester_via=principal.via,
+            scopes=list(principal.scopes),
+            source_ip=principal.source_ip,
+            idempotency_key=item.idempotency_key,
+            created_at=now,
+        )
+        for item in items
+    ]
+    session.add_all(rows)
+    session.flush()
+    if batch:
+        for index, row in enumerate(rows):
+            row.batch_id, row.batch_index = rows[0].id, index
+        session.flush()
+    record(
+        session,
+        principal,
+        "activity.submit",
+        ",".join(str(row.id) for row in rows[:50]),
+        "ok",
+        {"actions": sorted({row.action for row in rows}), "count": len(rows), "batch": batch},
+    )
+    return [activity_out(row) for row in rows], True
+
+
+# Transitions go through Core on the table, not the ORM: no identity-map bookkeeping on the hot path.
+TABLE: Table = Activity.__table__  # type: ignore[assignment]
+
+
+def mark_running(session: Session, activity_id: int, at: datetime) -> None:
+    session.connection().execute(update(TABLE).where(TABLE.c.id == activity_id).values(state=RUNNING, started_at=at))
+
+
+def mark_finished(
+    session: Session, activity_id: int, state: str, result: Any, error: dict[str, Any] | None, at: datetime
+) -> None:
+    session.execute(
+        update(Activity)
+        .where(Activity.id == activity_id)
+        .values(state=state, result=result, error=error, finished_at=at)
+    )
+
+
+def mark_cancelled(session: Session, activity_ids: list[int], error: dict[str, Any], at: datetime) -> int:
+    """Cancel those still queued; returns how many were."""
+    result = session.execute(
+        update(Activity)
+        .where(Activity.id.in_(activity_ids), Activity.state == QUEUED)
+        .values(state=CANCELLED, error=error, finished_at=at)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def fail_interrupted(session: Session, at: datetime) -> int:
+    """Activities left running by a process that died: failed, with the reason, never rerun."""
+    error = {
+        "code": "interrupted",
+        "message": "the orchestrator stopped while this activity was running; it was not run again",
+    }
+    result = session.execute(
+        update(Activity).where(Activity.state == RUNNING).values(state=FAILED, error=error, finished_at=at)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def queued(session: Session) -> list[Activity]:
+    return list(session.scalars(select(Activity).where(Activity.state == QUEUED).order_by(Activity.id)))

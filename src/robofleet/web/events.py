@@ -1,0 +1,68 @@
+"""In-process publish/subscribe for live panel and API streams (SSE); slow readers lose old events, never
+slow the publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import contextmanager
+from typing import Any
+
+SUBSCRIBER_BUFFER = 1000
+HEARTBEAT_SECONDS = 15.0
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._subscribers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        """Call from the event loop thread."""
+        for subscriber in self._subscribers:
+            if subscriber.full():
+                subscriber.get_nowait()  # drop the oldest: a stuck browser must not hold memory or the loop
+            subscriber.put_nowait((topic, payload))
+
+    @contextmanager
+    def subscribe(self) -> Any:
+        subscriber: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(SUBSCRIBER_BUFFER)
+        self._subscribers.add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            self._subscribers.discard(subscriber)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+
+def sse_message(event: str, data: dict[str, Any] | str, event_id: str | None = None) -> str:
+    body = data if isinstance(data, str) else json.dumps(data, default=str, separators=(",", ":"))
+    lines = [f"event: {event}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines += [f"data: {line}" for line in body.splitlines() or [""]]
+    return "\n".join(lines) + "\n\n"
+
+
+async def sse_stream(
+    hub: EventHub, topic: str, render: Callable[[dict[str, Any]], str | None], is_disconnected: Callable[[], Any]
+) -> AsyncIterator[str]:
+    """Every event of `topic` rendered to SSE text (None skips it), with heartbeats, until the client goes."""
+    with hub.subscribe() as subscriber:
+        yield ": connected\n\n"
+        while True:
+            try:
+                got_topic, payload = await asyncio.wait_for(subscriber.get(), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                if await is_disconnected():
+                    return
+                yield ": heartbeat\n\n"
+                continue
+            if got_topic != topic:
+                continue
+            text = render(payload)
+            if text is not None:
+                yield text
