@@ -68,8 +68,9 @@ def serve(store: str, extra_env: dict[str, str] | None = None) -> Iterator[Serve
             connection.execute(f'CREATE DATABASE "{database}"')
         env["ROBOFLEET_STORE__URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
     log = (workdir / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "robofleet", "serve"], cwd=workdir, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "robofleet", "serve"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -82,8 +83,14 @@ def serve(store: str, extra_env: dict[str, str] | None = None) -> Iterator[Serve
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError((workdir / "serve.log").read_text())
             time.sleep(0.1)
-        made = subprocess.run([sys.executable, "-m", "robofleet", "token", "create", "--user", "admin"], cwd=workdir,
-                              env=env, capture_output=True, text=True, check=True)
+        made = subprocess.run(
+            [sys.executable, "-m", "robofleet", "token", "create", "--user", "admin"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         yield Server(url, made.stdout.strip().splitlines()[-1], process, workdir)
     finally:
         process.terminate()
@@ -102,7 +109,7 @@ def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def median(values: list[float]) -> float:

@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Server, percentile, postgres_available, print_table, serve  # noqa: E402
+from _harness import Server, percentile, postgres_available, print_table, serve
 
 LIST_SIZE = 100
 CLIENTS = 4
@@ -32,41 +32,44 @@ CLIENTS = 4
 async def throughput(server: Server, mode: str, count: int) -> float:
     per_client = count // CLIENTS
 
-    async def client(index: int) -> None:
-        async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=120) as http:
-            for start in range(0, per_client, LIST_SIZE):
-                body = [{"action": "system.echo", "args": {"message": f"{index}-{start + i}"}, "mode": mode}
-                        for i in range(min(LIST_SIZE, per_client - start))]
-                answer = await http.post("/api/v1/activities", params={"wait": 120}, json=body)
-                answer.raise_for_status()
-                states = {a["state"] for a in answer.json()["activities"]}
+    async def client(http: aiohttp.ClientSession, index: int) -> None:
+        for start in range(0, per_client, LIST_SIZE):
+            body = [
+                {"action": "system.echo", "args": {"message": f"{index}-{start + i}"}, "mode": mode}
+                for i in range(min(LIST_SIZE, per_client - start))
+            ]
+            async with http.post("/api/v1/activities", params={"wait": "120"}, json=body) as answer:
+                assert answer.status == 201, await answer.text()
+                states = {a["state"] for a in (await answer.json())["activities"]}
                 assert states == {"succeeded"}, states
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(CLIENTS)))
-    return per_client * CLIENTS / (time.perf_counter() - started)
+    async with aiohttp.ClientSession(server.url, headers=server.headers) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http, i) for i in range(CLIENTS)))
+        return per_client * CLIENTS / (time.perf_counter() - started)
 
 
-async def latency(server: Server, rate: float, seconds: float) -> tuple[float, float, int]:
+async def latency(server: Server, rate: float, seconds: float, warmup: float = 2.0) -> tuple[float, float, int]:
+    """Open-loop single submits at `rate`/s; the first `warmup` seconds (connections opening) are not counted."""
     latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=30,
-                                 limits=httpx.Limits(max_connections=200)) as http:
+    async with aiohttp.ClientSession(server.url, headers=server.headers) as http:
 
         async def one(index: int) -> None:
             began = time.perf_counter()
-            answer = await http.post("/api/v1/activities", params={"wait": 30},
-                                     json={"action": "system.echo", "args": {"message": str(index)}})
-            assert answer.json()["activities"][0]["state"] == "succeeded"
+            body = {"action": "system.echo", "args": {"message": str(index)}}
+            async with http.post("/api/v1/activities", params={"wait": "30"}, json=body) as answer:
+                assert (await answer.json())["activities"][0]["state"] == "succeeded"
             latencies.append((time.perf_counter() - began) * 1000)
 
         tasks = []
         began = time.perf_counter()
-        total = int(rate * seconds)
+        total = int(rate * (seconds + warmup))
         for index in range(total):
             await asyncio.sleep(max(0.0, began + index / rate - time.perf_counter()))
             tasks.append(asyncio.create_task(one(index)))
         await asyncio.gather(*tasks)
-    return percentile(latencies, 0.5), percentile(latencies, 0.99), len(latencies)
+    counted = latencies[int(rate * warmup) :]
+    return percentile(counted, 0.5), percentile(counted, 0.99), len(counted)
 
 
 def naive_peer(store: str, count: int) -> float:
@@ -103,15 +106,27 @@ def naive_peer(store: str, count: int) -> float:
     started = time.perf_counter()
     for index in range(count):
         with db.transaction() as session:
-            new_id = session.execute(insert(Activity).values(
-                action="system.echo", args={"message": str(index)}, mode="sync", state="queued", requested_by="bench",
-                requester_via="system", scopes=[], source_ip="", created_at=utcnow()).returning(Activity.id)).scalar_one()
+            row = insert(Activity).values(
+                action="system.echo",
+                args={"message": str(index)},
+                mode="sync",
+                state="queued",
+                requested_by="bench",
+                requester_via="system",
+                scopes=[],
+                source_ip="",
+                created_at=utcnow(),
+            )
+            new_id = session.execute(row.returning(Activity.id)).scalar_one()
         with db.transaction() as session:
             session.execute(update(Activity).where(Activity.id == new_id).values(state="running", started_at=utcnow()))
         result = {"message": str(index)}
         with db.transaction() as session:
-            session.execute(update(Activity).where(Activity.id == new_id).values(
-                state="succeeded", result=result, finished_at=utcnow()))
+            session.execute(
+                update(Activity)
+                .where(Activity.id == new_id)
+                .values(state="succeeded", result=result, finished_at=utcnow())
+            )
     rate = count / (time.perf_counter() - started)
     db.dispose()
     if cleanup:
@@ -138,8 +153,20 @@ def main() -> None:
             rss = server.rss_mb()
         naive = naive_peer(store, min(args.count, 2000))
         target = 1000 if store == "sqlite" else 500
-        rows.append([store, f"{sync_rate:,.0f}", f"{target:,}", f"{async_rate:,.0f}", f"{naive:,.0f}",
-                     f"{sync_rate / naive:.1f}x", f"{p50:.1f}", f"{p99:.1f}", done, f"{rss:.0f}"])
+        rows.append(
+            [
+                store,
+                f"{sync_rate:,.0f}",
+                f"{target:,}",
+                f"{async_rate:,.0f}",
+                f"{naive:,.0f}",
+                f"{sync_rate / naive:.1f}x",
+                f"{p50:.1f}",
+                f"{p99:.1f}",
+                done,
+                f"{rss:.0f}",
+            ]
+        )
     print_table(
         f"system.echo through POST /api/v1/activities ({CLIENTS} clients, lists of {LIST_SIZE}; "
         f"latency: single submits at {args.rate:.0f}/s for {args.seconds:.0f} s)",

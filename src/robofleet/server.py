@@ -74,20 +74,27 @@ async def keep_preparing(context: AppContext) -> None:
             return
 
 
-async def run_services(context: AppContext, registry: Registry, hub: EventHub) -> None:
-    """The orchestrator's background services, started once the store is ready."""
-    await keep_preparing(context)
-    if not context.ready:
-        return
-    processor = Processor(context, registry, hub)
-    while True:
+async def start_services(context: AppContext, registry: Registry, hub: EventHub) -> None:
+    """Start what needs a ready store; raises StoreUnavailable when it went away meanwhile."""
+    if context.processor is None:
+        processor = Processor(context, registry, hub)
         try:
             await processor.start()
-            break
+        except BaseException:
+            await processor.stop()
+            raise
+        context.processor = processor
+
+
+async def run_services(context: AppContext, registry: Registry, hub: EventHub) -> None:
+    """The orchestrator's background services, started once the store is ready (retried until it is)."""
+    await keep_preparing(context)
+    while context.ready and context.processor is None:
+        try:
+            await start_services(context, registry, hub)
         except StoreUnavailable as exc:
-            log.warning("activity processor waits for the store: %s", exc.message)
+            log.warning("background services wait for the store: %s", exc.message)
             await asyncio.sleep(RETRY_SECONDS)
-    context.processor = processor
 
 
 async def stop_services(context: AppContext) -> None:

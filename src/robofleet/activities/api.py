@@ -84,8 +84,7 @@ async def submit(
     processor = processor_of(ctx)
     outs = await processor.submit(principal, items, batch=as_batch)
     if wait:
-        await processor.wait([out.id for out in outs], wait)
-        outs = [await processor.get(out.id) for out in outs]
+        outs = await processor.wait([out.id for out in outs], wait)
     body = Submitted(ids=[out.id for out in outs], activities=outs)
     return JSONResponse(body.model_dump(mode="json"), status_code=201)
 
@@ -144,7 +143,7 @@ async def get_activity(
 ) -> ActivityOut:
     processor = processor_of(ctx)
     if wait:
-        await processor.wait([activity_id], wait)
+        return (await processor.wait([activity_id], wait))[0]
     return await processor.get(activity_id)
 
 

@@ -42,6 +42,7 @@ class Job:
     principal: Principal
     out: ActivityOut
     failure: dict[str, Any] | None = None  # set when the job can no longer run (e.g. after a restart)
+    claimed: bool = False  # stored as running by its own insert: the worker was idle, so it runs next
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -68,6 +69,9 @@ class Processor:
         self._async_slots = asyncio.Semaphore(self.settings.max_concurrent)
         self._jobs: dict[int, Job] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sync_busy = False
+        self._claimed = False
+        self._sync_inserting = 0  # sync submissions whose insert is in flight: they will be queued first
         self.running_async = 0
         self.peak_async = 0
 
@@ -99,6 +103,8 @@ class Processor:
 
     async def submit(self, principal: Principal, items: list[ActivityIn], *, batch: bool) -> list[ActivityOut]:
         """Validate every item first (nothing is queued if one is bad), store them durably, queue them."""
+        if not items:
+            raise Invalid("no activities given: send one activity object or a non-empty list")
         if len(items) > self.settings.max_batch:
             raise Invalid(
                 f"{len(items)} activities in one request; the limit is activities.max_batch = "
@@ -126,12 +132,25 @@ class Processor:
             for item, (action, params) in zip(items, parsed, strict=True)
         ]
         now = utcnow()
-        outs, created = await self.committer.run(
-            lambda session: store_ops.insert(session, principal, new, batch=batch, now=now)
-        )
+        # A lone sync activity for an idle worker is stored as running by its insert: one commit, not two.
+        claim = len(items) == 1 and items[0].mode == "sync" and self._sync_idle()
+        self._claimed = self._claimed or claim
+        has_sync = any(item.mode == "sync" for item in items)
+        self._sync_inserting += has_sync
+        try:
+            outs, created = await self.committer.run(
+                lambda session: store_ops.insert(session, principal, new, batch=batch, now=now, start_first=claim)
+            )
+        except BaseException:
+            self._claimed = self._claimed and not claim
+            raise
+        finally:
+            self._sync_inserting -= has_sync
         if not created:
+            self._claimed = self._claimed and not claim
             return outs
         jobs = [Job(action, params, principal, out) for (action, params), out in zip(parsed, outs, strict=True)]
+        jobs[0].claimed = claim
         units = [Unit(jobs, True)] if batch else [Unit([job], False) for job in jobs]
         for unit in units:
             self._enqueue(unit)
@@ -151,7 +170,15 @@ class Processor:
     async def _sync_worker(self) -> None:
         while True:
             unit = await self._sync_queue.get()
-            await self._run_unit(unit)
+            self._sync_busy = True
+            self._claimed = False
+            try:
+                await self._run_unit(unit)
+            finally:
+                self._sync_busy = False
+
+    def _sync_idle(self) -> bool:
+        return not (self._claimed or self._sync_busy or self._sync_inserting) and self._sync_queue.empty()
 
     async def _run_async(self, unit: Unit) -> None:
         async with self._async_slots:
@@ -164,7 +191,7 @@ class Processor:
 
     async def _run_unit(self, unit: Unit) -> None:
         for position, job in enumerate(unit.jobs):
-            if job.out.state != QUEUED:
+            if job.out.state != QUEUED and not job.claimed:
                 continue
             succeeded = await self._run_job(job)
             if not succeeded and unit.batch:
@@ -178,8 +205,8 @@ class Processor:
                 return
 
     async def _run_job(self, job: Job) -> bool:
-        started = utcnow()
-        while True:
+        started = job.out.started_at or utcnow()
+        while not job.claimed:
             try:
                 await self.committer.run(lambda session: store_ops.mark_running(session, job.id, started))
                 break
@@ -272,12 +299,14 @@ class Processor:
             job.out.error, job.out.finished_at = error, now
             self._settle(job)
 
-    async def wait(self, ids: Iterable[int], seconds: float) -> None:
-        """Return when every activity of `ids` still in memory has finished, or after `seconds`."""
-        events = [self._jobs[i].done.wait() for i in ids if i in self._jobs]
-        if events:
+    async def wait(self, ids: Iterable[int], seconds: float) -> list[ActivityOut]:
+        """The activities of `ids` once all have finished, or as they are after `seconds`."""
+        ids = list(ids)
+        jobs = {i: self._jobs[i] for i in ids if i in self._jobs}
+        if jobs:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*events), seconds)
+                await asyncio.wait_for(asyncio.gather(*(job.done.wait() for job in jobs.values())), seconds)
+        return [jobs[i].out.model_copy() if i in jobs else await self.get(i) for i in ids]
 
     async def get(self, activity_id: int) -> ActivityOut:
         job = self._jobs.get(activity_id)

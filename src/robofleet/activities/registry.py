@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from robofleet.auth.permissions import PERMISSIONS
 from robofleet.auth.principal import Principal
-from robofleet.errors import ConfigError, Forbidden, Invalid, NotFound
+from robofleet.errors import ConfigError, Forbidden, Invalid
 
 if TYPE_CHECKING:
     from robofleet.web.context import AppContext
@@ -113,7 +113,7 @@ class Registry:
     def get(self, name: str) -> Action:
         action = self._actions.get(name)
         if action is None:
-            raise NotFound(f"no action named {name!r}", details={"action": name}, code="unknown_action")
+            raise Invalid(f"no action named {name!r}", details={"action": name}, code="unknown_action")
         return action
 
     def authorize(self, principal: Principal, name: str) -> Action:

@@ -49,10 +49,16 @@ def activity_out(row: Activity) -> ActivityOut:
 
 
 def insert(
-    session: Session, principal: Principal, items: list[NewActivity], *, batch: bool, now: datetime
+    session: Session,
+    principal: Principal,
+    items: list[NewActivity],
+    *,
+    batch: bool,
+    now: datetime,
+    start_first: bool = False,
 ) -> tuple[list[ActivityOut], bool]:
     """Insert the activities (and their audit record); (outs, created). A reused idempotency key returns the
-    activity first made with it instead of a new one."""
+    activity first made with it instead of a new one. `start_first` stores the first one as running already."""
     keys = [item.idempotency_key for item in items if item.idempotency_key]
     existing: dict[str, Activity] = {}
     if keys:
@@ -86,6 +92,8 @@ def insert(
         )
         for item in items
     ]
+    if start_first:
+        rows[0].state, rows[0].started_at = RUNNING, now
     session.add_all(rows)
     session.flush()
     if batch:

@@ -18,6 +18,7 @@ from robofleet.activities.builtin import build_registry
 from robofleet.activities.registry import Registry
 from robofleet.auth import api as auth_api
 from robofleet.auth import panel as auth_panel
+from robofleet.errors import StoreUnavailable
 from robofleet.settings import api as settings_api
 from robofleet.web import errors, health, metrics, panel
 from robofleet.web.context import AppContext
@@ -74,8 +75,12 @@ def create_app(context: AppContext, *, config_path: Path | None = None, registry
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from robofleet.server import run_services, stop_services
+        from robofleet.server import run_services, start_services, stop_services
 
+        if context.ready:
+            # Started before the first request is served, so a ready orchestrator answers at once.
+            with contextlib.suppress(StoreUnavailable):
+                await start_services(context, registry, hub)
         task = asyncio.create_task(run_services(context, registry, hub))
         try:
             yield
