@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import time
 
 from fastapi.testclient import TestClient
@@ -42,7 +43,7 @@ def test_sync_activities_run_one_at_a_time_in_arrival_order(client: TestClient, 
     by_id = sorted(results, key=lambda r: r["id"])
     assert recording_actions.executed == [r["args"]["seq"] for r in by_id]
     assert recording_actions.concurrency["peak"] == 1
-    for earlier, later in zip(by_id, by_id[1:], strict=False):
+    for earlier, later in itertools.pairwise(by_id):
         assert earlier["finished_at"] <= later["started_at"]
 
 

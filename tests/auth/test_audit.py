@@ -45,8 +45,9 @@ def test_audit_filters_and_pages(client: TestClient, admin_token: str, make_user
     only_creates = audit(client, admin_token, action="user.create")
     assert only_creates and all(r["action"] == "user.create" for r in only_creates)
     first = client.get("/api/v1/audit", headers=bearer(admin_token), params={"limit": 2}).json()
-    second = client.get("/api/v1/audit", headers=bearer(admin_token),
-                        params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    second = client.get(
+        "/api/v1/audit", headers=bearer(admin_token), params={"limit": 2, "cursor": first["next_cursor"]}
+    ).json()
     assert first["items"][0]["id"] > first["items"][1]["id"] > second["items"][0]["id"]
     bad = client.get("/api/v1/audit", headers=bearer(admin_token), params={"cursor": "!!!"})
     assert bad.status_code in (400, 422)

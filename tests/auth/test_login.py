@@ -62,7 +62,9 @@ def test_repeated_failures_lock_the_account(client: TestClient, make_user: MakeU
     assert int(locked.headers["retry-after"]) > 0
     # An administrator setting a new password lifts the lock.
     client.patch("/api/v1/users/carla", headers=bearer(admin_token), json={"password": "fresh-password"})
-    assert client.post("/api/v1/auth/login", json={"username": "carla", "password": "fresh-password"}).status_code == 200
+    assert (
+        client.post("/api/v1/auth/login", json={"username": "carla", "password": "fresh-password"}).status_code == 200
+    )
 
 
 def test_disabled_user_cannot_log_in(client: TestClient, make_user: MakeUser, admin_token: str) -> None:
@@ -74,4 +76,7 @@ def test_disabled_user_cannot_log_in(client: TestClient, make_user: MakeUser, ad
 
 def test_login_input_is_validated(client: TestClient) -> None:
     assert client.post("/api/v1/auth/login", json={"username": "a"}).status_code == 422
-    assert client.post("/api/v1/auth/login", content=b"not json", headers={"content-type": "application/json"}).status_code == 400
+    assert (
+        client.post("/api/v1/auth/login", content=b"not json", headers={"content-type": "application/json"}).status_code
+        == 400
+    )

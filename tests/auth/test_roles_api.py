@@ -16,14 +16,21 @@ def test_builtin_roles_exist_and_are_fixed(client: TestClient, admin_token: str)
 
 
 def test_custom_role_scoped_to_robots(client: TestClient, admin_token: str, make_user: MakeUser) -> None:
-    body = {"name": "billing-ops", "permissions": ["robots:start", "robots:read"], "robot_globs": ["billing-*"],
-            "robot_tags": ["finance"], "description": "Runs the billing robots"}
+    body = {
+        "name": "billing-ops",
+        "permissions": ["robots:start", "robots:read"],
+        "robot_globs": ["billing-*"],
+        "robot_tags": ["finance"],
+        "description": "Runs the billing robots",
+    }
     created = client.post("/api/v1/roles", headers=bearer(admin_token), json=body)
     assert created.status_code == 201 and created.json()["robot_globs"] == ["billing-*"]
     token = make_user("bo", ["billing-ops"])
     me = client.get("/api/v1/me", headers=bearer(token)).json()
     assert me["roles"] == ["billing-ops"] and "robots:start" in me["permissions"]
-    updated = client.patch("/api/v1/roles/billing-ops", headers=bearer(admin_token), json={"permissions": ["logs:read"]})
+    updated = client.patch(
+        "/api/v1/roles/billing-ops", headers=bearer(admin_token), json={"permissions": ["logs:read"]}
+    )
     assert updated.json()["permissions"] == ["logs:read"]
     assert client.get("/api/v1/me", headers=bearer(token)).json()["permissions"] == ["logs:read"]
     in_use = client.delete("/api/v1/roles/billing-ops", headers=bearer(admin_token))

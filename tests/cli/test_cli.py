@@ -16,13 +16,22 @@ from robofleet.web.context import AppContext
 from tests.conftest import bearer
 
 
-def cli(workdir: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
+def cli(
+    workdir: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     import os
 
     environment = {key: value for key, value in os.environ.items() if not key.startswith("ROBOFLEET_")}
-    return subprocess.run([sys.executable, "-m", "robofleet", *args], cwd=workdir, input=stdin, text=True,
-                          capture_output=True, env={**environment, **(env or {})}, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "robofleet", *args],
+        cwd=workdir,
+        input=stdin,
+        text=True,
+        capture_output=True,
+        env={**environment, **(env or {})},
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -33,15 +42,18 @@ def workdir(tmp_path: Path, store_url: str) -> tuple[Path, dict[str, str]]:
 
 def test_user_lifecycle_from_the_cli(workdir: tuple[Path, dict[str, str]]) -> None:
     path, env = workdir
-    created = cli(path, "user", "create", "mira", "--role", "operator", "--password-stdin", stdin="mira-password\n",
-                  env=env)
+    created = cli(
+        path, "user", "create", "mira", "--role", "operator", "--password-stdin", stdin="mira-password\n", env=env
+    )
     assert created.returncode == 0, created.stderr
     assert "created user mira" in created.stdout
     if not env:
         assert (path / "robofleet-data" / "robofleet.db").exists()
     listed = cli(path, "user", "list", env=env)
     assert "mira" in listed.stdout and "operator" in listed.stdout
-    assert cli(path, "user", "set-password", "mira", "--password-stdin", stdin="new-password\n", env=env).returncode == 0
+    assert (
+        cli(path, "user", "set-password", "mira", "--password-stdin", stdin="new-password\n", env=env).returncode == 0
+    )
     disabled = cli(path, "user", "disable", "mira", env=env)
     assert disabled.returncode == 0 and "disabled" in cli(path, "user", "list", env=env).stdout
 
@@ -53,8 +65,9 @@ def test_cli_errors_are_clear_and_non_zero(workdir: tuple[Path, dict[str, str]])
     assert again.returncode == 1 and "exists already" in again.stderr
     short = cli(path, "user", "create", "nina", "--password-stdin", stdin="short\n", env=env)
     assert short.returncode != 0 and "password" in short.stderr
-    unknown_role = cli(path, "user", "create", "nina", "--role", "pilot", "--password-stdin", stdin="long-enough\n",
-                       env=env)
+    unknown_role = cli(
+        path, "user", "create", "nina", "--role", "pilot", "--password-stdin", stdin="long-enough\n", env=env
+    )
     assert unknown_role.returncode == 1 and "pilot" in unknown_role.stderr
     assert cli(path, "user", "disable", "ghost", env=env).returncode == 1
     no_stdin = cli(path, "user", "create", "nina", env=env, stdin="")

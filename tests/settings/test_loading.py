@@ -96,12 +96,22 @@ def test_show_masks_secrets(tmp_path: Path) -> None:
 
 def test_cli_settings_show_and_its_errors(tmp_path: Path) -> None:
     good = write(tmp_path, "[server]\nport = 9001\n")
-    shown = subprocess.run([sys.executable, "-m", "robofleet", "settings", "show", "--config", str(good)],
-                           capture_output=True, text=True, cwd=tmp_path, check=False)
+    shown = subprocess.run(
+        [sys.executable, "-m", "robofleet", "settings", "show", "--config", str(good)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
     assert shown.returncode == 0, shown.stderr
     assert tomllib.loads(shown.stdout)["server"]["port"] == 9001
     bad = write(tmp_path, "[server]\nport = -4\n")
-    refused = subprocess.run([sys.executable, "-m", "robofleet", "settings", "show", "--config", str(bad)],
-                             capture_output=True, text=True, cwd=tmp_path, check=False)
+    refused = subprocess.run(
+        [sys.executable, "-m", "robofleet", "settings", "show", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
     assert refused.returncode == 2
     assert "server.port" in refused.stderr and "line 2" in refused.stderr

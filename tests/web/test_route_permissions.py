@@ -14,8 +14,13 @@ from tests.conftest import MakeUser, bearer
 
 # Routes anyone may call, by design.
 PUBLIC_ROUTES = {
-    ("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/v1/auth/login"),
-    ("GET", "/panel"), ("GET", "/panel/"), ("GET", "/panel/login"), ("POST", "/panel/login"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("POST", "/api/v1/auth/login"),
+    ("GET", "/panel"),
+    ("GET", "/panel/"),
+    ("GET", "/panel/login"),
+    ("POST", "/panel/login"),
 }
 
 
