@@ -11,6 +11,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from robofleet.activities import cli as activity_cli
 from robofleet.errors import ConfigError, RobofleetError
 from robofleet.settings import Settings, load_settings
 from robofleet.store import Store
@@ -24,6 +25,7 @@ settings_app = typer.Typer(no_args_is_help=True, help="Inspect the settings.")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(settings_app, name="settings")
+app.add_typer(activity_cli.app, name="activity")
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Settings file (default: $ROBOFLEET_CONFIG or ./robofleet.toml)")
@@ -75,8 +77,9 @@ def read_password(password_stdin: bool) -> str:
 
 
 @app.callback()
-def root(config: ConfigOption = None) -> None:
+def root(ctx: typer.Context, config: ConfigOption = None) -> None:
     State.config = config
+    ctx.obj = settings  # domain sub-commands load the settings through this, lazily
 
 
 @app.command()

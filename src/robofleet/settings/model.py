@@ -61,7 +61,7 @@ class LogsSettings(Section):
 class ActivitiesSettings(Section):
     max_concurrent: int = Field(8, ge=1, le=1000)
     max_batch: int = Field(100, ge=1, le=10_000)
-    modules: list[str] = Field(default_factory=list)
+    modules: list[str] = Field(default_factory=list, description="Python modules whose register(registry) adds actions")
 
 
 class AgentsSettings(Section):
@@ -72,6 +72,13 @@ class AgentsSettings(Section):
 
 class ConsoleSettings(Section):
     python_enabled: bool = False
+
+
+class ClientSettings(Section):
+    """How the CLI's server commands (`robofleet activity run`) reach an orchestrator."""
+
+    url: str | None = Field(None, description="Default: server.public_url, else http://server.host:server.port")
+    token: SecretStr | None = Field(None, description="API token; or pass --token")
 
 
 class RoleConfig(Section):
@@ -106,6 +113,7 @@ class Settings(BaseSettings):
     activities: ActivitiesSettings = Field(default_factory=ActivitiesSettings)
     agents: AgentsSettings = Field(default_factory=AgentsSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    client: ClientSettings = Field(default_factory=ClientSettings)
     roles: list[RoleConfig] = Field(default_factory=list)
     users: list[UserConfig] = Field(default_factory=list)
 

@@ -17,6 +17,8 @@ def masked_tree(settings: Settings) -> dict[str, Any]:
     url = settings.store.url
     if url:
         tree["store"]["url"] = make_url(url).render_as_string(hide_password=True)
+    if tree.get("client", {}).get("token"):
+        tree["client"]["token"] = MASK
     for user in tree.get("users", []):
         if user.get("password_hash"):
             user["password_hash"] = MASK

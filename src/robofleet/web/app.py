@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from robofleet import __version__
 from robofleet.activities import api as activities_api
+from robofleet.activities import panel as activities_panel
 from robofleet.activities.builtin import build_registry
 from robofleet.activities.registry import Registry
 from robofleet.auth import api as auth_api
@@ -62,6 +63,7 @@ ROUTERS: list[APIRouter] = [
     auth_api.router,
     settings_api.router,
     activities_api.router,
+    activities_panel.router,
     panel.router,
     auth_panel.router,
 ]

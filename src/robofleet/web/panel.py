@@ -29,7 +29,6 @@ LATER = {
     "queues": ("Queues", "queues:read", "Work queues and their items: backlog, leases, retries, outcomes."),
     "sessions": ("Sessions", "sessions:read", "Graphical sessions of the robots: live screens and input."),
     "logs": ("Logs", "logs:read", "Every line of the orchestrator, the agents and the robots: search and live tail."),
-    "console": ("Console", "activities:read", "Run any registered action and watch the result live."),
 }
 
 

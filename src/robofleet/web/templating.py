@@ -24,13 +24,15 @@ NAVIGATION: list[dict[str, Any]] = [
     {"key": "queues", "title": "Queues", "href": "/panel/queues", "shortcut": "q", "ready": False},
     {"key": "sessions", "title": "Sessions", "href": "/panel/sessions", "shortcut": "d", "ready": False},
     {"key": "logs", "title": "Logs", "href": "/panel/logs", "shortcut": "l", "ready": False},
-    {"key": "console", "title": "Console", "href": "/panel/console", "shortcut": "c", "ready": False},
+    {"key": "console", "title": "Console", "href": "/panel/console", "shortcut": "c", "ready": True},
     {"key": "access", "title": "Access", "href": "/panel/access/users", "shortcut": "a", "ready": True},
     {"key": "settings", "title": "Settings", "href": "/panel/settings", "shortcut": "g", "ready": True},
 ]
 
 _environment = Environment(
-    loader=ChoiceLoader([PackageLoader("robofleet.web"), PackageLoader("robofleet.auth")]),
+    loader=ChoiceLoader(
+        [PackageLoader("robofleet.web"), PackageLoader("robofleet.auth"), PackageLoader("robofleet.activities")]
+    ),
     autoescape=select_autoescape(default=True),
     trim_blocks=True,
     lstrip_blocks=True,

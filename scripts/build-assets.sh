@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Fetches the panel's pinned front-end libraries from the npm registry (package-lock.json) and copies the files
+# the panel serves into src/robofleet/web/static/vendor/ (git-ignored, shipped in the wheel). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+vendor=src/robofleet/web/static/vendor
+stamp=$vendor/.built
+if [ -f "$stamp" ] && [ "$stamp" -nt package-lock.json ] && [ "$stamp" -nt package.json ] \
+   && [ "$stamp" -nt scripts/build-assets.sh ]; then
+  exit 0
+fi
+if ! command -v npm >/dev/null; then
+  echo "npm is needed to fetch the panel's front-end libraries (apt-get install npm)" >&2
+  exit 1
+fi
+npm ci --no-audit --no-fund --loglevel=error
+mkdir -p "$vendor"
+cp node_modules/htmx.org/dist/htmx.min.js "$vendor/htmx.min.js"
+cp node_modules/htmx-ext-sse/dist/sse.min.js "$vendor/sse.js" 2>/dev/null || cp node_modules/htmx-ext-sse/sse.js "$vendor/sse.js"
+touch "$stamp"
+echo "panel assets ready in $vendor"
