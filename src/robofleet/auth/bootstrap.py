@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from robofleet.auth.audit import record
+from robofleet.auth.cache import bump
 from robofleet.auth.models import Role, User
 from robofleet.auth.passwords import hash_password, is_argon2_hash, random_password
 from robofleet.auth.permissions import BUILTIN_ROLES
@@ -39,6 +40,7 @@ def ensure_builtin_roles(store: Store) -> None:
                 db.add(Role(name=name, description=description, permissions=permissions, builtin=True))
             else:
                 role.description, role.permissions, role.builtin = description, permissions, True
+        bump(db)
 
 
 def ensure_initial_admin(store: Store, settings: Settings) -> InitialAdmin | None:
@@ -98,3 +100,4 @@ def apply_config(store: Store, settings: Settings) -> None:
                     raise ConfigError(f"users.{declared_user.username}.password_hash: not an argon2 hash")
                 user.password_hash = value
             record(db, system, "user.apply", declared_user.username, "ok")
+        bump(db)

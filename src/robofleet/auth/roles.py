@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from robofleet.auth.audit import audited
-from robofleet.auth.cache import principals
+from robofleet.auth.cache import bump
 from robofleet.auth.models import Role, UserRole
 from robofleet.auth.permissions import unknown_patterns
 from robofleet.auth.principal import Principal
@@ -77,10 +77,9 @@ def update_role(store: Store, principal: Principal, name: str, data: RoleUpdate)
             check_patterns(data.permissions)
         for key, value in changes.items():
             setattr(role, key, value)
+        bump(db)
         db.flush()
-        updated = role_out(role)
-    principals.clear()
-    return updated
+        return role_out(role)
 
 
 def delete_role(store: Store, principal: Principal, name: str) -> None:
@@ -93,3 +92,4 @@ def delete_role(store: Store, principal: Principal, name: str) -> None:
         if holders:
             raise Conflict(f"{holders} user(s) still hold the role {name!r}", details={"role": name, "users": holders})
         db.delete(role)
+        bump(db)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from robofleet.auth.audit import audited
-from robofleet.auth.cache import principals
+from robofleet.auth.cache import bump, current_epoch, principals
 from robofleet.auth.models import ApiToken
 from robofleet.auth.permissions import unknown_patterns
 from robofleet.auth.principal import Principal, grants_of
@@ -109,16 +109,17 @@ def revoke_token(store: Store, principal: Principal, token_id: str) -> TokenOut:
             principal.require("tokens:write")
         if token.revoked_at is None:
             token.revoked_at = utcnow()
-        revoked = token_out(token)
-    principals.clear()
-    return revoked
+            bump(db)
+        return token_out(token)
 
 
 def authenticate_token(store: Store, secret: str, source_ip: str, *, now: datetime | None = None) -> Principal:
     """The principal a bearer token stands for; Unauthenticated when unknown, revoked, expired or disabled."""
     now = now or datetime.now(UTC)
     key = digest(secret)
-    cached = principals.get(key, now)
+    with store.connection() as connection:
+        epoch = current_epoch(connection)
+    cached = principals.get(key, epoch, now)
     if cached is not None:
         return replace(cached, source_ip=source_ip) if cached.source_ip != source_ip else cached
     with store.transaction() as db:
@@ -143,5 +144,5 @@ def authenticate_token(store: Store, secret: str, source_ip: str, *, now: dateti
             token_id=token.id,
             source_ip=source_ip,
         )
-        principals.put(key, principal, token.expires_at)
+        principals.put(key, epoch, principal, token.expires_at)
         return principal

@@ -6,7 +6,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from robofleet.auth.audit import audited
-from robofleet.auth.cache import principals
+from robofleet.auth.cache import bump
 from robofleet.auth.models import PanelSession, Role, User
 from robofleet.auth.passwords import hash_password
 from robofleet.auth.principal import Principal
@@ -92,15 +92,15 @@ def update_user(store: Store, principal: Principal, username: str, data: UserUpd
             db.execute(delete(PanelSession).where(PanelSession.user_id == user.id))
         if was_admin and not _is_active_admin(user):
             _keep_one_admin(db, user)
+        bump(db)
         db.flush()
-        updated = user_out(user)
-    principals.clear()
-    return updated
+        return user_out(user)
 
 
 def set_password(db: Session, user: User, password: str) -> None:
     """New hash, lockout cleared, every panel session of the user ended."""
     user.password_hash = hash_password(password)
+    bump(db)
     user.failed_logins = 0
     user.locked_until = None
     db.execute(delete(PanelSession).where(PanelSession.user_id == user.id))
@@ -113,7 +113,7 @@ def delete_user(store: Store, principal: Principal, username: str) -> None:
         if _is_active_admin(user):
             _keep_one_admin(db, user)
         db.delete(user)
-    principals.clear()
+        bump(db)
 
 
 def _is_active_admin(user: User) -> bool:

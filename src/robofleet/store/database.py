@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +31,19 @@ class Store:
         try:
             with self._sessions() as session, session.begin():
                 yield session
+        except (OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailable(f"the store is unavailable: {_short(exc)}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable(f"the store connection was lost: {_short(exc)}") from exc
+            raise
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A bare connection for a quick read on a hot path (no ORM session), errors mapped like transaction()."""
+        try:
+            with self.engine.connect() as connection:
+                yield connection
         except (OperationalError, PoolTimeout) as exc:
             raise StoreUnavailable(f"the store is unavailable: {_short(exc)}") from exc
         except DBAPIError as exc:
