@@ -11,6 +11,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from robofleet.store.database import Store
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BATCH = 1000
+IDLE_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -44,6 +46,7 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         self._connection: Connection | None = None
+        self._last_used = 0.0
         self.batches = 0
         self.operations = 0
 
@@ -85,9 +88,7 @@ class GroupCommitter:
     def _transaction(self, jobs: list[_Job[Any]]) -> list[Any]:
         """Run the jobs in one transaction on the thread's own connection (no pool round trip per batch)."""
         try:
-            if self._connection is None or self._connection.closed or self._connection.invalidated:
-                self._connection = self.store.engine.connect()
-            connection = self._connection
+            connection = self._usable_connection()
             with connection.begin(), Session(bind=connection, expire_on_commit=False) as session:
                 results = [job.work(session) for job in jobs]
                 session.flush()
@@ -100,6 +101,25 @@ class GroupCommitter:
                 self._drop_connection()
                 raise StoreUnavailable(f"the store connection was lost: {exc.orig}") from exc
             raise
+
+    def _usable_connection(self) -> Connection:
+        """The held connection; after a quiet spell it is checked first, since the database may have restarted
+        meanwhile (a busy connection is not: its failure surfaces as StoreUnavailable, as it should)."""
+        connection = self._connection
+        if connection is not None and not (connection.closed or connection.invalidated):
+            if time.monotonic() - self._last_used < IDLE_CHECK_SECONDS:
+                self._last_used = time.monotonic()
+                return connection
+            try:
+                connection.exec_driver_sql("SELECT 1")
+                connection.rollback()
+                self._last_used = time.monotonic()
+                return connection
+            except DBAPIError:
+                self._drop_connection()
+        self._connection = self.store.engine.connect()
+        self._last_used = time.monotonic()
+        return self._connection
 
     def _drop_connection(self) -> None:
         if self._connection is not None:
