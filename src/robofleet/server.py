@@ -14,6 +14,7 @@ from robofleet.activities.processor import Processor
 from robofleet.activities.registry import Registry
 from robofleet.auth.bootstrap import InitialAdmin, apply_config, ensure_builtin_roles, ensure_initial_admin
 from robofleet.errors import ConfigError, StoreUnavailable
+from robofleet.logs.service import LogService
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.store.migrate import upgrade
@@ -76,6 +77,9 @@ async def keep_preparing(context: AppContext) -> None:
 
 async def start_services(context: AppContext, registry: Registry, hub: EventHub) -> None:
     """Start what needs a ready store; raises StoreUnavailable when it went away meanwhile."""
+    if context.logs is None:
+        context.logs = LogService(context.store, context.settings.logs, hub)
+        context.logs.start(asyncio.get_running_loop(), own_logs=context.settings.logs.store_own)
     if context.processor is None:
         processor = Processor(context, registry, hub)
         try:
@@ -101,6 +105,9 @@ async def stop_services(context: AppContext) -> None:
     if context.processor is not None:
         await context.processor.stop()
         context.processor = None
+    if context.logs is not None:
+        await asyncio.to_thread(context.logs.stop)
+        context.logs = None
 
 
 def run(settings: Settings, config_path: Path | None) -> None:

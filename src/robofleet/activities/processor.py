@@ -263,7 +263,7 @@ class Processor:
         self._jobs.pop(job.id, None)
 
     def _publish(self, job: Job) -> None:
-        if self.hub.subscriber_count:
+        if self.hub.has_subscribers(TOPIC):
             self.hub.publish(TOPIC, job.out.model_dump(mode="json"))
 
     # ---- cancelling, waiting, reading -------------------------------------------------------------------

@@ -56,6 +56,10 @@ class LogsSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     retention_days: int = Field(30, ge=1)
     max_rows: int = Field(10_000_000, ge=1000)
+    max_message_bytes: int = Field(16_384, ge=256, le=1_048_576, description="Longer messages are truncated")
+    max_batch: int = Field(5000, ge=1, le=100_000, description="Most records in one POST /api/v1/logs")
+    housekeeping_seconds: float = Field(300, gt=0, description="How often retention runs")
+    store_own: bool = Field(True, description="Also keep the orchestrator's own log lines in the store")
 
 
 class ActivitiesSettings(Section):

@@ -20,6 +20,7 @@ from robofleet.activities.registry import Registry
 from robofleet.auth import api as auth_api
 from robofleet.auth import panel as auth_panel
 from robofleet.errors import StoreUnavailable
+from robofleet.logs import api as logs_api
 from robofleet.settings import api as settings_api
 from robofleet.web import errors, health, metrics, panel
 from robofleet.web.context import AppContext
@@ -64,6 +65,7 @@ ROUTERS: list[APIRouter] = [
     settings_api.router,
     activities_api.router,
     activities_panel.router,
+    logs_api.router,
     panel.router,
     auth_panel.router,
 ]

@@ -12,6 +12,7 @@ from robofleet.store import Store
 
 if TYPE_CHECKING:
     from robofleet.activities.processor import Processor
+    from robofleet.logs.service import LogService
 
 
 @dataclass
@@ -21,6 +22,7 @@ class AppContext:
     ready: bool = False
     not_ready_reason: str = "the store has not been prepared yet"
     processor: Processor | None = None
+    logs: LogService | None = None
 
 
 def get_context(request: Request) -> AppContext:

@@ -15,27 +15,28 @@ HEARTBEAT_SECONDS = 15.0
 
 class EventHub:
     def __init__(self) -> None:
-        self._subscribers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
+        self._subscribers: dict[asyncio.Queue[tuple[str, dict[str, Any]]], str] = {}
 
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
         """Call from the event loop thread."""
-        for subscriber in self._subscribers:
+        for subscriber, wanted in self._subscribers.items():
+            if wanted != topic:
+                continue
             if subscriber.full():
                 subscriber.get_nowait()  # drop the oldest: a stuck browser must not hold memory or the loop
             subscriber.put_nowait((topic, payload))
 
     @contextmanager
-    def subscribe(self) -> Any:
+    def subscribe(self, topic: str) -> Any:
         subscriber: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(SUBSCRIBER_BUFFER)
-        self._subscribers.add(subscriber)
+        self._subscribers[subscriber] = topic
         try:
             yield subscriber
         finally:
-            self._subscribers.discard(subscriber)
+            self._subscribers.pop(subscriber, None)
 
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
+    def has_subscribers(self, topic: str) -> bool:
+        return topic in self._subscribers.values()
 
 
 def sse_message(event: str, data: dict[str, Any] | str, event_id: str | None = None) -> str:
@@ -51,7 +52,7 @@ async def sse_stream(
     hub: EventHub, topic: str, render: Callable[[dict[str, Any]], str | None], is_disconnected: Callable[[], Any]
 ) -> AsyncIterator[str]:
     """Every event of `topic` rendered to SSE text (None skips it), with heartbeats, until the client goes."""
-    with hub.subscribe() as subscriber:
+    with hub.subscribe(topic) as subscriber:
         yield ": connected\n\n"
         while True:
             try:

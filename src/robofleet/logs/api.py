@@ -1,0 +1,197 @@
+"""HTTP routes of the log store: ingest, search, export (NDJSON), live tail (SSE)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from robofleet.auth.principal import Principal
+from robofleet.errors import Invalid, RobofleetError, StoreUnavailable
+from robofleet.logs.ingest import Refused, parse_level
+from robofleet.logs.service import LogService
+from robofleet.logs.store_ops import Filters
+from robofleet.web.context import AppContext, get_context
+from robofleet.web.events import sse_message
+from robofleet.web.security import Require
+
+router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
+EXPORT_MAX = 10_000_000
+
+INGEST_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["records"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "records": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["message", "source"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "time": {
+                                        "type": "string",
+                                        "format": "date-time",
+                                        "description": "Default: when received",
+                                    },
+                                    "level": {
+                                        "description": "DEBUG, INFO, WARNING, ERROR, CRITICAL, or 0-50; default INFO"
+                                    },
+                                    "source": {
+                                        "type": "string",
+                                        "description": "orchestrator, agent:<name> or robot:<name>",
+                                    },
+                                    "run_id": {"type": "string"},
+                                    "message": {"type": "string"},
+                                    "fields": {"type": "object"},
+                                },
+                            },
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def service_of(ctx: AppContext) -> LogService:
+    if ctx.logs is None:
+        raise StoreUnavailable("the log store is not running yet: the store is not ready")
+    return ctx.logs
+
+
+def filters_from(
+    since: datetime | None,
+    until: datetime | None,
+    level: str | None,
+    source: str | None,
+    run_id: str | None,
+    q: str | None,
+) -> Filters:
+    try:
+        min_level = parse_level(int(level) if level and level.isdigit() else level) if level else None
+    except Refused as exc:
+        raise Invalid(str(exc), details={"field": "level"}) from None
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise Invalid(f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z", details={"field": name})
+    return Filters(
+        since=since, until=until, min_level=min_level, source=source or None, run_id=run_id or None, text=q or None
+    )
+
+
+class FilterParams:
+    def __init__(
+        self,
+        since: datetime | None = Query(None, description="From this time (inclusive)"),
+        until: datetime | None = Query(None, description="Until this time (exclusive)"),
+        level: str | None = Query(None, max_length=10, description="Minimum level: DEBUG … CRITICAL or 0-50"),
+        source: str | None = Query(None, max_length=128, description="Source or glob: robot:*, agent:pc-??"),
+        run_id: str | None = Query(None, max_length=64),
+        q: str | None = Query(None, max_length=500, description="Words that must all appear in the message"),
+    ) -> None:
+        self.filters = filters_from(since, until, level, source, run_id, q)
+
+
+@router.post("", openapi_extra=INGEST_SCHEMA)
+async def ingest(
+    request: Request, _: Principal = Depends(Require("logs:write")), ctx: AppContext = Depends(get_context)
+) -> JSONResponse:
+    """Store a batch; each bad record is refused with its index and reason while the good ones are kept."""
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RobofleetError(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    if not isinstance(body, dict) or not isinstance(body.get("records"), list) or set(body) - {"records"}:
+        raise Invalid('the body must be {"records": [...]}')
+    result = await run_in_threadpool(service_of(ctx).ingest, body["records"])
+    answer = {
+        "accepted": result.accepted,
+        "rejected": result.rejected,
+        "first_id": result.ids[0] if result.ids else None,
+        "last_id": result.ids[-1] if result.ids else None,
+    }
+    if result.rejected and not result.accepted:
+        raise Invalid(
+            f"all {len(result.rejected)} records were refused; first: record "
+            f"{result.rejected[0]['index']}: {result.rejected[0]['error']}",
+            details=answer,
+        )
+    return JSONResponse(answer, status_code=201 if not result.rejected else 207)
+
+
+@router.get("")
+def search(
+    _: Principal = Depends(Require("logs:read")),
+    ctx: AppContext = Depends(get_context),
+    params: FilterParams = Depends(),
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = Query(None, max_length=200),
+    order: Literal["desc", "asc"] = Query("desc", description="desc: newest first"),
+) -> dict[str, Any]:
+    """A page of matching records; `next_cursor` continues, `prev_cursor` goes back the other way."""
+    return service_of(ctx).search(params.filters, limit=limit, cursor=cursor, order=order)
+
+
+@router.get("/export")
+def export(
+    _: Principal = Depends(Require("logs:read")),
+    ctx: AppContext = Depends(get_context),
+    params: FilterParams = Depends(),
+    limit: int = Query(EXPORT_MAX, ge=1, le=EXPORT_MAX),
+) -> StreamingResponse:
+    """Every matching record as NDJSON, oldest first, streamed."""
+    service = service_of(ctx)
+
+    def lines() -> Iterator[str]:
+        for chunk in service.export(params.filters, limit):
+            yield "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in chunk)
+
+    return StreamingResponse(
+        iterate_in_threadpool(lines()),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="robofleet-logs.ndjson"'},
+    )
+
+
+@router.get("/stream")
+async def stream(
+    request: Request,
+    _: Principal = Depends(Require("logs:read")),
+    ctx: AppContext = Depends(get_context),
+    params: FilterParams = Depends(),
+    after: int | None = Query(None, ge=0, description="Resume after this id (or Last-Event-ID)"),
+) -> StreamingResponse:
+    """Server-sent events: `log` per matching record as it is stored; resumes from `Last-Event-ID`."""
+    service = service_of(ctx)
+    header = request.headers.get("last-event-id")
+    if after is None and header:
+        if not header.isdigit():
+            raise Invalid("Last-Event-ID must be a record id", details={"field": "Last-Event-ID"})
+        after = int(header)
+
+    async def events() -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        async for item in service.tail(params.filters, after, request.is_disconnected):
+            if "heartbeat" in item:
+                yield ": heartbeat\n\n"
+            elif "ready" in item:
+                yield sse_message("ready", {"last_id": item["last_id"]})
+            else:
+                yield sse_message("log", item, event_id=str(item["id"]))
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )

@@ -1,0 +1,110 @@
+"""Turns submitted log records into rows, one by one: a bad record is refused with its index and reason,
+the good ones of the same batch are kept."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from robofleet.logs.models import LEVELS
+
+FIELDS = frozenset({"time", "level", "source", "run_id", "message", "fields"})
+MAX_FIELDS_BYTES = 65_536
+TRUNCATION_MARK = " …[truncated]"
+
+
+@dataclass(slots=True)
+class Row:
+    time: datetime
+    level: int
+    source: str
+    run_id: str | None
+    message: str
+    fields: dict[str, Any]
+    truncated: bool
+
+
+class Refused(ValueError):
+    pass
+
+
+def parse_level(value: Any) -> int:
+    if value is None:
+        return LEVELS["INFO"]
+    if isinstance(value, bool):
+        raise Refused("level must be a name (DEBUG, INFO, WARNING, ERROR, CRITICAL) or a number 0-50")
+    if isinstance(value, int):
+        if 0 <= value <= 50:
+            return value
+        raise Refused("level must be between 0 and 50")
+    if isinstance(value, str):
+        number = LEVELS.get(value.upper()) or (LEVELS["WARNING"] if value.upper() == "WARN" else None)
+        if number is not None:
+            return number
+    raise Refused("level must be a name (DEBUG, INFO, WARNING, ERROR, CRITICAL) or a number 0-50")
+
+
+def parse_time(value: Any, now: datetime) -> datetime:
+    if value is None:
+        return now
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise Refused("time is out of range") from None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise Refused("time must be ISO 8601 (2026-01-31T12:00:00.123456Z) or Unix seconds") from None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    raise Refused("time must be ISO 8601 (2026-01-31T12:00:00.123456Z) or Unix seconds")
+
+
+def truncate(message: str, max_bytes: int) -> tuple[str, bool]:
+    encoded = message.encode("utf-8", "replace")
+    if len(encoded) <= max_bytes:
+        return message, False
+    keep = max_bytes - len(TRUNCATION_MARK.encode())
+    return encoded[:keep].decode("utf-8", "ignore") + TRUNCATION_MARK, True
+
+
+def parse_record(raw: Any, *, now: datetime, max_message_bytes: int, default_source: str | None = None) -> Row:
+    """One validated row; Refused says what is wrong."""
+    if not isinstance(raw, dict):
+        raise Refused("a record must be a JSON object")
+    unknown = raw.keys() - FIELDS
+    if unknown:
+        raise Refused(f"unknown field(s): {', '.join(sorted(unknown))}")
+    message = raw.get("message")
+    if not isinstance(message, str):
+        raise Refused("message is required and must be a string")
+    source = raw.get("source", default_source)
+    if not isinstance(source, str) or not source or len(source) > 128:
+        raise Refused("source is required: a string of 1 to 128 characters (e.g. robot:invoices)")
+    run_id = raw.get("run_id")
+    if run_id is not None:
+        if isinstance(run_id, int) and not isinstance(run_id, bool):
+            run_id = str(run_id)
+        if not isinstance(run_id, str) or not run_id or len(run_id) > 64:
+            raise Refused("run_id must be a string of 1 to 64 characters, or a number")
+    fields = raw.get("fields") or {}
+    if not isinstance(fields, dict):
+        raise Refused("fields must be a JSON object")
+    if fields and len(json.dumps(fields, default=str)) > MAX_FIELDS_BYTES:
+        raise Refused(f"fields are larger than {MAX_FIELDS_BYTES} bytes")
+    text, truncated = truncate(message, max_message_bytes)
+    return Row(parse_time(raw.get("time"), now), parse_level(raw.get("level")), source, run_id, text, fields, truncated)
+
+
+def parse_batch(records: list[Any], *, now: datetime, max_message_bytes: int) -> tuple[list[Row], list[dict[str, Any]]]:
+    rows: list[Row] = []
+    rejected: list[dict[str, Any]] = []
+    for index, raw in enumerate(records):
+        try:
+            rows.append(parse_record(raw, now=now, max_message_bytes=max_message_bytes))
+        except Refused as exc:
+            rejected.append({"index": index, "error": str(exc)})
+    return rows, rejected

@@ -1,0 +1,34 @@
+"""The log table. `id` only grows, so a tail can resume after the last id it saw."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from robofleet.store.base import Base, UTCDateTime
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+LEVEL_NAMES = {number: name for name, number in LEVELS.items()}
+
+
+class LogRecord(Base):
+    __tablename__ = "log_records"
+    __table_args__ = (
+        Index("ix_log_records_time", "time"),
+        Index("ix_log_records_run_id_id", "run_id", "id"),
+        Index("ix_log_records_source_id", "source", "id"),
+        {"sqlite_autoincrement": True},  # ids never reused, even after retention empties the table
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime)
+    level: Mapped[int] = mapped_column(SmallInteger)
+    source: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)

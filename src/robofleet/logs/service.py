@@ -1,0 +1,249 @@
+"""The log store's operations: ingest (group-committed), search, export, live tail, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from robofleet.auth.audit import record
+from robofleet.auth.principal import system_principal
+from robofleet.errors import Invalid
+from robofleet.logs import store_ops
+from robofleet.logs.ingest import Row, parse_batch
+from robofleet.logs.store_ops import Filters
+from robofleet.settings.model import LogsSettings
+from robofleet.store import Store
+from robofleet.store.base import utcnow
+from robofleet.store.batching import GroupCommitter
+from robofleet.store.pagination import decode_cursor, encode_cursor
+from robofleet.web.events import EventHub
+
+log = logging.getLogger(__name__)
+TOPIC = "logs"
+PAGE_MAX = 1000
+EXPORT_CHUNK = 2000
+RETENTION_BATCH = 5000
+
+
+@dataclass
+class IngestResult:
+    accepted: int
+    rejected: list[dict[str, Any]]
+    ids: list[int]
+
+
+class LogService:
+    def __init__(self, store: Store, settings: LogsSettings, hub: EventHub) -> None:
+        self.store = store
+        self.settings = settings
+        self.hub = hub
+        self.committer = GroupCommitter(store, name="logs-commit")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._handler: logging.Handler | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop, *, own_logs: bool) -> None:
+        """Announce new records on `loop`, run retention on it, and keep the orchestrator's own logs."""
+        from robofleet.logs.handler import StoreLogHandler
+
+        self.loop = loop
+        self._housekeeping = loop.create_task(self.run_housekeeping())
+        if own_logs:
+            self._handler = StoreLogHandler(self, max_message_bytes=self.settings.max_message_bytes)
+            self._handler.setLevel(self.settings.level)
+            logging.getLogger().addHandler(self._handler)
+
+    def stop(self) -> None:
+        if self._handler is not None:
+            logging.getLogger().removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+        if self._housekeeping is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self._housekeeping.cancel)
+        self.committer.close()
+
+    # ---- writing -----------------------------------------------------------------------------------------
+
+    def ingest(self, records: list[Any]) -> IngestResult:
+        """Validate each record, store the good ones durably (blocking until committed), announce them."""
+        if len(records) > self.settings.max_batch:
+            raise Invalid(
+                f"{len(records)} records in one batch; the limit is logs.max_batch = {self.settings.max_batch}",
+                details={"max_batch": self.settings.max_batch},
+            )
+        rows, rejected = parse_batch(records, now=utcnow(), max_message_bytes=self.settings.max_message_bytes)
+        ids = self.write(rows).result() if rows else []
+        return IngestResult(len(rows), rejected, ids)
+
+    def write(self, rows: list[Row]) -> Future[list[int]]:
+        """Queue rows for the next group commit; the future gives their ids once durable."""
+        future = self.committer.submit(lambda session: store_ops.insert_rows(session, rows))
+        future.add_done_callback(lambda done: self._announce(rows, done))
+        return future
+
+    def _announce(self, rows: list[Row], done: Future[list[int]]) -> None:
+        if done.exception() is not None or self.loop is None or not self.hub.has_subscribers(TOPIC):
+            return
+        records = [record_of(new_id, row) for new_id, row in zip(done.result(), rows, strict=True)]
+        self.loop.call_soon_threadsafe(self.hub.publish, TOPIC, {"records": records})
+
+    # ---- reading -----------------------------------------------------------------------------------------
+
+    def search(self, filters: Filters, *, limit: int, cursor: str | None, order: str) -> dict[str, Any]:
+        """A page newest first (order=desc) or oldest first (asc); cursors walk on in either direction."""
+        if not 1 <= limit <= PAGE_MAX:
+            raise Invalid(f"limit must be between 1 and {PAGE_MAX}", details={"field": "limit"})
+        ascending = order == "asc"
+        after = before = None
+        if cursor:
+            direction, _, position = decode_cursor(cursor).partition(":")
+            if direction not in ("a", "d") or not position.isdigit():
+                raise Invalid("the cursor is not one this server handed out", code="invalid_cursor")
+            ascending = direction == "a"
+            after, before = (int(position), None) if ascending else (None, int(position))
+        stmt = store_ops.query(
+            filters, self.store.dialect, after=after, before=before, ascending=ascending, limit=limit + 1
+        )
+        with self.store.connection() as connection:
+            rows = connection.execute(stmt).all()
+        more = len(rows) > limit
+        items = [store_ops.row_out(row) for row in rows[:limit]]
+        for item in items:
+            item.pop("level_no", None)
+        forward = "a" if ascending else "d"
+        backward = "d" if ascending else "a"
+        return {
+            "items": items,
+            "next_cursor": encode_cursor(f"{forward}:{items[-1]['id']}") if more and items else None,
+            "prev_cursor": encode_cursor(f"{backward}:{items[0]['id']}") if items and cursor else None,
+        }
+
+    def export(self, filters: Filters, max_records: int) -> Iterator[list[dict[str, Any]]]:
+        """Chunks of records, oldest first, read a chunk at a time (never the whole result in memory)."""
+        after: int | None = None
+        sent = 0
+        while sent < max_records:
+            stmt = store_ops.query(
+                filters, self.store.dialect, after=after, ascending=True, limit=min(EXPORT_CHUNK, max_records - sent)
+            )
+            with self.store.connection() as connection:
+                rows = connection.execute(stmt).all()
+            if not rows:
+                return
+            chunk = [store_ops.row_out(row) for row in rows]
+            for item in chunk:
+                item.pop("level_no", None)
+            yield chunk
+            sent += len(chunk)
+            after = chunk[-1]["id"]
+            if len(rows) < EXPORT_CHUNK:
+                return
+
+    def last_id(self) -> int:
+        from sqlalchemy import func, select
+
+        with self.store.connection() as connection:
+            return int(connection.execute(select(func.coalesce(func.max(store_ops.TABLE.c.id), 0))).scalar_one())
+
+    async def tail(
+        self, filters: Filters, after: int | None, is_disconnected: Callable[[], Any], heartbeat: float = 15.0
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Matching records as they are stored. With `after`, first every stored record past it: subscribing
+        before reading the backlog, then skipping ids already sent, gives each record exactly once."""
+        with self.hub.subscribe(TOPIC) as subscriber:
+            if after is None:
+                last = await asyncio.to_thread(self.last_id)
+            else:
+                last = after
+                while True:
+                    stmt = store_ops.query(filters, self.store.dialect, after=last, ascending=True, limit=500)
+                    rows = await asyncio.to_thread(self._rows, stmt)
+                    for row in rows:
+                        item = store_ops.row_out(row)
+                        item.pop("level_no", None)
+                        yield item
+                        last = row.id
+                    if len(rows) < 500:
+                        break
+            yield {"ready": True, "last_id": last}
+            while True:
+                try:
+                    _, payload = await asyncio.wait_for(subscriber.get(), heartbeat)
+                except TimeoutError:
+                    if await is_disconnected():
+                        return
+                    yield {"heartbeat": True}
+                    continue
+                for item in payload["records"]:
+                    if item["id"] > last and filters.matches(item):
+                        last = item["id"]
+                        yield {key: value for key, value in item.items() if key not in ("level_no", "time_dt")}
+
+    def _rows(self, stmt: Any) -> list[Any]:
+        with self.store.connection() as connection:
+            return list(connection.execute(stmt).all())
+
+    # ---- retention -----------------------------------------------------------------------------------------
+
+    def housekeeping(self, now: datetime | None = None) -> dict[str, int]:
+        """Delete records past `retention_days`, then the oldest beyond `max_rows`, a small batch per
+        transaction so writers never wait long."""
+        now = now or utcnow()
+        cutoff = now - timedelta(days=self.settings.retention_days)
+        expired = self._delete_batches(lambda session: store_ops.delete_older_than(session, cutoff, RETENTION_BATCH))
+        with self.store.transaction() as session:
+            below = store_ops.id_keeping_newest(session, self.settings.max_rows)
+        excess = 0
+        if below is not None:
+            excess = self._delete_batches(lambda session: store_ops.delete_below(session, below, RETENTION_BATCH))
+        if expired or excess:
+            with self.store.transaction() as session:
+                record(
+                    session,
+                    system_principal("housekeeping"),
+                    "logs.retention",
+                    "log_records",
+                    "ok",
+                    {"expired": expired, "over_max_rows": excess, "cutoff": cutoff.isoformat()},
+                )
+            log.info("log retention removed %d expired and %d excess records", expired, excess)
+        return {"expired": expired, "over_max_rows": excess}
+
+    def _delete_batches(self, delete: Callable[[Any], int]) -> int:
+        total = 0
+        while True:
+            with self.store.transaction() as session:
+                deleted = delete(session)
+            total += deleted
+            if deleted < RETENTION_BATCH:
+                return total
+
+    async def run_housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.housekeeping_seconds)
+            try:
+                await asyncio.to_thread(self.housekeeping)
+            except Exception:
+                log.exception("log retention failed; it will run again")
+
+
+def record_of(new_id: int, row: Row) -> dict[str, Any]:
+    from robofleet.logs.models import LEVEL_NAMES
+
+    return {
+        "id": new_id,
+        "time": row.time.isoformat().replace("+00:00", "Z"),
+        "time_dt": row.time,
+        "level": LEVEL_NAMES.get(row.level, str(row.level)),
+        "level_no": row.level,
+        "source": row.source,
+        "run_id": row.run_id,
+        "message": row.message,
+        "fields": row.fields,
+        "truncated": row.truncated,
+    }

@@ -1,0 +1,182 @@
+"""Every statement on the log table: bulk insert (COPY on PostgreSQL), filtered keyset queries with full-text
+search (FTS5 on SQLite, tsvector on PostgreSQL), and retention deletes in small batches."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, Table, and_, func, insert, literal_column, select, text
+from sqlalchemy.orm import Session
+
+from robofleet.logs.ingest import Row
+from robofleet.logs.models import LogRecord
+
+TABLE: Table = LogRecord.__table__  # type: ignore[assignment]
+COLUMNS = ("time", "level", "source", "run_id", "message", "fields", "truncated")
+
+
+def insert_rows(session: Session, rows: list[Row]) -> list[int]:
+    """Insert in one go and return the new ids, in order."""
+    if not rows:
+        return []
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return _copy_rows(connection, rows)
+    connection.execute(
+        insert(TABLE),
+        [
+            {
+                "time": r.time,
+                "level": r.level,
+                "source": r.source,
+                "run_id": r.run_id,
+                "message": r.message,
+                "fields": r.fields,
+                "truncated": r.truncated,
+            }
+            for r in rows
+        ],
+    )
+    # One executemany in one write transaction with AUTOINCREMENT: the ids are contiguous, ending at the last.
+    last = int(connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+    return list(range(last - len(rows) + 1, last + 1))
+
+
+def _copy_rows(connection: Connection, rows: list[Row]) -> list[int]:
+    from psycopg.types.json import Json
+
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('log_records', 'id')) FROM generate_series(1, %s)", (len(rows),)
+        )
+        ids = [int(row[0]) for row in cursor.fetchall()]
+        with cursor.copy(f"COPY log_records (id, {', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for new_id, r in zip(ids, rows, strict=True):
+                copy.write_row((new_id, r.time, r.level, r.source, r.run_id, r.message, Json(r.fields), r.truncated))
+    return ids
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: datetime | None = None
+    until: datetime | None = None
+    min_level: int | None = None
+    source: str | None = None  # glob: robot:* , agent:pc-?? , orchestrator
+    run_id: str | None = None
+    text: str | None = None
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        """The same filters applied to a record in memory (for the live tail)."""
+        from fnmatch import fnmatchcase
+
+        if self.min_level is not None and record["level_no"] < self.min_level:
+            return False
+        if self.run_id is not None and record["run_id"] != self.run_id:
+            return False
+        if self.source and not fnmatchcase(record["source"], self.source):
+            return False
+        if self.since and record["time_dt"] < self.since:
+            return False
+        if self.until and record["time_dt"] >= self.until:
+            return False
+        if self.text:
+            words = record["message"].lower()
+            return all(word.lower() in words for word in self.text.split())
+        return True
+
+
+def glob_to_like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def fts5_query(text_query: str) -> str:
+    """Every word must appear; each is quoted, so FTS5 operators in user text are just words."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in text_query.split())
+
+
+def query(
+    filters: Filters,
+    dialect: str,
+    *,
+    after: int | None = None,
+    before: int | None = None,
+    ascending: bool = False,
+    limit: int = 100,
+) -> Select[Any]:
+    stmt = select(TABLE)
+    conditions = []
+    if filters.since is not None:
+        conditions.append(TABLE.c.time >= filters.since)
+    if filters.until is not None:
+        conditions.append(TABLE.c.time < filters.until)
+    if filters.min_level is not None:
+        conditions.append(TABLE.c.level >= filters.min_level)
+    if filters.run_id is not None:
+        conditions.append(TABLE.c.run_id == filters.run_id)
+    if filters.source:
+        if any(char in filters.source for char in "*?"):
+            conditions.append(TABLE.c.source.like(glob_to_like(filters.source), escape="\\"))
+        else:
+            conditions.append(TABLE.c.source == filters.source)
+    if after is not None:
+        conditions.append(TABLE.c.id > after)
+    if before is not None:
+        conditions.append(TABLE.c.id < before)
+    if filters.text and filters.text.split():
+        if dialect == "sqlite":
+            fts = (
+                text("SELECT rowid FROM log_fts WHERE log_fts MATCH :match")
+                .bindparams(match=fts5_query(filters.text))
+                .columns(literal_column("rowid"))
+            )
+            conditions.append(TABLE.c.id.in_(fts.subquery().select()))
+        else:
+            conditions.append(
+                func.to_tsvector(literal_column("'simple'"), TABLE.c.message).op("@@")(
+                    func.plainto_tsquery(literal_column("'simple'"), filters.text)
+                )
+            )
+    if conditions:
+        stmt = stmt.where(and_(*conditions))
+    return stmt.order_by(TABLE.c.id.asc() if ascending else TABLE.c.id.desc()).limit(limit)
+
+
+def delete_older_than(session: Session, cutoff: datetime, batch: int) -> int:
+    ids = select(TABLE.c.id).where(TABLE.c.time < cutoff).order_by(TABLE.c.id).limit(batch).scalar_subquery()
+    result = session.connection().execute(TABLE.delete().where(TABLE.c.id.in_(ids)))
+    return int(result.rowcount or 0)
+
+
+def id_keeping_newest(session: Session, keep: int) -> int | None:
+    """The id below which rows must go so that at most `keep` newest remain (None: nothing to remove)."""
+    found = session.connection().execute(select(TABLE.c.id).order_by(TABLE.c.id.desc()).offset(keep).limit(1)).scalar()
+    return int(found) + 1 if found is not None else None
+
+
+def delete_below(session: Session, below_id: int, batch: int) -> int:
+    ids = select(TABLE.c.id).where(TABLE.c.id < below_id).order_by(TABLE.c.id).limit(batch).scalar_subquery()
+    result = session.connection().execute(TABLE.delete().where(TABLE.c.id.in_(ids)))
+    return int(result.rowcount or 0)
+
+
+def row_out(row: Any) -> dict[str, Any]:
+    from robofleet.logs.models import LEVEL_NAMES
+
+    fields = row.fields if isinstance(row.fields, dict) else json.loads(row.fields or "{}")
+    return {
+        "id": row.id,
+        "time": row.time.isoformat().replace("+00:00", "Z"),
+        "level": LEVEL_NAMES.get(row.level, str(row.level)),
+        "level_no": row.level,
+        "source": row.source,
+        "run_id": row.run_id,
+        "message": row.message,
+        "fields": fields,
+        "truncated": row.truncated,
+    }
