@@ -21,6 +21,7 @@ from robofleet.auth import api as auth_api
 from robofleet.auth import panel as auth_panel
 from robofleet.errors import StoreUnavailable
 from robofleet.logs import api as logs_api
+from robofleet.logs import panel as logs_panel
 from robofleet.settings import api as settings_api
 from robofleet.web import errors, health, metrics, panel
 from robofleet.web.context import AppContext
@@ -66,6 +67,7 @@ ROUTERS: list[APIRouter] = [
     activities_api.router,
     activities_panel.router,
     logs_api.router,
+    logs_panel.router,
     panel.router,
     auth_panel.router,
 ]

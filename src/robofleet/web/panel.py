@@ -28,7 +28,6 @@ LATER = {
     "schedules": ("Schedules", "schedules:read", "Cron, interval, one-off, weekly windows and queue triggers."),
     "queues": ("Queues", "queues:read", "Work queues and their items: backlog, leases, retries, outcomes."),
     "sessions": ("Sessions", "sessions:read", "Graphical sessions of the robots: live screens and input."),
-    "logs": ("Logs", "logs:read", "Every line of the orchestrator, the agents and the robots: search and live tail."),
 }
 
 

@@ -23,7 +23,7 @@ NAVIGATION: list[dict[str, Any]] = [
     {"key": "schedules", "title": "Schedules", "href": "/panel/schedules", "shortcut": "s", "ready": False},
     {"key": "queues", "title": "Queues", "href": "/panel/queues", "shortcut": "q", "ready": False},
     {"key": "sessions", "title": "Sessions", "href": "/panel/sessions", "shortcut": "d", "ready": False},
-    {"key": "logs", "title": "Logs", "href": "/panel/logs", "shortcut": "l", "ready": False},
+    {"key": "logs", "title": "Logs", "href": "/panel/logs", "shortcut": "l", "ready": True},
     {"key": "console", "title": "Console", "href": "/panel/console", "shortcut": "c", "ready": True},
     {"key": "access", "title": "Access", "href": "/panel/access/users", "shortcut": "a", "ready": True},
     {"key": "settings", "title": "Settings", "href": "/panel/settings", "shortcut": "g", "ready": True},
@@ -31,7 +31,12 @@ NAVIGATION: list[dict[str, Any]] = [
 
 _environment = Environment(
     loader=ChoiceLoader(
-        [PackageLoader("robofleet.web"), PackageLoader("robofleet.auth"), PackageLoader("robofleet.activities")]
+        [
+            PackageLoader("robofleet.web"),
+            PackageLoader("robofleet.auth"),
+            PackageLoader("robofleet.activities"),
+            PackageLoader("robofleet.logs"),
+        ]
     ),
     autoescape=select_autoescape(default=True),
     trim_blocks=True,

@@ -1,0 +1,68 @@
+"""The Logs page: filter bar, level colours, run links, permalinks, and a live tail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from robofleet.auth.principal import Principal
+from robofleet.errors import RobofleetError
+from robofleet.logs.api import filters_from, service_of
+from robofleet.web.context import AppContext, get_context
+from robofleet.web.security import Require
+from robofleet.web.templating import page
+
+router = APIRouter(include_in_schema=False)
+LEVEL_CHOICES = ["", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def parse_time(value: str) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.now().astimezone().tzinfo)
+
+
+@router.get("/panel/logs")
+def logs_page(
+    request: Request,
+    principal: Principal = Depends(Require("logs:read", panel=True)),
+    ctx: AppContext = Depends(get_context),
+    since: str = Query("", max_length=40),
+    until: str = Query("", max_length=40),
+    level: str = Query("", max_length=10),
+    source: str = Query("", max_length=128),
+    run_id: str = Query("", max_length=64),
+    q: str = Query("", max_length=500),
+    cursor: str | None = Query(None, max_length=200),
+) -> Response:
+    chosen = {"since": since, "until": until, "level": level, "source": source, "run_id": run_id, "q": q}
+    error = None
+    result: dict[str, Any] = {"items": [], "next_cursor": None}
+    try:
+        try:
+            filters = filters_from(parse_time(since), parse_time(until), level or None, source, run_id, q)
+        except ValueError:
+            raise RobofleetError(
+                "since and until must be times like 2026-01-31T08:00 or 2026-01-31T08:00:00Z"
+            ) from None
+        result = service_of(ctx).search(filters, limit=200, cursor=cursor, order="desc")
+    except RobofleetError as exc:
+        error = exc.message
+    query = {key: value for key, value in chosen.items() if value}
+    return page(
+        request,
+        "logs.html",
+        principal,
+        section="logs",
+        records=result["items"],
+        error=error,
+        next_cursor=result["next_cursor"],
+        chosen=chosen,
+        levels=LEVEL_CHOICES,
+        query=urlencode(query),
+    )
