@@ -1,0 +1,154 @@
+"""Ingest and search on both stores: refusals one by one, truncation, filters, full text, cursors, export."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import MakeUser, bearer
+
+
+def post(client: TestClient, token: str, records: list[Any]) -> Any:
+    return client.post("/api/v1/logs", headers=bearer(token), json={"records": records})
+
+
+def search(client: TestClient, token: str, **params: Any) -> dict[str, Any]:
+    response = client.get("/api/v1/logs", headers=bearer(token), params=params)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_bad_records_are_refused_one_by_one(client: TestClient, admin_token: str) -> None:
+    answer = post(
+        client,
+        admin_token,
+        [
+            {"message": "fine", "source": "robot:a"},
+            {"source": "robot:a"},
+            {"message": "x", "source": "robot:a", "level": "LOUD"},
+            {"message": "x", "source": "robot:a", "time": "yesterday"},
+            {"message": "x", "source": "robot:a", "colour": "red"},
+            {"message": "x"},
+            "not an object",
+            {"message": "also fine", "source": "robot:a", "level": 40, "time": 1767225600, "run_id": 7},
+        ],
+    )
+    assert answer.status_code == 207
+    body = answer.json()
+    assert body["accepted"] == 2 and body["last_id"] > body["first_id"]
+    reasons = {item["index"]: item["error"] for item in body["rejected"]}
+    assert sorted(reasons) == [1, 2, 3, 4, 5, 6]
+    assert "message" in reasons[1] and "level" in reasons[2] and "time" in reasons[3]
+    assert "colour" in reasons[4] and "source" in reasons[5] and "object" in reasons[6]
+    stored = search(client, admin_token, order="asc")["items"]
+    assert [r["message"] for r in stored] == ["fine", "also fine"]
+    assert stored[1]["level"] == "ERROR" and stored[1]["run_id"] == "7"
+    assert stored[1]["time"].startswith("2026-01-01T00:00:00")
+
+
+def test_whole_batch_refusals(client: TestClient, admin_token: str, make_user: MakeUser) -> None:
+    all_bad = post(client, admin_token, [{"source": "robot:a"}])
+    assert all_bad.status_code == 422 and "record 0" in all_bad.json()["error"]["message"]
+    assert client.post("/api/v1/logs", headers=bearer(admin_token), json={"rows": []}).status_code == 422
+    malformed = client.post(
+        "/api/v1/logs", headers={**bearer(admin_token), "content-type": "application/json"}, content=b'{"records": ['
+    )
+    assert malformed.status_code == 400
+    too_many = post(client, admin_token, [{"message": "x", "source": "robot:a"}] * 5001)
+    assert too_many.status_code == 422 and "max_batch" in too_many.json()["error"]["message"]
+    viewer = make_user("v", ["viewer"])
+    assert post(client, viewer, [{"message": "x", "source": "robot:a"}]).status_code == 403
+    robot = make_user("r", ["robot"])
+    assert post(client, robot, [{"message": "x", "source": "robot:a"}]).status_code == 201
+    assert client.get("/api/v1/logs", headers=bearer(robot)).status_code == 403
+    assert search(client, admin_token)["items"][0]["message"] == "x"
+
+
+def test_oversized_messages_are_truncated_and_marked(client: TestClient, admin_token: str) -> None:
+    post(client, admin_token, [{"message": "é" * 20_000, "source": "robot:a"}])
+    record = search(client, admin_token)["items"][0]
+    assert record["truncated"] is True
+    assert len(record["message"].encode()) <= 16_384 and record["message"].endswith("[truncated]")
+
+
+def seed(client: TestClient, token: str) -> None:
+    records = []
+    for n in range(30):
+        records.append(
+            {
+                "message": f"invoice {n} posted to the ledger",
+                "source": "robot:billing",
+                "run_id": "run-1" if n < 10 else "run-2",
+                "level": "INFO",
+                "time": f"2026-03-01T10:{n:02d}:00Z",
+            }
+        )
+    records += [
+        {
+            "message": "login page did not load",
+            "source": "robot:crm",
+            "run_id": "run-3",
+            "level": "ERROR",
+            "time": "2026-03-01T11:00:00Z",
+        },
+        {"message": "agent connected", "source": "agent:pc-01", "level": "DEBUG", "time": "2026-03-01T11:01:00Z"},
+        {
+            "message": "Ledger closed; invoice batch done",
+            "source": "robot:billing",
+            "level": "WARNING",
+            "time": "2026-03-01T11:02:00Z",
+        },
+    ]
+    assert post(client, token, records).status_code == 201
+
+
+def test_filters_and_full_text(client: TestClient, admin_token: str) -> None:
+    seed(client, admin_token)
+    assert len(search(client, admin_token, q="ledger invoice", limit=100)["items"]) == 31
+    assert [r["message"] for r in search(client, admin_token, q="page load")["items"]] == ["login page did not load"]
+    assert search(client, admin_token, q="nothing-like-this")["items"] == []
+    assert len(search(client, admin_token, q='"quoted" OR -minus NEAR(')["items"]) == 0  # operators are words
+    assert {r["level"] for r in search(client, admin_token, level="WARNING")["items"]} == {"WARNING", "ERROR"}
+    assert {r["source"] for r in search(client, admin_token, source="robot:*", limit=100)["items"]} == {
+        "robot:billing",
+        "robot:crm",
+    }
+    assert [r["source"] for r in search(client, admin_token, source="agent:pc-??")["items"]] == ["agent:pc-01"]
+    assert len(search(client, admin_token, run_id="run-1")["items"]) == 10
+    window = search(client, admin_token, since="2026-03-01T10:05:00Z", until="2026-03-01T10:08:00Z")["items"]
+    assert [r["message"].split()[1] for r in window] == ["7", "6", "5"]
+    both = search(client, admin_token, q="invoice", run_id="run-2", level="INFO", limit=100)["items"]
+    assert len(both) == 20
+    bad = client.get("/api/v1/logs", headers=bearer(admin_token), params={"level": "LOUD"})
+    assert bad.status_code == 422
+    naive = client.get("/api/v1/logs", headers=bearer(admin_token), params={"since": "2026-03-01T10:00:00"})
+    assert naive.status_code == 422
+
+
+def test_cursors_walk_both_ways(client: TestClient, admin_token: str) -> None:
+    seed(client, admin_token)
+    everything = [r["id"] for r in search(client, admin_token, limit=1000, order="asc")["items"]]
+    seen: list[int] = []
+    page = search(client, admin_token, limit=7)
+    pages = [page]
+    while True:
+        seen += [r["id"] for r in page["items"]]
+        if not page["next_cursor"]:
+            break
+        page = search(client, admin_token, limit=7, cursor=page["next_cursor"])
+        pages.append(page)
+    assert seen == sorted(everything, reverse=True)
+    back = search(client, admin_token, limit=7, cursor=pages[2]["prev_cursor"])
+    assert [r["id"] for r in back["items"]] == sorted(r["id"] for r in pages[1]["items"])
+    assert client.get("/api/v1/logs", headers=bearer(admin_token), params={"cursor": "zzz"}).status_code == 422
+
+
+def test_export_streams_ndjson(client: TestClient, admin_token: str) -> None:
+    seed(client, admin_token)
+    response = client.get("/api/v1/logs/export", headers=bearer(admin_token), params={"source": "robot:billing"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert len(lines) == 31 and [r["id"] for r in lines] == sorted(r["id"] for r in lines)
+    assert all(r["source"] == "robot:billing" for r in lines)

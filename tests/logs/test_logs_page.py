@@ -1,0 +1,68 @@
+"""The Logs page in headless Chromium: filters, level colours, run links, permalink, live tail."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.browser import chromium, log_in
+from tests.serve import ServeProcess
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def test_logs_page_filters_and_tails(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path).start(wait="/readyz")
+    try:
+        made = subprocess.run(
+            [sys.executable, "-m", "robofleet", "token", "create", "--user", "admin"],
+            cwd=tmp_path,
+            env=serve.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        headers = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+
+        def send(*records: dict[str, str]) -> None:
+            assert (
+                httpx.post(f"{serve.url}/api/v1/logs", json={"records": list(records)}, headers=headers).status_code
+                == 201
+            )
+
+        send(
+            {"message": "opened the invoice portal", "source": "robot:billing", "run_id": "run-5"},
+            {"message": "portal timed out", "source": "robot:billing", "run_id": "run-5", "level": "ERROR"},
+            {"message": "agent heartbeat", "source": "agent:pc-01", "level": "DEBUG"},
+        )
+        with chromium() as browser:
+            page = browser.new_page()
+            log_in(page, serve.url, "admin", serve.admin_password(), "/panel/logs")
+            assert page.locator("tr.level-error:has-text('portal timed out')").count() == 1
+            page.fill("#log-filter input[name=q]", "portal")
+            page.click("#log-filter button[type=submit]")
+            page.wait_for_url("**q=portal**")
+            assert page.locator("#log-table tbody tr").count() == 2
+            page.click("#log-table a:has-text('run-5') >> nth=0")
+            page.wait_for_url("**run_id=run-5**")
+            assert page.locator("#log-table tbody tr").count() == 2
+            permalink = page.url
+            page.goto(f"{serve.url}/panel/logs?source=robot%3A*&level=ERROR")
+            assert [t.strip() for t in page.locator("#log-table td.message").all_inner_texts()] == ["portal timed out"]
+            page.goto(permalink)
+            assert page.locator("#log-table tbody tr").count() == 2
+            page.check("#live-tail")
+            page.wait_for_selector("#tail-state:text('live')")
+            send(
+                {"message": "retrying the portal", "source": "robot:billing", "run_id": "run-5", "level": "WARNING"},
+                {"message": "another run", "source": "robot:billing", "run_id": "run-6"},
+            )
+            page.wait_for_selector("tr.level-warning:has-text('retrying the portal')", timeout=10_000)
+            assert page.locator("#log-table tbody tr:has-text('another run')").count() == 0
+            assert page.locator("#log-table tbody tr").count() == 3
+    finally:
+        serve.stop()
