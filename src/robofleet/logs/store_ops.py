@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, and_, func, insert, literal_column, select, text
+from sqlalchemy import Connection, Select, Table, and_, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from robofleet.logs.ingest import Row
@@ -25,24 +25,38 @@ def insert_rows(session: Session, rows: list[Row]) -> list[int]:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         return _copy_rows(connection, rows)
-    connection.execute(
-        insert(TABLE),
+    return _sqlite_rows(connection, rows)
+
+
+def _sqlite_rows(connection: Connection, rows: list[Row]) -> list[int]:
+    # The DB-API directly, in the format SQLAlchemy's SQLite DATETIME/JSON types read back: on this hot path
+    # their per-value processing costs more than SQLite itself.
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(
+        "INSERT INTO log_records (time, level, source, run_id, message, fields, truncated) VALUES (?,?,?,?,?,?,?)",
         [
-            {
-                "time": r.time,
-                "level": r.level,
-                "source": r.source,
-                "run_id": r.run_id,
-                "message": r.message,
-                "fields": r.fields,
-                "truncated": r.truncated,
-            }
+            (
+                r.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                r.level,
+                r.source,
+                r.run_id,
+                r.message,
+                json.dumps(r.fields) if r.fields else "{}",
+                int(r.truncated),
+            )
             for r in rows
         ],
     )
     # One executemany in one write transaction with AUTOINCREMENT: the ids are contiguous, ending at the last.
-    last = int(connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
-    return list(range(last - len(rows) + 1, last + 1))
+    last = int(cursor.execute("SELECT last_insert_rowid()").fetchone()[0])
+    first = last - len(rows) + 1
+    # Indexing the batch in one statement is ~10x faster than a trigger per row.
+    cursor.execute(
+        "INSERT INTO log_fts(rowid, message) SELECT id, message FROM log_records WHERE id BETWEEN ? AND ?",
+        (first, last),
+    )
+    cursor.close()
+    return list(range(first, last + 1))
 
 
 def _copy_rows(connection: Connection, rows: list[Row]) -> list[int]:
