@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool
 
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid, RobofleetError, StoreUnavailable
@@ -111,12 +113,12 @@ async def ingest(
 ) -> JSONResponse:
     """Store a batch; each bad record is refused with its index and reason while the good ones are kept."""
     try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
         raise RobofleetError(f"the body is not valid JSON: {exc}", code="malformed_json") from None
     if not isinstance(body, dict) or not isinstance(body.get("records"), list) or set(body) - {"records"}:
         raise Invalid('the body must be {"records": [...]}')
-    result = await run_in_threadpool(service_of(ctx).ingest, body["records"])
+    result = await asyncio.wrap_future(service_of(ctx).ingest(body["records"]))
     answer = {
         "accepted": result.accepted,
         "rejected": result.rejected,

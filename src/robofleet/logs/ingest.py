@@ -72,31 +72,48 @@ def truncate(message: str, max_bytes: int) -> tuple[str, bool]:
 
 
 def parse_record(raw: Any, *, now: datetime, max_message_bytes: int, default_source: str | None = None) -> Row:
-    """One validated row; Refused says what is wrong."""
-    if not isinstance(raw, dict):
+    """One validated row; Refused says what is wrong. (Hot path: tens of thousands of calls a second.)"""
+    if type(raw) is not dict:
         raise Refused("a record must be a JSON object")
-    unknown = raw.keys() - FIELDS
-    if unknown:
-        raise Refused(f"unknown field(s): {', '.join(sorted(unknown))}")
+    if not FIELDS.issuperset(raw):
+        raise Refused(f"unknown field(s): {', '.join(sorted(raw.keys() - FIELDS))}")
     message = raw.get("message")
-    if not isinstance(message, str):
+    if type(message) is not str:
         raise Refused("message is required and must be a string")
     source = raw.get("source", default_source)
-    if not isinstance(source, str) or not source or len(source) > 128:
+    if type(source) is not str or not 0 < len(source) <= 128:
         raise Refused("source is required: a string of 1 to 128 characters (e.g. robot:invoices)")
     run_id = raw.get("run_id")
     if run_id is not None:
-        if isinstance(run_id, int) and not isinstance(run_id, bool):
+        if type(run_id) is int:
             run_id = str(run_id)
-        if not isinstance(run_id, str) or not run_id or len(run_id) > 64:
+        if type(run_id) is not str or not 0 < len(run_id) <= 64:
             raise Refused("run_id must be a string of 1 to 64 characters, or a number")
-    fields = raw.get("fields") or {}
-    if not isinstance(fields, dict):
+    fields = raw.get("fields")
+    if fields:
+        if type(fields) is not dict:
+            raise Refused("fields must be a JSON object")
+        if len(json.dumps(fields, default=str)) > MAX_FIELDS_BYTES:
+            raise Refused(f"fields are larger than {MAX_FIELDS_BYTES} bytes")
+    elif fields is not None and fields != {}:
         raise Refused("fields must be a JSON object")
-    if fields and len(json.dumps(fields, default=str)) > MAX_FIELDS_BYTES:
-        raise Refused(f"fields are larger than {MAX_FIELDS_BYTES} bytes")
-    text, truncated = truncate(message, max_message_bytes)
-    return Row(parse_time(raw.get("time"), now), parse_level(raw.get("level")), source, run_id, text, fields, truncated)
+    # A character takes at most 4 bytes in UTF-8: short messages need no encoding to check.
+    if len(message) * 4 > max_message_bytes:
+        message, truncated = truncate(message, max_message_bytes)
+    else:
+        truncated = False
+    level = raw.get("level")
+    level_number = LEVELS.get(level) if type(level) is str else None
+    time = raw.get("time")
+    return Row(
+        now if time is None else parse_time(time, now),
+        level_number if level_number is not None else parse_level(level),
+        source,
+        run_id,
+        message,
+        fields or {},
+        truncated,
+    )
 
 
 def parse_batch(records: list[Any], *, now: datetime, max_message_bytes: int) -> tuple[list[Row], list[dict[str, Any]]]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from robofleet.auth.audit import record
 from robofleet.auth.principal import system_principal
 from robofleet.errors import Invalid
@@ -69,28 +71,40 @@ class LogService:
 
     # ---- writing -----------------------------------------------------------------------------------------
 
-    def ingest(self, records: list[Any]) -> IngestResult:
-        """Validate each record, store the good ones durably (blocking until committed), announce them."""
+    def ingest(self, records: list[Any]) -> Future[IngestResult]:
+        """Validate each record and store the good ones; the future resolves once they are durable.
+
+        Validation runs on the writer thread, inside the group commit: one thread doing the Python work of
+        ingest keeps it from contending for the GIL with a pool of parser threads."""
         if len(records) > self.settings.max_batch:
             raise Invalid(
                 f"{len(records)} records in one batch; the limit is logs.max_batch = {self.settings.max_batch}",
                 details={"max_batch": self.settings.max_batch},
             )
-        rows, rejected = parse_batch(records, now=utcnow(), max_message_bytes=self.settings.max_message_bytes)
-        ids = self.write(rows).result() if rows else []
-        return IngestResult(len(rows), rejected, ids)
+        now = utcnow()
+        parsed: list[Row] = []
+
+        def work(session: Session) -> IngestResult:
+            rows, rejected = parse_batch(records, now=now, max_message_bytes=self.settings.max_message_bytes)
+            parsed.extend(rows)
+            return IngestResult(len(rows), rejected, store_ops.insert_rows(session, rows))
+
+        future = self.committer.submit(work)
+        future.add_done_callback(lambda done: self._announce(parsed, done, lambda result: result.ids))
+        return future
 
     def write(self, rows: list[Row]) -> Future[list[int]]:
         """Queue rows for the next group commit; the future gives their ids once durable."""
         future = self.committer.submit(lambda session: store_ops.insert_rows(session, rows))
-        future.add_done_callback(lambda done: self._announce(rows, done))
+        future.add_done_callback(lambda done: self._announce(rows, done, lambda ids: ids))
         return future
 
-    def _announce(self, rows: list[Row], done: Future[list[int]]) -> None:
+    def _announce(self, rows: list[Row], done: Future[Any], ids_of: Callable[[Any], list[int]]) -> None:
         if done.exception() is not None or self.loop is None or not self.hub.has_subscribers(TOPIC):
             return
-        records = [record_of(new_id, row) for new_id, row in zip(done.result(), rows, strict=True)]
-        self.loop.call_soon_threadsafe(self.hub.publish, TOPIC, {"records": records})
+        records = [record_of(new_id, row) for new_id, row in zip(ids_of(done.result()), rows, strict=True)]
+        if records:
+            self.loop.call_soon_threadsafe(self.hub.publish, TOPIC, {"records": records})
 
     # ---- reading -----------------------------------------------------------------------------------------
 

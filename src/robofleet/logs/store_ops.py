@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, Table, and_, func, literal_column, select, text
@@ -36,7 +36,8 @@ def _sqlite_rows(connection: Connection, rows: list[Row]) -> list[int]:
         "INSERT INTO log_records (time, level, source, run_id, message, fields, truncated) VALUES (?,?,?,?,?,?,?)",
         [
             (
-                r.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                # Rows hold UTC times (ingest.parse_time); the format SQLAlchemy writes and compares against.
+                r.time.replace(tzinfo=None).isoformat(" ", timespec="microseconds"),
                 r.level,
                 r.source,
                 r.run_id,
