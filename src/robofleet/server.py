@@ -117,6 +117,8 @@ def run(settings: Settings, config_path: Path | None) -> None:
     logging.basicConfig(
         level=settings.logs.level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic narrates every migration context at INFO, and /readyz opens one per probe.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     server = settings.server
     if bool(server.tls_cert) != bool(server.tls_key):
         raise SystemExit("server.tls_cert and server.tls_key must be given together")

@@ -76,13 +76,13 @@ def test_every_section_loads_and_the_keyboard_navigates(serve: ServeProcess, pag
         "/panel/schedules",
         "/panel/queues",
         "/panel/sessions",
-        "/panel/logs",
     ):
         response = page.goto(serve.url + path)
         assert response is not None and response.status == 200, path
         assert "Not built yet" in page.inner_text("main"), path
     for path, marker in (
         ("/panel/console", "Find an action"),
+        ("/panel/logs", "Live tail"),
         ("/panel/settings", "[server]"),
         ("/panel/access/audit", "auth.login"),
         ("/panel/access/tokens", "New API token"),

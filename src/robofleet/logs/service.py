@@ -44,7 +44,9 @@ class LogService:
         self.store = store
         self.settings = settings
         self.hub = hub
-        self.committer = GroupCommitter(store, name="logs-commit")
+        # Senders' batches arrive a few ms apart after each commit; waiting that long lets one transaction carry
+        # several of them, which matters on PostgreSQL where each transaction costs a few round trips.
+        self.committer = GroupCommitter(store, name="logs-commit", linger=0.004)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._handler: logging.Handler | None = None

@@ -72,7 +72,8 @@ def _copy_rows(connection: Connection, rows: list[Row]) -> list[int]:
         ids = [int(row[0]) for row in cursor.fetchall()]
         with cursor.copy(f"COPY log_records (id, {', '.join(COLUMNS)}) FROM STDIN") as copy:
             for new_id, r in zip(ids, rows, strict=True):
-                copy.write_row((new_id, r.time, r.level, r.source, r.run_id, r.message, Json(r.fields), r.truncated))
+                fields = Json(r.fields) if r.fields else "{}"
+                copy.write_row((new_id, r.time, r.level, r.source, r.run_id, r.message, fields, r.truncated))
     return ids
 
 

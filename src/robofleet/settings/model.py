@@ -47,7 +47,7 @@ class AuthSettings(Section):
     lockout_threshold: int = Field(5, ge=1, description="Failed logins in a row that lock an account")
     lockout_minutes: int = Field(15, ge=1)
     cookie_secure: Literal["auto", "always", "never"] = Field(
-        "auto", description="auto: Secure when served over https or public_url is https"
+        "auto", description="auto: Secure over https, with an https public_url, and on loopback hosts"
     )
     initial_admin: str = "admin"
 

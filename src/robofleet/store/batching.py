@@ -40,8 +40,10 @@ class _Job(Generic[T]):
 class GroupCommitter:
     """Runs `work(session)` callables in order, many per transaction; each caller gets its own result."""
 
-    def __init__(self, store: Store, *, name: str = "group-commit") -> None:
+    def __init__(self, store: Store, *, name: str = "group-commit", linger: float = 0.0) -> None:
+        """`linger`: how long to wait for more work after the first arrives; throughput for latency."""
         self.store = store
+        self.linger = linger
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -71,9 +73,11 @@ class GroupCommitter:
             if first is None:
                 break
             jobs = [first]
+            deadline = time.monotonic() + self.linger
             while len(jobs) < MAX_BATCH:
                 try:
-                    job = self._queue.get_nowait()
+                    wait = deadline - time.monotonic()
+                    job = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if job is None:

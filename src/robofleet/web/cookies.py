@@ -1,4 +1,4 @@
-"""The panel session cookie: HttpOnly, SameSite=Lax, Secure whenever the panel is reached over https."""
+"""The panel session cookie: HttpOnly, SameSite=Lax, Secure over https and on loopback."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ from fastapi import Request, Response
 from robofleet.auth.sessions import COOKIE_NAME, NewSession
 from robofleet.settings.model import Settings
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
 
 def cookie_secure(settings: Settings, request: Request) -> bool:
+    """auto: Secure over https, and on loopback too, where browsers treat http as a secure context."""
     mode = settings.auth.cookie_secure
     if mode != "auto":
         return mode == "always"
     public = settings.server.public_url or ""
-    return request.url.scheme == "https" or public.startswith("https://")
+    host = (request.url.hostname or "").lower()
+    return request.url.scheme == "https" or public.startswith("https://") or host in LOOPBACK_HOSTS
 
 
 def set_session_cookie(response: Response, session: NewSession, settings: Settings, request: Request) -> None:

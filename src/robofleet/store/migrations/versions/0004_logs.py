@@ -44,7 +44,11 @@ def upgrade() -> None:
             "INSERT INTO log_fts(log_fts, rowid, message) VALUES ('delete', old.id, old.message); END"
         )
     else:
-        op.execute("CREATE INDEX ix_log_records_message_fts ON log_records USING gin (to_tsvector('simple', message))")
+        # A larger pending list lets inserts append to it and leaves the merge into the index to autovacuum.
+        op.execute(
+            "CREATE INDEX ix_log_records_message_fts ON log_records USING gin (to_tsvector('simple', message)) "
+            "WITH (gin_pending_list_limit = 32768)"
+        )
 
 
 def downgrade() -> None:
