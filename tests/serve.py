@@ -58,6 +58,27 @@ class ServeProcess:
     def output(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
 
+    def cli(
+        self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`robofleet ARGS` run in this server's folder with its settings, as its user would run it."""
+        return subprocess.run(
+            [sys.executable, "-m", "robofleet", *args],
+            cwd=self.workdir,
+            env={**self.env, **(env or {})},
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def token(self, user: str = "admin") -> str:
+        """A new API token for `user`, made with `robofleet token create` (its last line is the token)."""
+        made = self.cli("token", "create", "--user", user)
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip().splitlines()[-1]
+
     def admin_password(self) -> str:
         return (self.workdir / "robofleet-data" / "initial-admin-password").read_text().strip()
 

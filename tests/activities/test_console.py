@@ -68,18 +68,11 @@ def test_console_runs_echo_and_shows_the_result_live(tmp_path: Path) -> None:
             row = page.locator("#history tbody tr").first
             assert "system.echo" in row.inner_text() and "succeeded" in row.inner_text()
             # An activity submitted elsewhere (the CLI) shows up in the history by itself.
-            token = subprocess.run(
-                [sys.executable, "-m", "robofleet", "token", "create", "--user", "admin"],
-                cwd=tmp_path,
-                env=serve.env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
+            token = serve.token()
             httpx.post(
                 f"{serve.url}/api/v1/activities",
                 json={"action": "system.sleep", "args": {"seconds": 0.2}},
-                headers={"Authorization": f"Bearer {token.stdout.strip().splitlines()[-1]}"},
+                headers={"Authorization": f"Bearer {token}"},
             )
             page.wait_for_selector("#history tbody tr:has-text('system.sleep'):has-text('succeeded')", timeout=10_000)
     finally:
@@ -90,15 +83,8 @@ def test_console_runs_echo_and_shows_the_result_live(tmp_path: Path) -> None:
 def test_activity_cli_and_event_stream(tmp_path: Path) -> None:
     serve = ServeProcess(tmp_path).start(wait="/readyz")
     try:
-        made = subprocess.run(
-            [sys.executable, "-m", "robofleet", "token", "create", "--user", "admin"],
-            cwd=tmp_path,
-            env=serve.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        token = made.stdout.strip().splitlines()[-1]
+        made = serve.token()
+        token = made
         env = {**serve.env, "ROBOFLEET_CLIENT__TOKEN": token}
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,23 +13,11 @@ from tests.serve import ServeProcess
 pytestmark = pytest.mark.slow
 
 
-def token_for(serve: ServeProcess) -> str:
-    made = subprocess.run(
-        [sys.executable, "-m", "robofleet", "token", "create", "--user", "admin"],
-        cwd=serve.workdir,
-        env=serve.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return made.stdout.strip().splitlines()[-1]
-
-
 def test_kill_9_while_running_then_restart(tmp_path: Path, store_url: str) -> None:
     env = {} if store_url.startswith("sqlite") else {"ROBOFLEET_STORE__URL": store_url}
     serve = ServeProcess(tmp_path, env=env).start(wait="/readyz")
     try:
-        headers = {"Authorization": f"Bearer {token_for(serve)}"}
+        headers = {"Authorization": f"Bearer {serve.token()}"}
         api = httpx.Client(base_url=serve.url, headers=headers, timeout=10)
         sleeper = api.post("/api/v1/activities", json={"action": "system.sleep", "args": {"seconds": 60}}).json()
         async_sleeper = api.post(

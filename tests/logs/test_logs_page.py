@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -18,15 +16,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 def test_logs_page_filters_and_tails(tmp_path: Path) -> None:
     serve = ServeProcess(tmp_path).start(wait="/readyz")
     try:
-        made = subprocess.run(
-            [sys.executable, "-m", "robofleet", "token", "create", "--user", "admin"],
-            cwd=tmp_path,
-            env=serve.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        headers = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+        made = serve.token()
+        headers = {"Authorization": f"Bearer {made}"}
 
         def send(*records: dict[str, str]) -> None:
             assert (

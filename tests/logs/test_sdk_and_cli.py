@@ -84,7 +84,7 @@ def test_sdk_handler_survives_the_orchestrator_being_down(tmp_path: Path) -> Non
 def test_logs_cli_and_stream_resume(tmp_path: Path) -> None:
     serve = ServeProcess(tmp_path).start(wait="/readyz")
     try:
-        token = cli(tmp_path, serve.env, "token", "create", "--user", "admin").stdout.strip().splitlines()[-1]
+        token = serve.token()
         env = {**serve.env, "ROBOFLEET_CLIENT__TOKEN": token}
         headers = {"Authorization": f"Bearer {token}"}
         records = [{"message": f"line {n}", "source": "robot:cli", "run_id": "r9"} for n in range(5)]

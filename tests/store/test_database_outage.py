@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,15 +51,8 @@ def test_serve_survives_the_database_going_away(tmp_path: Path, cluster: Throwaw
     url = cluster.server().url("postgres")
     serve = ServeProcess(tmp_path, env={"ROBOFLEET_STORE__URL": url}).start(wait="/readyz")
     try:
-        made = subprocess.run(
-            [sys.executable, "-m", "robofleet", "token", "create", "--user", "admin"],
-            cwd=tmp_path,
-            env=serve.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        headers = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+        made = serve.token()
+        headers = {"Authorization": f"Bearer {made}"}
         assert httpx.get(f"{serve.url}/api/v1/users", headers=headers).status_code == 200
 
         cluster.stop()

@@ -15,18 +15,6 @@ from tests.serve import ServeProcess
 pytestmark = pytest.mark.slow
 
 
-def cli_token(serve: ServeProcess) -> str:
-    made = subprocess.run(
-        [sys.executable, "-m", "robofleet", "token", "create", "--user", "admin"],
-        cwd=serve.workdir,
-        env=serve.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return made.stdout.strip().splitlines()[-1]
-
-
 def test_first_start_login_and_restarts_keep_everything(tmp_path: Path) -> None:
     serve = ServeProcess(tmp_path).start(wait="/readyz")
     try:
@@ -37,7 +25,7 @@ def test_first_start_login_and_restarts_keep_everything(tmp_path: Path) -> None:
         assert serve.output().count(password) == 1  # printed once, in the banner
         login = httpx.post(f"{serve.url}/api/v1/auth/login", json={"username": "admin", "password": password})
         assert login.status_code == 200 and "robofleet_session" in login.headers["set-cookie"]
-        headers = {"Authorization": f"Bearer {cli_token(serve)}"}
+        headers = {"Authorization": f"Bearer {serve.token()}"}
         created = httpx.post(
             f"{serve.url}/api/v1/users",
             headers=headers,

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from robofleet.errors import StoreUnavailable
-from robofleet.store.database import Store
+from robofleet.store.database import Store, unavailable_when_lost
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,18 +91,14 @@ class GroupCommitter:
     def _transaction(self, jobs: list[_Job[Any]]) -> list[Any]:
         """Run the jobs in one transaction on the thread's own connection (no pool round trip per batch)."""
         try:
-            connection = self._usable_connection()
-            with connection.begin(), Session(bind=connection, expire_on_commit=False) as session:
-                results = [job.work(session) for job in jobs]
-                session.flush()
-            return results
-        except (OperationalError, PoolTimeout) as exc:
+            with unavailable_when_lost():
+                connection = self._usable_connection()
+                with connection.begin(), Session(bind=connection, expire_on_commit=False) as session:
+                    results = [job.work(session) for job in jobs]
+                    session.flush()
+                return results
+        except StoreUnavailable:
             self._drop_connection()
-            raise StoreUnavailable(f"the store is unavailable: {exc.orig if hasattr(exc, 'orig') else exc}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                self._drop_connection()
-                raise StoreUnavailable(f"the store connection was lost: {exc.orig}") from exc
             raise
 
     def _usable_connection(self) -> Connection:

@@ -23,33 +23,18 @@ class Store:
         self.engine: Engine = build_engine(settings)
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.migrated = False
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed on success, rolled back on any error."""
-        try:
-            with self._sessions() as session, session.begin():
-                yield session
-        except (OperationalError, PoolTimeout) as exc:
-            raise StoreUnavailable(f"the store is unavailable: {_short(exc)}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable(f"the store connection was lost: {_short(exc)}") from exc
-            raise
+        with unavailable_when_lost(), self._sessions() as session, session.begin():
+            yield session
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
         """A bare connection for a quick read on a hot path (no ORM session), errors mapped like transaction()."""
-        try:
-            with self.engine.connect() as connection:
-                yield connection
-        except (OperationalError, PoolTimeout) as exc:
-            raise StoreUnavailable(f"the store is unavailable: {_short(exc)}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable(f"the store connection was lost: {_short(exc)}") from exc
-            raise
+        with unavailable_when_lost(), self.engine.connect() as connection:
+            yield connection
 
     def ping(self) -> None:
         with self.transaction() as session:
@@ -57,6 +42,19 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def unavailable_when_lost() -> Iterator[None]:
+    """Driver errors that mean the database is unreachable become StoreUnavailable (503, retried by callers)."""
+    try:
+        yield
+    except (OperationalError, PoolTimeout) as exc:
+        raise StoreUnavailable(f"the store is unavailable: {_short(exc)}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable(f"the store connection was lost: {_short(exc)}") from exc
+        raise
 
 
 def _short(exc: Exception) -> str:
