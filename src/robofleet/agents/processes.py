@@ -1,0 +1,209 @@
+"""Robot processes on an agent's machine: start them through the run shim in a session of their own, freeze,
+thaw, stop and kill whole process trees, find them again after the agent restarts, and learn how they ended.
+
+Facts this relies on (shared/NOTES.md): the session leader's pid is the process group id; a grandchild that
+calls setsid() escapes killpg, so the tree is snapshotted with psutil and every pid is signalled too; SIGTERM to
+a stopped process waits for SIGCONT; a killed process stays a zombie until its parent reaps it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants of our robots are re-parented to us (not to PID 1), so we can reap them."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+@dataclass
+class ManagedRun:
+    run_id: str
+    pid: int  # the shim: session leader, so also the process group id
+    create_time: float
+    run_dir: Path
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    paused: bool = False
+
+    def state(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "pid": self.pid, "create_time": self.create_time, "paused": self.paused}
+
+
+class ProcessManager:
+    def __init__(self, state_dir: Path) -> None:
+        self.runs_dir = state_dir / "runs"
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.runs: dict[str, ManagedRun] = {}
+
+    # ---- starting and finding again -------------------------------------------------------------------
+
+    def start(
+        self, run_id: str, argv: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None
+    ) -> ManagedRun:
+        """Start `argv` through the shim; raises OSError when the working directory or program is unusable."""
+        if run_id in self.runs:
+            raise ValueError(f"run {run_id} is already managed here")
+        if not argv:
+            raise ValueError("argv is empty")
+        run_dir = self.runs_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for spool in ("stdout.log", "stderr.log"):
+            (run_dir / spool).touch()  # there from the start, for whoever tails them
+        shim_log = (run_dir / "shim.log").open("ab")
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "robofleet.agents.shim", str(run_dir), "--", *argv],
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=shim_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        shim_log.close()
+        run = ManagedRun(run_id, popen.pid, psutil.Process(popen.pid).create_time(), run_dir, popen)
+        self._save(run)
+        self.runs[run_id] = run
+        return run
+
+    def adopt(self) -> list[ManagedRun]:
+        """Runs started before this agent (re)started whose shim still lives: managed again, by pid and start
+        time (a recycled pid is not mistaken for ours)."""
+        adopted = []
+        for state_file in sorted(self.runs_dir.glob("*/state.json")):
+            state = json.loads(state_file.read_text())
+            if state["run_id"] in self.runs or (state_file.parent / "collected").exists():
+                continue
+            run = ManagedRun(
+                state["run_id"],
+                state["pid"],
+                state["create_time"],
+                state_file.parent,
+                paused=state.get("paused", False),
+            )
+            self.runs[run.run_id] = run
+            adopted.append(run)
+        return adopted
+
+    def _save(self, run: ManagedRun) -> None:
+        temporary = run.run_dir / "state.json.tmp"
+        temporary.write_text(json.dumps(run.state()))
+        os.replace(temporary, run.run_dir / "state.json")
+
+    # ---- watching ---------------------------------------------------------------------------------------
+
+    def alive(self, run: ManagedRun) -> bool:
+        if run.popen is not None:
+            return run.popen.poll() is None
+        try:
+            process = psutil.Process(run.pid)
+            return process.create_time() == run.create_time and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def outcome(self, run: ManagedRun) -> dict[str, Any] | None:
+        """None while the run lives; then {"exit_code", "signal"} as the shim recorded it, or with
+        "exit_code": None when the shim itself was killed before it could write it."""
+        if self.alive(run):
+            return None
+        path = run.run_dir / "outcome.json"
+        if path.exists():
+            return dict(json.loads(path.read_text()))
+        code = run.popen.returncode if run.popen is not None else None
+        return {"exit_code": None, "signal": -code if code is not None and code < 0 else None}
+
+    def collect(self, run: ManagedRun) -> None:
+        """Forget a finished run (its files stay for the output, marked collected)."""
+        (run.run_dir / "collected").touch()
+        self.runs.pop(run.run_id, None)
+
+    def tree(self, run: ManagedRun) -> list[psutil.Process]:
+        """The shim and every descendant, including those that left the process group with setsid()."""
+        try:
+            leader = psutil.Process(run.pid)
+            if leader.create_time() != run.create_time:
+                return []
+            return [leader, *leader.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def robot_pid(self, run: ManagedRun) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int((run.run_dir / "robot.pid").read_text())
+        return None
+
+    # ---- signals ----------------------------------------------------------------------------------------
+
+    def _signal_tree(self, run: ManagedRun, signum: int, processes: list[psutil.Process] | None = None) -> None:
+        processes = self.tree(run) if processes is None else processes
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(run.pid, signum)
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(signum)
+
+    def pause(self, run: ManagedRun) -> None:
+        """Freeze the whole tree."""
+        self._signal_tree(run, signal.SIGSTOP)
+        run.paused = True
+        self._save(run)
+
+    def resume(self, run: ManagedRun) -> None:
+        self._signal_tree(run, signal.SIGCONT)
+        run.paused = False
+        self._save(run)
+
+    def terminate(self, run: ManagedRun) -> None:
+        """The cooperative part of a safe stop: SIGTERM to the leader, which passes it to the robot; the robot
+        stops its own children. A frozen tree gets SIGCONT after it, or the SIGTERM would wait forever."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(run.pid, signal.SIGTERM)
+        if run.paused:
+            self.resume(run)
+
+    def kill(self, run: ManagedRun, timeout: float = 5.0) -> None:
+        """Kill every process of the tree, grandchildren included, and reap what is ours to reap."""
+        processes = self.tree(run)
+        self._signal_tree(run, signal.SIGKILL, processes)
+        self._signal_tree(run, signal.SIGCONT, processes)  # a stopped process dies only once continued
+        if run.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                run.popen.wait(timeout)
+        psutil.wait_procs([p for p in processes if p.pid != run.pid], timeout=timeout)
+        run.paused = False
+
+    def reap_orphans(self) -> int:
+        """Reap zombies re-parented to this (subreaper) process that are not shims we wait for ourselves."""
+        ours = {run.pid for run in self.runs.values() if run.popen is not None}
+        reaped = 0
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.Error, ChildProcessError):
+                if child.pid not in ours and child.status() == psutil.STATUS_ZOMBIE:
+                    os.waitpid(child.pid, os.WNOHANG)
+                    reaped += 1
+        return reaped
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
