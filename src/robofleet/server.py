@@ -12,9 +12,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from robofleet.activities.processor import Processor
 from robofleet.activities.registry import Registry
+from robofleet.agents.hub import AgentHub
+from robofleet.agents.local import LocalAgent
 from robofleet.auth.bootstrap import InitialAdmin, apply_config, ensure_builtin_roles, ensure_initial_admin
 from robofleet.errors import ConfigError, StoreUnavailable
 from robofleet.logs.service import LogService
+from robofleet.robots.service import RobotsService
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.store.migrate import upgrade
@@ -80,6 +83,15 @@ async def start_services(context: AppContext, registry: Registry, hub: EventHub)
     if context.logs is None:
         context.logs = LogService(context.store, context.settings.logs, hub)
         context.logs.start(asyncio.get_running_loop(), own_logs=context.settings.logs.store_own)
+    if context.robots is None:
+        server = context.settings.server
+        url = server.public_url or f"{'https' if server.tls_cert else 'http'}://{server.host}:{server.port}"
+        context.hub = AgentHub()
+        context.robots = RobotsService(context.store, context.hub, hub, server_url=url)
+    if context.settings.agents.local and context.local_agent is None and context.hub is not None:
+        local = LocalAgent(context.settings, context.hub, context.logs, context.robots)
+        await local.start()
+        context.local_agent = local
     if context.processor is None:
         processor = Processor(context, registry, hub)
         try:
@@ -102,6 +114,9 @@ async def run_services(context: AppContext, registry: Registry, hub: EventHub) -
 
 
 async def stop_services(context: AppContext) -> None:
+    if context.local_agent is not None:
+        await context.local_agent.stop()
+        context.local_agent = None
     if context.processor is not None:
         await context.processor.stop()
         context.processor = None

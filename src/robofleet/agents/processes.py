@@ -41,9 +41,16 @@ class ManagedRun:
     run_dir: Path
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     paused: bool = False
+    label: str = ""  # what the run is of (a robot's name), for the records its output becomes
 
     def state(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "pid": self.pid, "create_time": self.create_time, "paused": self.paused}
+        return {
+            "run_id": self.run_id,
+            "pid": self.pid,
+            "create_time": self.create_time,
+            "paused": self.paused,
+            "label": self.label,
+        }
 
 
 class ProcessManager:
@@ -55,7 +62,13 @@ class ProcessManager:
     # ---- starting and finding again -------------------------------------------------------------------
 
     def start(
-        self, run_id: str, argv: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None
+        self,
+        run_id: str,
+        argv: list[str],
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        label: str = "",
     ) -> ManagedRun:
         """Start `argv` through the shim; raises OSError when the working directory or program is unusable."""
         if run_id in self.runs:
@@ -77,7 +90,7 @@ class ProcessManager:
             start_new_session=True,
         )
         shim_log.close()
-        run = ManagedRun(run_id, popen.pid, psutil.Process(popen.pid).create_time(), run_dir, popen)
+        run = ManagedRun(run_id, popen.pid, psutil.Process(popen.pid).create_time(), run_dir, popen, label=label)
         self._save(run)
         self.runs[run_id] = run
         return run
@@ -96,6 +109,7 @@ class ProcessManager:
                 state["create_time"],
                 state_file.parent,
                 paused=state.get("paused", False),
+                label=state.get("label", ""),
             )
             self.runs[run.run_id] = run
             adopted.append(run)

@@ -6,8 +6,10 @@ describe the machine. Each command has an id: a repeated id gets the first resul
 from __future__ import annotations
 
 import base64
+import contextlib
 import getpass
 import hashlib
+import json
 import os
 import platform
 import socket
@@ -23,6 +25,7 @@ import psutil
 from robofleet.agents.processes import ManagedRun, ProcessManager
 
 REMEMBERED_RESULTS = 10_000
+OUTPUT_CHUNK = 1024 * 1024
 SHELL_OUTPUT_LIMIT = 1_000_000
 FILE_LIMIT = 50 * 1024 * 1024
 CAPABILITIES = ["process", "shell", "files", "system"]
@@ -85,6 +88,40 @@ class Worker:
             self._results.popitem(last=False)
         return outcome
 
+    def new_output(self) -> list[dict[str, Any]]:
+        """Complete lines the runs wrote since the last call: {"run_id", "label", "stream", "line"}. The read
+        position is kept on disk, so an agent that restarts carries on where it stopped."""
+        lines: list[dict[str, Any]] = []
+        for run in list(self.processes.runs.values()):
+            positions_file = run.run_dir / "positions.json"
+            positions = json.loads(positions_file.read_text()) if positions_file.exists() else {}
+            ended = self.processes.outcome(run) is not None
+            moved = False
+            for stream in ("stdout", "stderr"):
+                path = run.run_dir / f"{stream}.log"
+                start = positions.get(stream, 0)
+                with contextlib.suppress(FileNotFoundError), path.open("rb") as file:
+                    file.seek(start)
+                    chunk = file.read(OUTPUT_CHUNK)
+                    complete = chunk if ended else chunk[: chunk.rfind(b"\n") + 1]
+                    for raw in complete.splitlines():
+                        lines.append(
+                            {
+                                "run_id": run.run_id,
+                                "label": run.label,
+                                "stream": stream,
+                                "line": raw.decode(errors="replace"),
+                            }
+                        )
+                    if complete:
+                        positions[stream] = start + len(complete)
+                        moved = True
+            if moved:
+                temporary = run.run_dir / "positions.json.tmp"
+                temporary.write_text(json.dumps(positions))
+                os.replace(temporary, positions_file)
+        return lines
+
     def finished_runs(self) -> list[dict[str, Any]]:
         """Runs that ended since the last call, with their outcome; they are then forgotten."""
         ended = []
@@ -112,7 +149,7 @@ class Worker:
         if cwd:
             self._check_path(Path(cwd), must_exist=True)
         env = {str(key): str(value) for key, value in (args.get("env") or {}).items()}
-        run = self.processes.start(str(args["run_id"]), argv, cwd=cwd, env=env)
+        run = self.processes.start(str(args["run_id"]), argv, cwd=cwd, env=env, label=str(args.get("robot", "")))
         return self._run_state(run)
 
     def _process_signal(self, args: dict[str, Any]) -> dict[str, Any]:

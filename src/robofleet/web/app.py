@@ -22,6 +22,7 @@ from robofleet.auth import panel as auth_panel
 from robofleet.errors import StoreUnavailable
 from robofleet.logs import api as logs_api
 from robofleet.logs import panel as logs_panel
+from robofleet.robots import api as robots_api
 from robofleet.settings import api as settings_api
 from robofleet.web import errors, health, metrics, panel
 from robofleet.web.context import AppContext
@@ -68,6 +69,7 @@ ROUTERS: list[APIRouter] = [
     activities_panel.router,
     logs_api.router,
     logs_panel.router,
+    robots_api.router,
     panel.router,
     auth_panel.router,
 ]

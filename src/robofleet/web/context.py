@@ -12,7 +12,10 @@ from robofleet.store import Store
 
 if TYPE_CHECKING:
     from robofleet.activities.processor import Processor
+    from robofleet.agents.hub import AgentHub
+    from robofleet.agents.local import LocalAgent
     from robofleet.logs.service import LogService
+    from robofleet.robots.service import RobotsService
 
 
 @dataclass
@@ -23,6 +26,9 @@ class AppContext:
     not_ready_reason: str = "the store has not been prepared yet"
     processor: Processor | None = None
     logs: LogService | None = None
+    hub: AgentHub | None = None
+    robots: RobotsService | None = None
+    local_agent: LocalAgent | None = None
 
 
 def get_context(request: Request) -> AppContext:

@@ -1,0 +1,103 @@
+"""The orchestrator's side of its agents: which are connected, and commands to them with their outcome.
+
+An agent is reached through a link: `LocalLink` runs the embedded agent's worker in this process; a remote
+agent's link carries the same commands over its WebSocket. Services only ever call `AgentHub.command`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from robofleet.agents.worker import Worker
+from robofleet.errors import Conflict, RobofleetError
+from robofleet.store.base import utcnow
+
+log = logging.getLogger(__name__)
+LOCAL = "local"
+
+
+class AgentLink(Protocol):
+    async def send(self, command_id: str, name: str, args: dict[str, Any], within: float) -> dict[str, Any]: ...
+
+
+class CommandFailed(RobofleetError):
+    status = 422
+    code = "command_failed"
+
+
+@dataclass
+class AgentState:
+    name: str
+    link: AgentLink
+    info: dict[str, Any]
+    connected_at: datetime = field(default_factory=utcnow)
+    last_seen_at: datetime = field(default_factory=utcnow)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "connected": True,
+            "connected_at": self.connected_at,
+            "last_seen_at": self.last_seen_at,
+            **{k: v for k, v in self.info.items() if k != "runs"},
+            "stats": self.stats,
+        }
+
+
+RunExited = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+
+class AgentHub:
+    def __init__(self) -> None:
+        self.agents: dict[str, AgentState] = {}
+        self.on_run_exited: RunExited | None = None
+
+    def connect(self, name: str, link: AgentLink, info: dict[str, Any]) -> AgentState:
+        state = AgentState(name, link, info)
+        self.agents[name] = state
+        return state
+
+    def disconnect(self, name: str) -> None:
+        self.agents.pop(name, None)
+
+    def require(self, name: str) -> AgentState:
+        state = self.agents.get(name)
+        if state is None:
+            raise Conflict(f"the agent {name!r} is offline", details={"agent": name}, code="agent_offline")
+        return state
+
+    async def command(
+        self, agent: str, name: str, args: dict[str, Any], *, within: float = 30, command_id: str | None = None
+    ) -> Any:
+        """The command's result; Conflict (409) when the agent is offline, CommandFailed when it refused."""
+        state = self.require(agent)
+        outcome = await state.link.send(command_id or uuid.uuid4().hex, name, args, within)
+        state.last_seen_at = utcnow()
+        if not outcome.get("ok"):
+            error = outcome.get("error", {})
+            raise CommandFailed(
+                f"agent {agent}: {error.get('message', 'the command failed')}",
+                details={"agent": agent, "command": name, **error},
+            )
+        return outcome.get("result")
+
+    async def run_exited(self, agent: str, run_id: str, outcome: dict[str, Any]) -> None:
+        if self.on_run_exited is not None:
+            await self.on_run_exited(agent, run_id, outcome)
+
+
+class LocalLink:
+    """The embedded agent: the worker runs in this process, in a thread, so nothing blocks the event loop."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def send(self, command_id: str, name: str, args: dict[str, Any], within: float) -> dict[str, Any]:
+        return await asyncio.wait_for(asyncio.to_thread(self.worker.execute, command_id, name, args), within)

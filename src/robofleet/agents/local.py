@@ -1,0 +1,94 @@
+"""The embedded local agent of `robofleet serve`: a worker in this process, registered in the hub as "local".
+
+Its robots live in sessions of their own and outlive `serve`; when `serve` comes back they are adopted again
+(by pid and start time), their output is read on from where it was, and runs that vanished meanwhile are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from robofleet.agents.hub import LOCAL, AgentHub, LocalLink
+from robofleet.agents.processes import become_subreaper
+from robofleet.agents.worker import Worker
+from robofleet.logs.ingest import Row
+from robofleet.logs.service import LogService
+from robofleet.robots.models import ACTIVE
+from robofleet.robots.service import RobotsService
+from robofleet.settings.model import Settings
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.2
+
+
+class LocalAgent:
+    def __init__(self, settings: Settings, hub: AgentHub, logs: LogService, robots: RobotsService) -> None:
+        self.settings = settings
+        self.hub = hub
+        self.logs = logs
+        self.robots = robots
+        self.worker = Worker(settings.store.data_dir / "agent-local", allowed_roots=settings.agents.allowed_roots)
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        become_subreaper()
+        info = await asyncio.to_thread(self.worker.hello)
+        self.hub.connect(LOCAL, LocalLink(self.worker), info)
+        await self._lose_the_vanished()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        self.hub.disconnect(LOCAL)  # the robots keep running: the next start adopts them
+
+    async def _lose_the_vanished(self) -> None:
+        known = set(self.worker.processes.runs)
+
+        def active_here() -> list[int]:
+            from sqlalchemy import select
+
+            from robofleet.robots.models import Run
+
+            with self.robots.store.transaction() as session:
+                return list(session.scalars(select(Run.id).where(Run.agent == LOCAL, Run.state.in_(ACTIVE))))
+
+        for run_id in await asyncio.to_thread(active_here):
+            if str(run_id) not in known:
+                await self.robots.mark_lost(run_id, "its process was gone when the local agent started again")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                await self._ship_output()
+                for ended in await asyncio.to_thread(self.worker.finished_runs):
+                    await self._ship_output()
+                    await self.hub.run_exited(LOCAL, ended.pop("run_id"), ended)
+                await asyncio.to_thread(self.worker.processes.reap_orphans)
+            except Exception:
+                log.exception("local agent watch failed; it goes on")
+
+    async def _ship_output(self) -> None:
+        lines = await asyncio.to_thread(self.worker.new_output)
+        if not lines:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            Row(
+                now,
+                30 if line["stream"] == "stderr" else 20,
+                f"robot:{line['label'] or 'unknown'}",
+                line["run_id"],
+                line["line"],
+                {"stream": line["stream"]},
+                False,
+            )
+            for line in lines
+        ]
+        await asyncio.wrap_future(self.logs.write(rows))

@@ -1,0 +1,60 @@
+"""Tables of robots (definitions) and runs (executions, with every transition timestamped)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from robofleet.store.base import Base, UTCDateTime, utcnow
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+QUEUED, STARTING, RUNNING, PAUSED, STOPPING = "queued", "starting", "running", "paused", "stopping"
+SUCCEEDED, FAILED, STOPPED, KILLED, LOST = "succeeded", "failed", "stopped", "killed", "lost"
+ACTIVE = (QUEUED, STARTING, RUNNING, PAUSED, STOPPING)
+ENDED = (SUCCEEDED, FAILED, STOPPED, KILLED, LOST)
+
+
+class Robot(Base):
+    __tablename__ = "robots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    agent: Mapped[str] = mapped_column(String(64), default="local")
+    argv: Mapped[list[str]] = mapped_column(JSON)
+    cwd: Mapped[str | None] = mapped_column(String(1024))
+    env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    session: Mapped[str | None] = mapped_column(String(64))
+    safe_stop_timeout: Mapped[float] = mapped_column(Float, default=30.0)
+    max_runtime: Mapped[float | None] = mapped_column(Float)
+    restart: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    max_concurrent: Mapped[int] = mapped_column(Integer, default=1)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    description: Mapped[str] = mapped_column(Text, default="")
+    from_config: Mapped[bool] = mapped_column(Boolean, default=False)
+    manual_stop: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_robot_id_id", "robot", "id"), Index("ix_runs_state", "state"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    robot_id: Mapped[int | None] = mapped_column(ForeignKey("robots.id", ondelete="SET NULL"))
+    robot: Mapped[str] = mapped_column(String(64))
+    agent: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    shim_pid: Mapped[int | None] = mapped_column(Integer)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    manual: Mapped[bool] = mapped_column(Boolean, default=True)
+    requested_by: Mapped[str] = mapped_column(String(128), default="")
+    stop_requested_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    transitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

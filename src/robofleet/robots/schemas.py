@@ -1,0 +1,75 @@
+"""API shapes of robots and runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+RobotName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class RestartPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    policy: Literal["never", "on-failure"] = "never"
+    backoff_seconds: float = Field(5.0, ge=0, le=3600)
+    give_up_after: int = Field(5, ge=1, le=1000, description="Failures within `window_seconds` that stop restarts")
+    window_seconds: float = Field(600.0, gt=0, le=86_400)
+
+
+class RobotFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent: str = Field("local", min_length=1, max_length=64)
+    argv: list[str] = Field(min_length=1, max_length=200)
+    cwd: str | None = Field(None, max_length=1024)
+    env: dict[str, str] = Field(default_factory=dict)
+    session: str | None = Field(None, max_length=64)
+    safe_stop_timeout: float = Field(30.0, gt=0, le=3600)
+    max_runtime: float | None = Field(None, gt=0, le=7 * 86_400)
+    restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    max_concurrent: int = Field(1, ge=1, le=100)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    description: str = Field("", max_length=2000)
+
+
+class RobotCreate(RobotFields):
+    name: RobotName
+
+
+class RobotUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent: str | None = Field(None, min_length=1, max_length=64)
+    argv: list[str] | None = Field(None, min_length=1, max_length=200)
+    cwd: str | None = Field(None, max_length=1024)
+    env: dict[str, str] | None = None
+    session: str | None = Field(None, max_length=64)
+    safe_stop_timeout: float | None = Field(None, gt=0, le=3600)
+    max_runtime: float | None = Field(None, gt=0, le=7 * 86_400)
+    restart: RestartPolicy | None = None
+    max_concurrent: int | None = Field(None, ge=1, le=100)
+    tags: list[str] | None = Field(None, max_length=50)
+    description: str | None = Field(None, max_length=2000)
+
+
+class RobotOut(RobotFields):
+    name: str
+    from_config: bool = False
+    manual_stop: bool = False
+    created_at: datetime
+
+
+class RunOut(BaseModel):
+    id: int
+    robot: str
+    agent: str
+    state: str
+    pid: int | None
+    exit_code: int | None
+    error: str | None = None
+    manual: bool
+    requested_by: str
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    transitions: list[dict[str, Any]]

@@ -1,0 +1,162 @@
+"""Robots and runs through the API, on both stores, with the embedded local agent and real process trees."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from fastapi.testclient import TestClient
+
+from tests.conftest import MakeUser, bearer
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "robots"
+COUNTER = [sys.executable, str(EXAMPLES / "counter.py"), "--every", "0.05"]
+
+
+def robot(client: TestClient, token: str, name: str, argv: list[str], **fields: Any) -> dict[str, Any]:
+    made = client.post("/api/v1/robots", headers=bearer(token), json={"name": name, "argv": argv, **fields})
+    assert made.status_code == 201, made.text
+    return made.json()  # type: ignore[no-any-return]
+
+
+def start(client: TestClient, token: str, name: str) -> dict[str, Any]:
+    run = client.post(f"/api/v1/robots/{name}/start", headers=bearer(token))
+    assert run.status_code == 201, run.text
+    return run.json()  # type: ignore[no-any-return]
+
+
+def wait_state(client: TestClient, token: str, run_id: int, *states: str, seconds: float = 15) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while True:
+        run = client.get(f"/api/v1/runs/{run_id}", headers=bearer(token)).json()
+        if run["state"] in states:
+            return run  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"run {run_id} stayed {run['state']}, wanted {states}"
+        time.sleep(0.05)
+
+
+def test_a_run_goes_through_every_lifecycle_action(client: TestClient, admin_token: str) -> None:
+    robot(client, admin_token, "counter", COUNTER, safe_stop_timeout=5, tags=["demo"])
+    run = start(client, admin_token, "counter")
+    assert run["state"] == "running" and run["pid"] and run["manual"]
+    busy = client.post("/api/v1/robots/counter/start", headers=bearer(admin_token))
+    assert busy.status_code == 409 and "max_concurrent" in busy.json()["error"]["message"]
+    paused = client.post(f"/api/v1/runs/{run['id']}/pause", headers=bearer(admin_token)).json()
+    assert paused["state"] == "paused"
+    again = client.post(f"/api/v1/runs/{run['id']}/pause", headers=bearer(admin_token))
+    assert again.status_code == 409 and again.json()["error"]["details"]["state"] == "paused"
+    assert client.post("/api/v1/robots/counter/resume", headers=bearer(admin_token)).json()[0]["state"] == "running"
+    stopping = client.post("/api/v1/robots/counter/stop", headers=bearer(admin_token)).json()[0]
+    assert stopping["state"] == "stopping"
+    ended = wait_state(client, admin_token, run["id"], "stopped")
+    assert [t["state"] for t in ended["transitions"]] == [
+        "starting",
+        "running",
+        "paused",
+        "running",
+        "stopping",
+        "stopped",
+    ]
+    assert all(t["at"] and t["by"] for t in ended["transitions"]) and ended["ended_at"]
+    assert client.get("/api/v1/robots/counter", headers=bearer(admin_token)).json()["manual_stop"] is True
+    assert client.post(f"/api/v1/runs/{run['id']}/resume", headers=bearer(admin_token)).status_code == 409
+    audit = client.get("/api/v1/audit", params={"action": "run."}, headers=bearer(admin_token)).json()["items"]
+    assert {"run.pause", "run.resume", "run.stop"} <= {record["action"] for record in audit}
+
+
+def test_exit_codes_decide_the_outcome_and_output_reaches_the_logs(client: TestClient, admin_token: str) -> None:
+    robot(client, admin_token, "finite", [*COUNTER, "--until", "3"])
+    robot(
+        client,
+        admin_token,
+        "broken",
+        [sys.executable, "-c", "import sys; print('bad input', file=sys.stderr); sys.exit(3)"],
+    )
+    good = wait_state(client, admin_token, start(client, admin_token, "finite")["id"], "succeeded")
+    bad = wait_state(client, admin_token, start(client, admin_token, "broken")["id"], "failed")
+    assert good["exit_code"] == 0 and bad["exit_code"] == 3
+    deadline = time.monotonic() + 5
+    while True:
+        lines = client.get(
+            "/api/v1/logs", params={"run_id": str(good["id"]), "order": "asc"}, headers=bearer(admin_token)
+        ).json()["items"]
+        if len(lines) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [line["message"] for line in lines] == ["count 1", "count 2", "count 3"]
+    assert lines[0]["source"] == "robot:finite"
+    errors = client.get("/api/v1/logs", params={"run_id": str(bad["id"])}, headers=bearer(admin_token)).json()
+    assert errors["items"][0]["message"] == "bad input" and errors["items"][0]["level"] == "WARNING"
+
+
+def test_kill_ends_the_whole_tree(client: TestClient, admin_token: str, tmp_path: Path) -> None:
+    pids_file = tmp_path / "pids.txt"
+    robot(client, admin_token, "tree", [sys.executable, str(EXAMPLES / "spawner.py"), "--pids", str(pids_file)])
+    run = start(client, admin_token, "tree")
+    deadline = time.monotonic() + 10
+    while not (pids_file.exists() and len(pids_file.read_text().splitlines()) >= 3):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pids = [int(line.split()[1]) for line in pids_file.read_text().splitlines()]
+    client.post(f"/api/v1/runs/{run['id']}/pause", headers=bearer(admin_token))
+    assert all(psutil.Process(pid).status() == psutil.STATUS_STOPPED for pid in pids)
+    killed = client.post(f"/api/v1/runs/{run['id']}/kill", headers=bearer(admin_token))
+    assert killed.status_code == 200
+    assert wait_state(client, admin_token, run["id"], "killed")["state"] == "killed"
+    deadline = time.monotonic() + 5
+    while any(psutil.pid_exists(pid) for pid in pids):
+        assert time.monotonic() < deadline, [psutil.Process(p).status() for p in pids if psutil.pid_exists(p)]
+        time.sleep(0.05)
+
+
+def test_max_runtime_stops_a_run(client: TestClient, admin_token: str) -> None:
+    robot(client, admin_token, "short", COUNTER, max_runtime=0.5, safe_stop_timeout=2)
+    run = start(client, admin_token, "short")
+    ended = wait_state(client, admin_token, run["id"], "stopped", seconds=10)
+    assert ended["transitions"][-2]["by"] == "max_runtime"
+
+
+def test_bad_requests_change_nothing(client: TestClient, admin_token: str, make_user: MakeUser) -> None:
+    headers = bearer(admin_token)
+    assert client.post("/api/v1/robots/ghost/start", headers=headers).status_code == 404
+    assert client.get("/api/v1/runs/999999", headers=headers).status_code == 404
+    assert client.post("/api/v1/robots", headers=headers, json={"name": "x", "argv": []}).status_code == 422
+    assert client.post("/api/v1/robots", headers=headers, json={"name": "bad name", "argv": ["a"]}).status_code == 422
+    assert (
+        client.post(
+            "/api/v1/robots", headers=headers, json={"name": "x", "argv": ["a"], "restart": {"policy": "always"}}
+        ).status_code
+        == 422
+    )
+    robot(client, admin_token, "remote", COUNTER, agent="pc-99")
+    offline = client.post("/api/v1/robots/remote/start", headers=headers)
+    assert offline.status_code == 409 and offline.json()["error"]["code"] == "agent_offline"
+    assert client.get("/api/v1/runs", params={"robot": "remote"}, headers=headers).json()["items"] == []
+    robot(client, admin_token, "busy", COUNTER)
+    run = start(client, admin_token, "busy")
+    assert client.delete("/api/v1/robots/busy", headers=headers).status_code == 409
+    client.post(f"/api/v1/runs/{run['id']}/kill", headers=headers)
+    wait_state(client, admin_token, run["id"], "killed")
+    assert client.delete("/api/v1/robots/busy", headers=headers).status_code == 204
+
+
+def test_permissions_follow_robot_scopes(client: TestClient, admin_token: str, make_user: MakeUser) -> None:
+    client.post(
+        "/api/v1/roles",
+        headers=bearer(admin_token),
+        json={"name": "billing-ops", "permissions": ["robots:*"], "robot_globs": ["billing-*"]},
+    )
+    scoped = make_user("bo", ["billing-ops"])
+    viewer = make_user("vi", ["viewer"])
+    robot(client, admin_token, "billing-invoices", [*COUNTER, "--until", "1"])
+    robot(client, admin_token, "hr-onboarding", [*COUNTER, "--until", "1"], env={"API_PASSWORD": "hunter2"})
+    assert client.post("/api/v1/robots/billing-invoices/start", headers=bearer(viewer)).status_code == 403
+    assert client.post("/api/v1/robots/hr-onboarding/start", headers=bearer(scoped)).status_code == 403
+    assert client.post("/api/v1/robots/billing-invoices/start", headers=bearer(scoped)).status_code == 201
+    listed = client.get("/api/v1/robots", headers=bearer(scoped)).json()["items"]
+    assert [r["name"] for r in listed] == ["billing-invoices"]
+    shown = client.get("/api/v1/robots/hr-onboarding", headers=bearer(admin_token)).json()
+    assert shown["env"] == {"API_PASSWORD": "********"}
