@@ -11,7 +11,7 @@ ASSETS := src/robofleet/web/static/vendor/.built
 .PHONY: serve test lint typecheck pytest assets system-deps clean
 
 serve: $(RUNTIME) $(ASSETS)
-	$(BIN)/robofleet serve
+	$(BIN)/robofleet serve $(if $(wildcard robofleet.toml),,--config examples/demo.toml)
 
 test: $(DEV) $(ASSETS) system-deps lint typecheck pytest
 

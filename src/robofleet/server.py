@@ -87,7 +87,9 @@ async def start_services(context: AppContext, registry: Registry, hub: EventHub)
         server = context.settings.server
         url = server.public_url or f"{'https' if server.tls_cert else 'http'}://{server.host}:{server.port}"
         context.hub = AgentHub()
-        context.robots = RobotsService(context.store, context.hub, hub, server_url=url)
+        robots = RobotsService(context.store, context.hub, hub, server_url=url)
+        await asyncio.to_thread(robots.apply_config, context.settings.robots)
+        context.robots = robots
     if context.settings.agents.local and context.local_agent is None and context.hub is not None:
         local = LocalAgent(context.settings, context.hub, context.logs, context.robots)
         await local.start()

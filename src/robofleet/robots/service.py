@@ -82,6 +82,26 @@ class RobotsService:
             session.flush()
             return store_ops.robot_out(robot)
 
+    def apply_config(self, declared: list[Any]) -> None:
+        """Robots of the settings file: created or brought up to date at every start, marked from config."""
+        from pydantic import ValidationError
+
+        from robofleet.errors import ConfigError
+
+        principal = system_principal("config")
+        for item in declared:
+            try:
+                data = RobotCreate(**item.model_dump())
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise ConfigError(f"robots.{item.name}.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+            with self.store.transaction() as session:
+                exists = session.scalar(select(Robot.id).where(Robot.name == data.name)) is not None
+            if exists:
+                self.update_robot(principal, data.name, RobotUpdate(**data.model_dump(exclude={"name"})))
+            else:
+                self.create_robot(principal, data, from_config=True)
+
     def update_robot(self, principal: Principal, name: str, data: RobotUpdate) -> RobotOut:
         changes = data.model_dump(exclude_unset=True)
         with audited(self.store, principal, "robot.update", name, {"fields": sorted(changes)}) as session:
@@ -89,6 +109,8 @@ class RobotsService:
             principal.require("robots:write", ref(robot))
             for key, value in changes.items():
                 setattr(robot, key, value)
+            if data.restart is not None:
+                robot.restart = data.restart.model_dump()
             session.flush()
             return store_ops.robot_out(robot)
 

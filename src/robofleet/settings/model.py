@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -85,6 +85,23 @@ class ClientSettings(Section):
     token: SecretStr | None = Field(None, description="API token; or pass --token")
 
 
+class RobotConfig(Section):
+    """A robot declared in the settings file; the fields of POST /api/v1/robots."""
+
+    name: str
+    argv: list[str]
+    agent: str = "local"
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    session: str | None = None
+    safe_stop_timeout: float = 30.0
+    max_runtime: float | None = None
+    restart: dict[str, Any] = Field(default_factory=dict)
+    max_concurrent: int = 1
+    tags: list[str] = Field(default_factory=list)
+    description: str = ""
+
+
 class RoleConfig(Section):
     name: str
     description: str = ""
@@ -119,6 +136,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
     roles: list[RoleConfig] = Field(default_factory=list)
+    robots: list[RobotConfig] = Field(default_factory=list)
     users: list[UserConfig] = Field(default_factory=list)
 
     @classmethod
