@@ -24,6 +24,8 @@ def test_a_repeated_command_id_is_not_run_twice(tmp_path: Path) -> None:
     ended: list[dict[str, object]] = []
     assert wait_until(lambda: bool(ended.extend(worker.finished_runs()) or ended), 10)
     assert ended[0]["run_id"] == "7" and ended[0]["exit_code"] == 0
+    worker.collect("7")
+    assert worker.finished_runs() == []
 
 
 def test_commands_refuse_bad_input_with_a_reason(tmp_path: Path) -> None:

@@ -66,10 +66,12 @@ class LocalAgent:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                await self._ship_output()
-                for ended in await asyncio.to_thread(self.worker.finished_runs):
-                    await self._ship_output()
-                    await self.hub.run_exited(LOCAL, ended.pop("run_id"), ended)
+                ended_runs = await asyncio.to_thread(self.worker.finished_runs)
+                await self._ship_output()  # after the check: an ended run's last lines go out before its end
+                for ended in ended_runs:
+                    run_id = ended.pop("run_id")
+                    await self.hub.run_exited(LOCAL, run_id, ended)
+                    await asyncio.to_thread(self.worker.collect, run_id)
                 await asyncio.to_thread(self.worker.processes.reap_orphans)
             except Exception:
                 log.exception("local agent watch failed; it goes on")

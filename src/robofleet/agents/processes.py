@@ -55,7 +55,7 @@ class ManagedRun:
 
 class ProcessManager:
     def __init__(self, state_dir: Path) -> None:
-        self.runs_dir = state_dir / "runs"
+        self.runs_dir = state_dir.resolve() / "runs"  # absolute: the shim starts in the robot's directory
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.runs: dict[str, ManagedRun] = {}
 

@@ -123,14 +123,19 @@ class Worker:
         return lines
 
     def finished_runs(self) -> list[dict[str, Any]]:
-        """Runs that ended since the last call, with their outcome; they are then forgotten."""
+        """Runs that have ended, with their outcome. They stay known until `collect`, so their last output
+        can still be read first."""
         ended = []
         for run in list(self.processes.runs.values()):
             outcome = self.processes.outcome(run)
             if outcome is not None:
                 ended.append({"run_id": run.run_id, **outcome})
-                self.processes.collect(run)
         return ended
+
+    def collect(self, run_id: str) -> None:
+        run = self.processes.runs.get(run_id)
+        if run is not None:
+            self.processes.collect(run)
 
     # ---- processes -----------------------------------------------------------------------------------------
 
@@ -146,8 +151,9 @@ class Worker:
     def _process_start(self, args: dict[str, Any]) -> dict[str, Any]:
         argv = [str(part) for part in args["argv"]]
         cwd = args.get("cwd")
-        if cwd:
-            self._check_path(Path(cwd), must_exist=True)
+        # allowed_roots guard file transfers; a robot's working directory is its definition's to choose.
+        if cwd and not Path(cwd).is_dir():
+            raise CommandError("not_found", f"the working directory {cwd} does not exist on this agent")
         env = {str(key): str(value) for key, value in (args.get("env") or {}).items()}
         run = self.processes.start(str(args["run_id"]), argv, cwd=cwd, env=env, label=str(args.get("robot", "")))
         return self._run_state(run)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from robofleet.auth.principal import Principal
 from robofleet.errors import StoreUnavailable
 from robofleet.robots.models import ACTIVE, ENDED
 from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunOut
-from robofleet.robots.service import RobotsService
+from robofleet.robots.service import TOPIC, RobotsService
 from robofleet.web.context import AppContext, get_context
+from robofleet.web.events import sse_message, sse_stream
 from robofleet.web.schemas import PageOut
 from robofleet.web.security import Require
 
@@ -134,3 +138,17 @@ def get_run(
     run_id: int, principal: Principal = Depends(Require("robots:read")), ctx: AppContext = Depends(get_context)
 ) -> RunOut:
     return service_of(ctx).get_run(principal, run_id)
+
+
+@router.get("/runs-stream", include_in_schema=True)
+async def runs_stream(request: Request, _: Principal = Depends(Require("robots:read"))) -> StreamingResponse:
+    """Server-sent events: one `run` event per state change of any run."""
+
+    def render(payload: dict[str, Any]) -> str:
+        return sse_message("run", payload, event_id=f"{payload['id']}-{len(payload['transitions'])}")
+
+    return StreamingResponse(
+        sse_stream(request.app.state.events, TOPIC, render, request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store"},
+    )

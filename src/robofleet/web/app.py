@@ -23,6 +23,7 @@ from robofleet.errors import StoreUnavailable
 from robofleet.logs import api as logs_api
 from robofleet.logs import panel as logs_panel
 from robofleet.robots import api as robots_api
+from robofleet.robots import panel as robots_panel
 from robofleet.settings import api as settings_api
 from robofleet.web import errors, health, metrics, panel
 from robofleet.web.context import AppContext
@@ -70,6 +71,7 @@ ROUTERS: list[APIRouter] = [
     logs_api.router,
     logs_panel.router,
     robots_api.router,
+    robots_panel.router,
     panel.router,
     auth_panel.router,
 ]

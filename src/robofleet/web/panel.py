@@ -23,8 +23,6 @@ router = APIRouter(prefix="/panel", include_in_schema=False)
 LOGIN_CSRF_COOKIE = "robofleet_login_csrf"
 
 LATER = {
-    "fleet": ("Fleet", "robots:read", "Every agent and robot at a glance: state, current run, last result, load."),
-    "robots": ("Robots", "robots:read", "Robot definitions, runs, and start / pause / resume / stop / kill."),
     "schedules": ("Schedules", "schedules:read", "Cron, interval, one-off, weekly windows and queue triggers."),
     "queues": ("Queues", "queues:read", "Work queues and their items: backlog, leases, retries, outcomes."),
     "sessions": ("Sessions", "sessions:read", "Graphical sessions of the robots: live screens and input."),

@@ -18,8 +18,8 @@ FLASH_COOKIE = "robofleet_flash"
 
 # Every domain of the mission, in the order operators use them; `ready` says whether it is built yet.
 NAVIGATION: list[dict[str, Any]] = [
-    {"key": "fleet", "title": "Fleet", "href": "/panel/fleet", "shortcut": "f", "ready": False},
-    {"key": "robots", "title": "Robots", "href": "/panel/robots", "shortcut": "r", "ready": False},
+    {"key": "fleet", "title": "Fleet", "href": "/panel/fleet", "shortcut": "f", "ready": True},
+    {"key": "robots", "title": "Robots", "href": "/panel/robots", "shortcut": "r", "ready": True},
     {"key": "schedules", "title": "Schedules", "href": "/panel/schedules", "shortcut": "s", "ready": False},
     {"key": "queues", "title": "Queues", "href": "/panel/queues", "shortcut": "q", "ready": False},
     {"key": "sessions", "title": "Sessions", "href": "/panel/sessions", "shortcut": "d", "ready": False},
@@ -36,6 +36,7 @@ _environment = Environment(
             PackageLoader("robofleet.auth"),
             PackageLoader("robofleet.activities"),
             PackageLoader("robofleet.logs"),
+            PackageLoader("robofleet.robots"),
         ]
     ),
     autoescape=select_autoescape(default=True),

@@ -1,0 +1,76 @@
+// Fleet and robot pages, live: run transitions from /api/v1/runs-stream update the tables, and the robot
+// page follows its robot's output from the log stream. Text only (textContent), never HTML from data.
+(function () {
+  "use strict";
+  const live = document.getElementById("live-state");
+  const ACTIVE = ["queued", "starting", "running", "paused", "stopping"];
+
+  function badge(text, state) {
+    const span = document.createElement("span");
+    span.className = "badge state-" + state;
+    span.textContent = text;
+    return span;
+  }
+
+  function time(value) { return value ? value.replace("T", " ").slice(0, 19) : ""; }
+
+  function onFleet(run) {
+    const row = document.querySelector('#fleet-robots tr[data-robot="' + CSS.escape(run.robot) + '"]');
+    if (!row) return;
+    const active = ACTIVE.includes(run.state);
+    row.querySelector('[data-field="run"]').textContent = active ? "#" + run.id : "";
+    row.querySelector('[data-field="state"]').replaceChildren(badge(active ? run.state : "idle", run.state));
+    const result = row.querySelector('[data-field="result"]');
+    if (!active) {
+      result.replaceChildren(badge(run.state, run.state));
+      if (run.exit_code !== null) result.append(" exit " + run.exit_code);
+    }
+  }
+
+  function onRobot(table, run) {
+    if (run.robot !== table.dataset.robot) return;
+    const tr = document.createElement("tr");
+    tr.id = "run-" + run.id;
+    tr.dataset.state = run.state;
+    const cells = [];
+    for (let i = 0; i < 7; i++) { cells.push(document.createElement("td")); tr.appendChild(cells[i]); }
+    const link = document.createElement("a");
+    link.href = "/panel/logs?run_id=" + run.id;
+    link.textContent = "#" + run.id;
+    cells[0].appendChild(link);
+    cells[1].appendChild(badge(run.state, run.state));
+    cells[2].textContent = run.pid || "";
+    cells[3].textContent = run.exit_code === null ? "" : String(run.exit_code);
+    cells[4].textContent = time(run.started_at);
+    cells[5].textContent = time(run.ended_at);
+    cells[6].textContent = run.requested_by;
+    const existing = document.getElementById("run-" + run.id);
+    const body = table.querySelector("tbody");
+    const empty = body.querySelector("tr.empty");
+    if (empty) empty.remove();
+    if (existing) existing.replaceWith(tr); else body.prepend(tr);
+  }
+
+  const runs = new EventSource("/api/v1/runs-stream");
+  runs.addEventListener("open", function () { if (live) { live.textContent = "live"; live.className = "badge ok"; } });
+  runs.addEventListener("error", function () { if (live) { live.textContent = "reconnecting…"; live.className = "badge warn"; } });
+  runs.addEventListener("run", function (event) {
+    const run = JSON.parse(event.data);
+    if (document.getElementById("fleet-robots")) onFleet(run);
+    const table = document.getElementById("runs");
+    if (table) onRobot(table, run);
+  });
+
+  const output = document.getElementById("output");
+  if (output) {
+    const query = new URLSearchParams({ source: output.dataset.source });
+    const logs = new EventSource("/api/v1/logs/stream?" + query.toString());
+    logs.addEventListener("log", function (event) {
+      const record = JSON.parse(event.data);
+      output.append((record.run_id ? "#" + record.run_id + " " : "") + record.message + "\n");
+      const lines = output.textContent.split("\n");
+      if (lines.length > 500) output.textContent = lines.slice(-500).join("\n");
+      output.scrollTop = output.scrollHeight;
+    });
+  }
+})();
