@@ -160,3 +160,33 @@ def test_permissions_follow_robot_scopes(client: TestClient, admin_token: str, m
     assert [r["name"] for r in listed] == ["billing-invoices"]
     shown = client.get("/api/v1/robots/hr-onboarding", headers=bearer(admin_token)).json()
     assert shown["env"] == {"API_PASSWORD": "********"}
+
+
+def test_a_safe_stop_lets_an_sdk_robot_finish_its_step(client: TestClient, admin_token: str) -> None:
+    robot(
+        client,
+        admin_token,
+        "careful",
+        [sys.executable, str(EXAMPLES / "careful.py"), "--step", "0.8"],
+        safe_stop_timeout=10,
+    )
+    run = start(client, admin_token, "careful")
+
+    def lines() -> list[str]:
+        items = client.get(
+            "/api/v1/logs", params={"run_id": str(run["id"]), "order": "asc"}, headers=bearer(admin_token)
+        ).json()["items"]
+        return [item["message"] for item in items]
+
+    deadline = time.monotonic() + 10
+    while "step 1 begins" not in lines():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    client.post(f"/api/v1/runs/{run['id']}/stop", headers=bearer(admin_token))
+    ended = wait_state(client, admin_token, run["id"], "stopped")
+    assert ended["exit_code"] == 0  # it left by itself, not killed at the timeout
+    deadline = time.monotonic() + 5
+    while "stop requested: left cleanly after step 1" not in lines():
+        assert time.monotonic() < deadline, lines()
+        time.sleep(0.05)
+    assert lines()[:2] == ["step 1 begins", "step 1 done"] and "step 2 begins" not in lines()

@@ -2,5 +2,6 @@
 records to the orchestrator without ever blocking or crashing the robot."""
 
 from robofleet.sdk.log_handler import RobofleetLogHandler
+from robofleet.sdk.run import context, install, should_stop, wait
 
-__all__ = ["RobofleetLogHandler"]
+__all__ = ["RobofleetLogHandler", "context", "install", "should_stop", "wait"]
