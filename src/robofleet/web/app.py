@@ -17,6 +17,7 @@ from robofleet.activities import api as activities_api
 from robofleet.activities import panel as activities_panel
 from robofleet.activities.builtin import build_registry
 from robofleet.activities.registry import Registry
+from robofleet.agents import api as agents_api
 from robofleet.auth import api as auth_api
 from robofleet.auth import panel as auth_panel
 from robofleet.errors import StoreUnavailable
@@ -71,6 +72,7 @@ ROUTERS: list[APIRouter] = [
     logs_api.router,
     logs_panel.router,
     robots_api.router,
+    agents_api.router,
     robots_panel.router,
     panel.router,
     auth_panel.router,
