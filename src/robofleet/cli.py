@@ -3,6 +3,7 @@ the same settings name, so run from the folder of `serve` they find the same `./
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +96,27 @@ def serve(config: ConfigOption = None) -> None:
         run(effective, State.config)
     except ConfigError as exc:
         fail(str(exc), 2)
+
+
+@app.command()
+def agent(
+    server: Annotated[str, typer.Option("--server", help="Orchestrator URL, e.g. https://rpa.example")],
+    token: Annotated[str, typer.Option("--token", help="Token of a user with the agent role")],
+    name: Annotated[str | None, typer.Option("--name", help="Agent name (default: this host's name)")] = None,
+    state_dir: Annotated[Path, typer.Option("--state-dir", help="Where runs are tracked")] = Path("robofleet-agent"),
+    allowed_root: Annotated[list[Path] | None, typer.Option("--allowed-root", help="Folder files may move in")] = None,
+) -> None:
+    """Run an agent: connect out to the orchestrator and run robots on this machine."""
+    import asyncio
+    import logging
+    import socket
+
+    from robofleet.agents.client import AgentClient
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    client = AgentClient(server, token, name or socket.gethostname(), state_dir, allowed_root or [])
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(client.run_forever())
 
 
 @app.command()

@@ -26,6 +26,11 @@ class AgentLink(Protocol):
     async def send(self, command_id: str, name: str, args: dict[str, Any], within: float) -> dict[str, Any]: ...
 
 
+class CommandTimeout(RobofleetError):
+    status = 504
+    code = "agent_timeout"
+
+
 class CommandFailed(RobofleetError):
     status = 422
     code = "command_failed"
@@ -54,10 +59,42 @@ class AgentState:
 RunExited = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
+@dataclass
+class PendingCommand:
+    agent: str
+    name: str
+    args: dict[str, Any]
+    future: asyncio.Future[dict[str, Any]]
+
+
 class AgentHub:
     def __init__(self) -> None:
         self.agents: dict[str, AgentState] = {}
+        self.pending: dict[str, PendingCommand] = {}
         self.on_run_exited: RunExited | None = None
+
+    def pending_for(
+        self, agent: str, command_id: str, name: str, args: dict[str, Any]
+    ) -> asyncio.Future[dict[str, Any]]:
+        """The future of a command's outcome, kept across reconnects until its result comes or it times out."""
+        pending = self.pending.get(command_id)
+        if pending is None:
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            pending = self.pending[command_id] = PendingCommand(agent, name, args, future)
+        return pending.future
+
+    def resolve(self, command_id: str, outcome: dict[str, Any]) -> None:
+        pending = self.pending.pop(command_id, None)
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(outcome)
+
+    def unanswered(self, agent: str) -> list[dict[str, Any]]:
+        """Commands sent to `agent` that got no result yet: sent again, same ids, when it reconnects."""
+        return [
+            {"id": command_id, "name": p.name, "args": p.args}
+            for command_id, p in self.pending.items()
+            if p.agent == agent and not p.future.done()
+        ]
 
     def connect(self, name: str, link: AgentLink, info: dict[str, Any]) -> AgentState:
         state = AgentState(name, link, info)
@@ -78,7 +115,12 @@ class AgentHub:
     ) -> Any:
         """The command's result; Conflict (409) when the agent is offline, CommandFailed when it refused."""
         state = self.require(agent)
-        outcome = await state.link.send(command_id or uuid.uuid4().hex, name, args, within)
+        try:
+            outcome = await state.link.send(command_id or uuid.uuid4().hex, name, args, within)
+        except TimeoutError:
+            raise CommandTimeout(
+                f"agent {agent} did not answer {name} within {within:g} s", details={"agent": agent, "command": name}
+            ) from None
         state.last_seen_at = utcnow()
         if not outcome.get("ok"):
             error = outcome.get("error", {})

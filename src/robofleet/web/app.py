@@ -18,6 +18,7 @@ from robofleet.activities import panel as activities_panel
 from robofleet.activities.builtin import build_registry
 from robofleet.activities.registry import Registry
 from robofleet.agents import api as agents_api
+from robofleet.agents import remote as agents_remote
 from robofleet.auth import api as auth_api
 from robofleet.auth import panel as auth_panel
 from robofleet.errors import StoreUnavailable
@@ -111,6 +112,8 @@ def create_app(context: AppContext, *, config_path: Path | None = None, registry
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    # The agents' WebSocket checks its token and agents:connect itself (see agents/remote.py).
+    app.include_router(agents_remote.router)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=context.settings.server.max_body_bytes)
     app.add_middleware(SecurityHeaders)
