@@ -105,3 +105,53 @@ def test_tokens_without_agents_connect_are_refused(tmp_path: Path) -> None:
         assert asyncio.run(attempt("rf_not-a-token")) == 4401
     finally:
         serve.stop()
+
+
+def test_an_agent_that_vanishes_loses_its_runs_then_readopts_them(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path / "server", env={"ROBOFLEET_AGENTS__GRACE_SECONDS": "1"}).start(wait="/readyz")
+    agents: list[subprocess.Popen[bytes]] = []
+
+    def start_agent() -> None:
+        agents.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "robofleet",
+                    "agent",
+                    "--server",
+                    serve.url,
+                    "--token",
+                    agent_token,
+                    "--name",
+                    "pc-02",
+                    "--state-dir",
+                    str(tmp_path / "agent"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
+    try:
+        serve.cli("user", "create", "pc-02", "--role", "agent", "--password-stdin", stdin="agent-password\n")
+        agent_token = serve.token("pc-02")
+        api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
+        start_agent()
+        until(lambda: "pc-02" in [a["name"] for a in api.get("/api/v1/agents").json()["items"]])
+        api.post("/api/v1/robots", json={"name": "loyal", "agent": "pc-02", "argv": COUNTER})
+        run = api.post("/api/v1/robots/loyal/start").json()
+        agents[0].kill()  # the agent dies; its robot, in a session of its own, does not
+        agents[0].wait(10)
+        lost = until(lambda: (r := api.get(f"/api/v1/runs/{run['id']}").json())["state"] == "lost" and r)
+        assert "pc-02" in lost["error"]
+        assert api.post("/api/v1/robots/loyal/start").status_code == 409  # the agent is offline
+        start_agent()
+        until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "running", 30)
+        assert api.post(f"/api/v1/runs/{run['id']}/kill").status_code == 200
+        until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "killed")
+    finally:
+        for process in agents:
+            process.terminate()
+            process.wait(10)
+        serve.stop()

@@ -190,3 +190,43 @@ def test_a_safe_stop_lets_an_sdk_robot_finish_its_step(client: TestClient, admin
         assert time.monotonic() < deadline, lines()
         time.sleep(0.05)
     assert lines()[:2] == ["step 1 begins", "step 1 done"] and "step 2 begins" not in lines()
+
+
+def test_on_failure_restarts_with_backoff_then_gives_up(client: TestClient, admin_token: str) -> None:
+    robot(
+        client,
+        admin_token,
+        "flaky",
+        [sys.executable, "-c", "import sys; sys.exit(2)"],
+        restart={"policy": "on-failure", "backoff_seconds": 0.1, "give_up_after": 3, "window_seconds": 60},
+    )
+    first = start(client, admin_token, "flaky")
+    deadline = time.monotonic() + 20
+    while True:
+        runs = client.get("/api/v1/runs", params={"robot": "flaky"}, headers=bearer(admin_token)).json()["items"]
+        if len(runs) >= 3 and all(run["state"] == "failed" for run in runs):
+            break
+        assert time.monotonic() < deadline, runs
+        time.sleep(0.1)
+    time.sleep(1.0)  # the third failure in the window: no fourth start
+    runs = client.get("/api/v1/runs", params={"robot": "flaky"}, headers=bearer(admin_token)).json()["items"]
+    assert len(runs) == 3 and runs[-1]["id"] == first["id"]
+    assert [run["manual"] for run in runs] == [False, False, True]
+    assert runs[0]["requested_by"] == "restart-policy"
+
+
+def test_a_manual_stop_is_not_followed_by_a_restart(client: TestClient, admin_token: str) -> None:
+    robot(
+        client,
+        admin_token,
+        "steady",
+        COUNTER,
+        safe_stop_timeout=3,
+        restart={"policy": "on-failure", "backoff_seconds": 0.1},
+    )
+    run = start(client, admin_token, "steady")
+    client.post(f"/api/v1/runs/{run['id']}/stop", headers=bearer(admin_token))
+    wait_state(client, admin_token, run["id"], "stopped")
+    time.sleep(0.5)
+    runs = client.get("/api/v1/runs", params={"robot": "steady"}, headers=bearer(admin_token)).json()["items"]
+    assert len(runs) == 1

@@ -79,6 +79,8 @@ async def connect(socket: WebSocket) -> None:
         return
     info = {key: hello.get(key) for key in ("host", "os_user", "os", "python", "capabilities")}
     hub.connect(name, RemoteLink(hub, name, socket), {**info, "principal": principal.username})
+    if context.robots is not None:
+        await context.robots.agent_back(name, list(hello.get("runs", [])))
     log.info("agent %s connected from %s", name, socket.client.host if socket.client else "?")
     try:
         for result in hello.get("results", []):
@@ -122,3 +124,5 @@ async def connect(socket: WebSocket) -> None:
         if current is not None and isinstance(current.link, RemoteLink) and current.link.socket is socket:
             hub.disconnect(name)
             log.info("agent %s disconnected", name)
+            if context.robots is not None:
+                context.robots.watch_gone(name, context.settings.agents.grace_seconds)

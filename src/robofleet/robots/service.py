@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from robofleet.agents.hub import AgentHub
 from robofleet.auth.audit import audited
@@ -30,7 +31,7 @@ from robofleet.robots.models import (
     Robot,
     Run,
 )
-from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunOut
+from robofleet.robots.schemas import RestartPolicy, RobotCreate, RobotOut, RobotUpdate, RunOut
 from robofleet.store import Store
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import Page, paginate
@@ -38,6 +39,7 @@ from robofleet.web.events import EventHub
 
 log = logging.getLogger(__name__)
 TOPIC = "runs"
+MAX_BACKOFF = 300.0
 ACTIONS = ("pause", "resume", "stop", "kill")
 
 
@@ -53,6 +55,7 @@ class RobotsService:
         self.server_url = server_url
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._killing: set[int] = set()
+        self._restarts: set[asyncio.Task[None]] = set()
         hub.on_run_exited = self.run_exited
 
     # ---- definitions (plain functions of the store; the API runs them in threads) ---------------------------
@@ -285,7 +288,7 @@ class RobotsService:
         """The agent saw the process end: the run's final state follows from how it was asked to end."""
         number = int(run_id)
         current = await self._read(number)
-        if current.state not in ACTIVE:
+        if current.state not in (*ACTIVE, LOST):  # a lost run whose end the returning agent reports is settled
             return
         code = outcome.get("exit_code")
         if number in self._killing:
@@ -295,6 +298,80 @@ class RobotsService:
         else:
             state = SUCCEEDED if code == 0 else FAILED
         await self._finish(number, state, "agent:" + agent, exit_code=code)
+        if state == FAILED:
+            await self._maybe_restart(current.robot)
+
+    async def _maybe_restart(self, name: str) -> None:
+        """The on-failure restart policy: start again after a growing backoff, until it failed `give_up_after`
+        times within `window_seconds`; a manual stop or a policy of "never" leaves the robot alone."""
+
+        def decide() -> float | None:
+            with self.store.transaction() as session:
+                robot = session.scalar(select(Robot).where(Robot.name == name))
+                if robot is None or robot.manual_stop or (robot.restart or {}).get("policy") != "on-failure":
+                    return None
+                policy = RestartPolicy(**robot.restart)
+                since = utcnow() - timedelta(seconds=policy.window_seconds)
+                failures = int(
+                    session.scalar(
+                        select(func.count(Run.id)).where(Run.robot == name, Run.state == FAILED, Run.ended_at >= since)
+                    )
+                    or 0
+                )
+                if failures >= policy.give_up_after:
+                    log.warning(
+                        "robot %s failed %d times in %.0f s: no more restarts until a manual start",
+                        name,
+                        failures,
+                        policy.window_seconds,
+                    )
+                    return None
+                return float(min(policy.backoff_seconds * 2.0 ** max(failures - 1, 0), MAX_BACKOFF))
+
+        delay = await asyncio.to_thread(decide)
+        if delay is None:
+            return
+
+        async def again() -> None:
+            await asyncio.sleep(delay)
+            try:
+                await self.start(system_principal("restart-policy"), name, manual=False)
+            except RobofleetError as exc:
+                log.warning("restart of %s failed: %s", name, exc.message)
+
+        task = asyncio.get_running_loop().create_task(again())
+        self._restarts.add(task)
+        task.add_done_callback(self._restarts.discard)
+
+    def watch_gone(self, agent: str, grace_seconds: float) -> None:
+        task = asyncio.get_running_loop().create_task(self.agent_gone(agent, grace_seconds))
+        self._restarts.add(task)
+        task.add_done_callback(self._restarts.discard)
+
+    async def agent_gone(self, agent: str, grace_seconds: float) -> None:
+        """An agent disconnected: if it is not back within the grace period, its active runs are lost."""
+        await asyncio.sleep(grace_seconds)
+        if agent in self.hub.agents:
+            return
+
+        def active() -> list[int]:
+            with self.store.transaction() as session:
+                return list(session.scalars(select(Run.id).where(Run.agent == agent, Run.state.in_(ACTIVE))))
+
+        for run_id in await asyncio.to_thread(active):
+            await self.mark_lost(run_id, f"agent {agent} was gone for more than {grace_seconds:g} s")
+
+    async def agent_back(self, agent: str, runs: list[dict[str, Any]]) -> None:
+        """An agent said hello: its lost runs whose process still lives are adopted again."""
+        alive = {str(run["run_id"]) for run in runs if run.get("alive")}
+
+        def lost() -> list[int]:
+            with self.store.transaction() as session:
+                return list(session.scalars(select(Run.id).where(Run.agent == agent, Run.state == LOST)))
+
+        for run_id in await asyncio.to_thread(lost):
+            if str(run_id) in alive:
+                await self._change(run_id, RUNNING, f"agent:{agent}", ended_at=None, error=None)
 
     async def mark_lost(self, run_id: int, reason: str) -> None:
         await self._finish(run_id, LOST, "system", error=reason)
