@@ -47,7 +47,7 @@ def test_admin_creates_an_operator_who_then_logs_in(serve: ServeProcess, page: P
 
     log_in(page, serve.url, "olivia", "olivia-password", "/panel/fleet")
     assert page.inner_text(".whoami span") == "olivia"
-    assert "Not built yet" in page.inner_text("main")
+    assert "Agents" in page.inner_text("main")  # an operator sees the Fleet page
     # An operator holds no users:read: the page refuses, and the Users tab is not offered.
     response = page.goto(f"{serve.url}/panel/access/users")
     assert response is not None and response.status == 403
@@ -71,8 +71,6 @@ def test_wrong_password_and_next_redirect(serve: ServeProcess, page: Page) -> No
 def test_every_section_loads_and_the_keyboard_navigates(serve: ServeProcess, page: Page) -> None:
     log_in(page, serve.url, "admin", serve.admin_password(), "/panel/fleet")
     for path in (
-        "/panel/fleet",
-        "/panel/robots",
         "/panel/schedules",
         "/panel/queues",
         "/panel/sessions",
@@ -82,6 +80,8 @@ def test_every_section_loads_and_the_keyboard_navigates(serve: ServeProcess, pag
         assert "Not built yet" in page.inner_text("main"), path
     for path, marker in (
         ("/panel/console", "Find an action"),
+        ("/panel/fleet", "Agents"),
+        ("/panel/robots", "Robots"),
         ("/panel/logs", "Live tail"),
         ("/panel/settings", "[server]"),
         ("/panel/access/audit", "auth.login"),
