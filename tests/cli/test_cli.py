@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,7 @@ def test_token_create_prints_the_token_alone_on_the_last_line(workdir: tuple[Pat
         assert client.get("/api/v1/me", headers=bearer(token)).json()["username"] == "bot"
         token_id = created.stdout.split()[1]
         assert cli(path, "token", "revoke", token_id, env=env).returncode == 0
+        time.sleep(0.3)  # another process's change counts within the 0.25 s the auth epoch is trusted
         assert client.get("/api/v1/me", headers=bearer(token)).status_code == 401
     store.dispose()
     assert token_id in cli(path, "token", "list", env=env).stdout

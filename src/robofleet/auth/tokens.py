@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
 from robofleet.auth.audit import audited
-from robofleet.auth.cache import bump, current_epoch, principals
+from robofleet.auth.cache import bump, current_epoch, epochs_of, principals
 from robofleet.auth.models import ApiToken
 from robofleet.auth.permissions import unknown_patterns
 from robofleet.auth.principal import Principal, grants_of
@@ -113,12 +114,28 @@ def revoke_token(store: Store, principal: Principal, token_id: str) -> TokenOut:
         return token_out(token)
 
 
+def cached_principal(store: Store, secret: str, source_ip: str) -> Principal | None:
+    """The principal of a token seen recently, with no store access at all (None: ask authenticate_token)."""
+    epoch = epochs_of(store.engine).get()
+    if epoch is None:
+        return None
+    cached = principals.get(digest(secret), epoch, datetime.now(UTC))
+    if cached is None:
+        return None
+    return replace(cached, source_ip=source_ip) if cached.source_ip != source_ip else cached
+
+
 def authenticate_token(store: Store, secret: str, source_ip: str, *, now: datetime | None = None) -> Principal:
     """The principal a bearer token stands for; Unauthenticated when unknown, revoked, expired or disabled."""
     now = now or datetime.now(UTC)
     key = digest(secret)
-    with store.connection() as connection:
-        epoch = current_epoch(connection)
+    clock = epochs_of(store.engine)
+    epoch = clock.get()
+    if epoch is None:
+        read_at = time.monotonic()
+        with store.connection() as connection:
+            epoch = current_epoch(connection)
+        clock.set(epoch, read_at)
     cached = principals.get(key, epoch, now)
     if cached is not None:
         return replace(cached, source_ip=source_ip) if cached.source_ip != source_ip else cached

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from robofleet.auth.audit import record_alone
 from robofleet.auth.principal import Principal
 from robofleet.auth.sessions import COOKIE_NAME, authenticate_session
-from robofleet.auth.tokens import authenticate_token
+from robofleet.auth.tokens import authenticate_token, cached_principal
 from robofleet.errors import Forbidden, StoreUnavailable, Unauthenticated
 from robofleet.web.context import AppContext, get_context
 
@@ -48,7 +48,9 @@ class Require:
         if not context.ready:
             raise StoreUnavailable(f"the store is not ready: {context.not_ready_reason}")
         try:
-            principal = await run_in_threadpool(authenticate, context, request)
+            # A token seen a moment ago is answered here, on the loop: no thread, no store round trip.
+            cached = cached_bearer(context, request)
+            principal = cached if cached is not None else await run_in_threadpool(authenticate, context, request)
         except Unauthenticated:
             if self.panel:
                 query = f"?{request.url.query}" if request.url.query else ""
@@ -73,6 +75,13 @@ class Require:
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+def cached_bearer(context: AppContext, request: Request) -> Principal | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return cached_principal(context.store, credentials.strip(), client_ip(request))
 
 
 def authenticate(context: AppContext, request: Request) -> Principal:
