@@ -18,6 +18,7 @@ from robofleet.activities import panel as activities_panel
 from robofleet.activities.builtin import build_registry
 from robofleet.activities.registry import Registry
 from robofleet.agents import api as agents_api
+from robofleet.agents import panel as agents_panel
 from robofleet.agents import remote as agents_remote
 from robofleet.auth import api as auth_api
 from robofleet.auth import panel as auth_panel
@@ -74,6 +75,7 @@ ROUTERS: list[APIRouter] = [
     logs_panel.router,
     robots_api.router,
     agents_api.router,
+    agents_panel.router,
     robots_panel.router,
     panel.router,
     auth_panel.router,

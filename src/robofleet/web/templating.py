@@ -37,6 +37,7 @@ _environment = Environment(
             PackageLoader("robofleet.activities"),
             PackageLoader("robofleet.logs"),
             PackageLoader("robofleet.robots"),
+            PackageLoader("robofleet.agents"),
         ]
     ),
     autoescape=select_autoescape(default=True),
