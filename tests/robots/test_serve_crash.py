@@ -57,3 +57,26 @@ def test_kill_9_of_serve_then_runs_are_adopted(tmp_path: Path, store_url: str) -
         assert wait_run(api, long_run["id"], "stopped")["exit_code"] == 143
     finally:
         serve.stop()
+
+
+def test_a_run_gets_its_own_token_for_the_sdk(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path).start(wait="/readyz")
+    try:
+        api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
+        api.post("/api/v1/robots", json={"name": "talker", "argv": [sys.executable, str(EXAMPLES / "sdk_logger.py")]})
+        run = api.post("/api/v1/robots/talker/start").json()
+        assert wait_run(api, run["id"], "succeeded", "failed")["state"] == "succeeded"
+        deadline = time.monotonic() + 10
+        while True:
+            records = api.get("/api/v1/logs", params={"run_id": str(run["id"]), "order": "asc"}).json()["items"]
+            sdk = [r for r in records if r["fields"].get("logger") == "sdk-demo"]
+            if len(sdk) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert sdk[0]["message"] == f"hello via the sdk from run {run['id']}" and sdk[0]["fields"]["invoice"] == 42
+        assert sdk[1]["level"] == "WARNING" and sdk[0]["source"] == "robot:talker"
+        tokens = api.get("/api/v1/tokens", params={"user": "robot-runs"}).json()["items"]
+        assert [t["name"] for t in tokens] == [f"run {run['id']}"] and tokens[0]["revoked_at"]
+        assert tokens[0]["scopes"] == ["logs:write", "queues:*"]
+    finally:
+        serve.stop()

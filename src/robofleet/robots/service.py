@@ -40,6 +40,7 @@ from robofleet.web.events import EventHub
 log = logging.getLogger(__name__)
 TOPIC = "runs"
 MAX_BACKOFF = 300.0
+RUN_USER = "robot-runs"
 ACTIONS = ("pause", "resume", "stop", "kill")
 
 
@@ -56,6 +57,7 @@ class RobotsService:
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._killing: set[int] = set()
         self._restarts: set[asyncio.Task[None]] = set()
+        self._tokens: dict[int, str] = {}  # run id -> id of its token, revoked when the run ends
         hub.on_run_exited = self.run_exited
 
     # ---- definitions (plain functions of the store; the API runs them in threads) ---------------------------
@@ -183,11 +185,13 @@ class RobotsService:
                 return run.id, spec
 
         run_id, spec = await asyncio.to_thread(prepare)
+        token = await asyncio.to_thread(self._run_token, run_id, spec["max_runtime"])
         env = {
             **spec["env"],
             "ROBOFLEET_URL": self.server_url,
             "ROBOFLEET_RUN_ID": str(run_id),
             "ROBOFLEET_ROBOT": name,
+            "ROBOFLEET_TOKEN": token,
         }
         try:
             started = await self.hub.command(
@@ -215,6 +219,28 @@ class RobotsService:
         if spec["max_runtime"]:
             self._timer(run_id, spec["max_runtime"], lambda: self._stop_at_max_runtime(run_id))
         return out
+
+    def _run_token(self, run_id: int, max_runtime: float | None) -> str:
+        """A token for the run alone: robot permissions (its logs, its queue items), expiring with the run at the
+        latest, revoked when it ends. Owned by the built-in user `robot-runs`, which cannot log in."""
+        from robofleet.auth.models import Role, User
+        from robofleet.auth.schemas import TokenCreate
+        from robofleet.auth.tokens import create_token
+
+        with self.store.transaction() as session:
+            if session.scalar(select(User.id).where(User.username == RUN_USER)) is None:
+                robot_role = session.scalar(select(Role).where(Role.name == "robot"))
+                session.add(User(username=RUN_USER, password_hash=None, roles=[robot_role] if robot_role else []))
+        lifetime_days = ((max_runtime or 86_400) + 3600) / 86_400
+        made = create_token(
+            self.store,
+            system_principal("robots"),
+            TokenCreate(
+                user=RUN_USER, name=f"run {run_id}", scopes=["logs:write", "queues:*"], expires_in_days=lifetime_days
+            ),
+        )
+        self._tokens[run_id] = made.id
+        return made.token
 
     async def act(self, principal: Principal, run_id: int, action: str) -> RunOut:
         """pause | resume | stop (safe) | kill on one run; 409 when its state does not allow it."""
@@ -380,6 +406,11 @@ class RobotsService:
 
     async def _finish(self, run_id: int, state: str, by: str, **fields: Any) -> RunOut:
         self._killing.discard(run_id)
+        token_id = self._tokens.pop(run_id, None)
+        if token_id is not None:
+            from robofleet.auth.tokens import revoke_token
+
+            await asyncio.to_thread(revoke_token, self.store, system_principal("robots"), token_id)
         timer = self._timers.pop(run_id, None)
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
