@@ -68,8 +68,10 @@ def test_a_remote_agent_runs_robots_and_comes_back_after_a_restart(tmp_path: Pat
         api.post("/api/v1/robots", json={"name": "far", "agent": "pc-01", "argv": COUNTER, "safe_stop_timeout": 5})
         run = api.post("/api/v1/robots/far/start").json()
         assert run["state"] == "running" and run["agent"] == "pc-01"
-        until(lambda: api.get("/api/v1/logs", params={"run_id": str(run["id"])}).json()["items"])
-        line = api.get("/api/v1/logs", params={"run_id": str(run["id"]), "limit": 1}).json()["items"][0]
+        # The run's log holds its output (source robot:far) and the orchestrator's lines about it.
+        output = {"run_id": str(run["id"]), "source": "robot:far", "limit": 1}
+        until(lambda: api.get("/api/v1/logs", params=output).json()["items"])
+        line = api.get("/api/v1/logs", params=output).json()["items"][0]
         assert line["source"] == "robot:far" and line["fields"]["agent"] == "pc-01"
 
         serve.stop()  # the orchestrator goes away; the agent and its robot carry on

@@ -49,9 +49,13 @@ def test_kill_9_of_serve_then_runs_are_adopted(tmp_path: Path, store_url: str) -
         assert api.get(f"/api/v1/runs/{long_run['id']}").json()["state"] == "running"
         finished = wait_run(api, short_run["id"], "succeeded")
         assert finished["exit_code"] == 0
-        before = api.get("/api/v1/logs", params={"run_id": str(long_run["id"]), "limit": 1}).json()["items"][0]
+        before = api.get(
+            "/api/v1/logs", params={"run_id": str(long_run["id"]), "source": "robot:long", "limit": 1}
+        ).json()["items"][0]
         time.sleep(0.6)
-        after = api.get("/api/v1/logs", params={"run_id": str(long_run["id"]), "limit": 1}).json()["items"][0]
+        after = api.get(
+            "/api/v1/logs", params={"run_id": str(long_run["id"]), "source": "robot:long", "limit": 1}
+        ).json()["items"][0]
         assert after["id"] > before["id"]  # its output still reaches the store, read on where it stopped
         assert api.post(f"/api/v1/runs/{long_run['id']}/stop").status_code == 200
         assert wait_run(api, long_run["id"], "stopped")["exit_code"] == 143

@@ -52,7 +52,25 @@
   }
 
   const runs = new EventSource("/api/v1/runs-stream");
-  runs.addEventListener("open", function () { if (live) { live.textContent = "live"; live.className = "badge ok"; } });
+  // Whatever changed between the page being rendered and the stream opening is fetched once the stream is open.
+  function catchUp() {
+    const table = document.getElementById("runs");
+    const query = new URLSearchParams({ limit: table ? "50" : "500" });
+    if (table) query.set("robot", table.dataset.robot);
+    fetch("/api/v1/runs?" + query.toString(), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : { items: [] }; })
+      .then(function (page) {
+        page.items.slice().reverse().forEach(function (run) {
+          if (document.getElementById("fleet-robots")) onFleet(run);
+          if (table) onRobot(table, run);
+        });
+      });
+  }
+
+  runs.addEventListener("open", function () {
+    if (live) { live.textContent = "live"; live.className = "badge ok"; }
+    catchUp();
+  });
   runs.addEventListener("error", function () { if (live) { live.textContent = "reconnecting…"; live.className = "badge warn"; } });
   runs.addEventListener("run", function (event) {
     const run = JSON.parse(event.data);
