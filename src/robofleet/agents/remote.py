@@ -21,7 +21,7 @@ from robofleet.agents.hub import AgentHub
 from robofleet.auth.tokens import authenticate_token
 from robofleet.errors import RobofleetError
 from robofleet.logs.ingest import Row
-from robofleet.web.context import get_context
+from robofleet.web.context import context_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -49,7 +49,7 @@ class RemoteLink:
 @router.websocket("/api/v1/agents/connect")
 async def connect(socket: WebSocket) -> None:
     """Agents connect here with `Authorization: Bearer <token of a user with agents:connect>`."""
-    context = get_context(socket)  # type: ignore[arg-type]
+    context = context_of(socket)  # type: ignore[arg-type]
     hub, logs = context.hub, context.logs
     header = socket.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")

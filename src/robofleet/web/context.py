@@ -31,6 +31,11 @@ class AppContext:
     local_agent: LocalAgent | None = None
 
 
-def get_context(request: Request) -> AppContext:
+def context_of(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
+
+
+async def get_context(request: Request) -> AppContext:
+    """The dependency form: async, so FastAPI does not spend a worker thread on every request for it."""
+    return context_of(request)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from robofleet.errors import StoreUnavailable
 from robofleet.store.migrate import current_revision, head_revision
-from robofleet.web.context import get_context
+from robofleet.web.context import context_of
 from robofleet.web.security import PUBLIC
 
 router = APIRouter()
@@ -22,7 +22,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", dependencies=[Depends(PUBLIC)], tags=["health"])
 def readyz(request: Request) -> JSONResponse:
-    context = get_context(request)
+    context = context_of(request)
     body: dict[str, Any] = {"status": "ready", "store": context.store.dialect}
     try:
         if not context.ready:

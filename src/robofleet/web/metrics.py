@@ -17,7 +17,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from robofleet.auth.principal import Principal
-from robofleet.web.context import get_context
+from robofleet.web.context import context_of
 from robofleet.web.security import Require
 
 
@@ -71,7 +71,7 @@ class MetricsAccess(Require):
     """`metrics:read`, unless `server.metrics_public` lets scrapers in without a token."""
 
     async def __call__(self, request: Request) -> Principal | None:  # type: ignore[override]
-        if get_context(request).settings.server.metrics_public:
+        if context_of(request).settings.server.metrics_public:
             return None
         return await super().__call__(request)
 
@@ -79,5 +79,5 @@ class MetricsAccess(Require):
 @router.get("/metrics", include_in_schema=False)
 def metrics_endpoint(request: Request, _: Principal | None = Depends(MetricsAccess("metrics:read"))) -> Response:
     metrics: Metrics = request.app.state.metrics
-    metrics.store_ready.set(1 if get_context(request).ready else 0)
+    metrics.store_ready.set(1 if context_of(request).ready else 0)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -14,7 +14,7 @@ from robofleet.auth import sessions
 from robofleet.auth.principal import Principal
 from robofleet.auth.sessions import COOKIE_NAME
 from robofleet.errors import Locked, RobofleetError, StoreUnavailable, Unauthenticated
-from robofleet.web.context import AppContext, get_context
+from robofleet.web.context import AppContext, context_of, get_context
 from robofleet.web.cookies import clear_session_cookie, cookie_secure, set_session_cookie
 from robofleet.web.security import PUBLIC, Require, client_ip
 from robofleet.web.templating import page
@@ -57,7 +57,7 @@ def _login_form(
     response = page(
         request, "login.html", None, status=status, login_csrf=token, next_url=next_url, error=error, username=username
     )
-    ctx = get_context(request)
+    ctx = context_of(request)
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,

@@ -10,7 +10,7 @@ from robofleet.auth.principal import Principal
 from robofleet.auth.sessions import COOKIE_NAME, authenticate_session
 from robofleet.auth.tokens import authenticate_token, cached_principal
 from robofleet.errors import Forbidden, StoreUnavailable, Unauthenticated
-from robofleet.web.context import AppContext, get_context
+from robofleet.web.context import AppContext, context_of
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -44,7 +44,7 @@ class Require:
         self.panel = panel
 
     async def __call__(self, request: Request) -> Principal:
-        context = get_context(request)
+        context = context_of(request)
         if not context.ready:
             raise StoreUnavailable(f"the store is not ready: {context.not_ready_reason}")
         try:
