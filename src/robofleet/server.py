@@ -27,6 +27,9 @@ from robofleet.web.events import EventHub
 
 log = logging.getLogger("robofleet.server")
 RETRY_SECONDS = 2.0
+# How long a stop (SIGTERM, Ctrl-C) waits for open requests before cutting them: live streams (SSE) never end by
+# themselves, and a browser left on the panel must not keep the orchestrator from stopping.
+GRACEFUL_STOP_SECONDS = 5
 
 
 def prepare_store(store: Store, settings: Settings) -> InitialAdmin | None:
@@ -154,4 +157,5 @@ def run(settings: Settings, config_path: Path | None) -> None:
         ssl_certfile=str(server.tls_cert) if server.tls_cert else None,
         ssl_keyfile=str(server.tls_key) if server.tls_key else None,
         proxy_headers=False,
+        timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
     )

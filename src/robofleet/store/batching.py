@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from robofleet.errors import StoreUnavailable
@@ -109,13 +108,10 @@ class GroupCommitter:
             if time.monotonic() - self._last_used < IDLE_CHECK_SECONDS:
                 self._last_used = time.monotonic()
                 return connection
-            try:
-                connection.exec_driver_sql("SELECT 1")
-                connection.rollback()
+            if self.store.alive(connection):
                 self._last_used = time.monotonic()
                 return connection
-            except DBAPIError:
-                self._drop_connection()
+            self._drop_connection()
         self._connection = self.store.engine.connect()
         self._last_used = time.monotonic()
         return self._connection

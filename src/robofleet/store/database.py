@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from robofleet.errors import StoreUnavailable
 from robofleet.settings.model import StoreSettings
-from robofleet.store.engine import build_engine
+from robofleet.store.engine import build_engine, ping_within
 
 
 class Store:
@@ -39,6 +39,18 @@ class Store:
     def ping(self) -> None:
         with self.transaction() as session:
             session.execute(text("SELECT 1"))
+
+    def alive(self, connection: Connection) -> bool:
+        """Whether a held connection (outside a transaction) still answers; asked within the connect timeout."""
+        try:
+            if self.dialect == "postgresql":
+                ping_within(connection.connection.dbapi_connection, self.settings.connect_timeout)
+            else:
+                connection.exec_driver_sql("SELECT 1")
+                connection.rollback()
+        except (DBAPIError, DisconnectionError):
+            return False
+        return True
 
     def dispose(self) -> None:
         self.engine.dispose()
