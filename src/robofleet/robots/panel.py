@@ -1,27 +1,48 @@
-"""Fleet and Robots pages: every agent and robot at a glance, and a page per robot with its lifecycle buttons,
-its runs and its live output."""
+"""Fleet and Robots pages: every agent and robot at a glance, a form for new robots, and a page per robot with its
+lifecycle buttons, its definition (editable), its runs and its live output. Forms call RobotsService, which checks
+the permission and writes the audit record."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from robofleet.auth.permissions import RobotRef
 from robofleet.auth.principal import Principal
-from robofleet.errors import RobofleetError
+from robofleet.errors import Conflict, RobofleetError
+from robofleet.robots import store_ops
 from robofleet.robots.api import service_of
 from robofleet.robots.models import ACTIVE
+from robofleet.robots.panel_forms import (
+    POLICIES,
+    FormInvalid,
+    RobotForm,
+    blank_form,
+    form_of,
+    parse_create,
+    parse_update,
+    submitted,
+)
+from robofleet.robots.schemas import RobotOut
 from robofleet.web.context import AppContext, get_context
 from robofleet.web.security import Require
 from robofleet.web.templating import page, redirect
 
 router = APIRouter(prefix="/panel", include_in_schema=False)
 ACTIONS = ("start", "restart", "pause", "resume", "stop", "kill")
+ROBOTS = "/panel/robots"
 
 
 def latest_runs(ctx: AppContext, principal: Principal, robot: str | None, limit: int) -> list[dict[str, object]]:
     runs = service_of(ctx).list_runs(principal, robot=robot, state=None, limit=limit, cursor=None).items
     return [run.model_dump(mode="json") for run in runs]
+
+
+def agent_names(ctx: AppContext, robots: list[RobotOut]) -> list[str]:
+    """Suggestions for the agent field: this server's own, the connected agents, the ones robots already name."""
+    connected = list(ctx.hub.agents) if ctx.hub else []
+    return sorted({"local", *connected, *(robot.agent for robot in robots)})
 
 
 @router.get("/fleet")
@@ -47,8 +68,53 @@ def robots_page(
     principal: Principal = Depends(Require("robots:read", panel=True)),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
+    return _robots_page(request, principal, ctx, blank_form())
+
+
+def _robots_page(
+    request: Request, principal: Principal, ctx: AppContext, form: RobotForm, status: int = 200
+) -> Response:
     robots = service_of(ctx).list_robots(principal, limit=500, cursor=None).items
-    return page(request, "robots.html", principal, section="robots", robots=robots)
+    response = page(
+        request,
+        "robots.html",
+        principal,
+        status=status,
+        section="robots",
+        robots=robots,
+        form=form,
+        agents=agent_names(ctx, robots),
+        policies=POLICIES,
+    )
+    if form.open:
+        response.headers["Cache-Control"] = "no-store"  # it echoes what was typed, env values included
+    return response
+
+
+@router.post("/robots")
+async def robot_create(
+    request: Request,
+    principal: Principal = Depends(Require("robots:write", panel=True)),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    values = submitted(await request.form())
+
+    def create() -> Response:
+        form = RobotForm(values)
+        try:
+            robot = service_of(ctx).create_robot(principal, parse_create(values))
+        except FormInvalid as exc:
+            form.errors = exc.errors
+            return _robots_page(request, principal, ctx, form, status=422)
+        except RobofleetError as exc:
+            if isinstance(exc, Conflict) and (exc.details or {}).get("robot"):
+                form.errors = {"name": exc.message}
+            else:
+                form.message = exc.message
+            return _robots_page(request, principal, ctx, form, status=exc.status)
+        return redirect(ROBOTS, notice=f"Robot {robot.name} created.")
+
+    return await run_in_threadpool(create)
 
 
 @router.get("/robots/{name}")
@@ -58,13 +124,88 @@ def robot_page(
     principal: Principal = Depends(Require("robots:read", panel=True)),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
+    return _robot_page(request, principal, ctx, name, None)
+
+
+def _robot_page(
+    request: Request, principal: Principal, ctx: AppContext, name: str, form: RobotForm | None, status: int = 200
+) -> Response:
     robot = service_of(ctx).get_robot(principal, name)
     runs = latest_runs(ctx, principal, name, 50)
     target = RobotRef(robot.name, tuple(robot.tags))
-    allowed = {"start": principal.can("robots:start", target), "stop": principal.can("robots:stop", target)}
-    return page(
-        request, "robot.html", principal, section="robots", robot=robot, runs=runs, allowed=allowed, active=ACTIVE
+    allowed = {
+        "start": principal.can("robots:start", target),
+        "stop": principal.can("robots:stop", target),
+        "write": principal.can("robots:write", target),
+    }
+    response = page(
+        request,
+        "robot.html",
+        principal,
+        status=status,
+        section="robots",
+        robot=robot,
+        runs=runs,
+        allowed=allowed,
+        active=ACTIVE,
+        form=form or form_of(robot),
+        agents=agent_names(ctx, [robot]),
+        policies=POLICIES,
     )
+    if form is not None:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/robots/{name}")
+async def robot_update(
+    name: str,
+    request: Request,
+    principal: Principal = Depends(Require("robots:write", panel=True)),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    values = submitted(await request.form())
+    back = f"{ROBOTS}/{name}"
+
+    def update() -> Response:
+        service = service_of(ctx)
+        form = RobotForm(values)
+        try:
+            current = service.get_robot(principal, name)
+            change = parse_update(values, current, stored_env(ctx, name))
+            if not change.model_fields_set:
+                return redirect(back, notice="Nothing changed.")
+            service.update_robot(principal, name, change)
+        except FormInvalid as exc:
+            form.errors = exc.errors
+            return _robot_page(request, principal, ctx, name, form, status=422)
+        except RobofleetError as exc:
+            form.message = exc.message
+            return _robot_page(request, principal, ctx, name, form, status=exc.status)
+        return redirect(back, notice=f"Robot {name} saved: {', '.join(sorted(change.model_fields_set))}.")
+
+    return await run_in_threadpool(update)
+
+
+def stored_env(ctx: AppContext, name: str) -> dict[str, str]:
+    """The unmasked env, read only to keep the secrets an edit leaves masked; it never reaches a page. The caller
+    has been allowed to read the robot (get_robot) and the service checks the write."""
+    with ctx.store.transaction() as session:
+        return dict(store_ops.find_robot(session, name).env)
+
+
+# Declared before the lifecycle route below, which would otherwise take "delete" for an action.
+@router.post("/robots/{name}/delete")
+async def robot_delete(
+    name: str,
+    principal: Principal = Depends(Require("robots:write", panel=True)),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    try:
+        await run_in_threadpool(service_of(ctx).delete_robot, principal, name)
+    except RobofleetError as exc:
+        return redirect(f"{ROBOTS}/{name}", error=exc.message)
+    return redirect(ROBOTS, notice=f"Robot {name} deleted.")
 
 
 @router.post("/robots/{name}/{action}")

@@ -21,8 +21,14 @@
       const box = document.querySelector("[data-filter] input, input[type=search]");
       if (box) { event.preventDefault(); box.focus(); }
     } else if (event.key === "n") {
-      const field = document.querySelector("form[data-new] input:not([type=hidden]), form[data-new] select");
-      if (field) { event.preventDefault(); field.focus(); }
+      const form = document.querySelector("form[data-new]");
+      const field = form && form.querySelector("input:not([type=hidden]), select, textarea");
+      if (field) {
+        event.preventDefault();
+        const folded = form.closest("details");  // a long form waits folded until asked for
+        if (folded) folded.open = true;
+        field.focus();
+      }
     } else if (event.key === "?" && help) {
       help.open ? help.close() : help.showModal();
     }
