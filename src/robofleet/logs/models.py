@@ -19,7 +19,7 @@ LEVEL_NAMES = {number: name for name, number in LEVELS.items()}
 class LogRecord(Base):
     __tablename__ = "log_records"
     __table_args__ = (
-        Index("ix_log_records_time", "time"),
+        Index("ix_log_records_time", "time", postgresql_using="brin"),
         Index("ix_log_records_run_id_id", "run_id", "id"),
         Index("ix_log_records_source_id", "source", "id"),
         {"sqlite_autoincrement": True},  # ids never reused, even after retention empties the table

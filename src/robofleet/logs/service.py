@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 TOPIC = "logs"
 PAGE_MAX = 1000
 EXPORT_CHUNK = 2000
+BACKLOG_CHUNK = 500
 RETENTION_BATCH = 5000
 
 
@@ -122,20 +123,20 @@ class LogService:
                 raise Invalid("the cursor is not one this server handed out", code="invalid_cursor")
             ascending = direction == "a"
             after, before = (int(position), None) if ascending else (None, int(position))
-        stmt = store_ops.query(
-            filters, self.store.dialect, after=after, before=before, ascending=ascending, limit=limit + 1
-        )
         with self.store.connection() as connection:
-            rows = connection.execute(stmt).all()
+            rows, resume = store_ops.fetch(
+                connection, filters, after=after, before=before, ascending=ascending, limit=limit + 1
+            )
         more = len(rows) > limit
         items = [store_ops.row_out(row) for row in rows[:limit]]
         for item in items:
             item.pop("level_no", None)
         forward = "a" if ascending else "d"
         backward = "d" if ascending else "a"
+        onward = items[-1]["id"] if more and items else resume  # a search cut short by its budget goes on from there
         return {
             "items": items,
-            "next_cursor": encode_cursor(f"{forward}:{items[-1]['id']}") if more and items else None,
+            "next_cursor": encode_cursor(f"{forward}:{onward}") if onward is not None else None,
             "prev_cursor": encode_cursor(f"{backward}:{items[0]['id']}") if items and cursor else None,
         }
 
@@ -144,20 +145,20 @@ class LogService:
         after: int | None = None
         sent = 0
         while sent < max_records:
-            stmt = store_ops.query(
-                filters, self.store.dialect, after=after, ascending=True, limit=min(EXPORT_CHUNK, max_records - sent)
-            )
             with self.store.connection() as connection:
-                rows = connection.execute(stmt).all()
-            if not rows:
-                return
-            chunk = [store_ops.row_out(row) for row in rows]
-            for item in chunk:
-                item.pop("level_no", None)
-            yield chunk
-            sent += len(chunk)
-            after = chunk[-1]["id"]
-            if len(rows) < EXPORT_CHUNK:
+                rows, resume = store_ops.fetch(
+                    connection, filters, after=after, ascending=True, limit=min(EXPORT_CHUNK, max_records - sent)
+                )
+            if rows:
+                chunk = [store_ops.row_out(row) for row in rows]
+                for item in chunk:
+                    item.pop("level_no", None)
+                yield chunk
+                sent += len(chunk)
+                after = chunk[-1]["id"]
+            if resume is not None:
+                after = resume
+            elif len(rows) < EXPORT_CHUNK:
                 return
 
     def last_id(self) -> int:
@@ -177,14 +178,15 @@ class LogService:
             else:
                 last = after
                 while True:
-                    stmt = store_ops.query(filters, self.store.dialect, after=last, ascending=True, limit=500)
-                    rows = await asyncio.to_thread(self._rows, stmt)
+                    rows, resume = await asyncio.to_thread(self._backlog, filters, last)
                     for row in rows:
                         item = store_ops.row_out(row)
                         item.pop("level_no", None)
                         yield item
                         last = row.id
-                    if len(rows) < 500:
+                    if resume is not None:
+                        last = resume
+                    elif len(rows) < BACKLOG_CHUNK:
                         break
             yield {"ready": True, "last_id": last}
             while True:
@@ -200,9 +202,9 @@ class LogService:
                         last = item["id"]
                         yield {key: value for key, value in item.items() if key not in ("level_no", "time_dt")}
 
-    def _rows(self, stmt: Any) -> list[Any]:
+    def _backlog(self, filters: Filters, after: int) -> tuple[list[Any], int | None]:
         with self.store.connection() as connection:
-            return list(connection.execute(stmt).all())
+            return store_ops.fetch(connection, filters, after=after, ascending=True, limit=BACKLOG_CHUNK)
 
     # ---- retention -----------------------------------------------------------------------------------------
 
@@ -217,6 +219,9 @@ class LogService:
         excess = 0
         if below is not None:
             excess = self._delete_batches(lambda session: store_ops.delete_below(session, below, RETENTION_BATCH))
+        if expired or excess:
+            with self.store.transaction() as session:
+                store_ops.delete_emptied_blocks(session)
         if expired or excess:
             with self.store.transaction() as session:
                 record(

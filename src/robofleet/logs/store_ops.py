@@ -1,18 +1,21 @@
 """Every statement on the log table: bulk insert (COPY on PostgreSQL), filtered keyset queries with full-text
-search (FTS5 on SQLite, tsvector on PostgreSQL), and retention deletes in small batches."""
+search (FTS5 on SQLite, the block word index of `blocks` on PostgreSQL), and retention deletes in small batches."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, and_, func, literal_column, select, text
+from sqlalchemy import ColumnElement, Connection, Table, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
+from robofleet.logs import blocks
 from robofleet.logs.ingest import Row
 from robofleet.logs.models import LogRecord
+from robofleet.logs.words import array_literal, contains_all, indexed_words, words_of
 
 TABLE: Table = LogRecord.__table__  # type: ignore[assignment]
 COLUMNS = ("time", "level", "source", "run_id", "message", "fields", "truncated")
@@ -65,15 +68,24 @@ def _copy_rows(connection: Connection, rows: list[Row]) -> list[int]:
 
     raw = connection.connection.driver_connection
     assert raw is not None
+    pieces = [rows[start : start + blocks.BLOCK_ROWS] for start in range(0, len(rows), blocks.BLOCK_ROWS)]
+    ids: list[int] = []
     with raw.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('log_records', 'id')) FROM generate_series(1, %s)", (len(rows),)
-        )
-        ids = [int(row[0]) for row in cursor.fetchall()]
+        numbers = []
+        for piece in pieces:  # the block's words first: its number comes back with them, one round trip
+            cursor.execute(
+                "INSERT INTO log_fts_blocks (id, words) VALUES (nextval('log_fts_block_seq'), %s) RETURNING id",
+                (array_literal(indexed_words(r.message for r in piece)),),
+            )
+            numbers.append(int(cursor.fetchone()[0]))
         with cursor.copy(f"COPY log_records (id, {', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for new_id, r in zip(ids, rows, strict=True):
-                fields = Json(r.fields) if r.fields else "{}"
-                copy.write_row((new_id, r.time, r.level, r.source, r.run_id, r.message, fields, r.truncated))
+            for number, piece in zip(numbers, pieces, strict=True):
+                new_id = blocks.first_id(number)
+                for r in piece:
+                    fields = Json(r.fields) if r.fields else "{}"
+                    copy.write_row((new_id, r.time, r.level, r.source, r.run_id, r.message, fields, r.truncated))
+                    ids.append(new_id)
+                    new_id += 1
     return ids
 
 
@@ -85,6 +97,10 @@ class Filters:
     source: str | None = None  # glob: robot:* , agent:pc-?? , orchestrator
     run_id: str | None = None
     text: str | None = None
+
+    @cached_property
+    def words(self) -> list[str]:
+        return words_of(self.text) if self.text else []
 
     def matches(self, record: dict[str, Any]) -> bool:
         """The same filters applied to a record in memory (for the live tail)."""
@@ -100,10 +116,7 @@ class Filters:
             return False
         if self.until and record["time_dt"] >= self.until:
             return False
-        if self.text:
-            words = record["message"].lower()
-            return all(word.lower() in words for word in self.text.split())
-        return True
+        return contains_all(record["message"], self.words)
 
 
 def glob_to_like(pattern: str) -> str:
@@ -111,56 +124,72 @@ def glob_to_like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-def fts5_query(text_query: str) -> str:
+def fts5_query(words: list[str]) -> str:
     """Every word must appear; each is quoted, so FTS5 operators in user text are just words."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in text_query.split())
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
 
 
-def query(
+def conditions(
+    filters: Filters, dialect: str, *, after: int | None = None, before: int | None = None
+) -> list[ColumnElement[bool]]:
+    """The filters as SQL, but for full text on PostgreSQL (the block index answers that: `fetch`)."""
+    found: list[ColumnElement[bool]] = []
+    if filters.since is not None:
+        found.append(TABLE.c.time >= filters.since)
+    if filters.until is not None:
+        found.append(TABLE.c.time < filters.until)
+    if filters.min_level is not None:
+        found.append(TABLE.c.level >= filters.min_level)
+    if filters.run_id is not None:
+        found.append(TABLE.c.run_id == filters.run_id)
+    if filters.source:
+        if any(char in filters.source for char in "*?"):
+            found.append(TABLE.c.source.like(glob_to_like(filters.source), escape="\\"))
+        else:
+            found.append(TABLE.c.source == filters.source)
+    if after is not None:
+        found.append(TABLE.c.id > after)
+    if before is not None:
+        found.append(TABLE.c.id < before)
+    if dialect == "sqlite" and filters.words:
+        fts = (
+            text("SELECT rowid FROM log_fts WHERE log_fts MATCH :match")
+            .bindparams(match=fts5_query(filters.words))
+            .columns(literal_column("rowid"))
+        )
+        found.append(TABLE.c.id.in_(fts.subquery().select()))
+    return found
+
+
+def fetch(
+    connection: Connection,
     filters: Filters,
-    dialect: str,
     *,
     after: int | None = None,
     before: int | None = None,
     ascending: bool = False,
     limit: int = 100,
-) -> Select[Any]:
-    stmt = select(TABLE)
-    conditions = []
-    if filters.since is not None:
-        conditions.append(TABLE.c.time >= filters.since)
-    if filters.until is not None:
-        conditions.append(TABLE.c.time < filters.until)
-    if filters.min_level is not None:
-        conditions.append(TABLE.c.level >= filters.min_level)
-    if filters.run_id is not None:
-        conditions.append(TABLE.c.run_id == filters.run_id)
-    if filters.source:
-        if any(char in filters.source for char in "*?"):
-            conditions.append(TABLE.c.source.like(glob_to_like(filters.source), escape="\\"))
-        else:
-            conditions.append(TABLE.c.source == filters.source)
-    if after is not None:
-        conditions.append(TABLE.c.id > after)
-    if before is not None:
-        conditions.append(TABLE.c.id < before)
-    if filters.text and filters.text.split():
-        if dialect == "sqlite":
-            fts = (
-                text("SELECT rowid FROM log_fts WHERE log_fts MATCH :match")
-                .bindparams(match=fts5_query(filters.text))
-                .columns(literal_column("rowid"))
-            )
-            conditions.append(TABLE.c.id.in_(fts.subquery().select()))
-        else:
-            conditions.append(
-                func.to_tsvector(literal_column("'simple'"), TABLE.c.message).op("@@")(
-                    func.plainto_tsquery(literal_column("'simple'"), filters.text)
-                )
-            )
-    if conditions:
-        stmt = stmt.where(and_(*conditions))
-    return stmt.order_by(TABLE.c.id.asc() if ascending else TABLE.c.id.desc()).limit(limit)
+    scan_budget: int = blocks.SCAN_BUDGET,
+) -> tuple[list[Any], int | None]:
+    """Matching records in id order, and where to resume when a PostgreSQL text search stopped at its scan
+    budget before filling `limit` (None: nothing more to look at past the last record given)."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql" and filters.words:
+        where = conditions(filters, dialect)
+        return blocks.search(
+            connection,
+            TABLE,
+            where,
+            filters.words,
+            after=after,
+            before=before,
+            ascending=ascending,
+            limit=limit,
+            scan_budget=scan_budget,
+        )
+    stmt = select(TABLE).where(*conditions(filters, dialect, after=after, before=before))
+    stmt = stmt.order_by(TABLE.c.id.asc() if ascending else TABLE.c.id.desc()).limit(limit)
+    return list(connection.execute(stmt).all()), None
 
 
 def delete_older_than(session: Session, cutoff: datetime, batch: int) -> int:
@@ -179,6 +208,17 @@ def delete_below(session: Session, below_id: int, batch: int) -> int:
     ids = select(TABLE.c.id).where(TABLE.c.id < below_id).order_by(TABLE.c.id).limit(batch).scalar_subquery()
     result = session.connection().execute(TABLE.delete().where(TABLE.c.id.in_(ids)))
     return int(result.rowcount or 0)
+
+
+def delete_emptied_blocks(session: Session) -> int:
+    """PostgreSQL: drop the word rows of blocks below the oldest record left (SQLite's FTS5 follows by trigger)."""
+    if session.connection().dialect.name != "postgresql":
+        return 0
+    oldest = session.connection().execute(select(func.min(TABLE.c.id))).scalar()
+    stale = blocks.BLOCKS.delete()
+    if oldest is not None:
+        stale = stale.where(blocks.BLOCKS.c.id < blocks.block_of(int(oldest)))
+    return int(session.connection().execute(stale).rowcount or 0)
 
 
 def row_out(row: Any) -> dict[str, Any]:
