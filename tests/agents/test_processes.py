@@ -120,3 +120,87 @@ def test_bad_starts_are_refused(manager: ProcessManager, tmp_path: Path) -> None
     assert wait_until(lambda: manager.outcome(run) is not None, 10)
     assert manager.outcome(run)["exit_code"] == 127  # type: ignore[index]
     assert "cannot start" in (run.run_dir / "stderr.log").read_text()
+
+
+STEPWISE = [sys.executable, str(EXAMPLES / "stepwise.py")]
+
+
+def robot_process(manager: ProcessManager, run: ManagedRun) -> psutil.Process:
+    assert wait_until(lambda: manager.checkpoint_pid(run) is not None, 10), "the robot never declared checkpoints"
+    return psutil.Process(manager.checkpoint_pid(run))
+
+
+def test_an_sdk_robot_pauses_at_its_checkpoint_alive_and_resumes(manager: ProcessManager) -> None:
+    run = manager.start("coop", [*STEPWISE, "--step", "0.1"])
+    robot = robot_process(manager, run)
+    assert wait_until(lambda: "step 2 done" in output(run), 10)
+    assert manager.ask_pause(run)
+    assert wait_until(lambda: manager.pause_state(run) == "cooperative", 5)
+    assert robot.status() != psutil.STATUS_STOPPED and not run.paused
+    held = output(run)
+    time.sleep(0.5)
+    assert output(run) == held and held.endswith("done\n")
+    manager.resume(run)
+    assert manager.pause_state(run) is None
+    assert wait_until(lambda: len(output(run)) > len(held) + 20, 5)
+
+
+def test_a_safe_stop_reaches_a_robot_holding_at_a_checkpoint(manager: ProcessManager) -> None:
+    run = manager.start("coop-stop", [*STEPWISE, "--step", "0.1"])
+    robot_process(manager, run)
+    assert manager.ask_pause(run)
+    assert wait_until(lambda: manager.pause_state(run) == "cooperative", 5)
+    manager.terminate(run)
+    assert wait_until(lambda: manager.outcome(run) is not None, 5)
+    assert manager.outcome(run)["exit_code"] == 0  # type: ignore[index]
+    last = output(run).splitlines()[-1]
+    assert last.startswith("left after step") and last.endswith("(stop requested)")
+
+
+def test_a_robot_without_checkpoints_cannot_be_asked_to_pause(manager: ProcessManager) -> None:
+    run = manager.start("plain", COUNTER)
+    assert wait_until(lambda: "count 2" in output(run), 10)
+    assert not manager.ask_pause(run)
+    assert manager.pause_state(run) is None
+
+
+def test_a_robot_late_for_its_checkpoint_is_frozen_after_all(manager: ProcessManager) -> None:
+    run = manager.start("late", [*STEPWISE, "--step", "30"])
+    robot = robot_process(manager, run)
+    assert manager.ask_pause(run) and manager.pause_state(run) == "asked"
+    manager.freeze_unless_at_checkpoint(run)
+    assert manager.pause_state(run) == "frozen"
+    assert wait_until(lambda: robot.status() == psutil.STATUS_STOPPED, 5)
+    manager.resume(run)
+    assert manager.pause_state(run) is None
+    assert wait_until(lambda: robot.status() != psutil.STATUS_STOPPED, 5)
+
+
+def test_a_run_paused_at_a_checkpoint_is_adopted_paused(tmp_path: Path) -> None:
+    state = tmp_path / "agent-state"
+    # An agent that starts a run, pauses it at a checkpoint and dies at once, without cleaning up (like kill -9).
+    script = (
+        "import os\n"
+        "from pathlib import Path\n"
+        "from robofleet.agents.processes import ProcessManager, wait_until\n"
+        f"m = ProcessManager(Path({str(state)!r}))\n"
+        f"run = m.start('held', {[*STEPWISE, '--step', '0.1']!r})\n"
+        "assert wait_until(lambda: m.checkpoint_pid(run) is not None, 10)\n"
+        "assert m.ask_pause(run)\n"
+        "assert wait_until(lambda: m.pause_state(run) == 'cooperative', 5)\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=30)
+    manager = ProcessManager(state)
+    try:
+        [run] = manager.adopt()
+        assert manager.alive(run) and manager.pause_state(run) == "cooperative"
+        held = output(run)
+        time.sleep(0.3)
+        assert output(run) == held
+        manager.resume(run)
+        assert wait_until(lambda: len(output(run)) > len(held) + 20, 5)
+    finally:
+        for run in list(manager.runs.values()):
+            manager.kill(run)
+        manager.reap_orphans()

@@ -1,7 +1,8 @@
 """The embedded local agent of `robofleet serve`: a worker in this process, registered in the hub as "local".
 
 Its robots live in sessions of their own and outlive `serve`; when `serve` comes back they are adopted again
-(by pid and start time), their output is read on from where it was, and runs that vanished meanwhile are lost.
+(by pid and start time), their output is read on from where it was, runs that vanished meanwhile are lost, and
+paused ones are recorded as they really are (frozen, holding at a checkpoint, or still on their way to one).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class LocalAgent:
         info = await asyncio.to_thread(self.worker.hello)
         self.hub.connect(LOCAL, LocalLink(self.worker), info)
         await self._lose_the_vanished()
+        await self.robots.agent_back(LOCAL, info["runs"])  # pauses asked or lifted while serve was down
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def stop(self) -> None:

@@ -1,5 +1,6 @@
-"""Robot processes on an agent's machine: start them through the run shim in a session of their own, freeze,
-thaw, stop and kill whole process trees, find them again after the agent restarts, and learn how they ended.
+"""Robot processes on an agent's machine: start them through the run shim in a session of their own, pause them
+(at a checkpoint when the robot has them, else by freezing the whole tree), resume, stop and kill whole process
+trees, find them again after the agent restarts, and learn how they ended.
 
 Facts this relies on (shared/NOTES.md): the session leader's pid is the process group id; a grandchild that
 calls setsid() escapes killpg, so the tree is snapshotted with psutil and every pid is signalled too; SIGTERM to
@@ -16,11 +17,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from robofleet.sdk import control
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -40,7 +44,7 @@ class ManagedRun:
     create_time: float
     run_dir: Path
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    paused: bool = False
+    paused: bool = False  # frozen (SIGSTOP); a pause at a checkpoint lives in the control directory's files
     label: str = ""  # what the run is of (a robot's name), for the records its output becomes
 
     def state(self) -> dict[str, Any]:
@@ -51,6 +55,10 @@ class ManagedRun:
             "paused": self.paused,
             "label": self.label,
         }
+
+    @property
+    def control_dir(self) -> Path:
+        return self.run_dir / "control"
 
 
 class ProcessManager:
@@ -79,11 +87,12 @@ class ProcessManager:
         run_dir.mkdir(parents=True, exist_ok=True)
         for spool in ("stdout.log", "stderr.log"):
             (run_dir / spool).touch()  # there from the start, for whoever tails them
+        (run_dir / "control").mkdir(exist_ok=True)
         shim_log = (run_dir / "shim.log").open("ab")
         popen = subprocess.Popen(
             [sys.executable, "-m", "robofleet.agents.shim", str(run_dir), "--", *argv],
             cwd=cwd,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {}), control.CONTROL_DIR_ENV: str(run_dir / "control")},
             stdin=subprocess.DEVNULL,
             stdout=shim_log,
             stderr=subprocess.STDOUT,
@@ -179,13 +188,65 @@ class ProcessManager:
         self._save(run)
 
     def resume(self, run: ManagedRun) -> None:
+        """Thaw the tree and withdraw a pause asked at a checkpoint, whichever it was."""
         self._signal_tree(run, signal.SIGCONT)
         run.paused = False
         self._save(run)
+        self.withdraw_pause(run)
+
+    # ---- pausing at a checkpoint (robofleet.sdk) -----------------------------------------------------------
+
+    def checkpoint_pid(self, run: ManagedRun) -> int | None:
+        """The process of this run that said it pauses at checkpoints, while it lives in the run's tree (a pid
+        reused by a stranger is never signalled)."""
+        declared = control.read(run.control_dir, control.DECLARED)
+        if not declared or not declared.isdigit():
+            return None
+        pid = int(declared)
+        return pid if any(process.pid == pid for process in self.tree(run)[1:]) else None
+
+    def ask_pause(self, run: ManagedRun) -> bool:
+        """Ask the robot to pause at its next checkpoint; False when it has none (freeze it instead)."""
+        pid = self.checkpoint_pid(run)
+        if pid is None:
+            return False
+        if control.read(run.control_dir, control.REQUEST) is None:
+            control.write(run.control_dir, control.REQUEST, uuid.uuid4().hex)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)  # wakes it from sdk.wait(); a step it is in ends first
+        return True
+
+    def withdraw_pause(self, run: ManagedRun, *, wake: bool = True) -> None:
+        if control.read(run.control_dir, control.REQUEST) is None:
+            return
+        control.remove(run.control_dir, control.REQUEST)
+        pid = self.checkpoint_pid(run) if wake else None
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+
+    def freeze_unless_at_checkpoint(self, run: ManagedRun) -> None:
+        """The end of a robot's time to reach a checkpoint: unless it got there, its tree is frozen."""
+        if self.pause_state(run) == "cooperative":
+            return
+        self.withdraw_pause(run, wake=False)  # once thawed it goes on with its step, not into a checkpoint
+        self.pause(run)
+
+    def pause_state(self, run: ManagedRun) -> str | None:
+        """None (not paused), "asked" (to pause at a checkpoint, not there yet), "cooperative" (it holds at a
+        checkpoint, alive) or "frozen" (SIGSTOP)."""
+        if run.paused:
+            return "frozen"
+        request = control.read(run.control_dir, control.REQUEST)
+        if request is None:
+            return None
+        return "cooperative" if control.read(run.control_dir, control.ACKNOWLEDGED) == request else "asked"
 
     def terminate(self, run: ManagedRun) -> None:
         """The cooperative part of a safe stop: SIGTERM to the leader, which passes it to the robot; the robot
-        stops its own children. A frozen tree gets SIGCONT after it, or the SIGTERM would wait forever."""
+        stops its own children. A frozen tree gets SIGCONT after it, or the SIGTERM would wait forever. A pause
+        asked at a checkpoint stays asked: the robot must leave it because it is told to stop, never start a
+        step because it thinks it was resumed."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(run.pid, signal.SIGTERM)
         if run.paused:

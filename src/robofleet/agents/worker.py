@@ -51,6 +51,7 @@ class Worker:
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "process.start": self._process_start,
             "process.signal": self._process_signal,
+            "process.state": self._process_state,
             "process.list": self._process_list,
             "shell.run": self._shell_run,
             "file.put": self._file_put,
@@ -59,13 +60,14 @@ class Worker:
         }
 
     def hello(self) -> dict[str, Any]:
+        self.processes.adopt()
         return {
             "host": socket.gethostname(),
             "os_user": getpass.getuser(),
             "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(),
             "capabilities": CAPABILITIES,
-            "runs": [self._run_state(run) for run in self.processes.adopt() + list(self.processes.runs.values())],
+            "runs": [self._run_state(run) for run in list(self.processes.runs.values())],
         }
 
     def execute(self, command_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +148,12 @@ class Worker:
         return run
 
     def _run_state(self, run: ManagedRun) -> dict[str, Any]:
-        return {**run.state(), "robot_pid": self.processes.robot_pid(run), "alive": self.processes.alive(run)}
+        return {
+            **run.state(),
+            "robot_pid": self.processes.robot_pid(run),
+            "alive": self.processes.alive(run),
+            "pause": self.processes.pause_state(run),
+        }
 
     def _process_start(self, args: dict[str, Any]) -> dict[str, Any]:
         argv = [str(part) for part in args["argv"]]
@@ -158,11 +165,18 @@ class Worker:
         run = self.processes.start(str(args["run_id"]), argv, cwd=cwd, env=env, label=str(args.get("robot", "")))
         return self._run_state(run)
 
+    def _process_state(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._run_state(self._run(args))
+
     def _process_signal(self, args: dict[str, Any]) -> dict[str, Any]:
         run = self._run(args)
         action = args["action"]
         if action == "pause":
-            self.processes.pause(run)
+            # Asked for with checkpoint=True: a robot that has checkpoints pauses at its next one ("asked").
+            if not (args.get("checkpoint") and self.processes.ask_pause(run)):
+                self.processes.pause(run)
+        elif action == "freeze":
+            self.processes.freeze_unless_at_checkpoint(run)
         elif action == "resume":
             self.processes.resume(run)
         elif action == "terminate":
@@ -171,7 +185,9 @@ class Worker:
             self.processes.kill(run)
             self.processes.reap_orphans()
         else:
-            raise CommandError("bad_args", f"unknown signal action {action!r}: pause, resume, terminate or kill")
+            raise CommandError(
+                "bad_args", f"unknown signal action {action!r}: pause, freeze, resume, terminate or kill"
+            )
         return self._run_state(run)
 
     def _process_list(self, args: dict[str, Any]) -> dict[str, Any]:

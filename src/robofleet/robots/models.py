@@ -57,4 +57,5 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pause_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # until the robot reaches a checkpoint
     transitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

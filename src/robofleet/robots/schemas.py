@@ -72,4 +72,10 @@ class RunOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
-    transitions: list[dict[str, Any]]
+    pause_asked_at: datetime | None = Field(
+        None, description="A pause was asked and the robot has not reached a checkpoint yet (it is still running)"
+    )
+    transitions: list[dict[str, Any]] = Field(
+        description='Every state change: {"state", "at", "by"}; a "paused" one also says how: '
+        '"pause": "cooperative" (holding at a checkpoint) or "frozen" (SIGSTOP), with a "reason" when it fell back'
+    )

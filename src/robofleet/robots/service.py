@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from robofleet.agents.hub import AgentHub
 from robofleet.auth.audit import audited
@@ -31,7 +30,9 @@ from robofleet.robots.models import (
     Robot,
     Run,
 )
-from robofleet.robots.schemas import RestartPolicy, RobotCreate, RobotOut, RobotUpdate, RunOut
+from robofleet.robots.pausing import Pauses
+from robofleet.robots.restarts import restart_delay
+from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunOut
 from robofleet.store import Store
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import Page, paginate
@@ -39,7 +40,6 @@ from robofleet.web.events import EventHub
 
 log = logging.getLogger(__name__)
 TOPIC = "runs"
-MAX_BACKOFF = 300.0
 RUN_USER = "robot-runs"
 ACTIONS = ("pause", "resume", "stop", "kill")
 
@@ -58,6 +58,7 @@ class RobotsService:
         self._killing: set[int] = set()
         self._restarts: set[asyncio.Task[None]] = set()
         self._tokens: dict[int, str] = {}  # run id -> id of its token, revoked when the run ends
+        self.pauses = Pauses(hub, self._update)
         hub.on_run_exited = self.run_exited
 
     # ---- definitions (plain functions of the store; the API runs them in threads) ---------------------------
@@ -258,7 +259,8 @@ class RobotsService:
                     "stop": (RUNNING, PAUSED),
                     "kill": (STARTING, RUNNING, PAUSED, STOPPING),
                 }[action]
-                if run.state not in allowed:
+                calling_off = action == "resume" and run.pause_asked_at is not None  # still on its way there
+                if run.state not in allowed and not calling_off:
                     raise Conflict(
                         f"run {run_id} is {run.state}: it cannot {action} now",
                         details={"state": run.state, "action": action},
@@ -269,6 +271,14 @@ class RobotsService:
 
         run, robot = await asyncio.to_thread(check)
         command = {"run_id": str(run_id), "action": action}
+        if action == "pause":
+            if run.pause_asked_at is not None:
+                return await self._read(run_id)  # asked already: it pauses at its next checkpoint
+            bound = robot.safe_stop_timeout if robot else 30.0
+            return await self.pauses.pause(run_id, run.agent, principal.actor, bound) or await self._read(run_id)
+        if action == "resume":
+            return await self.pauses.resume(run_id, run.agent, principal.actor) or await self._read(run_id)
+        self.pauses.cancel(run_id)
         if action == "stop":
             # Stopping is recorded before the signal goes out: a robot that exits at once must end "stopped".
             out = await self._change(run_id, STOPPING, principal.actor, stop_requested_by=principal.actor)
@@ -276,12 +286,9 @@ class RobotsService:
             self._timer(run_id, timeout, lambda: self._kill_after_timeout(run_id))
             await self.hub.command(run.agent, "process.signal", {**command, "action": "terminate"})
             return out
-        if action == "kill":
-            self._killing.add(run_id)
-            await self.hub.command(run.agent, "process.signal", command)
-            return await self._read(run_id)
+        self._killing.add(run_id)
         await self.hub.command(run.agent, "process.signal", command)
-        return await self._change(run_id, PAUSED if action == "pause" else RUNNING, principal.actor)
+        return await self._read(run_id)
 
     async def act_on_robot(self, principal: Principal, name: str, action: str) -> list[RunOut]:
         def runs() -> list[int]:
@@ -328,31 +335,9 @@ class RobotsService:
             await self._maybe_restart(current.robot)
 
     async def _maybe_restart(self, name: str) -> None:
-        """The on-failure restart policy: start again after a growing backoff, until it failed `give_up_after`
-        times within `window_seconds`; a manual stop or a policy of "never" leaves the robot alone."""
-
         def decide() -> float | None:
             with self.store.transaction() as session:
-                robot = session.scalar(select(Robot).where(Robot.name == name))
-                if robot is None or robot.manual_stop or (robot.restart or {}).get("policy") != "on-failure":
-                    return None
-                policy = RestartPolicy(**robot.restart)
-                since = utcnow() - timedelta(seconds=policy.window_seconds)
-                failures = int(
-                    session.scalar(
-                        select(func.count(Run.id)).where(Run.robot == name, Run.state == FAILED, Run.ended_at >= since)
-                    )
-                    or 0
-                )
-                if failures >= policy.give_up_after:
-                    log.warning(
-                        "robot %s failed %d times in %.0f s: no more restarts until a manual start",
-                        name,
-                        failures,
-                        policy.window_seconds,
-                    )
-                    return None
-                return float(min(policy.backoff_seconds * 2.0 ** max(failures - 1, 0), MAX_BACKOFF))
+                return restart_delay(session, name, utcnow())
 
         delay = await asyncio.to_thread(decide)
         if delay is None:
@@ -388,7 +373,8 @@ class RobotsService:
             await self.mark_lost(run_id, f"agent {agent} was gone for more than {grace_seconds:g} s")
 
     async def agent_back(self, agent: str, runs: list[dict[str, Any]]) -> None:
-        """An agent said hello: its lost runs whose process still lives are adopted again."""
+        """An agent said hello: its lost runs whose process still lives are adopted again, and the pauses of its
+        runs recorded as they really are (a restart may have come between a command and its record)."""
         alive = {str(run["run_id"]) for run in runs if run.get("alive")}
 
         def lost() -> list[int]:
@@ -399,6 +385,12 @@ class RobotsService:
             if str(run_id) in alive:
                 await self._change(run_id, RUNNING, f"agent:{agent}", ended_at=None, error=None)
 
+        def live() -> dict[str, store_ops.PauseRecord]:
+            with self.store.transaction() as session:
+                return store_ops.pause_records(session, agent)
+
+        await self.pauses.settle(agent, runs, await asyncio.to_thread(live))
+
     async def mark_lost(self, run_id: int, reason: str) -> None:
         await self._finish(run_id, LOST, "system", error=reason)
 
@@ -406,6 +398,7 @@ class RobotsService:
 
     async def _finish(self, run_id: int, state: str, by: str, **fields: Any) -> RunOut:
         self._killing.discard(run_id)
+        self.pauses.cancel(run_id)
         token_id = self._tokens.pop(run_id, None)
         if token_id is not None:
             from robofleet.auth.tokens import revoke_token
@@ -417,14 +410,40 @@ class RobotsService:
         return await self._change(run_id, state, by, ended_at=utcnow(), **fields)
 
     async def _change(self, run_id: int, state: str, by: str, **fields: Any) -> RunOut:
-        def write() -> RunOut:
+        out = await self._update(run_id, by, state=state, **fields)
+        assert out is not None
+        return out
+
+    async def _update(
+        self,
+        run_id: int,
+        by: str,
+        *,
+        state: str | None = None,
+        only_from: tuple[str, ...] | None = None,
+        note: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> RunOut | None:
+        """A transition to `state` (or, without one, a change of `fields` only); None, changing nothing, when
+        the run is no longer in one of the states `only_from`."""
+
+        def write() -> RunOut | None:
             with self.store.transaction() as session:
-                run = store_ops.find_run(session, run_id)
-                store_ops.transition(run, state, utcnow(), by, **fields)
+                run = store_ops.find_run(session, run_id, lock=only_from is not None)
+                if only_from is not None and run.state not in only_from:
+                    return None
+                if state is None:
+                    for key, value in fields.items():
+                        setattr(run, key, value)
+                else:
+                    store_ops.transition(run, state, utcnow(), by, note=note, **fields)
                 return store_ops.run_out(run)
 
         out = await asyncio.to_thread(write)
-        log.info("run %s of %s is %s (%s)", run_id, out.robot, state, by, extra={"run_id": str(run_id)})
+        if out is None:
+            return None
+        if state is not None:
+            log.info("run %s of %s is %s (%s)", run_id, out.robot, state, by, extra={"run_id": str(run_id)})
         if self.events.has_subscribers(TOPIC):
             self.events.publish(TOPIC, out.model_dump(mode="json"))
         return out

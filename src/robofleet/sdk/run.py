@@ -1,4 +1,4 @@
-"""The run context for robots written in Python: who they are, and whether they should stop.
+"""The run context for robots written in Python: who they are, whether they should stop, where they may pause.
 
 A safe stop sends the robot SIGTERM; `should_stop()` turns true instead of the process dying at once, so the
 robot can finish its step and leave cleanly. The orchestrator kills it only after the robot's safe-stop timeout.
@@ -7,12 +7,11 @@ robot can finish its step and leave cleanly. The orchestrator kills it only afte
 from __future__ import annotations
 
 import os
-import signal
-import threading
+import time
 from dataclasses import dataclass
 
-_stop = threading.Event()
-_installed = False
+from robofleet.sdk import signals
+from robofleet.sdk.checkpoints import declare, declared, honour_pause
 
 
 @dataclass(frozen=True)
@@ -29,23 +28,34 @@ def context() -> RunContext:
     )
 
 
-def install() -> None:
-    """Turn SIGTERM (and SIGINT) into a stop request. Called by `should_stop()`; call it early to be safe."""
-    global _installed
-    if _installed or threading.current_thread() is not threading.main_thread():
-        return
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: _stop.set())
-    _installed = True
+def install(*, checkpoints: bool = False) -> None:
+    """Turn SIGTERM (and SIGINT) into a stop request. Called by `should_stop()`; call it early, in the main
+    thread, to be safe. With `checkpoints=True` the robot also says now that it pauses at `checkpoint()`, so a
+    pause asked before its first checkpoint waits for it rather than freezing the process."""
+    signals.install()
+    if checkpoints:
+        declare()
 
 
 def should_stop() -> bool:
     """True once a safe stop was asked for: finish the current step, then return from the robot."""
-    install()
-    return _stop.is_set()
+    signals.install()
+    return signals.stop_asked()
 
 
 def wait(seconds: float) -> bool:
-    """Sleep up to `seconds`, waking at once on a stop request; returns should_stop()."""
-    install()
-    return _stop.wait(seconds)
+    """Sleep up to `seconds`, waking at once on a stop request; returns should_stop(). A robot with checkpoints
+    is at a safe place while it waits: a pause asked meanwhile holds it here, and the sleep goes on after it."""
+    signals.install()
+    deadline = time.monotonic() + seconds
+    while not signals.stop_asked():
+        honour_pause()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        signals.sleep(remaining, until=_woken)
+    return signals.stop_asked()
+
+
+def _woken() -> bool:
+    return signals.stop_asked() or (declared() and signals.look_asked())
