@@ -60,6 +60,18 @@ RunExited = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass
+class Inbox:
+    """What one agent process sent that must count once (its robots' output, their exits), by sequence number.
+    It outlives connections: a message sent again after a reconnect is recognised and only acknowledged."""
+
+    instance: str
+    last_seq: int = 0
+    # Held from the check to the record, so an old connection's last messages and the new one's resent copies
+    # cannot both pass.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
 class PendingCommand:
     agent: str
     name: str
@@ -71,7 +83,15 @@ class AgentHub:
     def __init__(self) -> None:
         self.agents: dict[str, AgentState] = {}
         self.pending: dict[str, PendingCommand] = {}
+        self.inboxes: dict[str, Inbox] = {}
         self.on_run_exited: RunExited | None = None
+
+    def inbox(self, agent: str, instance: str) -> Inbox:
+        """The agent's inbox; a new one when `instance` says the agent is a new process, numbering from 1."""
+        inbox = self.inboxes.get(agent)
+        if inbox is None or inbox.instance != instance:
+            inbox = self.inboxes[agent] = Inbox(instance)
+        return inbox
 
     def pending_for(
         self, agent: str, command_id: str, name: str, args: dict[str, Any]

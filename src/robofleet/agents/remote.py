@@ -1,8 +1,10 @@
 """Remote agents: the WebSocket at /api/v1/agents/connect, and the link that carries commands over it.
 
 Every command has an id. A command whose connection drops before its result came is sent again, with the same
-id, when the agent is back; the agent runs each id once and answers a repeat with the first result. Results
-and run exits the agent could not deliver while away come with its next hello.
+id, when the agent is back; the agent runs each id once and answers a repeat with the first result. Results the
+agent could not deliver while away come with its next hello. Output and run exits carry a sequence number: each
+is handled once, stored, then acknowledged, and a copy sent again after a reconnect is only acknowledged. An
+agent silent for three heartbeats (`agents.heartbeat_seconds`, told to it in the welcome) is offline.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from starlette.concurrency import run_in_threadpool
 
 from robofleet.agents.hub import AgentHub
 from robofleet.auth.tokens import authenticate_token
-from robofleet.errors import RobofleetError
+from robofleet.errors import RobofleetError, StoreUnavailable
 from robofleet.logs.ingest import Row
+from robofleet.logs.service import LogService
 from robofleet.web.context import context_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 NAME_LIMIT = 64
+SILENT_HEARTBEATS = 3
 
 
 class RemoteLink:
@@ -36,10 +40,15 @@ class RemoteLink:
 
     async def send(self, command_id: str, name: str, args: dict[str, Any], within: float) -> dict[str, Any]:
         future = self.hub.pending_for(self.name, command_id, name, args)
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await self.socket.send_json({"type": "command", "id": command_id, "name": name, "args": args})
+
+        async def deliver() -> dict[str, Any]:
+            # A send into a connection that died unnoticed can wait on a full buffer: `within` bounds it too.
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await self.socket.send_json({"type": "command", "id": command_id, "name": name, "args": args})
+            return await asyncio.shield(future)
+
         try:
-            return await asyncio.wait_for(asyncio.shield(future), within)
+            return await asyncio.wait_for(deliver(), within)
         finally:
             if not future.done():
                 future.cancel()  # the caller gave up: do not send it again on a reconnect
@@ -78,51 +87,88 @@ async def connect(socket: WebSocket) -> None:
         await socket.close(code=4400, reason="a hello needs a name (and 'local' is the embedded agent's)")
         return
     info = {key: hello.get(key) for key in ("host", "os_user", "os", "python", "capabilities")}
-    hub.connect(name, RemoteLink(hub, name, socket), {**info, "principal": principal.username})
-    if context.robots is not None:
-        await context.robots.agent_back(name, list(hello.get("runs", [])))
-    log.info("agent %s connected from %s", name, socket.client.host if socket.client else "?")
+    heartbeat = context.settings.agents.heartbeat_seconds
+    offline_after = SILENT_HEARTBEATS * heartbeat
+    inbox = hub.inbox(name, str(hello.get("instance", "")))
+    welcome = {"heartbeat_seconds": heartbeat, "offline_after_seconds": offline_after, "acked": inbox.last_seq}
     try:
+        await socket.send_json({"type": "welcome", **welcome})
+    except (RuntimeError, OSError, WebSocketDisconnect):
+        return
+    state = hub.connect(name, RemoteLink(hub, name, socket), {**info, "principal": principal.username})
+    log.info("agent %s connected from %s", name, socket.client.host if socket.client else "?")
+    reason = ""
+    try:
+        if context.robots is not None:
+            await context.robots.agent_back(name, list(hello.get("runs", [])))
         for result in hello.get("results", []):
             hub.resolve(result["id"], result["outcome"])
-        for exited in hello.get("exited", []):
-            await hub.run_exited(name, str(exited.pop("run_id")), exited)
         for command in hub.unanswered(name):
             await socket.send_json({"type": "command", **command})
         while True:
-            message = await socket.receive_json()
+            try:
+                message = await asyncio.wait_for(socket.receive_json(), offline_after)
+            except TimeoutError:
+                reason = f"no heartbeat for {offline_after:g} s"
+                break
+            if hub.agents.get(name) is not state:
+                reason = "a newer connection of this agent replaced this one"
+                break
+            state.last_seen_at = datetime.now(UTC)
             kind = message.get("type")
             if kind == "result":
                 hub.resolve(message["id"], message["outcome"])
-            elif kind == "exited":
-                await hub.run_exited(name, str(message["run_id"]), message.get("outcome", {}))
-            elif kind == "output":
-                now = datetime.now(UTC)
-                rows = [
-                    Row(
-                        now,
-                        30 if line["stream"] == "stderr" else 20,
-                        f"robot:{line['label'] or 'unknown'}",
-                        str(line["run_id"]),
-                        str(line["line"]),
-                        {"stream": line["stream"], "agent": name},
-                        False,
-                    )
-                    for line in message.get("lines", [])
-                ]
-                if rows:
-                    logs.write(rows)
             elif kind == "heartbeat":
-                state = hub.agents.get(name)
-                if state is not None:
-                    state.stats = message.get("stats", {})
-                    state.last_seen_at = datetime.now(UTC)
-    except (WebSocketDisconnect, json.JSONDecodeError, KeyError, TypeError, ValueError):
+                state.stats = message.get("stats", {})
+            elif "seq" in message:
+                seq = int(message["seq"])
+                async with inbox.lock:
+                    if seq > inbox.last_seq:
+                        try:
+                            await handle(hub, logs, name, message)
+                        except StoreUnavailable:
+                            raise  # a passing failure: unacknowledged, the message comes again after a reconnect
+                        except (RobofleetError, KeyError, TypeError, ValueError) as exc:
+                            # Acknowledged all the same: sent again, it would be refused again, for ever.
+                            log.warning("agent %s: message %d (%s) dropped: %s", name, seq, kind, exc)
+                        inbox.last_seq = seq
+                await socket.send_json({"type": "ack", "seq": seq})
+    except WebSocketDisconnect:
         pass
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        reason = f"a malformed message ({type(exc).__name__}: {exc})"
+    except Exception:
+        # Not acknowledged, so the agent sends it again on its next connection.
+        log.exception("agent %s: a message could not be handled now; disconnecting it", name)
+        reason = "the orchestrator could not handle a message now"
     finally:
-        current = hub.agents.get(name)
-        if current is not None and isinstance(current.link, RemoteLink) and current.link.socket is socket:
+        if hub.agents.get(name) is state:
             hub.disconnect(name)
-            log.info("agent %s disconnected", name)
+            log.info("agent %s disconnected%s", name, f": {reason}" if reason else "")
             if context.robots is not None:
                 context.robots.watch_gone(name, context.settings.agents.grace_seconds)
+        if reason:
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await socket.close(code=1011, reason=reason[:120])
+
+
+async def handle(hub: AgentHub, logs: LogService, agent: str, message: dict[str, Any]) -> None:
+    """Output into the log store, or a run's exit to the robots service; done once it is durable."""
+    if message.get("type") == "exited":
+        await hub.run_exited(agent, str(message["run_id"]), message.get("outcome", {}))
+    elif message.get("type") == "output":
+        now = datetime.now(UTC)
+        rows = [
+            Row(
+                now,
+                30 if line["stream"] == "stderr" else 20,
+                f"robot:{line['label'] or 'unknown'}",
+                str(line["run_id"]),
+                str(line["line"]),
+                {"stream": line["stream"], "agent": agent},
+                False,
+            )
+            for line in message.get("lines", [])
+        ]
+        if rows:
+            await asyncio.wrap_future(logs.write(rows))

@@ -71,6 +71,9 @@ class ActivitiesSettings(Section):
 class AgentsSettings(Section):
     local: bool = True
     grace_seconds: int = Field(60, ge=1)
+    heartbeat_seconds: float = Field(
+        10, ge=0.1, le=300, description="How often remote agents report; one silent for three of these is offline"
+    )
     allowed_roots: list[Path] = Field(default_factory=list)
 
 

@@ -1,0 +1,253 @@
+"""A live remote agent whose network fails mid-command: a real `robofleet serve`, a real `robofleet agent`, and
+between them a proxy that cuts, refuses or silences their connection while both processes stay alive.
+
+The promise under test: every command has an id, so a reconnect neither loses nor repeats one; results of
+commands that finished while the agent was away are delivered after; robot output arrives once, in order."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.agents.proxy import FlakyProxy
+from tests.serve import ServeProcess
+
+pytestmark = pytest.mark.slow
+AGENT = "pc-net"
+HEARTBEAT = 0.5
+COUNTER = [sys.executable, str(Path(__file__).resolve().parents[2] / "examples" / "robots" / "counter.py")]
+
+
+def until(check: Callable[[], Any], seconds: float = 15, what: str = "the condition") -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
+        time.sleep(0.05)
+
+
+@dataclass
+class Fleet:
+    serve: ServeProcess
+    proxy: FlakyProxy
+    api: httpx.Client
+    folder: Path
+
+    def online(self) -> bool:
+        return AGENT in [agent["name"] for agent in self.api.get("/api/v1/agents").json()["items"]]
+
+    def wait_offline(self, seconds: float = 5) -> None:
+        until(lambda: not self.online(), seconds, f"serve to mark {AGENT} offline")
+
+    def wait_online(self, seconds: float = 15) -> None:
+        until(self.online, seconds, f"{AGENT} to be connected again")
+
+    def shell(self, command: str, timeout: float = 20) -> httpx.Response:
+        return self.api.post(f"/api/v1/agents/{AGENT}/shell", json={"command": command, "timeout": timeout})
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    # A long grace: a cut must not make runs lost; short heartbeats: a silent link is noticed in seconds.
+    env = {"ROBOFLEET_AGENTS__GRACE_SECONDS": "120", "ROBOFLEET_AGENTS__HEARTBEAT_SECONDS": str(HEARTBEAT)}
+    serve = ServeProcess(tmp_path / "server", env=env).start(wait="/readyz")
+    proxy = FlakyProxy(serve.port).start()
+    agent = None
+    try:
+        api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=60)
+        user = {"username": AGENT, "password": "agent-password", "roles": ["agent"]}
+        assert api.post("/api/v1/users", json=user).status_code == 201
+        token = api.post("/api/v1/tokens", json={"user": AGENT}).json()["token"]
+        command = ["agent", "--server", proxy.url, "--token", token, "--name", AGENT]
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "robofleet", *command, "--state-dir", str(tmp_path / "agent")],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "agent.log").open("w"),
+        )
+        fleet = Fleet(serve, proxy, api, tmp_path)
+        fleet.wait_online()
+        yield fleet
+    finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(10)
+        proxy.stop()
+        serve.stop()
+
+
+def lines_of(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.mark.parametrize("agent_back", ["after the command ended", "while the command still runs"])
+def test_a_shell_command_cut_off_midway_runs_once_and_its_caller_gets_the_result(fleet: Fleet, agent_back: str) -> None:
+    ran, gate, ended = fleet.folder / "ran.txt", fleet.folder / "gate", fleet.folder / "ended"
+    # The command waits for the test to open its gate, so the cut lands inside it whatever the machine's speed.
+    script = f"echo once >> {ran}; while [ ! -e {gate} ]; do sleep 0.05; done; echo finished; touch {ended}"
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(fleet.shell, script)
+        until(ran.exists, what="the command to start on the agent")
+        fleet.proxy.refuse()
+        fleet.proxy.cut()
+        fleet.wait_offline()
+        if agent_back == "after the command ended":
+            gate.touch()
+            until(ended.exists, what="the command to end on the agent")
+            time.sleep(0.3)  # let the worker hand its result over while the agent is still away
+            assert not fleet.online()
+        fleet.proxy.allow()
+        fleet.wait_online()
+        if agent_back == "while the command still runs":
+            assert not ended.exists()
+            gate.touch()
+        response = answer.result(30)
+    assert response.status_code == 200, response.text
+    assert response.json()["stdout"] == "finished\n" and response.json()["exit_code"] == 0
+    assert lines_of(ran) == ["once"]
+    assert fleet.shell(f"cat {ran}").json()["stdout"] == "once\n"  # and no second run turned up later
+
+
+def test_a_command_for_an_agent_that_is_away_is_refused_by_name_and_never_runs_later(fleet: Fleet) -> None:
+    never = fleet.folder / "never.txt"
+    fleet.proxy.refuse()
+    fleet.proxy.cut()
+    fleet.wait_offline()
+    refused = fleet.shell(f"echo ran >> {never}")
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "agent_offline" and AGENT in error["message"]
+    assert fleet.api.get(f"/api/v1/agents/{AGENT}").json()["error"]["code"] == "agent_offline"
+    fleet.proxy.allow()
+    fleet.wait_online()
+    # Commands kept for an agent go out right after its hello; this one's second leaves time for any to run.
+    checked = fleet.shell(f"sleep 1; cat {never} 2>/dev/null; echo checked")
+    assert checked.json()["stdout"] == "checked\n"
+    assert not never.exists()
+
+
+def test_a_silent_network_is_noticed_by_heartbeats_and_a_command_sent_into_it_runs_once_after(
+    fleet: Fleet,
+) -> None:
+    ran, dialed = fleet.folder / "ran.txt", fleet.proxy.accepted
+    fleet.proxy.silence()
+    silent_since = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(fleet.shell, f"echo once >> {ran}; echo answered")
+        fleet.wait_offline(3 * HEARTBEAT + 5)
+        # Three heartbeats missed, and the time to see it: not uvicorn's 40 s of keepalive pings.
+        assert time.monotonic() - silent_since < 3 * HEARTBEAT + 3
+        # The agent gives the link up too (its pings go unanswered), and dials again into the silence.
+        until(lambda: fleet.proxy.accepted > dialed, 3 * HEARTBEAT + 5, "the agent to dial again")
+        assert not ran.exists() and not answer.done()  # the command is somewhere in the dead link
+        fleet.proxy.restore()
+        fleet.wait_online()
+        response = answer.result(30)
+    assert response.status_code == 200, response.text
+    assert response.json()["stdout"] == "answered\n"
+    assert lines_of(ran) == ["once"]
+
+
+def counted(api: httpx.Client, run_id: int, robot: str) -> list[int]:
+    """The numbers the counter robot printed, as the log store holds them, oldest first."""
+    numbers: list[int] = []
+    params: dict[str, Any] = {"run_id": str(run_id), "source": f"robot:{robot}", "order": "asc", "limit": 1000}
+    while True:
+        page = api.get("/api/v1/logs", params=params).json()
+        numbers += [int(item["message"].removeprefix("count ")) for item in page["items"]]
+        if not page["next_cursor"]:
+            return numbers
+        params["cursor"] = page["next_cursor"]
+
+
+def more_output(api: httpx.Client, run_id: int, robot: str, lines: int = 10) -> None:
+    known = len(counted(api, run_id, robot))
+    until(lambda: len(counted(api, run_id, robot)) >= known + lines, what=f"{lines} more lines of output")
+
+
+def test_a_robot_runs_on_through_cuts_and_its_output_arrives_once_in_order(fleet: Fleet) -> None:
+    api, rng = fleet.api, random.Random(3)
+    robot = {"name": "steady", "agent": AGENT, "argv": [*COUNTER, "--every", "0.02"], "safe_stop_timeout": 5}
+    assert api.post("/api/v1/robots", json=robot).status_code == 201
+    run = api.post("/api/v1/robots/steady/start").json()
+    assert run["state"] == "running", run
+    for silent in (False, True, False, True):
+        more_output(api, run["id"], "steady")
+        time.sleep(rng.uniform(0, 0.2))
+        if silent:  # what the agent sends now seems to go out, but never arrives
+            fleet.proxy.silence()
+            time.sleep(1)
+        fleet.proxy.refuse()
+        fleet.proxy.cut()
+        fleet.proxy.restore()
+        fleet.wait_offline()
+        time.sleep(0.5)  # the robot writes on while its agent is away
+        fleet.proxy.allow()
+        fleet.wait_online()
+        assert api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "running"
+    more_output(api, run["id"], "steady")
+    assert api.post(f"/api/v1/runs/{run['id']}/stop").status_code == 200
+    until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "stopped", what="the run to stop")
+    numbers = counted(api, run["id"], "steady")
+    assert numbers == list(range(1, len(numbers) + 1)), (
+        f"gaps or repeats: {sorted(set(numbers) ^ set(range(1, len(numbers) + 1)))}"
+    )
+
+
+def test_five_cuts_at_random_moments_while_commands_flow_answer_each_command_exactly_once(fleet: Fleet) -> None:
+    journal, rng = fleet.folder / "journal.txt", random.Random(5)
+    numbers, stop = itertools.count(1), threading.Event()
+    outcomes: dict[int, tuple[int, float, float, str]] = {}
+
+    def issue() -> None:
+        with httpx.Client(base_url=fleet.serve.url, headers=fleet.api.headers, timeout=60) as api:
+            while not stop.is_set():
+                number, began = next(numbers), time.monotonic()
+                # Some commands end before the agent is back, some after: both must run once.
+                command = f"echo {number} >> {journal}; sleep {rng.choice([0.1, 0.4, 1.5])}; echo {number}"
+                response = api.post(f"/api/v1/agents/{AGENT}/shell", json={"command": command, "timeout": 20})
+                outcomes[number] = (response.status_code, began, time.monotonic(), response.text)
+                if response.status_code == 409:
+                    time.sleep(0.05)
+
+    cuts: list[float] = []
+    with ThreadPoolExecutor(3) as pool:
+        issuers = [pool.submit(issue) for _ in range(3)]
+        for _ in range(5):
+            fleet.wait_online()
+            time.sleep(rng.uniform(0.3, 1.2))
+            cuts.append(time.monotonic())
+            fleet.proxy.cut()
+        fleet.wait_online()
+        time.sleep(0.5)
+        stop.set()
+        for issuer in issuers:
+            issuer.result(60)
+    ran = Counter(lines_of(journal))
+    assert set(ran) <= {str(number) for number in outcomes}
+    for number, (status, _, _, text) in sorted(outcomes.items()):
+        if status == 200:
+            assert json.loads(text)["stdout"] == f"{number}\n" and ran[str(number)] == 1, (number, ran[str(number)])
+        else:
+            assert status == 409 and "agent_offline" in text and ran[str(number)] == 0, (number, status, text)
+    spanning = [
+        n
+        for n, (status, began, ended, _) in outcomes.items()
+        if status == 200 and any(began < cut < ended for cut in cuts)
+    ]
+    assert len(spanning) >= 3, "the cuts should land on commands in flight"
