@@ -181,11 +181,14 @@ class ProcessManager:
             with contextlib.suppress(psutil.Error):
                 process.send_signal(signum)
 
-    def pause(self, run: ManagedRun) -> None:
-        """Freeze the whole tree."""
-        self._signal_tree(run, signal.SIGSTOP)
+    def pause(self, run: ManagedRun, settle_within: float = 1.0) -> None:
+        """Freeze the whole tree; returns once every process is stopped (SIGSTOP lands when the kernel next
+        schedules each one), or after `settle_within` seconds."""
+        processes = self.tree(run)
+        self._signal_tree(run, signal.SIGSTOP, processes)
         run.paused = True
         self._save(run)
+        wait_until(lambda: all(_stopped(process) for process in processes), settle_within, interval=0.005)
 
     def resume(self, run: ManagedRun) -> None:
         """Thaw the tree and withdraw a pause asked at a checkpoint, whichever it was."""
@@ -273,6 +276,13 @@ class ProcessManager:
                     os.waitpid(child.pid, os.WNOHANG)
                     reaped += 1
         return reaped
+
+
+def _stopped(process: psutil.Process) -> bool:
+    try:
+        return process.status() in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
