@@ -19,6 +19,13 @@ from robofleet.activities import store_ops
 from robofleet.activities.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Activity
 from robofleet.activities.registry import Action, ActionContext, Registry
 from robofleet.activities.schemas import ActivityIn, ActivityOut
+from robofleet.activities.transitions import (
+    CommitterTransitions,
+    Finished,
+    PostgresTransitions,
+    Started,
+    Transitions,
+)
 from robofleet.auth.audit import record
 from robofleet.auth.models import User
 from robofleet.auth.principal import Principal, principal_for_user, system_principal
@@ -65,6 +72,13 @@ class Processor:
         self.hub = hub
         self.settings = app.settings.activities
         self.committer = GroupCommitter(app.store, name="activities-commit")
+        self.transitions: Transitions = (
+            PostgresTransitions(app.settings.store)
+            if app.store.dialect == "postgresql"
+            else CommitterTransitions(self.committer)
+        )
+        # The outcome of the sync activity that just ran, held back to share one write with the next one's start.
+        self._pending: tuple[Job, Finished] | None = None
         self._sync_queue: asyncio.Queue[Unit] = asyncio.Queue()
         self._async_slots = asyncio.Semaphore(self.settings.max_concurrent)
         self._jobs: dict[int, Job] = {}
@@ -92,6 +106,9 @@ class Processor:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(StoreUnavailable):  # left running in the store, it is failed at the next start
+            await asyncio.wait_for(self._flush_pending(retry=False), STORE_RETRY_SECONDS * 5)
+        await self.transitions.close()
         await asyncio.to_thread(self.committer.close)
 
     def _spawn(self, coroutine: Any) -> None:
@@ -174,8 +191,31 @@ class Processor:
             self._claimed = False
             try:
                 await self._run_unit(unit)
+                if self._sync_queue.empty():  # nothing to share the write with: store the outcome now
+                    await self._flush_pending()
             finally:
                 self._sync_busy = False
+
+    async def _write_transitions(self, started: Started | None, *, retry: bool = True) -> None:
+        """The held outcome (if any) and `started`, durable together; the outcome's waiters are told after."""
+        pending = self._pending
+        while True:
+            try:
+                await self.transitions.apply(pending[1] if pending else None, started)
+                break
+            except StoreUnavailable:
+                # Nothing may run before "running" is durable, or a crash could run it twice; wait for the store.
+                if not retry:
+                    raise
+                log.warning("the store is unavailable; the sync worker waits for it")
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+        self._pending = None
+        if pending is not None:
+            self._settled(pending[0], pending[1])
+
+    async def _flush_pending(self, *, retry: bool = True) -> None:
+        if self._pending is not None:
+            await self._write_transitions(None, retry=retry)
 
     def _sync_idle(self) -> bool:
         return not (self._claimed or self._sync_busy or self._sync_inserting) and self._sync_queue.empty()
@@ -196,6 +236,7 @@ class Processor:
             succeeded = await self._run_job(job)
             if not succeeded and unit.batch:
                 rest = [later for later in unit.jobs[position + 1 :] if later.out.state == QUEUED]
+                await self._flush_pending()  # the failure is stored before the rest is cancelled for it
                 if rest:
                     error = {
                         "code": "batch_stopped",
@@ -206,17 +247,24 @@ class Processor:
 
     async def _run_job(self, job: Job) -> bool:
         started = job.out.started_at or utcnow()
-        while not job.claimed:
-            try:
-                await self.committer.run(lambda session: store_ops.mark_running(session, job.id, started))
-                break
-            except StoreUnavailable:
-                # Nothing may run before "running" is durable, or a crash could run it twice; wait for the store.
-                await asyncio.sleep(STORE_RETRY_SECONDS)
+        sync = job.out.mode == "sync"
+        if sync:
+            if not job.claimed:
+                await self._write_transitions(Started(job.id, started))
+        else:
+            while True:
+                try:
+                    await self.committer.run(lambda session: store_ops.mark_running(session, job.id, started))
+                    break
+                except StoreUnavailable:
+                    await asyncio.sleep(STORE_RETRY_SECONDS)  # as for sync: never run before "running" is durable
         job.out.state, job.out.started_at = RUNNING, started
         self._publish(job)
         state, result, error = await self._execute(job)
-        self._finish(job, state, result, error, utcnow())
+        if sync:
+            self._pending = (job, Finished(job.id, state, result, error, utcnow()))
+        else:
+            self._finish(job, state, result, error, utcnow())
         return state == SUCCEEDED
 
     async def _execute(self, job: Job) -> tuple[str, Any, dict[str, Any] | None]:
@@ -247,15 +295,19 @@ class Processor:
 
         def durable(done: Any) -> None:
             if done.exception() is None:
-                job.out.state, job.out.result, job.out.error, job.out.finished_at = state, result, error, at
-                if job.out.started_at:
-                    job.out.duration_ms = round((at - job.out.started_at).total_seconds() * 1000, 3)
-                self._settle(job)
+                self._settled(job, Finished(job.id, state, result, error, at))
             else:
                 log.warning("could not store the outcome of activity %s (%s); retrying", job.id, done.exception())
                 loop.call_later(STORE_RETRY_SECONDS, self._finish, job, state, result, error, at)
 
         future.add_done_callback(lambda done: loop.call_soon_threadsafe(durable, done))
+
+    def _settled(self, job: Job, finished: Finished) -> None:
+        job.out.state, job.out.result, job.out.error = finished.state, finished.result, finished.error
+        job.out.finished_at = finished.at
+        if job.out.started_at:
+            job.out.duration_ms = round((finished.at - job.out.started_at).total_seconds() * 1000, 3)
+        self._settle(job)
 
     def _settle(self, job: Job) -> None:
         self._publish(job)

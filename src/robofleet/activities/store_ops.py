@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session
 
 from robofleet.activities.models import CANCELLED, FAILED, QUEUED, RUNNING, Activity
@@ -15,6 +16,9 @@ from robofleet.activities.schemas import ActivityOut
 from robofleet.auth.audit import record
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict
+
+# Writes go through Core on the table, not the ORM: no unit of work or identity map on the hot path.
+TABLE: Table = Activity.__table__  # type: ignore[assignment]
 
 
 @dataclass
@@ -76,43 +80,66 @@ def insert(
                 "some idempotency keys of this request were used before with other activities",
                 details={"reused": sorted(existing)},
             )
-    rows = [
-        Activity(
-            action=item.action,
-            args=item.args,
-            mode=item.mode,
-            state=QUEUED,
-            requested_by=principal.actor,
-            requester_id=principal.user_id,
-            requester_via=principal.via,
-            scopes=list(principal.scopes),
-            source_ip=principal.source_ip,
-            idempotency_key=item.idempotency_key,
-            created_at=now,
-        )
+    values = [
+        {
+            "action": item.action,
+            "args": item.args,
+            "mode": item.mode,
+            "state": QUEUED,
+            "requested_by": principal.actor,
+            "requester_id": principal.user_id,
+            "requester_via": principal.via,
+            "scopes": list(principal.scopes),
+            "source_ip": principal.source_ip,
+            "idempotency_key": item.idempotency_key,
+            "created_at": now,
+            "started_at": None,
+        }
         for item in items
     ]
     if start_first:
-        rows[0].state, rows[0].started_at = RUNNING, now
-    session.add_all(rows)
-    session.flush()
+        values[0]["state"], values[0]["started_at"] = RUNNING, now
+    # Core, not the ORM: this runs for every submit, and the unit of work costs more than the insert.
+    connection = session.connection()
+    ids = list(
+        connection.execute(sql_insert(TABLE).returning(TABLE.c.id, sort_by_parameter_order=True), values).scalars()
+    )
     if batch:
-        for index, row in enumerate(rows):
-            row.batch_id, row.batch_index = rows[0].id, index
-        session.flush()
+        connection.execute(
+            update(TABLE)
+            .where(TABLE.c.id == bindparam("row_id"))
+            .values(batch_id=ids[0], batch_index=bindparam("row_index")),
+            [{"row_id": row_id, "row_index": index} for index, row_id in enumerate(ids)],
+        )
     record(
         session,
         principal,
         "activity.submit",
-        ",".join(str(row.id) for row in rows[:50]),
+        ",".join(str(row_id) for row_id in ids[:50]),
         "ok",
-        {"actions": sorted({row.action for row in rows}), "count": len(rows), "batch": batch},
+        {"actions": sorted({item.action for item in items}), "count": len(items), "batch": batch},
     )
-    return [activity_out(row) for row in rows], True
-
-
-# Transitions go through Core on the table, not the ORM: no identity-map bookkeeping on the hot path.
-TABLE: Table = Activity.__table__  # type: ignore[assignment]
+    outs = [
+        ActivityOut(
+            id=row_id,
+            action=value["action"],
+            args=value["args"],
+            mode=value["mode"],
+            state=value["state"],
+            result=None,
+            error=None,
+            requested_by=value["requested_by"],
+            idempotency_key=value["idempotency_key"],
+            batch_id=ids[0] if batch else None,
+            batch_index=index if batch else None,
+            created_at=now,
+            started_at=value["started_at"],
+            finished_at=None,
+            duration_ms=None,
+        )
+        for index, (row_id, value) in enumerate(zip(ids, values, strict=True))
+    ]
+    return outs, True
 
 
 def mark_running(session: Session, activity_id: int, at: datetime) -> None:
@@ -122,10 +149,8 @@ def mark_running(session: Session, activity_id: int, at: datetime) -> None:
 def mark_finished(
     session: Session, activity_id: int, state: str, result: Any, error: dict[str, Any] | None, at: datetime
 ) -> None:
-    session.execute(
-        update(Activity)
-        .where(Activity.id == activity_id)
-        .values(state=state, result=result, error=error, finished_at=at)
+    session.connection().execute(
+        update(TABLE).where(TABLE.c.id == activity_id).values(state=state, result=result, error=error, finished_at=at)
     )
 
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Table, insert, select
 from sqlalchemy.orm import Session
 
 from robofleet.auth.models import AuditRecord
@@ -17,6 +17,7 @@ from robofleet.errors import Forbidden, RobofleetError, StoreUnavailable
 from robofleet.store import Store
 
 log = logging.getLogger(__name__)
+AUDIT_TABLE: Table = AuditRecord.__table__  # type: ignore[assignment]
 
 
 def record(
@@ -27,8 +28,10 @@ def record(
     outcome: str = "ok",
     details: dict[str, Any] | None = None,
 ) -> None:
-    db.add(
-        AuditRecord(
+    # A Core insert in the caller's transaction: every mutation writes one, and the ORM's unit of work would
+    # cost more than the row.
+    db.connection().execute(
+        insert(AUDIT_TABLE).values(
             actor=principal.actor,
             action=action,
             target=target,
