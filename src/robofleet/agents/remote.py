@@ -120,7 +120,9 @@ async def connect(socket: WebSocket) -> None:
                 hub.resolve(message["id"], message["outcome"])
             elif kind == "heartbeat":
                 state.stats = message.get("stats", {})
-            elif "seq" in message:
+            elif kind in ("output", "exited") and "seq" not in message:
+                await handle(hub, logs, name, message)  # an agent from before sequence numbers
+            elif kind in ("output", "exited"):
                 seq = int(message["seq"])
                 async with inbox.lock:
                     if seq > inbox.last_seq:
