@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from robofleet.agents.processes import wait_until
@@ -26,6 +27,27 @@ def test_a_repeated_command_id_is_not_run_twice(tmp_path: Path) -> None:
     assert ended[0]["run_id"] == "7" and ended[0]["exit_code"] == 0
     worker.collect("7")
     assert worker.finished_runs() == []
+
+
+def test_a_command_id_repeated_while_its_first_run_goes_waits_for_that_run_and_gets_its_result(
+    tmp_path: Path,
+) -> None:
+    worker = Worker(tmp_path / "state")
+    ran, gate = tmp_path / "ran.txt", tmp_path / "gate"
+    # The command holds until the test opens its gate, so the repeat surely lands while it runs.
+    script = {"command": f"echo once >> {ran}; while [ ! -e {gate} ]; do sleep 0.02; done; echo done"}
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(worker.execute, "slow", "shell.run", script)
+        assert wait_until(ran.exists, 10) and worker.running("slow")
+        repeats = [pool.submit(worker.execute, "slow", "shell.run", script) for _ in range(2)]
+        assert not any(repeat.done() for repeat in repeats)  # they wait for the first run, not run again
+        gate.touch()
+        outcomes = [first.result(10), *(repeat.result(10) for repeat in repeats)]
+    assert outcomes[0]["ok"] and outcomes[0]["result"]["stdout"] == "done\n"
+    assert outcomes[1:] == [outcomes[0], outcomes[0]]
+    assert ran.read_text() == "once\n" and not worker.running("slow")
+    assert worker.execute("slow", "shell.run", script) == outcomes[0]  # and from memory once it finished
+    assert ran.read_text() == "once\n"
 
 
 def test_commands_refuse_bad_input_with_a_reason(tmp_path: Path) -> None:

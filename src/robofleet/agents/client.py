@@ -83,7 +83,7 @@ class AgentClient:
         self.instance = uuid.uuid4().hex
         self.outbox = Outbox()
         self.unsent_results: dict[str, dict[str, Any]] = {}
-        self.running: dict[str, asyncio.Task[None]] = {}
+        self.commands: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
         self.exits_queued: set[str] = set()
         self.collectable: list[str] = []
         self.socket: Any = None
@@ -183,11 +183,13 @@ class AgentClient:
         if not command_id:
             log.warning("ignored a command without an id: %s", str(message)[:200])
             return
-        if command_id in self.running:
+        if self.worker.running(command_id):
             return  # sent again after a reconnect while it still runs: its one result goes out when it ends
+        # A repeat that slips in before the first reaches the worker waits there for the first's result: it is
+        # answered twice, and the orchestrator takes the first answer.
         task = asyncio.create_task(self._execute(command_id, str(message.get("name")), message.get("args") or {}))
-        self.running[command_id] = task
-        task.add_done_callback(lambda _: self.running.pop(command_id, None))
+        self.commands.add(task)
+        task.add_done_callback(self.commands.discard)
 
     async def _execute(self, command_id: str, name: str, args: dict[str, Any]) -> None:
         outcome = await asyncio.to_thread(self.worker.execute, command_id, name, args)

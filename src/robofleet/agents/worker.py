@@ -1,6 +1,7 @@
 """What an agent does with the orchestrator's commands, whoever carries them (the embedded local agent or a
 remote `robofleet agent` over WebSocket): start and signal robot processes, run shell commands, move files,
-describe the machine. Each command has an id: a repeated id gets the first result again, never a second run.
+describe the machine. Each command has an id: a repeated id gets the first result again, never a second run; a
+repeat that arrives while the first run still goes waits for that run's result.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import os
 import platform
 import socket
 import subprocess
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,8 @@ class Worker:
         self.allowed_roots = [root.resolve() for root in (allowed_roots or [])]
         self.file_limit = file_limit
         self._results: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._in_flight: dict[str, Future[dict[str, Any]]] = {}
+        self._commands_lock = threading.Lock()  # commands arrive on several threads at once
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "process.start": self._process_start,
             "process.signal": self._process_signal,
@@ -71,24 +76,50 @@ class Worker:
         }
 
     def execute(self, command_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        """The result of command `command_id`: {"ok": True, "result": ...} or {"ok": False, "error": {...}}."""
-        if command_id in self._results:
-            return self._results[command_id]
+        """The result of command `command_id`: {"ok": True, "result": ...} or {"ok": False, "error": {...}}. A
+        repeated id runs nothing: it gets the first run's result, waiting for it while that run still goes."""
+        with self._commands_lock:
+            if command_id in self._results:
+                return self._results[command_id]
+            first = self._in_flight.get(command_id)
+            if first is None:
+                mine: Future[dict[str, Any]] = Future()
+                self._in_flight[command_id] = mine
+        if first is not None:
+            return first.result()
+        try:
+            outcome = self._outcome(name, args)
+        except BaseException as exc:
+            # Not a refusal but a fault of the agent's own: the callers see it, and a later repeat may try again.
+            with self._commands_lock:
+                del self._in_flight[command_id]
+            mine.set_exception(exc)
+            raise
+        with self._commands_lock:
+            self._results[command_id] = outcome
+            while len(self._results) > REMEMBERED_RESULTS:
+                self._results.popitem(last=False)
+            del self._in_flight[command_id]
+        mine.set_result(outcome)
+        return outcome
+
+    def running(self, command_id: str) -> bool:
+        """Whether command `command_id` is being carried out now."""
+        with self._commands_lock:
+            return command_id in self._in_flight
+
+    def _outcome(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         handler = self._handlers.get(name)
         try:
             if handler is None:
                 raise CommandError("unknown_command", f"this agent does not know the command {name!r}")
-            outcome: dict[str, Any] = {"ok": True, "result": handler(args)}
+            return {"ok": True, "result": handler(args)}
         except CommandError as exc:
-            outcome = {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+            return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
         except (KeyError, TypeError, ValueError) as exc:
-            outcome = {"ok": False, "error": {"code": "bad_args", "message": f"{name}: {exc}"}}
+            return {"ok": False, "error": {"code": "bad_args", "message": f"{name}: {exc}"}}
         except OSError as exc:
-            outcome = {"ok": False, "error": {"code": "os_error", "message": f"{name}: {exc}"}}
-        self._results[command_id] = outcome
-        while len(self._results) > REMEMBERED_RESULTS:
-            self._results.popitem(last=False)
-        return outcome
+            return {"ok": False, "error": {"code": "os_error", "message": f"{name}: {exc}"}}
 
     def new_output(self) -> list[dict[str, Any]]:
         """Complete lines the runs wrote since the last call: {"run_id", "label", "stream", "line"}. The read
