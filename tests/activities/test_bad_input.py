@@ -49,7 +49,26 @@ def test_bad_submissions_are_refused_whole(client: TestClient, admin_token: str)
         "/api/v1/activities", headers={**headers, "content-type": "application/json"}, content=b'{"action": '
     )
     assert broken.status_code == 400 and broken.json()["error"]["code"] == "malformed_json"
+    echo = {"action": "system.echo", "args": {"message": "x"}}
+    for params, field in [
+        ({"wait": "soon"}, "wait"),
+        ({"wait": -1}, "wait"),
+        ({"wait": 301}, "wait"),
+        ({"batch": "maybe"}, "batch"),
+    ]:
+        refused = client.post("/api/v1/activities", headers=headers, params=params, json=echo)
+        assert refused.status_code == 422, (params, refused.text)
+        assert refused.json()["error"]["details"]["field"] == field and field in refused.json()["error"]["message"]
     assert count(client, admin_token) == 0
+
+
+def test_a_large_list_is_audited_in_one_record(client: TestClient, admin_token: str) -> None:
+    body = [{"action": "system.echo", "args": {"message": str(n)}} for n in range(20)]
+    for _ in range(6):  # ids grow past the width where 50 of them would overflow the audit target column
+        assert client.post("/api/v1/activities", headers=bearer(admin_token), json=body).status_code == 201
+    audit = client.get("/api/v1/audit", headers=bearer(admin_token), params={"action": "activity.submit"}).json()
+    last = audit["items"][0]
+    assert last["details"]["count"] == 20 and ".." in last["target"] and len(last["target"]) < 255
 
 
 def test_each_action_refuses_a_caller_without_its_permission(client: TestClient, make_user: MakeUser) -> None:

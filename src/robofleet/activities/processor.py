@@ -106,8 +106,10 @@ class Processor:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(StoreUnavailable):  # left running in the store, it is failed at the next start
+        try:
             await asyncio.wait_for(self._flush_pending(retry=False), STORE_RETRY_SECONDS * 5)
+        except (StoreUnavailable, TimeoutError):
+            log.warning("the outcome of the last sync activity could not be stored; the next start marks it failed")
         await self.transitions.close()
         await asyncio.to_thread(self.committer.close)
 

@@ -52,6 +52,14 @@ def activity_out(row: Activity) -> ActivityOut:
     )
 
 
+_INSERT = sql_insert(TABLE).returning(TABLE.c.id, sort_by_parameter_order=True)
+_SET_BATCH = (
+    update(TABLE)
+    .where(TABLE.c.id == bindparam("row_id"))
+    .values(batch_id=bindparam("first"), batch_index=bindparam("row_index"))
+)
+
+
 def insert(
     session: Session,
     principal: Principal,
@@ -101,21 +109,16 @@ def insert(
         values[0]["state"], values[0]["started_at"] = RUNNING, now
     # Core, not the ORM: this runs for every submit, and the unit of work costs more than the insert.
     connection = session.connection()
-    ids = list(
-        connection.execute(sql_insert(TABLE).returning(TABLE.c.id, sort_by_parameter_order=True), values).scalars()
-    )
+    ids = list(connection.execute(_INSERT, values).scalars())
     if batch:
         connection.execute(
-            update(TABLE)
-            .where(TABLE.c.id == bindparam("row_id"))
-            .values(batch_id=ids[0], batch_index=bindparam("row_index")),
-            [{"row_id": row_id, "row_index": index} for index, row_id in enumerate(ids)],
+            _SET_BATCH, [{"row_id": row_id, "first": ids[0], "row_index": index} for index, row_id in enumerate(ids)]
         )
     record(
         session,
         principal,
         "activity.submit",
-        ",".join(str(row_id) for row_id in ids[:50]),
+        str(ids[0]) if len(ids) == 1 else f"{ids[0]}..{ids[-1]}",
         "ok",
         {"actions": sorted({item.action for item in items}), "count": len(items), "batch": batch},
     )
@@ -142,15 +145,26 @@ def insert(
     return outs, True
 
 
+# Built once: constructing and coercing a statement per call costs more than SQLite running it.
+_MARK_RUNNING = (
+    update(TABLE).where(TABLE.c.id == bindparam("activity_id")).values(state=RUNNING, started_at=bindparam("at"))
+)
+_MARK_FINISHED = (
+    update(TABLE)
+    .where(TABLE.c.id == bindparam("activity_id"))
+    .values(state=bindparam("state"), result=bindparam("result"), error=bindparam("error"), finished_at=bindparam("at"))
+)
+
+
 def mark_running(session: Session, activity_id: int, at: datetime) -> None:
-    session.connection().execute(update(TABLE).where(TABLE.c.id == activity_id).values(state=RUNNING, started_at=at))
+    session.connection().execute(_MARK_RUNNING, {"activity_id": activity_id, "at": at})
 
 
 def mark_finished(
     session: Session, activity_id: int, state: str, result: Any, error: dict[str, Any] | None, at: datetime
 ) -> None:
     session.connection().execute(
-        update(TABLE).where(TABLE.c.id == activity_id).values(state=state, result=result, error=error, finished_at=at)
+        _MARK_FINISHED, {"activity_id": activity_id, "state": state, "result": result, "error": error, "at": at}
     )
 
 

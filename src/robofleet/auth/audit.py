@@ -15,9 +15,11 @@ from robofleet.auth.models import AuditRecord
 from robofleet.auth.principal import Principal
 from robofleet.errors import Forbidden, RobofleetError, StoreUnavailable
 from robofleet.store import Store
+from robofleet.store.base import utcnow
 
 log = logging.getLogger(__name__)
 AUDIT_TABLE: Table = AuditRecord.__table__  # type: ignore[assignment]
+_INSERT = insert(AUDIT_TABLE)
 
 
 def record(
@@ -31,14 +33,16 @@ def record(
     # A Core insert in the caller's transaction: every mutation writes one, and the ORM's unit of work would
     # cost more than the row.
     db.connection().execute(
-        insert(AUDIT_TABLE).values(
-            actor=principal.actor,
-            action=action,
-            target=target,
-            source_ip=principal.source_ip,
-            outcome=outcome,
-            details=details or {},
-        )
+        _INSERT,
+        {
+            "time": utcnow(),
+            "actor": principal.actor,
+            "action": action,
+            "target": target,
+            "source_ip": principal.source_ip,
+            "outcome": outcome,
+            "details": details or {},
+        },
     )
 
 

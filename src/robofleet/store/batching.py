@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -128,11 +128,11 @@ class GroupCommitter:
             results = self._transaction(jobs)
         except StoreUnavailable as exc:
             for job in jobs:
-                job.future.set_exception(exc)
+                _settle(job.future, exception=exc)
             return
         except Exception as exc:
             if len(jobs) == 1:
-                jobs[0].future.set_exception(exc)
+                _settle(jobs[0].future, exception=exc)
                 return
             # One bad operation must not sink the others: replay them one transaction each.
             for job in jobs:
@@ -141,4 +141,16 @@ class GroupCommitter:
         self.batches += 1
         self.operations += len(jobs)
         for job, result in zip(jobs, results, strict=True):
-            job.future.set_result(result)
+            _settle(job.future, result=result)
+
+
+def _settle(future: Future[Any], *, result: Any = None, exception: BaseException | None = None) -> None:
+    """A caller that stopped waiting (its task was cancelled) cancelled its future; the work was done anyway,
+    and the writer thread must not die of telling nobody."""
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
