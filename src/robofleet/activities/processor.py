@@ -19,13 +19,7 @@ from robofleet.activities import store_ops
 from robofleet.activities.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Activity
 from robofleet.activities.registry import Action, ActionContext, Registry
 from robofleet.activities.schemas import ActivityIn, ActivityOut
-from robofleet.activities.transitions import (
-    CommitterTransitions,
-    Finished,
-    PostgresTransitions,
-    Started,
-    Transitions,
-)
+from robofleet.activities.writers import ActivityWriter, CommitterWriter, Finished, PostgresWriter, Started
 from robofleet.auth.audit import record
 from robofleet.auth.models import User
 from robofleet.auth.principal import Principal, principal_for_user, system_principal
@@ -72,10 +66,8 @@ class Processor:
         self.hub = hub
         self.settings = app.settings.activities
         self.committer = GroupCommitter(app.store, name="activities-commit")
-        self.transitions: Transitions = (
-            PostgresTransitions(app.settings.store)
-            if app.store.dialect == "postgresql"
-            else CommitterTransitions(self.committer)
+        self.writer: ActivityWriter = (
+            PostgresWriter(app.settings.store) if app.store.dialect == "postgresql" else CommitterWriter(self.committer)
         )
         # The outcome of the sync activity that just ran, held back to share one write with the next one's start.
         self._pending: tuple[Job, Finished] | None = None
@@ -110,7 +102,7 @@ class Processor:
             await asyncio.wait_for(self._flush_pending(retry=False), STORE_RETRY_SECONDS * 5)
         except (StoreUnavailable, TimeoutError):
             log.warning("the outcome of the last sync activity could not be stored; the next start marks it failed")
-        await self.transitions.close()
+        await self.writer.close()
         await asyncio.to_thread(self.committer.close)
 
     def _spawn(self, coroutine: Any) -> None:
@@ -157,9 +149,7 @@ class Processor:
         has_sync = any(item.mode == "sync" for item in items)
         self._sync_inserting += has_sync
         try:
-            outs, created = await self.committer.run(
-                lambda session: store_ops.insert(session, principal, new, batch=batch, now=now, start_first=claim)
-            )
+            outs, created = await self.writer.insert(principal, new, batch=batch, now=now, start_first=claim)
         except BaseException:
             self._claimed = self._claimed and not claim
             raise
@@ -203,7 +193,7 @@ class Processor:
         pending = self._pending
         while True:
             try:
-                await self.transitions.apply(pending[1] if pending else None, started)
+                await self.writer.apply(pending[1] if pending else None, started)
                 break
             except StoreUnavailable:
                 # Nothing may run before "running" is durable, or a crash could run it twice; wait for the store.

@@ -60,35 +60,22 @@ _SET_BATCH = (
 )
 
 
-def insert(
-    session: Session,
-    principal: Principal,
-    items: list[NewActivity],
-    *,
-    batch: bool,
-    now: datetime,
-    start_first: bool = False,
-) -> tuple[list[ActivityOut], bool]:
-    """Insert the activities (and their audit record); (outs, created). A reused idempotency key returns the
-    activity first made with it instead of a new one. `start_first` stores the first one as running already."""
+def reused(existing: dict[str, ActivityOut], items: list[NewActivity], *, batch: bool) -> list[ActivityOut] | None:
+    """What a request whose idempotency keys were seen before answers: the activities first made with them
+    (None: nothing was reused, insert). Raises Conflict when only some of a list's keys were used before."""
+    if not existing:
+        return None
     keys = [item.idempotency_key for item in items if item.idempotency_key]
-    existing: dict[str, Activity] = {}
-    if keys:
-        found = session.scalars(
-            select(Activity).where(Activity.requested_by == principal.actor, Activity.idempotency_key.in_(keys))
-        )
-        existing = {row.idempotency_key: row for row in found if row.idempotency_key}
-    if existing:
-        if len(existing) == len(items) == len(keys) and (
-            not batch or len({r.batch_id for r in existing.values()}) == 1
-        ):
-            return [activity_out(existing[item.idempotency_key or ""]) for item in items], False
-        if batch or len(items) > 1:
-            raise Conflict(
-                "some idempotency keys of this request were used before with other activities",
-                details={"reused": sorted(existing)},
-            )
-    values = [
+    if len(existing) == len(items) == len(keys) and (not batch or len({a.batch_id for a in existing.values()}) == 1):
+        return [existing[item.idempotency_key or ""] for item in items]
+    raise Conflict(
+        "some idempotency keys of this request were used before with other activities",
+        details={"reused": sorted(existing)},
+    )
+
+
+def new_rows(principal: Principal, items: list[NewActivity], now: datetime, start_first: bool) -> list[dict[str, Any]]:
+    rows = [
         {
             "action": item.action,
             "args": item.args,
@@ -106,43 +93,72 @@ def insert(
         for item in items
     ]
     if start_first:
-        values[0]["state"], values[0]["started_at"] = RUNNING, now
+        rows[0]["state"], rows[0]["started_at"] = RUNNING, now
+    return rows
+
+
+def audit_target(ids: list[int]) -> str:
+    return str(ids[0]) if len(ids) == 1 else f"{ids[0]}..{ids[-1]}"
+
+
+def audit_details(items: list[NewActivity], batch: bool) -> dict[str, Any]:
+    return {"actions": sorted({item.action for item in items}), "count": len(items), "batch": batch}
+
+
+def outs_of(ids: list[int], rows: list[dict[str, Any]], *, batch: bool) -> list[ActivityOut]:
+    return [
+        ActivityOut(
+            id=row_id,
+            action=row["action"],
+            args=row["args"],
+            mode=row["mode"],
+            state=row["state"],
+            result=None,
+            error=None,
+            requested_by=row["requested_by"],
+            idempotency_key=row["idempotency_key"],
+            batch_id=ids[0] if batch else None,
+            batch_index=index if batch else None,
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=None,
+            duration_ms=None,
+        )
+        for index, (row_id, row) in enumerate(zip(ids, rows, strict=True))
+    ]
+
+
+def insert(
+    session: Session,
+    principal: Principal,
+    items: list[NewActivity],
+    *,
+    batch: bool,
+    now: datetime,
+    start_first: bool = False,
+) -> tuple[list[ActivityOut], bool]:
+    """Insert the activities (and their audit record); (outs, created). A reused idempotency key returns the
+    activity first made with it instead of a new one. `start_first` stores the first one as running already."""
+    keys = [item.idempotency_key for item in items if item.idempotency_key]
+    if keys:
+        found = session.scalars(
+            select(Activity).where(Activity.requested_by == principal.actor, Activity.idempotency_key.in_(keys))
+        )
+        earlier = reused(
+            {row.idempotency_key: activity_out(row) for row in found if row.idempotency_key}, items, batch=batch
+        )
+        if earlier is not None:
+            return earlier, False
+    rows = new_rows(principal, items, now, start_first)
     # Core, not the ORM: this runs for every submit, and the unit of work costs more than the insert.
     connection = session.connection()
-    ids = list(connection.execute(_INSERT, values).scalars())
+    ids = list(connection.execute(_INSERT, rows).scalars())
     if batch:
         connection.execute(
             _SET_BATCH, [{"row_id": row_id, "first": ids[0], "row_index": index} for index, row_id in enumerate(ids)]
         )
-    record(
-        session,
-        principal,
-        "activity.submit",
-        str(ids[0]) if len(ids) == 1 else f"{ids[0]}..{ids[-1]}",
-        "ok",
-        {"actions": sorted({item.action for item in items}), "count": len(items), "batch": batch},
-    )
-    outs = [
-        ActivityOut(
-            id=row_id,
-            action=value["action"],
-            args=value["args"],
-            mode=value["mode"],
-            state=value["state"],
-            result=None,
-            error=None,
-            requested_by=value["requested_by"],
-            idempotency_key=value["idempotency_key"],
-            batch_id=ids[0] if batch else None,
-            batch_index=index if batch else None,
-            created_at=now,
-            started_at=value["started_at"],
-            finished_at=None,
-            duration_ms=None,
-        )
-        for index, (row_id, value) in enumerate(zip(ids, values, strict=True))
-    ]
-    return outs, True
+    record(session, principal, "activity.submit", audit_target(ids), "ok", audit_details(items, batch))
+    return outs_of(ids, rows, batch=batch), True
 
 
 # Built once: constructing and coercing a statement per call costs more than SQLite running it.
