@@ -123,20 +123,55 @@ SELECT id FROM items ORDER BY ord
 _EARLIER = "SELECT * FROM activities WHERE requested_by = %s AND idempotency_key = ANY(%s)"
 
 
-class PostgresWriter:
-    def __init__(self, store: StoreSettings) -> None:
-        url = make_url(store.effective_url()).set(drivername="postgresql")
-        self.conninfo = url.render_as_string(hide_password=False)
-        self.timeout = store.connect_timeout
+class _Channel:
+    """One autocommit connection, one statement at a time, reconnected after a failure."""
+
+    def __init__(self, conninfo: str, timeout: float) -> None:
+        self.conninfo = make_conninfo(conninfo, connect_timeout=max(2, int(timeout)), **PG_TCP_OPTIONS)
+        self.timeout = timeout
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
+
+    async def execute(self, statement: str, params: Any, *, rows: bool = False) -> list[Any]:
+        async with self._lock:
+            try:
+                if self._connection is None or self._connection.closed:
+                    self._connection = await psycopg.AsyncConnection.connect(
+                        self.conninfo, autocommit=True, row_factory=namedtuple_row
+                    )
+                # A server that stopped answering must not hold a submit or the sync worker for ever.
+                cursor = await asyncio.wait_for(self._connection.execute(statement, params), self.timeout)
+                return await cursor.fetchall() if rows else []
+            except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+                raise  # the statement's own fault: the connection is fine
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                await self._drop()
+                raise StoreUnavailable(f"the store is unavailable: {str(exc).strip() or type(exc).__name__}") from exc
+
+    async def _drop(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+        self._connection = None
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+
+class PostgresWriter:
+    def __init__(self, store: StoreSettings) -> None:
+        conninfo = make_url(store.effective_url()).set(drivername="postgresql").render_as_string(hide_password=False)
+        # Two connections: the serial sync worker never waits behind a burst of submits.
+        self._submits = _Channel(conninfo, store.connect_timeout)
+        self._worker = _Channel(conninfo, store.connect_timeout)
 
     async def insert(
         self, principal: Principal, items: list[NewActivity], *, batch: bool, now: datetime, start_first: bool
     ) -> tuple[list[ActivityOut], bool]:
         keys = [item.idempotency_key for item in items if item.idempotency_key]
         if keys:
-            found = await self._execute(_EARLIER, [principal.actor, keys], rows=True)
+            found = await self._submits.execute(_EARLIER, [principal.actor, keys], rows=True)
             earlier = store_ops.reused(
                 {row.idempotency_key: store_ops.activity_out(row) for row in found}, items, batch=batch
             )
@@ -165,7 +200,7 @@ class PostgresWriter:
             "details": Json(store_ops.audit_details(items, batch)),
         }
         try:
-            found = await self._execute(_INSERT, params, rows=True)
+            found = await self._submits.execute(_INSERT, params, rows=True)
         except psycopg.errors.UniqueViolation:
             raise Conflict("an idempotency key of this request was just used by another request") from None
         return store_ops.outs_of([row.id for row in found], rows, batch=batch), True
@@ -180,35 +215,8 @@ class PostgresWriter:
             params += [started.activity_id, "running", None, None, started.at, None]
         if not params:
             return
-        await self._execute(_TWO_ROWS if finished is not None and started is not None else _ONE_ROW, params)
-
-    async def _execute(self, statement: str, params: Any, *, rows: bool = False) -> list[Any]:
-        async with self._lock:
-            try:
-                connection = await self._connect()
-                # A server that stopped answering must not hold a submit or the sync worker for ever.
-                cursor = await asyncio.wait_for(connection.execute(statement, params), self.timeout)
-                return await cursor.fetchall() if rows else []
-            except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
-                raise  # the statement's own fault: the connection is fine
-            except (psycopg.Error, OSError, TimeoutError) as exc:
-                await self._drop()
-                raise StoreUnavailable(f"the store is unavailable: {str(exc).strip() or type(exc).__name__}") from exc
-
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        if self._connection is None or self._connection.closed:
-            conninfo = make_conninfo(self.conninfo, connect_timeout=max(2, int(self.timeout)), **PG_TCP_OPTIONS)
-            self._connection = await psycopg.AsyncConnection.connect(
-                conninfo, autocommit=True, row_factory=namedtuple_row
-            )
-        return self._connection
-
-    async def _drop(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
-        self._connection = None
+        await self._worker.execute(_TWO_ROWS if finished is not None and started is not None else _ONE_ROW, params)
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._drop()
+        await self._submits.close()
+        await self._worker.close()
