@@ -1,6 +1,6 @@
 """A TCP proxy a test controls, put between a remote agent and `robofleet serve` to fail like a network does:
 cut every connection at once (a reset each way), refuse new ones for a while, or go silent (a pulled cable:
-bytes stop, nobody is told). Both processes stay alive whatever the proxy does."""
+bytes stop, nobody is told), or only toward the agent. Both processes stay alive whatever the proxy does."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ class FlakyProxy:
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._refusing = False
         self._flowing: asyncio.Event | None = None
+        self._toward_agent: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -64,8 +65,15 @@ class FlakyProxy:
         """Stop moving bytes on every connection, old and new, without closing any, until `restore`."""
         self._loop.call_soon_threadsafe(self._require_flowing().clear)
 
+    def silence_toward_agent(self) -> None:
+        """Stop the bytes from serve to the agent (acknowledgements, commands, pongs); the agent's still arrive."""
+        assert self._toward_agent is not None, "start the proxy first"
+        self._loop.call_soon_threadsafe(self._toward_agent.clear)
+
     def restore(self) -> None:
+        assert self._toward_agent is not None, "start the proxy first"
         self._loop.call_soon_threadsafe(self._require_flowing().set)
+        self._loop.call_soon_threadsafe(self._toward_agent.set)
 
     def stop(self) -> None:
         if self._thread.is_alive():
@@ -84,6 +92,8 @@ class FlakyProxy:
     async def _listen(self) -> None:
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._toward_agent = asyncio.Event()
+        self._toward_agent.set()
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -101,7 +111,7 @@ class FlakyProxy:
         self._pairs.add(pair)
         pumps = {
             asyncio.create_task(self._pump(agent_reader, serve_writer)),
-            asyncio.create_task(self._pump(serve_reader, agent_writer)),
+            asyncio.create_task(self._pump(serve_reader, agent_writer, toward_agent=True)),
         }
         try:
             done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
@@ -115,17 +125,23 @@ class FlakyProxy:
             for writer in pair:
                 writer.transport.abort()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, toward_agent: bool = False
+    ) -> None:
         """Bytes one way until the sender ends, then the end passed on (a half close, as TCP has it)."""
         flowing = self._require_flowing()
+        assert self._toward_agent is not None
+        events = (flowing, self._toward_agent) if toward_agent else (flowing,)
         while True:
             # Not reading while silent either: past the stream's buffer, the sender's window fills and it stalls,
             # as over a dead link.
-            await flowing.wait()
+            for event in events:
+                await event.wait()
             data = await reader.read(CHUNK)
             if not data:
                 break
-            await flowing.wait()
+            for event in events:
+                await event.wait()
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof():

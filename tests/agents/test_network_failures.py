@@ -48,6 +48,8 @@ class Fleet:
     proxy: FlakyProxy
     api: httpx.Client
     folder: Path
+    token: str = ""
+    agent: subprocess.Popen[bytes] | None = None
 
     def online(self) -> bool:
         return AGENT in [agent["name"] for agent in self.api.get("/api/v1/agents").json()["items"]]
@@ -61,6 +63,20 @@ class Fleet:
     def shell(self, command: str, timeout: float = 20) -> httpx.Response:
         return self.api.post(f"/api/v1/agents/{AGENT}/shell", json={"command": command, "timeout": timeout})
 
+    def start_agent(self) -> None:
+        """`robofleet agent` through the proxy, on the same state directory each time (a restart finds its runs)."""
+        command = ["agent", "--server", self.proxy.url, "--token", self.token, "--name", AGENT]
+        self.agent = subprocess.Popen(
+            [sys.executable, "-m", "robofleet", *command, "--state-dir", str(self.folder / "agent")],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.folder / "agent.log").open("a"),
+        )
+
+    def kill_agent(self) -> None:
+        assert self.agent is not None
+        self.agent.kill()
+        self.agent.wait(10)
+
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
@@ -68,25 +84,20 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     env = {"ROBOFLEET_AGENTS__GRACE_SECONDS": "120", "ROBOFLEET_AGENTS__HEARTBEAT_SECONDS": str(HEARTBEAT)}
     serve = ServeProcess(tmp_path / "server", env=env).start(wait="/readyz")
     proxy = FlakyProxy(serve.port).start()
-    agent = None
+    fleet = None
     try:
         api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=60)
         user = {"username": AGENT, "password": "agent-password", "roles": ["agent"]}
         assert api.post("/api/v1/users", json=user).status_code == 201
         token = api.post("/api/v1/tokens", json={"user": AGENT}).json()["token"]
-        command = ["agent", "--server", proxy.url, "--token", token, "--name", AGENT]
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "robofleet", *command, "--state-dir", str(tmp_path / "agent")],
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / "agent.log").open("w"),
-        )
-        fleet = Fleet(serve, proxy, api, tmp_path)
+        fleet = Fleet(serve, proxy, api, tmp_path, token)
+        fleet.start_agent()
         fleet.wait_online()
         yield fleet
     finally:
-        if agent is not None:
-            agent.terminate()
-            agent.wait(10)
+        if fleet is not None and fleet.agent is not None:
+            fleet.agent.terminate()
+            fleet.agent.wait(10)
         proxy.stop()
         serve.stop()
 
@@ -207,6 +218,40 @@ def test_a_robot_runs_on_through_cuts_and_its_output_arrives_once_in_order(fleet
     assert numbers == list(range(1, len(numbers) + 1)), (
         f"gaps or repeats: {sorted(set(numbers) ^ set(range(1, len(numbers) + 1)))}"
     )
+
+
+@pytest.mark.parametrize("lost", ["the output on its way", "the acknowledgements"])
+def test_an_agent_killed_before_its_output_was_acknowledged_sends_it_again_after_its_restart_once(
+    fleet: Fleet, lost: str
+) -> None:
+    api = fleet.api
+    robot = {"name": "steady", "agent": AGENT, "argv": [*COUNTER, "--every", "0.02"], "safe_stop_timeout": 5}
+    assert api.post("/api/v1/robots", json=robot).status_code == 201
+    run = api.post("/api/v1/robots/steady/start").json()
+    more_output(api, run["id"], "steady", 20)
+    # What the agent reads now is never acknowledged: either it never arrives, or serve stores it and its
+    # acknowledgements never arrive. Then the agent dies (its robot, in a session of its own, does not).
+    if lost == "the acknowledgements":
+        fleet.proxy.silence_toward_agent()
+        more_output(api, run["id"], "steady", 20)  # stored, but the agent does not learn it
+    else:
+        fleet.proxy.silence()
+        time.sleep(1)
+    fleet.kill_agent()
+    fleet.proxy.refuse()
+    fleet.proxy.cut()
+    fleet.proxy.restore()
+    fleet.wait_offline(3 * HEARTBEAT + 5)
+    fleet.proxy.allow()
+    fleet.start_agent()
+    fleet.wait_online()
+    more_output(api, run["id"], "steady", 100)
+    assert api.post(f"/api/v1/runs/{run['id']}/stop").status_code == 200
+    until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "stopped", what="the run to stop")
+    numbers = counted(api, run["id"], "steady")
+    missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
+    assert not missing, f"lines lost: {missing[:5]}… ({len(missing)})"
+    assert numbers == list(range(1, len(numbers) + 1)), "lines repeated or out of order"
 
 
 def test_five_cuts_at_random_moments_while_commands_flow_answer_each_command_exactly_once(fleet: Fleet) -> None:

@@ -23,7 +23,13 @@ def test_a_repeated_command_id_is_not_run_twice(tmp_path: Path) -> None:
     again = worker.execute("c1", "process.start", {"run_id": "7", "argv": COUNTER})
     assert again == first and len(worker.processes.runs) == 1
     ended: list[dict[str, object]] = []
-    assert wait_until(lambda: bool(ended.extend(worker.finished_runs()) or ended), 10)
+
+    def finished() -> bool:
+        worker.new_output()  # a run is finished once its output has been read to the end, as an agent does
+        ended.extend(worker.finished_runs())
+        return bool(ended)
+
+    assert wait_until(finished, 10)
     assert ended[0]["run_id"] == "7" and ended[0]["exit_code"] == 0
     worker.collect("7")
     assert worker.finished_runs() == []

@@ -4,8 +4,9 @@ its robots and the commands it is running carry on meanwhile.
 
 Nothing is lost or doubled by a reconnect. A command runs once per id, however often it is sent; a result that
 could not be delivered goes with the next hello. Output and exits are numbered and kept until the orchestrator
-acknowledges them, sent again after a reconnect, and counted once there. A link that stops answering pings for
-a few heartbeats is given up, since a pulled cable closes nothing.
+acknowledges them, sent again after a reconnect, and counted once there. Output is marked read in the runs'
+spool files only once acknowledged, so an agent killed before that reads it again when it starts. A link that
+stops answering pings for a few heartbeats is given up, since a pulled cable closes nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import psutil
 import websockets
 
 from robofleet.agents.processes import become_subreaper
+from robofleet.agents.spool import Positions
 from robofleet.agents.worker import Worker
 
 log = logging.getLogger("robofleet.agent")
@@ -82,6 +84,7 @@ class AgentClient:
         # Tells the orchestrator when this is a new agent process, whose numbering starts again.
         self.instance = uuid.uuid4().hex
         self.outbox = Outbox()
+        self.read_to: dict[int, Positions] = {}  # seq of an output message -> read positions after its lines
         self.unsent_results: dict[str, dict[str, Any]] = {}
         self.commands: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
         self.exits_queued: set[str] = set()
@@ -208,9 +211,14 @@ class AgentClient:
             self.unsent_results[command_id] = outcome
 
     def _acknowledged(self, seq: int) -> None:
+        """The orchestrator holds everything up to `seq`: that output is never read again, those runs are done."""
+        delivered: Positions = {}
         for message in self.outbox.acknowledge(seq):
             if message["type"] == "exited":
                 self.collectable.append(message["run_id"])
+            delivered.update(self.read_to.pop(message["seq"], {}))  # in order: each message's are further on
+        if delivered:
+            self.worker.commit_output(delivered)
 
     async def _send_outbox(self, socket: Any, acknowledged: int) -> None:
         """Every message the orchestrator lacks, in order: the unacknowledged ones first, then each new one."""
@@ -242,11 +250,12 @@ class AgentClient:
                 log.exception("watching the runs failed; it goes on")
 
     async def _queue_runs(self) -> None:
-        ended = await asyncio.to_thread(self.worker.finished_runs)
-        lines = await asyncio.to_thread(self.worker.new_output)  # after the check: a run's last lines before its end
-        for start in range(0, len(lines), LINES_PER_MESSAGE):
-            self.outbox.add({"type": "output", "lines": lines[start : start + LINES_PER_MESSAGE]})
-        for exited in ended:
+        output = await asyncio.to_thread(self.worker.new_output)
+        for part in output.split(LINES_PER_MESSAGE):
+            self.outbox.add({"type": "output", "lines": part.lines})
+            self.read_to[self.outbox.last_seq] = part.positions
+        # Only runs whose output was read to its end: an exit is numbered after the run's last lines.
+        for exited in await asyncio.to_thread(self.worker.finished_runs):
             run_id = exited.pop("run_id")
             if run_id not in self.exits_queued:
                 self.exits_queued.add(run_id)

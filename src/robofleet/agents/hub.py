@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,7 @@ from robofleet.store.base import utcnow
 
 log = logging.getLogger(__name__)
 LOCAL = "local"
+REMEMBERED_RUNS = 10_000
 
 
 class AgentLink(Protocol):
@@ -67,8 +69,36 @@ class Inbox:
     instance: str
     last_seq: int = 0
     # Held from the check to the record, so an old connection's last messages and the new one's resent copies
-    # cannot both pass.
+    # cannot both pass. Kept for the agent's next process too, whose output is recognised by offset (StoredOutput).
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class StoredOutput:
+    """How far each run's output is stored, by agent, run and stream. An agent that restarted before it learnt
+    that its lines were stored reads and sends them again: recognised by their offsets, they are dropped. Kept in
+    memory only: after a restart of `serve`, lines stored just before it and not yet acknowledged come again."""
+
+    def __init__(self) -> None:
+        self._ends: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
+
+    def unseen(self, agent: str, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The lines not stored yet (lines without an offset, from an older agent, are all taken as new)."""
+        fresh = []
+        for line in lines:
+            stored = self._ends.get((agent, str(line["run_id"])), {}).get(str(line["stream"]), -1)
+            if not isinstance(line.get("offset"), int) or line["offset"] > stored:
+                fresh.append(line)
+        return fresh
+
+    def stored(self, agent: str, lines: list[dict[str, Any]]) -> None:
+        for line in lines:
+            if isinstance(line.get("offset"), int):
+                key = (agent, str(line["run_id"]))
+                ends = self._ends.setdefault(key, {})
+                ends[str(line["stream"])] = max(ends.get(str(line["stream"]), -1), line["offset"])
+                self._ends.move_to_end(key)
+        while len(self._ends) > REMEMBERED_RUNS:
+            self._ends.popitem(last=False)
 
 
 @dataclass
@@ -84,13 +114,16 @@ class AgentHub:
         self.agents: dict[str, AgentState] = {}
         self.pending: dict[str, PendingCommand] = {}
         self.inboxes: dict[str, Inbox] = {}
+        self.stored_output = StoredOutput()
         self.on_run_exited: RunExited | None = None
 
     def inbox(self, agent: str, instance: str) -> Inbox:
         """The agent's inbox; a new one when `instance` says the agent is a new process, numbering from 1."""
         inbox = self.inboxes.get(agent)
-        if inbox is None or inbox.instance != instance:
+        if inbox is None:
             inbox = self.inboxes[agent] = Inbox(instance)
+        elif inbox.instance != instance:
+            inbox = self.inboxes[agent] = Inbox(instance, lock=inbox.lock)
         return inbox
 
     def pending_for(

@@ -68,9 +68,9 @@ class LocalAgent:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                ended_runs = await asyncio.to_thread(self.worker.finished_runs)
-                await self._ship_output()  # after the check: an ended run's last lines go out before its end
-                for ended in ended_runs:
+                await self._ship_output()
+                # Only runs whose output was read to its end, and so is stored by now: an exit never comes first.
+                for ended in await asyncio.to_thread(self.worker.finished_runs):
                     run_id = ended.pop("run_id")
                     await self.hub.run_exited(LOCAL, run_id, ended)
                     await asyncio.to_thread(self.worker.collect, run_id)
@@ -79,8 +79,10 @@ class LocalAgent:
                 log.exception("local agent watch failed; it goes on")
 
     async def _ship_output(self) -> None:
-        lines = await asyncio.to_thread(self.worker.new_output)
-        if not lines:
+        """New output into the log store; its read positions are committed once it is durable there, so lines
+        that could not be stored are read again (now, or by the next start after a crash)."""
+        output = await asyncio.to_thread(self.worker.new_output)
+        if not output.lines:
             return
         now = datetime.now(UTC)
         rows = [
@@ -90,9 +92,14 @@ class LocalAgent:
                 f"robot:{line['label'] or 'unknown'}",
                 line["run_id"],
                 line["line"],
-                {"stream": line["stream"]},
+                {"stream": line["stream"], "offset": line["offset"]},
                 False,
             )
-            for line in lines
+            for line in output.lines
         ]
-        await asyncio.wrap_future(self.logs.write(rows))
+        try:
+            await asyncio.wrap_future(self.logs.write(rows))
+        except Exception:
+            await asyncio.to_thread(self.worker.rewind_output)
+            raise
+        await asyncio.to_thread(self.worker.commit_output, output.positions)

@@ -155,10 +155,12 @@ async def connect(socket: WebSocket) -> None:
 
 
 async def handle(hub: AgentHub, logs: LogService, agent: str, message: dict[str, Any]) -> None:
-    """Output into the log store, or a run's exit to the robots service; done once it is durable."""
+    """Output into the log store, or a run's exit to the robots service; done once it is durable. Lines the store
+    has already (sent again by an agent that restarted) are left out."""
     if message.get("type") == "exited":
         await hub.run_exited(agent, str(message["run_id"]), message.get("outcome", {}))
     elif message.get("type") == "output":
+        lines = hub.stored_output.unseen(agent, list(message.get("lines", [])))
         now = datetime.now(UTC)
         rows = [
             Row(
@@ -167,10 +169,12 @@ async def handle(hub: AgentHub, logs: LogService, agent: str, message: dict[str,
                 f"robot:{line['label'] or 'unknown'}",
                 str(line["run_id"]),
                 str(line["line"]),
-                {"stream": line["stream"], "agent": agent},
+                {"stream": line["stream"], "agent": agent}
+                | ({"offset": line["offset"]} if isinstance(line.get("offset"), int) else {}),
                 False,
             )
-            for line in message.get("lines", [])
+            for line in lines
         ]
         if rows:
             await asyncio.wrap_future(logs.write(rows))
+            hub.stored_output.stored(agent, lines)

@@ -7,10 +7,8 @@ repeat that arrives while the first run still goes waits for that run's result.
 from __future__ import annotations
 
 import base64
-import contextlib
 import getpass
 import hashlib
-import json
 import os
 import platform
 import socket
@@ -26,9 +24,9 @@ from typing import Any
 import psutil
 
 from robofleet.agents.processes import ManagedRun, ProcessManager
+from robofleet.agents.spool import Output, Positions, SpoolReader
 
 REMEMBERED_RESULTS = 10_000
-OUTPUT_CHUNK = 1024 * 1024
 SHELL_OUTPUT_LIMIT = 1_000_000
 FILE_LIMIT = 50 * 1024 * 1024
 CAPABILITIES = ["process", "shell", "files", "system"]
@@ -48,6 +46,7 @@ class Worker:
         self, state_dir: Path, *, allowed_roots: list[Path] | None = None, file_limit: int = FILE_LIMIT
     ) -> None:
         self.processes = ProcessManager(state_dir)
+        self.spool = SpoolReader()
         self.allowed_roots = [root.resolve() for root in (allowed_roots or [])]
         self.file_limit = file_limit
         self._results: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -121,47 +120,26 @@ class Worker:
         except OSError as exc:
             return {"ok": False, "error": {"code": "os_error", "message": f"{name}: {exc}"}}
 
-    def new_output(self) -> list[dict[str, Any]]:
-        """Complete lines the runs wrote since the last call: {"run_id", "label", "stream", "line"}. The read
-        position is kept on disk, so an agent that restarts carries on where it stopped."""
-        lines: list[dict[str, Any]] = []
-        for run in list(self.processes.runs.values()):
-            positions_file = run.run_dir / "positions.json"
-            positions = json.loads(positions_file.read_text()) if positions_file.exists() else {}
-            ended = self.processes.outcome(run) is not None
-            moved = False
-            for stream in ("stdout", "stderr"):
-                path = run.run_dir / f"{stream}.log"
-                start = positions.get(stream, 0)
-                with contextlib.suppress(FileNotFoundError), path.open("rb") as file:
-                    file.seek(start)
-                    chunk = file.read(OUTPUT_CHUNK)
-                    complete = chunk if ended else chunk[: chunk.rfind(b"\n") + 1]
-                    for raw in complete.splitlines():
-                        lines.append(
-                            {
-                                "run_id": run.run_id,
-                                "label": run.label,
-                                "stream": stream,
-                                "line": raw.decode(errors="replace"),
-                            }
-                        )
-                    if complete:
-                        positions[stream] = start + len(complete)
-                        moved = True
-            if moved:
-                temporary = run.run_dir / "positions.json.tmp"
-                temporary.write_text(json.dumps(positions))
-                os.replace(temporary, positions_file)
-        return lines
+    def new_output(self) -> Output:
+        """Whole lines the runs wrote since the last call, each with its offset, and the read positions after
+        them. Delivered, they are committed with `commit_output`; until then an agent that starts again reads
+        them again (`rewind_output` does so at once)."""
+        runs = list(self.processes.runs.values())
+        return self.spool.read([(run, self.processes.outcome(run) is not None) for run in runs])
+
+    def commit_output(self, positions: Positions) -> None:
+        self.spool.commit(positions)
+
+    def rewind_output(self) -> None:
+        self.spool.rewind()
 
     def finished_runs(self) -> list[dict[str, Any]]:
-        """Runs that have ended, with their outcome. They stay known until `collect`, so their last output
-        can still be read first."""
+        """Runs that have ended and whose output `new_output` has read to the end, with their outcome. They stay
+        known until `collect`."""
         ended = []
         for run in list(self.processes.runs.values()):
             outcome = self.processes.outcome(run)
-            if outcome is not None:
+            if outcome is not None and self.spool.drained(run.run_id):
                 ended.append({"run_id": run.run_id, **outcome})
         return ended
 
@@ -169,6 +147,7 @@ class Worker:
         run = self.processes.runs.get(run_id)
         if run is not None:
             self.processes.collect(run)
+        self.spool.forget(run_id)
 
     # ---- processes -----------------------------------------------------------------------------------------
 
