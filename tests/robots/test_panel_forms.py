@@ -1,5 +1,5 @@
-"""The panel's robot form as text and back: what each field accepts, how mistakes are named, and why an edit never
-loses a masked secret. Pure functions: no server."""
+"""The panel's robot form as text and back: what each field accepts, how mistakes are named, and that an edit sends
+only what changed. Pure functions: no server."""
 
 from __future__ import annotations
 
@@ -52,22 +52,16 @@ def robot(**fields: object) -> RobotOut:
     return RobotOut.model_validate({**base, **fields})
 
 
-def test_an_edit_sends_only_what_changed_and_keeps_masked_secrets() -> None:
+def test_an_edit_sends_only_what_changed_and_leaves_masked_secrets_masked() -> None:
     current = robot()
-    stored = {"MODE": "prod", "API_TOKEN": "s3cret"}
     values = form_of(current).values
-    assert "s3cret" not in values["env"]
-    assert not parse_update(values, current, stored).model_fields_set
+    assert values["env"] == "MODE=prod\nAPI_TOKEN=********"
+    assert not parse_update(values, current).model_fields_set
 
-    change = parse_update({**values, "description": "new", "env": values["env"] + "\nEXTRA=1"}, current, stored)
+    # The service keeps the secret behind a mask that comes back (tests/robots/test_masked_env.py).
+    change = parse_update({**values, "description": "new", "env": values["env"] + "\nEXTRA=1"}, current)
     assert change.model_fields_set == {"description", "env"}
-    assert change.env == {"MODE": "prod", "API_TOKEN": "s3cret", "EXTRA": "1"}
+    assert change.env == {"MODE": "prod", "API_TOKEN": "********", "EXTRA": "1"}
 
-    cleared = parse_update({**values, "max_runtime": ""}, robot(max_runtime=60), stored)
+    cleared = parse_update({**values, "max_runtime": ""}, robot(max_runtime=60))
     assert cleared.model_fields_set == {"max_runtime"} and cleared.max_runtime is None
-
-
-def test_a_mask_without_a_stored_secret_is_refused() -> None:
-    with pytest.raises(FormInvalid) as caught:
-        parse_update({**form_of(robot()).values, "env": "NEW_PASSWORD=********"}, robot(), {"API_TOKEN": "x"})
-    assert "type its value" in caught.value.errors["env"]

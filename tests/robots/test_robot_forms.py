@@ -112,6 +112,15 @@ def test_an_admin_creates_edits_runs_and_deletes_a_robot(serve: ServeProcess, ap
         assert shown["description"] == "edited in the panel" and shown["tags"] == ["demo", "edited"]
         assert stored_env(serve, ROBOT) == {"GREETING": "hello", "API_TOKEN": "s3cret-value"}
 
+        # A mask typed for a name that has no stored secret: the service refuses it, named on the env field.
+        page.click("#edit summary")
+        page.fill("#edit-robot [name=env]", "GREETING=hello\nAPI_TOKEN=********\nDB_PASSWORD=********")
+        page.click("#save-robot")
+        page.wait_for_selector("#error-env:has-text('DB_PASSWORD')")
+        assert "Environment" in page.inner_text("#form-problems")
+        assert stored_env(serve, ROBOT) == {"GREETING": "hello", "API_TOKEN": "s3cret-value"}
+        page.goto(f"{serve.url}/panel/robots/{ROBOT}")
+
         # A number out of range, past the browser's own checks: named, nothing saved, the typing kept.
         page.click("#edit summary")
         page.eval_on_selector("#edit-robot", "form => { form.noValidate = true; }")

@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from robofleet.auth.permissions import RobotRef
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, RobofleetError
-from robofleet.robots import store_ops
 from robofleet.robots.api import service_of
 from robofleet.robots.models import ACTIVE
 from robofleet.robots.panel_forms import (
+    LABELS,
     POLICIES,
     FormInvalid,
     RobotForm,
@@ -110,7 +110,7 @@ async def robot_create(
             if isinstance(exc, Conflict) and (exc.details or {}).get("robot"):
                 form.errors = {"name": exc.message}
             else:
-                form.message = exc.message
+                shown_at(form, exc)
             return _robots_page(request, principal, ctx, form, status=exc.status)
         return redirect(ROBOTS, notice=f"Robot {robot.name} created.")
 
@@ -171,8 +171,7 @@ async def robot_update(
         service = service_of(ctx)
         form = RobotForm(values)
         try:
-            current = service.get_robot(principal, name)
-            change = parse_update(values, current, stored_env(ctx, name))
+            change = parse_update(values, service.get_robot(principal, name))
             if not change.model_fields_set:
                 return redirect(back, notice="Nothing changed.")
             service.update_robot(principal, name, change)
@@ -180,18 +179,20 @@ async def robot_update(
             form.errors = exc.errors
             return _robot_page(request, principal, ctx, name, form, status=422)
         except RobofleetError as exc:
-            form.message = exc.message
+            shown_at(form, exc)
             return _robot_page(request, principal, ctx, name, form, status=exc.status)
         return redirect(back, notice=f"Robot {name} saved: {', '.join(sorted(change.model_fields_set))}.")
 
     return await run_in_threadpool(update)
 
 
-def stored_env(ctx: AppContext, name: str) -> dict[str, str]:
-    """The unmasked env, read only to keep the secrets an edit leaves masked; it never reaches a page. The caller
-    has been allowed to read the robot (get_robot) and the service checks the write."""
-    with ctx.store.transaction() as session:
-        return dict(store_ops.find_robot(session, name).env)
+def shown_at(form: RobotForm, exc: RobofleetError) -> None:
+    """The service's refusal next to the field it names (a mask standing for no secret: env), else above the form."""
+    field = exc.details.get("field") if isinstance(exc.details, dict) else None
+    if field in LABELS:
+        form.errors = {str(field): exc.message}
+    else:
+        form.message = exc.message
 
 
 # Declared before the lifecycle route below, which would otherwise take "delete" for an action.

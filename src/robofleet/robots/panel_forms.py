@@ -1,5 +1,6 @@
 """The robot form of the panel: a definition as text fields (argv one per line, env NAME=value per line, tags
-comma separated) and back into RobotCreate / RobotUpdate, with every mistake named by its field."""
+comma separated) and back into RobotCreate / RobotUpdate, with every mistake named by its field. Secret env values
+stay masked both ways: the service knows what a mask stands for."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from robofleet.robots.schemas import RestartPolicy, RobotCreate, RobotOut, RobotUpdate
-from robofleet.robots.store_ops import MASK, SECRET_KEY
 
 RESTART_FIELDS = ("policy", "backoff_seconds", "give_up_after", "window_seconds")
 POLICIES: tuple[str, ...] = get_args(RestartPolicy.model_fields["policy"].annotation)
@@ -125,24 +125,17 @@ def parse_create(values: Mapping[str, str]) -> RobotCreate:
     return created
 
 
-def parse_update(values: Mapping[str, str], current: RobotOut, stored_env: Mapping[str, str]) -> RobotUpdate:
-    """A RobotUpdate holding only the fields that differ from `current`. An env line still showing the mask keeps
-    the stored value of that name (`stored_env`, unmasked), so editing other fields never loses a secret."""
+def parse_update(values: Mapping[str, str], current: RobotOut) -> RobotUpdate:
+    """A RobotUpdate holding only the fields that differ from `current`. Env lines left showing the mask go to the
+    service as they are: it keeps the stored secrets, and refuses a mask that stands for none."""
     data, errors = _fields(values)
-    for key, value in data["env"].items():
-        if value != MASK:
-            continue
-        if SECRET_KEY.search(key) and key in stored_env:
-            data["env"][key] = stored_env[key]
-        else:
-            errors.setdefault("env", f"{key} shows the mask {MASK} but has no stored value: type its value")
     try:
         full = RobotUpdate.model_validate(data)
     except ValidationError as exc:
         raise FormInvalid({**field_errors(exc), **errors}) from None
     if errors:
         raise FormInvalid(errors)
-    before = {**current.model_dump(include=set(data)), "env": dict(stored_env), "restart": current.restart}
+    before = {**current.model_dump(include=set(data)), "restart": current.restart}
     return RobotUpdate(**{key: getattr(full, key) for key in data if getattr(full, key) != before[key]})
 
 

@@ -16,6 +16,7 @@ from robofleet.auth.permissions import RobotRef
 from robofleet.auth.principal import Principal, system_principal
 from robofleet.errors import Conflict, RobofleetError
 from robofleet.robots import store_ops
+from robofleet.robots.masking import unmasked
 from robofleet.robots.models import (
     ACTIVE,
     FAILED,
@@ -81,6 +82,7 @@ class RobotsService:
             principal.require("robots:write", RobotRef(data.name, tuple(data.tags)))
             if session.scalar(select(Robot.id).where(Robot.name == data.name)) is not None:
                 raise Conflict(f"a robot named {data.name!r} exists already", details={"robot": data.name})
+            unmasked(data.env, {})  # a mask copied from another robot stands for nothing here
             robot = Robot(
                 **data.model_dump(exclude={"restart"}), restart=data.restart.model_dump(), from_config=from_config
             )
@@ -113,6 +115,8 @@ class RobotsService:
         with audited(self.store, principal, "robot.update", name, {"fields": sorted(changes)}) as session:
             robot = store_ops.find_robot(session, name)
             principal.require("robots:write", ref(robot))
+            if data.env is not None:
+                changes["env"] = unmasked(data.env, robot.env)  # what GET showed, sent back: the secrets stay
             for key, value in changes.items():
                 setattr(robot, key, value)
             if data.restart is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -10,21 +9,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from robofleet.errors import NotFound
+from robofleet.robots.masking import masked
 from robofleet.robots.models import ACTIVE, PAUSED, RUNNING, Robot, Run
 from robofleet.robots.schemas import RestartPolicy, RobotOut, RunOut
 
-SECRET_KEY = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
-MASK = "********"
-
 
 def robot_out(robot: Robot) -> RobotOut:
-    env = {key: MASK if SECRET_KEY.search(key) else value for key, value in robot.env.items()}
     return RobotOut(
         name=robot.name,
         agent=robot.agent,
         argv=robot.argv,
         cwd=robot.cwd,
-        env=env,
+        env=masked(robot.env),
         session=robot.session,
         safe_stop_timeout=robot.safe_stop_timeout,
         max_runtime=robot.max_runtime,
