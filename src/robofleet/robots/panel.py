@@ -4,6 +4,8 @@ the permission and writes the audit record."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -12,7 +14,7 @@ from robofleet.auth.permissions import RobotRef
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, RobofleetError
 from robofleet.robots.api import service_of
-from robofleet.robots.models import ACTIVE
+from robofleet.robots.models import ACTIVE, PAUSED, RUNNING
 from robofleet.robots.panel_forms import (
     LABELS,
     POLICIES,
@@ -24,7 +26,7 @@ from robofleet.robots.panel_forms import (
     parse_update,
     submitted,
 )
-from robofleet.robots.schemas import RobotOut
+from robofleet.robots.schemas import RobotOut, RunOut
 from robofleet.web.context import AppContext, get_context
 from robofleet.web.security import Require
 from robofleet.web.templating import page, redirect
@@ -35,8 +37,28 @@ ROBOTS = "/panel/robots"
 
 
 def latest_runs(ctx: AppContext, principal: Principal, robot: str | None, limit: int) -> list[dict[str, object]]:
+    """Newest first, each with what the runs table shows besides its state: whether a pause is on its way, and how
+    a paused run was paused (runs.js says the same of the runs that change live)."""
     runs = service_of(ctx).list_runs(principal, robot=robot, state=None, limit=limit, cursor=None).items
-    return [run.model_dump(mode="json") for run in runs]
+    return [
+        {
+            **run.model_dump(mode="json"),
+            "pausing": run.state == RUNNING and run.pause_asked_at is not None,
+            "how_paused": how_paused(run),
+        }
+        for run in runs
+    ]
+
+
+def how_paused(run: RunOut) -> str | None:
+    """How a paused run was paused, from its last "paused" transition: cooperative, or frozen with the reason when a
+    pause fell back to freezing. None unless the run is paused (or when its agent did not say)."""
+    if run.state != PAUSED:
+        return None
+    last: dict[str, Any] = next((change for change in reversed(run.transitions) if change.get("state") == PAUSED), {})
+    if not last.get("pause"):
+        return None
+    return f"{last['pause']}: {last['reason']}" if last.get("reason") else str(last["pause"])
 
 
 def agent_names(ctx: AppContext, robots: list[RobotOut]) -> list[str]:

@@ -14,6 +14,32 @@
 
   function time(value) { return value ? value.replace("T", " ").slice(0, 19) : ""; }
 
+  // As the robot page renders it (robots/panel.py how_paused): its last "paused" transition says how.
+  function howPaused(run) {
+    if (run.state !== "paused") return null;
+    const last = run.transitions.slice().reverse().find(function (change) { return change.state === "paused"; });
+    if (!last || !last.pause) return null;
+    return last.reason ? last.pause + ": " + last.reason : last.pause;
+  }
+
+  function stateCell(cell, run) {
+    cell.dataset.field = "state";
+    cell.appendChild(badge(run.state, run.state));
+    if (run.state === "running" && run.pause_asked_at) {
+      const pausing = badge("pausing…", "running");
+      pausing.className = "badge warn pausing";
+      pausing.title = "Asked to pause: it holds at its next checkpoint";
+      cell.append(" ", pausing);
+    }
+    const how = howPaused(run);
+    if (how) {
+      const note = document.createElement("span");
+      note.className = "muted how-paused";
+      note.textContent = how;
+      cell.append(" ", note);
+    }
+  }
+
   function onFleet(run) {
     const row = document.querySelector('#fleet-robots tr[data-robot="' + CSS.escape(run.robot) + '"]');
     if (!row) return;
@@ -38,7 +64,7 @@
     link.href = "/panel/logs?run_id=" + run.id;
     link.textContent = "#" + run.id;
     cells[0].appendChild(link);
-    cells[1].appendChild(badge(run.state, run.state));
+    stateCell(cells[1], run);
     cells[2].textContent = run.pid || "";
     cells[3].textContent = run.exit_code === null ? "" : String(run.exit_code);
     cells[4].textContent = time(run.started_at);
