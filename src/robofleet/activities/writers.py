@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ from robofleet.activities.store_ops import NewActivity
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, StoreUnavailable
 from robofleet.settings.model import StoreSettings
-from robofleet.store.batching import GroupCommitter
+from robofleet.store.batching import IDLE_CHECK_SECONDS, GroupCommitter
 from robofleet.store.engine import PG_TCP_OPTIONS
 
 
@@ -131,22 +132,37 @@ class _Channel:
         self.timeout = timeout
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
+        self._last_used = 0.0
 
     async def execute(self, statement: str, params: Any, *, rows: bool = False) -> list[Any]:
         async with self._lock:
             try:
-                if self._connection is None or self._connection.closed:
-                    self._connection = await psycopg.AsyncConnection.connect(
-                        self.conninfo, autocommit=True, row_factory=namedtuple_row
-                    )
+                connection = await self._usable()
                 # A server that stopped answering must not hold a submit or the sync worker for ever.
-                cursor = await asyncio.wait_for(self._connection.execute(statement, params), self.timeout)
+                cursor = await asyncio.wait_for(connection.execute(statement, params), self.timeout)
+                self._last_used = time.monotonic()
                 return await cursor.fetchall() if rows else []
             except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
                 raise  # the statement's own fault: the connection is fine
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 await self._drop()
                 raise StoreUnavailable(f"the store is unavailable: {str(exc).strip() or type(exc).__name__}") from exc
+
+    async def _usable(self) -> psycopg.AsyncConnection[Any]:
+        """The held connection; after a quiet spell it is pinged first (the database may have restarted
+        meanwhile, and a statement sent on a dead connection could not be safely sent again)."""
+        if self._connection is not None and not self._connection.closed:
+            if time.monotonic() - self._last_used < IDLE_CHECK_SECONDS:
+                return self._connection
+            try:
+                await asyncio.wait_for(self._connection.execute("SELECT 1"), self.timeout)
+                return self._connection
+            except (psycopg.Error, OSError, TimeoutError):
+                await self._drop()
+        self._connection = await psycopg.AsyncConnection.connect(
+            self.conninfo, autocommit=True, row_factory=namedtuple_row
+        )
+        return self._connection
 
     async def _drop(self) -> None:
         if self._connection is not None:
