@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -98,6 +99,9 @@ def create_app(context: AppContext, *, config_path: Path | None = None, registry
             with contextlib.suppress(StoreUnavailable):
                 await start_services(context, registry, hub)
         task = asyncio.create_task(run_services(context, registry, hub))
+        # Everything built at start (modules, routes, settings) lives as long as the process: out of the
+        # collector's sight, the full collections a busy server triggers stop walking it again and again.
+        gc.freeze()
         try:
             yield
         finally:
