@@ -37,8 +37,10 @@ def hub_of(ctx: AppContext) -> AgentHub:
     return ctx.hub
 
 
+# On the event loop, not in a worker thread: the loop changes the hub's agents as they come and go, and a thread
+# iterating them meanwhile fails ("dictionary changed size during iteration").
 @router.get("")
-def list_agents(
+async def list_agents(
     _: Principal = Depends(Require("agents:read")), ctx: AppContext = Depends(get_context)
 ) -> dict[str, Any]:
     """The connected agents (a paginated shape, though one page holds them all)."""
@@ -46,7 +48,7 @@ def list_agents(
 
 
 @router.get("/{name}")
-def get_agent(
+async def get_agent(
     name: str, _: Principal = Depends(Require("agents:read")), ctx: AppContext = Depends(get_context)
 ) -> dict[str, Any]:
     return hub_of(ctx).require(name).public()

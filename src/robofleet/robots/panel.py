@@ -78,7 +78,8 @@ def fleet_page(
     current: dict[str, dict[str, object]] = {}
     for run in runs:  # newest first: the first seen per robot is its latest
         current.setdefault(str(run["robot"]), run)
-    agents = [state.public() for state in ctx.hub.agents.values()] if ctx.hub else []
+    # A snapshot in one C call: this runs in a worker thread while the loop changes the hub's agents.
+    agents = [state.public() for state in list(ctx.hub.agents.values())] if ctx.hub else []
     return page(
         request, "fleet.html", principal, section="fleet", robots=robots, current=current, agents=agents, active=ACTIVE
     )

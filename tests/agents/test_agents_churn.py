@@ -1,0 +1,50 @@
+"""The agents list and the Fleet page while hundreds of agents connect and leave at once: every answer whole.
+
+Both read the hub's agents from a worker thread or the loop while the loop adds and removes them; iterating a
+dictionary that changes under a thread fails, which once answered 500 to the first listing during a fleet start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.serve import ServeProcess
+
+pytestmark = pytest.mark.slow
+AGENTS = 300
+
+
+async def one_agent(url: str, token: str, name: str, stay: float) -> None:
+    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=60) as ws:
+        hello = {"type": "hello", "name": name, "host": "churn", "os_user": "t", "os": "Linux", "python": "3"}
+        await ws.send(json.dumps({**hello, "capabilities": ["system"], "runs": []}))
+        await asyncio.sleep(stay)
+
+
+async def churn_while_listing(serve: ServeProcess, token: str, admin: str) -> list[int]:
+    url = serve.url.replace("http", "ws") + "/api/v1/agents/connect"
+    agents = [asyncio.create_task(one_agent(url, token, f"churn-{n}", stay=0.5 + (n % 7) * 0.2)) for n in range(AGENTS)]
+    statuses: list[int] = []
+    async with httpx.AsyncClient(base_url=serve.url, headers={"Authorization": f"Bearer {admin}"}) as http:
+        while not all(agent.done() for agent in agents):
+            for path in ("/api/v1/agents", "/panel/fleet"):
+                statuses.append((await http.get(path, timeout=30)).status_code)
+    await asyncio.gather(*agents)
+    return statuses
+
+
+def test_listing_agents_while_hundreds_connect_and_leave(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path).start(wait="/readyz")
+    try:
+        serve.cli("user", "create", "churner", "--role", "agent", "--password-stdin", stdin="churner-password\n")
+        statuses = asyncio.run(churn_while_listing(serve, serve.token("churner"), serve.token()))
+        assert len(statuses) >= 4 and set(statuses) == {200}, statuses
+        assert "unexpected error" not in serve.output()
+    finally:
+        serve.stop()
