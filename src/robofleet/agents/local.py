@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
 
 from robofleet.agents.hub import LOCAL, AgentHub, LocalLink
+from robofleet.agents.output import output_rows
 from robofleet.agents.processes import become_subreaper
 from robofleet.agents.worker import Worker
-from robofleet.logs.ingest import Row
 from robofleet.logs.service import LogService
 from robofleet.robots.models import ACTIVE
 from robofleet.robots.service import RobotsService
@@ -84,19 +83,7 @@ class LocalAgent:
         output = await asyncio.to_thread(self.worker.new_output)
         if not output.lines:
             return
-        now = datetime.now(UTC)
-        rows = [
-            Row(
-                now,
-                30 if line["stream"] == "stderr" else 20,
-                f"robot:{line['label'] or 'unknown'}",
-                line["run_id"],
-                line["line"],
-                {"stream": line["stream"], "offset": line["offset"]},
-                False,
-            )
-            for line in output.lines
-        ]
+        rows = output_rows(output.lines, LOCAL)
         try:
             await asyncio.wrap_future(self.logs.write(rows))
         except Exception:

@@ -20,9 +20,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from robofleet.agents.hub import AgentHub
+from robofleet.agents.output import output_rows
 from robofleet.auth.tokens import authenticate_token
 from robofleet.errors import RobofleetError, StoreUnavailable
-from robofleet.logs.ingest import Row
 from robofleet.logs.service import LogService
 from robofleet.web.context import context_of
 
@@ -161,20 +161,7 @@ async def handle(hub: AgentHub, logs: LogService, agent: str, message: dict[str,
         await hub.run_exited(agent, str(message["run_id"]), message.get("outcome", {}))
     elif message.get("type") == "output":
         lines = hub.stored_output.unseen(agent, list(message.get("lines", [])))
-        now = datetime.now(UTC)
-        rows = [
-            Row(
-                now,
-                30 if line["stream"] == "stderr" else 20,
-                f"robot:{line['label'] or 'unknown'}",
-                str(line["run_id"]),
-                str(line["line"]),
-                {"stream": line["stream"], "agent": agent}
-                | ({"offset": line["offset"]} if isinstance(line.get("offset"), int) else {}),
-                False,
-            )
-            for line in lines
-        ]
+        rows = output_rows(lines, agent)
         if rows:
             await asyncio.wrap_future(logs.write(rows))
             hub.stored_output.stored(agent, lines)
