@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,21 +25,12 @@ import pytest
 
 from tests.agents.proxy import FlakyProxy
 from tests.serve import ServeProcess
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 AGENT = "pc-net"
 HEARTBEAT = 0.5
 COUNTER = [sys.executable, str(Path(__file__).resolve().parents[2] / "examples" / "robots" / "counter.py")]
-
-
-def until(check: Callable[[], Any], seconds: float = 15, what: str = "the condition") -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
-        time.sleep(0.05)
 
 
 @dataclass

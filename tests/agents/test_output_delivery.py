@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,9 @@ import psycopg
 import pytest
 
 from tests.serve import ServeProcess
+from tests.waiting import until
+
+WAIT = 30  # seconds: these robots print megabytes
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "robots"
@@ -32,16 +35,6 @@ for n in range({LINES}):
 sys.stdout.flush()
 sys.stderr.write("done")
 """
-
-
-def until(check: Callable[[], Any], seconds: float = 30, what: str = "the condition") -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
-        time.sleep(0.05)
 
 
 def records(api: httpx.Client, run_id: int, robot: str) -> list[dict[str, Any]]:
@@ -68,7 +61,7 @@ def remote_agent(serve: ServeProcess, api: httpx.Client, state_dir: Path, name: 
     command = ["agent", "--server", serve.url, "--token", token, "--name", name, "--state-dir", str(state_dir)]
     agent = subprocess.Popen([sys.executable, "-m", "robofleet", *command], stdout=subprocess.DEVNULL)
     try:
-        until(lambda: name in [a["name"] for a in api.get("/api/v1/agents").json()["items"]], what="the agent")
+        until(lambda: name in [a["name"] for a in api.get("/api/v1/agents").json()["items"]], WAIT, "the agent")
         yield
     finally:
         agent.terminate()
@@ -92,7 +85,8 @@ def settle_a_chatty_run(tmp_path: Path, env: dict[str, str], agent: str) -> tupl
                 lambda: (
                     (r := api.get(f"/api/v1/runs/{run['id']}").json())["state"] not in ("starting", "running") and r
                 ),
-                what="the run to be settled",
+                WAIT,
+                "the run to be settled",
             )
             return settled, records(api, run["id"], "chatty")  # read at once: nothing may still be on its way
     finally:
@@ -146,16 +140,16 @@ def test_output_read_but_not_stored_when_serve_is_killed_is_read_again_after_its
         robot = {"name": "steady", "argv": COUNTER, "safe_stop_timeout": 5}
         assert api.post("/api/v1/robots", json=robot).status_code == 201
         run = api.post("/api/v1/robots/steady/start").json()
-        until(lambda: len(records(api, run["id"], "steady")) >= 20, what="the first lines")
+        until(lambda: len(records(api, run["id"], "steady")) >= 20, WAIT, "the first lines")
         with writes_blocked(store_url, tmp_path / "robofleet-data"):
             time.sleep(1.5)  # serve reads lines meanwhile; storing them waits for the lock
             serve.kill()
         serve.start(wait="/readyz")
         api = httpx.Client(base_url=serve.url, headers=api.headers, timeout=30)
         before = len(records(api, run["id"], "steady"))
-        until(lambda: len(records(api, run["id"], "steady")) >= before + 100, what="the lines of the lock and more")
+        until(lambda: len(records(api, run["id"], "steady")) >= before + 100, WAIT, "the lines of the lock and more")
         assert api.post(f"/api/v1/runs/{run['id']}/stop").status_code == 200
-        until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "stopped", what="the stop")
+        until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "stopped", WAIT, "the stop")
         numbers = [int(r["message"].removeprefix("count ")) for r in records(api, run["id"], "steady")]
     finally:
         serve.stop()
