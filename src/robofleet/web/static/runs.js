@@ -12,6 +12,27 @@
     return span;
   }
 
+  // A run's version is its number of transitions. The catch-up fetch can answer with a state older than one the
+  // stream has already shown (the fetch was answered before the change, the event arrived first): older loses.
+  const versions = new Map();
+  document.querySelectorAll("#runs tbody tr[data-version]").forEach(function (row) {
+    versions.set(row.id.slice(4), Number(row.dataset.version));
+  });
+  function fresh(run) {
+    const version = run.transitions.length;
+    const key = String(run.id);
+    if ((versions.get(key) || 0) > version) return false;
+    versions.set(key, version);
+    return true;
+  }
+
+  function show(run) {
+    if (!fresh(run)) return;
+    if (document.getElementById("fleet-robots")) onFleet(run);
+    const table = document.getElementById("runs");
+    if (table) onRobot(table, run);
+  }
+
   function time(value) { return value ? value.replace("T", " ").slice(0, 19) : ""; }
 
   // As the robot page renders it (robots/panel.py how_paused): its last "paused" transition says how.
@@ -42,7 +63,9 @@
 
   function onFleet(run) {
     const row = document.querySelector('#fleet-robots tr[data-robot="' + CSS.escape(run.robot) + '"]');
-    if (!row) return;
+    // The row shows the robot's latest run: an older run's news (a late catch-up) does not replace it.
+    if (!row || Number(row.dataset.run || 0) > run.id) return;
+    row.dataset.run = String(run.id);
     const active = ACTIVE.includes(run.state);
     row.querySelector('[data-field="run"]').textContent = active ? "#" + run.id : "";
     row.querySelector('[data-field="state"]').replaceChildren(badge(active ? run.state : "idle", run.state));
@@ -58,6 +81,7 @@
     const tr = document.createElement("tr");
     tr.id = "run-" + run.id;
     tr.dataset.state = run.state;
+    tr.dataset.version = String(run.transitions.length);
     const cells = [];
     for (let i = 0; i < 7; i++) { cells.push(document.createElement("td")); tr.appendChild(cells[i]); }
     const link = document.createElement("a");
@@ -86,10 +110,7 @@
     fetch("/api/v1/runs?" + query.toString(), { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.json() : { items: [] }; })
       .then(function (page) {
-        page.items.slice().reverse().forEach(function (run) {
-          if (document.getElementById("fleet-robots")) onFleet(run);
-          if (table) onRobot(table, run);
-        });
+        page.items.slice().reverse().forEach(show);
       });
   }
 
@@ -99,10 +120,7 @@
   });
   runs.addEventListener("error", function () { if (live) { live.textContent = "reconnecting…"; live.className = "badge warn"; } });
   runs.addEventListener("run", function (event) {
-    const run = JSON.parse(event.data);
-    if (document.getElementById("fleet-robots")) onFleet(run);
-    const table = document.getElementById("runs");
-    if (table) onRobot(table, run);
+    show(JSON.parse(event.data));
   });
 
   const output = document.getElementById("output");
