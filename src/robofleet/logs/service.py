@@ -10,18 +10,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from robofleet.auth.audit import record
 from robofleet.auth.principal import system_principal
 from robofleet.errors import Invalid
 from robofleet.logs import store_ops
 from robofleet.logs.ingest import Row, parse_batch
 from robofleet.logs.store_ops import Filters
+from robofleet.logs.writer import LogWriter
 from robofleet.settings.model import LogsSettings
 from robofleet.store import Store
 from robofleet.store.base import utcnow
-from robofleet.store.batching import GroupCommitter
 from robofleet.store.pagination import decode_cursor, encode_cursor
 from robofleet.web.events import EventHub
 
@@ -45,9 +43,7 @@ class LogService:
         self.store = store
         self.settings = settings
         self.hub = hub
-        # Senders' batches arrive a few ms apart after each commit; waiting that long lets one transaction carry
-        # several of them, which matters on PostgreSQL where each transaction costs a few round trips.
-        self.committer = GroupCommitter(store, name="logs-commit", linger=0.004)
+        self.writer = LogWriter(store, on_written=self._announce)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._handler: logging.Handler | None = None
@@ -70,44 +66,51 @@ class LogService:
             self._handler = None
         if self._housekeeping is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self._housekeeping.cancel)
-        self.committer.close()
+        self.writer.close()
 
     # ---- writing -----------------------------------------------------------------------------------------
 
     def ingest(self, records: list[Any]) -> Future[IngestResult]:
         """Validate each record and store the good ones; the future resolves once they are durable.
 
-        Validation runs on the writer thread, inside the group commit: one thread doing the Python work of
-        ingest keeps it from contending for the GIL with a pool of parser threads."""
+        Validation runs on a writer lane, which overlaps it with the other lane's database work; the event loop
+        only reads the body."""
         if len(records) > self.settings.max_batch:
             raise Invalid(
                 f"{len(records)} records in one batch; the limit is logs.max_batch = {self.settings.max_batch}",
                 details={"max_batch": self.settings.max_batch},
             )
         now = utcnow()
-        parsed: list[Row] = []
+        rejected: list[dict[str, Any]] = []
 
-        def work(session: Session) -> IngestResult:
-            rows, rejected = parse_batch(records, now=now, max_message_bytes=self.settings.max_message_bytes)
-            parsed.extend(rows)
-            return IngestResult(len(rows), rejected, store_ops.insert_rows(session, rows))
+        def prepare() -> list[Row]:
+            rows, refused = parse_batch(records, now=now, max_message_bytes=self.settings.max_message_bytes)
+            rejected.extend(refused)
+            return rows
 
-        future = self.committer.submit(work)
-        future.add_done_callback(lambda done: self._announce(parsed, done, lambda result: result.ids))
-        return future
+        answer: Future[IngestResult] = Future()
+
+        def stored(done: Future[list[int]]) -> None:
+            error = done.exception()
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                ids = done.result()
+                answer.set_result(IngestResult(len(ids), rejected, ids))
+
+        self.writer.submit(prepare).add_done_callback(stored)
+        return answer
 
     def write(self, rows: list[Row]) -> Future[list[int]]:
-        """Queue rows for the next group commit; the future gives their ids once durable."""
-        future = self.committer.submit(lambda session: store_ops.insert_rows(session, rows))
-        future.add_done_callback(lambda done: self._announce(rows, done, lambda ids: ids))
-        return future
+        """Queue rows for the next write; the future gives their ids once durable."""
+        return self.writer.submit(lambda: rows)
 
-    def _announce(self, rows: list[Row], done: Future[Any], ids_of: Callable[[Any], list[int]]) -> None:
-        if done.exception() is not None or self.loop is None or not self.hub.has_subscribers(TOPIC):
+    def _announce(self, rows: list[Row], ids: list[int]) -> None:
+        """Called by the writer in id order, once the rows are durable."""
+        if self.loop is None or not self.hub.has_subscribers(TOPIC):
             return
-        records = [record_of(new_id, row) for new_id, row in zip(ids_of(done.result()), rows, strict=True)]
-        if records:
-            self.loop.call_soon_threadsafe(self.hub.publish, TOPIC, {"records": records})
+        records = [record_of(new_id, row) for new_id, row in zip(ids, rows, strict=True)]
+        self.loop.call_soon_threadsafe(self.hub.publish, TOPIC, {"records": records})
 
     # ---- reading -----------------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Every statement on the log table: bulk insert (COPY on PostgreSQL), filtered keyset queries with full-text
-search (FTS5 on SQLite, the block word index of `blocks` on PostgreSQL), and retention deletes in small batches."""
+"""Every statement on the log table but the writes (`writer`): filtered keyset queries with full-text search
+(FTS5 on SQLite, the block word index of `blocks` on PostgreSQL), and retention deletes in small batches."""
 
 from __future__ import annotations
 
@@ -13,80 +13,11 @@ from sqlalchemy import ColumnElement, Connection, Table, func, literal_column, s
 from sqlalchemy.orm import Session
 
 from robofleet.logs import blocks
-from robofleet.logs.ingest import Row
 from robofleet.logs.models import LogRecord
-from robofleet.logs.words import array_literal, contains_all, indexed_words, words_of
+from robofleet.logs.words import contains_all, words_of
 
 TABLE: Table = LogRecord.__table__  # type: ignore[assignment]
 COLUMNS = ("time", "level", "source", "run_id", "message", "fields", "truncated")
-
-
-def insert_rows(session: Session, rows: list[Row]) -> list[int]:
-    """Insert in one go and return the new ids, in order."""
-    if not rows:
-        return []
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        return _copy_rows(connection, rows)
-    return _sqlite_rows(connection, rows)
-
-
-def _sqlite_rows(connection: Connection, rows: list[Row]) -> list[int]:
-    # The DB-API directly, in the format SQLAlchemy's SQLite DATETIME/JSON types read back: on this hot path
-    # their per-value processing costs more than SQLite itself.
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    cursor.executemany(
-        "INSERT INTO log_records (time, level, source, run_id, message, fields, truncated) VALUES (?,?,?,?,?,?,?)",
-        [
-            (
-                # Rows hold UTC times (ingest.parse_time); the format SQLAlchemy writes and compares against.
-                r.time.replace(tzinfo=None).isoformat(" ", timespec="microseconds"),
-                r.level,
-                r.source,
-                r.run_id,
-                r.message,
-                json.dumps(r.fields) if r.fields else "{}",
-                int(r.truncated),
-            )
-            for r in rows
-        ],
-    )
-    # One executemany in one write transaction with AUTOINCREMENT: the ids are contiguous, ending at the last.
-    last = int(cursor.execute("SELECT last_insert_rowid()").fetchone()[0])
-    first = last - len(rows) + 1
-    # Indexing the batch in one statement is ~10x faster than a trigger per row.
-    cursor.execute(
-        "INSERT INTO log_fts(rowid, message) SELECT id, message FROM log_records WHERE id BETWEEN ? AND ?",
-        (first, last),
-    )
-    cursor.close()
-    return list(range(first, last + 1))
-
-
-def _copy_rows(connection: Connection, rows: list[Row]) -> list[int]:
-    from psycopg.types.json import Json
-
-    raw = connection.connection.driver_connection
-    assert raw is not None
-    pieces = [rows[start : start + blocks.BLOCK_ROWS] for start in range(0, len(rows), blocks.BLOCK_ROWS)]
-    ids: list[int] = []
-    with raw.cursor() as cursor:
-        numbers = []
-        for piece in pieces:  # the block's words first: its number comes back with them, one round trip
-            cursor.execute(
-                "INSERT INTO log_fts_blocks (id, words) VALUES (nextval('log_fts_block_seq'), %s) RETURNING id",
-                (array_literal(indexed_words(r.message for r in piece)),),
-            )
-            numbers.append(int(cursor.fetchone()[0]))
-        with cursor.copy(f"COPY log_records (id, {', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for number, piece in zip(numbers, pieces, strict=True):
-                new_id = blocks.first_id(number)
-                for r in piece:
-                    fields = Json(r.fields) if r.fields else "{}"
-                    copy.write_row((new_id, r.time, r.level, r.source, r.run_id, r.message, fields, r.truncated))
-                    ids.append(new_id)
-                    new_id += 1
-    return ids
 
 
 @dataclass(frozen=True)
