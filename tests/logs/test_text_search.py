@@ -138,3 +138,48 @@ def test_records_stored_before_the_block_index_are_found_after_the_migration(sto
         assert [item["id"] for item in found] == [newer[0][0], 5999, 5]
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_number_among_thousands_of_consecutive_ones_is_found_exactly(store: Store) -> None:
+    service = LogService(store, LogsSettings(), EventHub())
+    try:
+        stored = store_batches(
+            service, [[f"order {100_000 + n} paid" for n in range(start, start + 500)] for start in range(0, 3000, 500)]
+        )
+        by_message = {message: record_id for record_id, message in stored}
+        for number in (100_000, 101_234, 102_999):
+            found = service.search(Filters(text=f"{number}"), limit=10, cursor=None, order="desc")["items"]
+            assert [item["id"] for item in found] == [by_message[f"order {number} paid"]]
+        assert service.search(Filters(text="10123"), limit=10, cursor=None, order="desc")["items"] == []
+        assert service.search(Filters(text="103000"), limit=10, cursor=None, order="desc")["items"] == []
+        if store.dialect == "postgresql":  # consecutive numbers share their keys: a block holds few
+            with store.connection() as connection:
+                sizes = connection.execute(text("SELECT cardinality(words) FROM log_fts_blocks")).scalars().all()
+            assert max(sizes) == 52, sizes  # 500 numbers: 50 keys (a prefix of 5 and a length), and 2 words
+    finally:
+        service.stop()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_blocks_indexed_with_whole_numbers_are_indexed_again_by_the_migration(store: Store) -> None:
+    from alembic import command
+
+    service = LogService(store, LogsSettings(), EventHub())
+    try:
+        stored = store_batches(service, [[f"invoice {n} sent" for n in range(9_990_000, 9_990_300)]])
+    finally:
+        service.stop()
+    config = alembic_config(store.engine)
+    command.downgrade(config, "0007")
+    with store.connection() as connection:
+        assert connection.execute(text("SELECT bool_or('9990123' = ANY(words)) FROM log_fts_blocks")).scalar_one()
+    command.upgrade(config, "head")
+    with store.connection() as connection:
+        assert connection.execute(text("SELECT bool_or('99901~7' = ANY(words)) FROM log_fts_blocks")).scalar_one()
+    service = LogService(store, LogsSettings(), EventHub())
+    try:
+        found = service.search(Filters(text="9990123"), limit=10, cursor=None, order="desc")["items"]
+        assert [item["id"] for item in found] == [dict((m, i) for i, m in stored)["invoice 9990123 sent"]]
+    finally:
+        service.stop()

@@ -17,6 +17,12 @@ _ASCII_SEPARATORS = str.maketrans(
 )
 # GIN keys must stay well under a page; longer words are indexed by their prefix (rechecks compare them whole).
 INDEXED_LENGTH = 64
+# A word with a digit that is longer than this (a counter, an order number, a hex id) is indexed by its first
+# NUMBERED_PREFIX characters and its length. Log lines are full of such words, nearly each one new: as keys of
+# their own they made the index grow by a key per record, and ingest slow down as it grew. Consecutive numbers
+# share a key instead; a search for one still finds few blocks, and the recheck compares whole words.
+NUMBERED_PREFIX = 5
+_HAS_DIGIT = re.compile(r"\d").search
 
 
 def _words(lowered: str) -> Iterable[str]:
@@ -30,8 +36,14 @@ def words_of(text: str) -> list[str]:
     return list(dict.fromkeys(_words(text.lower())))
 
 
+def index_key(word: str) -> str:
+    if len(word) > NUMBERED_PREFIX and _HAS_DIGIT(word):
+        return f"{word[:NUMBERED_PREFIX]}~{len(word)}"  # "~" is no word character: no word has this key
+    return word if len(word) <= INDEXED_LENGTH else word[:INDEXED_LENGTH]
+
+
 def _keys(words: Iterable[str]) -> list[str]:
-    return sorted({word if len(word) <= INDEXED_LENGTH else word[:INDEXED_LENGTH] for word in words})
+    return sorted({index_key(word) for word in words})
 
 
 def indexed_words(messages: Iterable[str]) -> list[str]:
@@ -44,8 +56,8 @@ def query_keys(words: list[str]) -> list[str]:
 
 
 def array_literal(keys: list[str]) -> str:
-    """PostgreSQL's text form of a text[] of keys. Keys are \\w runs: no quote, backslash, comma or brace to
-    escape; each is quoted so that a word like "null" stays a word."""
+    """PostgreSQL's text form of a text[] of keys. Keys are \\w runs (or a prefix, "~" and a length): no quote,
+    backslash, comma or brace to escape; each is quoted so that a word like "null" stays a word."""
     return '{"' + '","'.join(keys) + '"}' if keys else "{}"
 
 

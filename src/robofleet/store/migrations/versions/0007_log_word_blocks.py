@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-from robofleet.logs.words import array_literal, indexed_words
+from robofleet.logs import blocks
 
 revision = "0007"
 down_revision = "0006"
@@ -34,36 +34,12 @@ def upgrade() -> None:
     op.execute(f"CREATE SEQUENCE log_fts_block_seq START WITH {(int(top) >> BLOCK_BITS) + 1}")
     op.execute("CREATE TABLE log_fts_blocks (id bigint PRIMARY KEY, words text[] NOT NULL)")
     # Records already stored keep their ids: they are indexed by the block their id falls in.
-    block: int | None = None
-    messages: list[str] = []
-    last = -1
-    while True:
-        rows = connection.execute(
-            text("SELECT id, message FROM log_records WHERE id > :last ORDER BY id LIMIT 10000"), {"last": last}
-        ).all()
-        for record_id, message in rows:
-            if block is not None and record_id >> BLOCK_BITS != block:
-                _add_block(connection, block, messages)
-                messages = []
-            block = record_id >> BLOCK_BITS
-            messages.append(message)
-        if len(rows) < 10_000:
-            break
-        last = rows[-1][0]
-    if block is not None:
-        _add_block(connection, block, messages)
+    blocks.rebuild(connection)
     op.execute("CREATE INDEX log_fts_blocks_words ON log_fts_blocks USING gin (words)")
     op.execute("DROP INDEX IF EXISTS ix_log_records_message_fts")
     op.execute("DROP INDEX ix_log_records_time")
     # Records arrive roughly in time order: a BRIN index answers time ranges at a tiny fraction of a B-tree's cost.
     op.execute("CREATE INDEX ix_log_records_time ON log_records USING brin (time)")
-
-
-def _add_block(connection: object, block: int, messages: list[str]) -> None:
-    connection.execute(  # type: ignore[attr-defined]
-        text("INSERT INTO log_fts_blocks (id, words) VALUES (:id, CAST(:words AS text[]))"),
-        {"id": block, "words": array_literal(indexed_words(messages))},
-    )
 
 
 def downgrade() -> None:
