@@ -166,7 +166,7 @@ class LogWriter:
                 if error is not None:
                     lane.rollback()
                     if not isinstance(_unavailable(error), StoreUnavailable) and len(ready) > 1:
-                        ready = lane.one_by_one(ready)  # under the same numbers: still in id order
+                        ready = lane.one_by_one(ready, error)  # under the same numbers: still in id order
                         error = None
             elif error is not None and not isinstance(_unavailable(error), StoreUnavailable) and len(ready) > 1:
                 ready = lane.one_by_one_sqlite(ready)
@@ -267,12 +267,16 @@ class _Lane:
         if self._connection is not None and (self._connection.invalidated or self._connection.closed):
             self._drop()
 
-    def one_by_one(self, jobs: list[_Job]) -> list[_Job]:
-        """Each job alone in a savepoint, with the numbers it was given: a failure costs that job only."""
+    def one_by_one(self, jobs: list[_Job], error: BaseException) -> list[_Job]:
+        """Each job alone in a savepoint, with the numbers it was given: a failure costs that job only. Jobs that
+        got no numbers (the reservation itself failed) fail with `error`."""
         written: list[_Job] = []
         try:
             connection = self._begin()
             for job in jobs:
+                if len(job.numbers) != _blocks_needed(job):
+                    _settle(job.future, exception=error)
+                    continue
                 savepoint = connection.begin_nested()
                 try:
                     self.copy([job])
