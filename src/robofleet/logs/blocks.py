@@ -1,32 +1,76 @@
-"""PostgreSQL's full-text index for logs: one row of distinct words per block of records.
+"""The log table's one secondary index, on both stores: a summary row per block of records.
 
-A record's id is `block << BLOCK_BITS | place`, so a block's records are one id range. Ingest writes a block's
-words once (a GIN key per distinct word of the block, not per word of every record); a search finds the blocks
-holding every word of the query, newest (or oldest) first, reads their ranges with the other filters, and
-rechecks each record with `words.contains_all`, the rule the live tail uses too.
+A record's id is `block << BLOCK_BITS | place`, so a block's records are one id range. A block is written once,
+with the records of one write: its keys (the distinct words of its messages, and a key for each source, run id
+and level it holds; `words`) and the span of its records' times. Ingest thus maintains one index entry per
+distinct key of a block instead of an entry per record in each of four indexes (time, source, run, full text):
+that per-record upkeep was most of the stores' cost of a record.
+
+A query with a word, an exact source, a run id, a minimum level or a time range finds the blocks that may hold
+a match (PostgreSQL: a GIN index over the keys; SQLite: FTS5 over them), newest (or oldest) first, reads their
+id ranges with every filter in SQL, and rechecks the words of each record with `words.contains_all`, the rule
+the live tail uses too.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Column, ColumnElement, Connection, MetaData, Table, Text, or_, select, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    or_,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from robofleet.logs.words import array_literal, contains_all, indexed_words, query_keys
+from robofleet.logs.words import (
+    array_literal,
+    contains_all,
+    indexed_words,
+    level_keys,
+    min_level_key,
+    query_keys,
+    run_key,
+    source_key,
+)
+from robofleet.store.base import UTCDateTime
+
+if TYPE_CHECKING:
+    from robofleet.logs.ingest import Row
+    from robofleet.logs.store_ops import Filters
 
 BLOCK_BITS = 12
 BLOCK_ROWS = 1 << BLOCK_BITS
 # How many blocks each round reads: few first (a common word fills a page from one block), more when sparse.
 ROUND_BLOCKS = (1, 4, 16, 64)
+# Candidate blocks fetched at a time: a filter every block passes must not fetch all of them for one page.
+CANDIDATES = 4096
 # A search that has rechecked this many records without filling its page answers what it found and a cursor
 # to go on from: a query whose words are each common but rarely together must not hold a connection for long.
 SCAN_BUDGET = 100_000
 
-# Kept apart from the ORM metadata: like SQLite's FTS5 table, it exists on one dialect only.
-BLOCKS = Table("log_fts_blocks", MetaData(), Column("id", BigInteger, primary_key=True), Column("words", ARRAY(Text)))
+# Kept apart from the ORM metadata: like SQLite's FTS5 table over its keys, its types differ by dialect.
+BLOCKS = Table(
+    "log_fts_blocks",
+    MetaData(),
+    Column("id", BigInteger, primary_key=True),
+    Column("words", Text().with_variant(ARRAY(Text), "postgresql")),  # SQLite: the keys separated by spaces
+    Column("min_time", UTCDateTime()),
+    Column("max_time", UTCDateTime()),
+)
 
 
 def block_of(record_id: int) -> int:
@@ -37,9 +81,90 @@ def first_id(block: int) -> int:
     return block << BLOCK_BITS
 
 
-def rebuild(connection: Connection, keys_of: Callable[[list[str]], list[str]] = indexed_words) -> None:
-    """Index the words of every stored record by the block its id falls in (migrations: when the records were
-    stored before the block index, or when the words' keys change)."""
+# ---- writing ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A block of a write: rows [start, start + count) of it."""
+
+    start: int
+    count: int
+    words: str  # in the dialect's form: a text[] literal (PostgreSQL), keys separated by spaces (SQLite)
+    min_time: datetime
+    max_time: datetime
+
+
+def keys_of(rows: Sequence[Row]) -> list[str]:
+    keys = set(indexed_words(row.message for row in rows))
+    keys.update(source_key(source) for source in {row.source for row in rows})
+    keys.update(run_key(run_id) for run_id in {row.run_id for row in rows} if run_id is not None)
+    keys.update(level_keys(max(row.level for row in rows)))
+    return sorted(keys)
+
+
+def words_value(keys: list[str], dialect: str) -> str:
+    return array_literal(keys) if dialect == "postgresql" else " ".join(keys)
+
+
+def summarize(rows: Sequence[Row], dialect: str) -> list[Summary]:
+    """The blocks of one write, BLOCK_ROWS rows each but the last: row i has id first_id(numbers[i >> BLOCK_BITS])
+    + (i & (BLOCK_ROWS - 1)), whatever block numbers the write was given."""
+    found = []
+    for start in range(0, len(rows), BLOCK_ROWS):
+        part = rows[start : start + BLOCK_ROWS]
+        times = [row.time for row in part]
+        found.append(Summary(start, len(part), words_value(keys_of(part), dialect), min(times), max(times)))
+    return found
+
+
+def ids_of(numbers: Sequence[int], count: int) -> list[int]:
+    return [first_id(numbers[index >> BLOCK_BITS]) + (index & (BLOCK_ROWS - 1)) for index in range(count)]
+
+
+def rebuild(connection: Connection) -> None:
+    """Summarize every stored record by the block its id falls in (migrations: when the records were stored
+    before this index, or when its keys change)."""
+    from robofleet.logs.ingest import Row
+
+    dialect = connection.dialect.name
+    words = "CAST(:words AS text[])" if dialect == "postgresql" else ":words"
+    upsert = text(
+        f"INSERT INTO log_fts_blocks (id, words, min_time, max_time) VALUES (:id, {words}, :min_time, :max_time) "  # noqa: S608
+        "ON CONFLICT (id) DO UPDATE SET words = EXCLUDED.words, min_time = EXCLUDED.min_time, "
+        "max_time = EXCLUDED.max_time"
+    ).bindparams(bindparam("min_time", type_=UTCDateTime()), bindparam("max_time", type_=UTCDateTime()))
+    records = text(
+        "SELECT id, time, level, source, run_id, message FROM log_records WHERE id > :last ORDER BY id LIMIT 10000"
+    ).columns(time=UTCDateTime())
+    block: int | None = None
+    rows: list[Row] = []
+    last = -1
+
+    def store() -> None:
+        if block is not None and rows:
+            (summary,) = summarize(rows, dialect)
+            connection.execute(
+                upsert,
+                {"id": block, "words": summary.words, "min_time": summary.min_time, "max_time": summary.max_time},
+            )
+
+    while True:
+        found = connection.execute(records, {"last": last}).all()
+        for record_id, time, level, source, run_id, message in found:
+            if block is not None and block_of(record_id) != block:
+                store()
+                rows = []
+            block = block_of(record_id)
+            rows.append(Row(time, level, source, run_id, message, {}, False))
+        if len(found) < 10_000:
+            break
+        last = found[-1][0]
+    store()
+
+
+def rebuild_words(connection: Connection, keys_of: Callable[[list[str]], list[str]] = indexed_words) -> None:
+    """PostgreSQL before revision 0009: a block row held the keys of its messages' words only (0007, 0008)."""
     block: int | None = None
     messages: list[str] = []
     last = -1
@@ -49,7 +174,7 @@ def rebuild(connection: Connection, keys_of: Callable[[list[str]], list[str]] = 
         ).all()
         for record_id, message in rows:
             if block is not None and block_of(record_id) != block:
-                _store_block(connection, block, keys_of(messages))
+                _store_words(connection, block, keys_of(messages))
                 messages = []
             block = block_of(record_id)
             messages.append(message)
@@ -57,10 +182,10 @@ def rebuild(connection: Connection, keys_of: Callable[[list[str]], list[str]] = 
             break
         last = rows[-1][0]
     if block is not None:
-        _store_block(connection, block, keys_of(messages))
+        _store_words(connection, block, keys_of(messages))
 
 
-def _store_block(connection: Connection, block: int, keys: list[str]) -> None:
+def _store_words(connection: Connection, block: int, keys: list[str]) -> None:
     connection.execute(
         text(
             "INSERT INTO log_fts_blocks (id, words) VALUES (:id, CAST(:words AS text[])) "
@@ -70,14 +195,87 @@ def _store_block(connection: Connection, block: int, keys: list[str]) -> None:
     )
 
 
+# ---- reading ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a block must have to hold a match: every key, and times reaching into [since, until)."""
+
+    keys: list[str]
+    since: datetime | None
+    until: datetime | None
+
+
+def selection_of(filters: Filters) -> Selection | None:
+    """None when no filter narrows the blocks (a source glob does not: it is checked record by record)."""
+    keys = query_keys(filters.words)
+    if filters.run_id is not None:
+        keys.append(run_key(filters.run_id))
+    if filters.source and not any(char in filters.source for char in "*?"):
+        keys.append(source_key(filters.source))
+    level = min_level_key(filters.min_level) if filters.min_level is not None else None
+    if level is not None:
+        keys.append(level)
+    if not keys and filters.since is None and filters.until is None:
+        return None
+    return Selection(keys, filters.since, filters.until)
+
+
+def _fts5_query(keys: list[str]) -> str:
+    return " AND ".join('"' + key.replace('"', '""') + '"' for key in keys)
+
+
+def _candidates(connection: Connection, selection: Selection, *, ascending: bool, bound: int | None) -> list[int]:
+    """Up to CANDIDATES block numbers that may hold a match, in order, past `bound` (a block number)."""
+    where: list[ColumnElement[bool]] = []
+    if selection.since is not None:
+        where.append(BLOCKS.c.max_time >= selection.since)
+    if selection.until is not None:
+        where.append(BLOCKS.c.min_time < selection.until)
+    if bound is not None:
+        where.append(BLOCKS.c.id >= bound if ascending else BLOCKS.c.id <= bound)
+    if connection.dialect.name == "postgresql":
+        if selection.keys:
+            where.append(type_coerce(BLOCKS.c.words, ARRAY(Text)).contains(selection.keys))
+        # Materialized, so that the key index finds the blocks: asked for "newest first, a few", the planner
+        # walks the primary key backwards instead and unpacks every block's keys until enough match (~100 ms on
+        # a million records for a rare word).
+        matching = select(BLOCKS.c.id).where(*where).cte("matching").prefix_with("MATERIALIZED")
+        order = matching.c.id.asc() if ascending else matching.c.id.desc()
+        return list(connection.execute(select(matching.c.id).order_by(order).limit(CANDIDATES)).scalars())
+    if selection.keys:
+        fts = (
+            text("SELECT rowid AS id FROM log_fts_words WHERE log_fts_words MATCH :match")
+            .bindparams(match=_fts5_query(selection.keys))
+            .columns(BLOCKS.c.id)
+        )
+        where.append(BLOCKS.c.id.in_(fts.subquery().select()))
+    order = BLOCKS.c.id.asc() if ascending else BLOCKS.c.id.desc()
+    return list(connection.execute(select(BLOCKS.c.id).where(*where).order_by(order).limit(CANDIDATES)).scalars())
+
+
 def _like_word(word: str) -> str:
     return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _blocks_in_order(
+    connection: Connection, selection: Selection, *, ascending: bool, start: int | None
+) -> Iterator[int]:
+    bound = start
+    while True:
+        numbers = _candidates(connection, selection, ascending=ascending, bound=bound)
+        yield from numbers
+        if len(numbers) < CANDIDATES:
+            return
+        bound = numbers[-1] + 1 if ascending else numbers[-1] - 1
 
 
 def search(
     connection: Connection,
     table: Table,
     conditions: Sequence[ColumnElement[bool]],
+    selection: Selection,
     words: list[str],
     *,
     after: int | None,
@@ -86,35 +284,33 @@ def search(
     limit: int,
     scan_budget: int = SCAN_BUDGET,
 ) -> tuple[list[Any], int | None]:
-    """Up to `limit` records holding every word, past `after` / before `before`, in id order; and, when the scan
-    budget ran out first, the exclusive bound to resume from (None when the result is complete)."""
-    keys = query_keys(words)
-    # A cheap prefilter in SQL where PostgreSQL and Python surely agree on case (ASCII); the recheck decides.
-    prefilter = [table.c.message.ilike(_like_word(word), escape="\\") for word in words if word.isascii()]
-    matching = select(BLOCKS.c.id).where(BLOCKS.c.words.contains(keys))
+    """Up to `limit` matching records past `after` / before `before`, in id order; and, when the scan budget ran
+    out first, the exclusive bound to resume from (None when the result is complete). `conditions` are every
+    filter but the words, in SQL."""
+    postgres = connection.dialect.name == "postgresql"
+    # A cheap prefilter in SQL where the database and Python surely agree on case (ASCII); the recheck decides.
+    # (SQLite's LIKE ignores ASCII case already.)
+    like = table.c.message.ilike if postgres else table.c.message.like
+    prefilter = [like(_like_word(word), escape="\\") for word in words if word.isascii()]
+    start = None
     if ascending and after is not None:
-        matching = matching.where(BLOCKS.c.id >= block_of(after + 1))
+        start = block_of(after + 1)
     if not ascending and before is not None:
-        matching = matching.where(BLOCKS.c.id <= block_of(before - 1))
-    # Materialized, so that the word index finds the blocks: asked for "newest first, a few", the planner walks
-    # the primary key backwards instead and unpacks every block's words until enough match (~100 ms on a
-    # million records for a rare word). Block numbers are small: all of them at once, then read in rounds.
-    candidates = matching.cte("matching").prefix_with("MATERIALIZED")
-    order = candidates.c.id.asc() if ascending else candidates.c.id.desc()
-    numbers = list(connection.execute(select(candidates.c.id).order_by(order)).scalars())
+        start = block_of(before - 1)
+    candidates = _blocks_in_order(connection, selection, ascending=ascending, start=start)
     found: list[Any] = []
     scanned = 0
-    position = 0
+    pending: list[int] = []
     for round_number in itertools.count():
-        # Blocks already read to their end (the bound moved past them) are skipped.
-        if ascending:
-            while after is not None and position < len(numbers) and numbers[position] < block_of(after + 1):
-                position += 1
-        else:
-            while before is not None and position < len(numbers) and numbers[position] > block_of(before - 1):
-                position += 1
         count = ROUND_BLOCKS[min(round_number, len(ROUND_BLOCKS) - 1)]
-        blocks = numbers[position : position + count]
+        # Blocks already read to their end (the bound moved past them) are skipped.
+        pending = [
+            number
+            for number in pending
+            if (after is None or number >= block_of(after + 1)) and (before is None or number <= block_of(before - 1))
+        ]
+        pending.extend(itertools.islice(candidates, max(0, count - len(pending))))
+        blocks = pending[:count]
         if not blocks:
             return found, None
         ranges = or_(*(table.c.id.between(first_id(b), first_id(b + 1) - 1) for b in blocks))

@@ -1,11 +1,12 @@
-"""The log table. `id` only grows, so a tail can resume after the last id it saw."""
+"""The log table. `id` only grows, so a tail can resume after the last id it saw. Its one secondary index is the
+block summaries of `blocks` (migration 0009)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from robofleet.store.base import Base, UTCDateTime
@@ -18,12 +19,7 @@ LEVEL_NAMES = {number: name for name, number in LEVELS.items()}
 
 class LogRecord(Base):
     __tablename__ = "log_records"
-    __table_args__ = (
-        Index("ix_log_records_time", "time", postgresql_using="brin"),
-        Index("ix_log_records_run_id_id", "run_id", "id"),
-        Index("ix_log_records_source_id", "source", "id"),
-        {"sqlite_autoincrement": True},  # ids never reused, even after retention empties the table
-    )
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused, even after retention empties the table
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     time: Mapped[datetime] = mapped_column(UTCDateTime)
     level: Mapped[int] = mapped_column(SmallInteger)

@@ -212,11 +212,22 @@ class LogService:
     # ---- retention -----------------------------------------------------------------------------------------
 
     def housekeeping(self, now: datetime | None = None) -> dict[str, int]:
-        """Delete records past `retention_days`, then the oldest beyond `max_rows`, a small batch per
-        transaction so writers never wait long."""
+        """Delete records past `retention_days` (a block of at most 4,096 per transaction, found through the
+        block summaries' time spans), then the oldest beyond `max_rows` (5,000 per transaction): writers never
+        wait long."""
         now = now or utcnow()
         cutoff = now - timedelta(days=self.settings.retention_days)
-        expired = self._delete_batches(lambda session: store_ops.delete_older_than(session, cutoff, RETENTION_BATCH))
+        expired = 0
+        after = -1
+        while True:
+            with self.store.transaction() as session:
+                found = store_ops.blocks_older_than(session, cutoff, after)
+            for block in found:
+                with self.store.transaction() as session:
+                    expired += store_ops.expire_block(session, block, cutoff)
+            if not found:
+                break
+            after = found[-1]
         with self.store.transaction() as session:
             below = store_ops.id_keeping_newest(session, self.settings.max_rows)
         excess = 0

@@ -1,5 +1,5 @@
-"""Every statement on the log table but the writes (`writer`): filtered keyset queries with full-text search
-(FTS5 on SQLite, the block word index of `blocks` on PostgreSQL), and retention deletes in small batches."""
+"""Every statement on the log table but the writes (`writer`): filtered keyset queries (through the block
+summaries of `blocks` whenever a filter narrows the blocks), and retention deletes in small batches."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, func, literal_column, select, text
+from sqlalchemy import ColumnElement, Connection, Table, func, select
 from sqlalchemy.orm import Session
 
 from robofleet.logs import blocks
@@ -55,15 +55,10 @@ def glob_to_like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-def fts5_query(words: list[str]) -> str:
-    """Every word must appear; each is quoted, so FTS5 operators in user text are just words."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
-
-
 def conditions(
     filters: Filters, dialect: str, *, after: int | None = None, before: int | None = None
 ) -> list[ColumnElement[bool]]:
-    """The filters as SQL, but for full text on PostgreSQL (the block index answers that: `fetch`)."""
+    """The filters as SQL, but for the words (the block index and a recheck answer those: `blocks.search`)."""
     found: list[ColumnElement[bool]] = []
     if filters.since is not None:
         found.append(TABLE.c.time >= filters.since)
@@ -82,13 +77,6 @@ def conditions(
         found.append(TABLE.c.id > after)
     if before is not None:
         found.append(TABLE.c.id < before)
-    if dialect == "sqlite" and filters.words:
-        fts = (
-            text("SELECT rowid FROM log_fts WHERE log_fts MATCH :match")
-            .bindparams(match=fts5_query(filters.words))
-            .columns(literal_column("rowid"))
-        )
-        found.append(TABLE.c.id.in_(fts.subquery().select()))
     return found
 
 
@@ -102,15 +90,16 @@ def fetch(
     limit: int = 100,
     scan_budget: int = blocks.SCAN_BUDGET,
 ) -> tuple[list[Any], int | None]:
-    """Matching records in id order, and where to resume when a PostgreSQL text search stopped at its scan
+    """Matching records in id order, and where to resume when a search through the blocks stopped at its scan
     budget before filling `limit` (None: nothing more to look at past the last record given)."""
     dialect = connection.dialect.name
-    if dialect == "postgresql" and filters.words:
-        where = conditions(filters, dialect)
+    selection = blocks.selection_of(filters)
+    if selection is not None:
         return blocks.search(
             connection,
             TABLE,
-            where,
+            conditions(filters, dialect),
+            selection,
             filters.words,
             after=after,
             before=before,
@@ -123,10 +112,25 @@ def fetch(
     return list(connection.execute(stmt).all()), None
 
 
-def delete_older_than(session: Session, cutoff: datetime, batch: int) -> int:
-    ids = select(TABLE.c.id).where(TABLE.c.time < cutoff).order_by(TABLE.c.id).limit(batch).scalar_subquery()
-    result = session.connection().execute(TABLE.delete().where(TABLE.c.id.in_(ids)))
-    return int(result.rowcount or 0)
+def blocks_older_than(session: Session, cutoff: datetime, after: int, count: int = 64) -> list[int]:
+    """Blocks, in order past `after`, that hold a record older than `cutoff`."""
+    query = select(blocks.BLOCKS.c.id).where(blocks.BLOCKS.c.min_time < cutoff, blocks.BLOCKS.c.id > after)
+    return list(session.connection().execute(query.order_by(blocks.BLOCKS.c.id).limit(count)).scalars())
+
+
+def expire_block(session: Session, block: int, cutoff: datetime) -> int:
+    """Delete the block's records older than `cutoff` (at most BLOCK_ROWS), then narrow its time span to what is
+    left, or drop its summary when nothing is: the next pass does not look at it again."""
+    connection = session.connection()
+    in_block = TABLE.c.id.between(blocks.first_id(block), blocks.first_id(block + 1) - 1)
+    deleted = int(connection.execute(TABLE.delete().where(in_block, TABLE.c.time < cutoff)).rowcount or 0)
+    oldest = connection.execute(select(func.min(TABLE.c.time)).where(in_block)).scalar()
+    summary = blocks.BLOCKS.c.id == block
+    if oldest is None:
+        connection.execute(blocks.BLOCKS.delete().where(summary))
+    else:
+        connection.execute(blocks.BLOCKS.update().where(summary).values(min_time=oldest))
+    return deleted
 
 
 def id_keeping_newest(session: Session, keep: int) -> int | None:
@@ -142,9 +146,7 @@ def delete_below(session: Session, below_id: int, batch: int) -> int:
 
 
 def delete_emptied_blocks(session: Session) -> int:
-    """PostgreSQL: drop the word rows of blocks below the oldest record left (SQLite's FTS5 follows by trigger)."""
-    if session.connection().dialect.name != "postgresql":
-        return 0
+    """Drop the summaries of blocks below the oldest record left (SQLite's FTS5 over them follows by trigger)."""
     oldest = session.connection().execute(select(func.min(TABLE.c.id))).scalar()
     stale = blocks.BLOCKS.delete()
     if oldest is not None:

@@ -7,6 +7,7 @@ text, nearly every log line, takes a path five times faster than the regular exp
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 
@@ -55,9 +56,37 @@ def query_keys(words: list[str]) -> list[str]:
     return _keys(words)
 
 
+# Keys of what else a block holds, beside its words: each starts with "~", which no word key does. A source or a
+# run id by a digest (any characters, one token for FTS5); a level by the steps it reaches (a block with a
+# WARNING has ~l10, ~l20 and ~l30), so that "at least WARNING" is one key.
+LEVEL_STEPS = (10, 20, 30, 40, 50)
+
+
+def _digest(value: str) -> str:
+    return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def source_key(source: str) -> str:
+    return "~s" + _digest(source)
+
+
+def run_key(run_id: str) -> str:
+    return "~r" + _digest(run_id)
+
+
+def level_keys(top_level: int) -> list[str]:
+    return [f"~l{step}" for step in LEVEL_STEPS if top_level >= step]
+
+
+def min_level_key(min_level: int) -> str | None:
+    """The key every block holding a record of at least `min_level` has (None: every block qualifies)."""
+    reached = [step for step in LEVEL_STEPS if step <= min_level]
+    return f"~l{reached[-1]}" if reached else None
+
+
 def array_literal(keys: list[str]) -> str:
-    """PostgreSQL's text form of a text[] of keys. Keys are \\w runs (or a prefix, "~" and a length): no quote,
-    backslash, comma or brace to escape; each is quoted so that a word like "null" stays a word."""
+    """PostgreSQL's text form of a text[] of keys. Keys are \\w runs and "~": no quote, backslash, comma or brace
+    to escape; each is quoted so that a word like "null" stays a word."""
     return '{"' + '","'.join(keys) + '"}' if keys else "{}"
 
 

@@ -4,10 +4,14 @@ One writer doing everything in turn leaves the database idle while Python turns 
 idle while the database stores them. Here each lane takes the next batches with a ticket and does the Python
 work on its own; only the steps that fix the order take turns by ticket:
 
-- PostgreSQL: a lane reserves its blocks' numbers (and so its records' ids) in turn, copies its rows while the
-  other lane works, and commits in turn. Ids are handed out and made visible in the same order, so a live tail
-  that resumes after the last id it saw never skips a record committed late.
-- SQLite, one writer at a time anyway: a lane writes and commits in turn; parsing the next batch overlaps it.
+- PostgreSQL: a lane reserves its blocks' numbers (and so its records' ids) in turn, copies its rows and block
+  summaries while the other lane works, and commits in turn. Ids are handed out and made visible in the same
+  order, so a live tail that resumes after the last id it saw never skips a record committed late.
+- SQLite, one writer at a time anyway: a lane numbers, writes and commits in turn; parsing and summarizing the
+  next batches overlaps it.
+
+The batches a lane takes together are one write: their rows fill blocks of `blocks.BLOCK_ROWS` ids, each with one
+summary row (`blocks.summarize`, computed before any turn).
 
 Either way the rows of a lane are announced (`on_written`) in ticket order, so live viewers see ids rising.
 A bad batch fails alone: the others of its group are written again one by one under the same numbers.
@@ -24,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -34,7 +39,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from robofleet.errors import StoreUnavailable
 from robofleet.logs import blocks
 from robofleet.logs.ingest import Row
-from robofleet.logs.words import array_literal, indexed_words
 from robofleet.store.database import Store
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,7 @@ LANES = 2
 MAX_JOBS = 8  # batches per group: small enough that both lanes get some of a burst
 IDLE_CHECK_SECONDS = 1.0
 SQLITE_CACHE_KIB = 32_768
+CHECKPOINT_SECONDS = 0.5
 RECORD_COLUMNS = "id, time, level, source, run_id, message, fields, truncated"
 # Binary COPY: psycopg's C dumpers are ~2x cheaper than its text rows. `fields` goes as text, which the json
 # column's binary input reads as is.
@@ -53,8 +58,28 @@ class _Job:
     prepare: Callable[[], list[Row]]
     future: Future[list[int]] = field(default_factory=Future)
     rows: list[Row] = field(default_factory=list)
-    numbers: list[int] = field(default_factory=list)  # PostgreSQL: the job's blocks
     ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Group:
+    """The jobs a lane writes together, their blocks, and (once numbered) the blocks' numbers."""
+
+    jobs: list[_Job]
+    summaries: list[blocks.Summary]
+    numbers: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, jobs: list[_Job], dialect: str) -> _Group:
+        return cls(jobs, blocks.summarize([row for job in jobs for row in job.rows], dialect))
+
+    def number(self, numbers: list[int]) -> None:
+        self.numbers = numbers
+        ids = blocks.ids_of(numbers, sum(len(job.rows) for job in self.jobs))
+        start = 0
+        for job in self.jobs:
+            job.ids = ids[start : start + len(job.rows)]
+            start += len(job.rows)
 
 
 class _Turns:
@@ -98,6 +123,9 @@ class LogWriter:
         self._threads = [
             threading.Thread(target=self._run, name=f"{name}-{lane}", daemon=True) for lane in range(lanes)
         ]
+        self._stopping = threading.Event()
+        if not self.postgres:
+            self._threads.append(threading.Thread(target=self._checkpoint, name=f"{name}-checkpoint", daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -111,7 +139,20 @@ class LogWriter:
         self._queue.put(None)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
+            if thread.name.endswith("checkpoint"):
+                self._stopping.set()
             thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _checkpoint(self) -> None:
+        """SQLite: move the write-ahead log into the database file, off the lanes. A lane's commit that crossed
+        SQLite's automatic checkpoint threshold copied and synced megabytes while holding the write turn (~1/3
+        of the turn's time); a passive checkpoint here runs beside the writers and blocks none of them."""
+        while not self._stopping.wait(CHECKPOINT_SECONDS):
+            try:
+                with self.store.engine.connect() as connection:
+                    _raw(connection).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except Exception as exc:  # the store away for a while: the next round tries again
+                log.debug("log store checkpoint failed: %s", exc)
 
     # ---- a lane ------------------------------------------------------------------------------------------
 
@@ -141,22 +182,24 @@ class LogWriter:
             lane.close()
 
     def _write(self, lane: _Lane, ticket: int, jobs: list[_Job]) -> None:
-        ready = [job for job in jobs if _prepared(job)]
+        # The Python work before any turn: it overlaps the other lane's database work.
+        group = _Group.of([job for job in jobs if _prepared(job)], self.store.dialect)
+        batch = "" if self.postgres else _sqlite_batch(group.jobs)
         error: BaseException | None = None
-        batch = "" if self.postgres else _sqlite_batch(ready)  # serialized before the turn: it takes none
         with self._ordered.of(ticket):
             try:
                 if self.postgres:
-                    lane.reserve(ready)
+                    lane.reserve(group)
                 else:
-                    lane.write_sqlite(ready, batch)
+                    lane.write_sqlite(group, batch)
             except BaseException as exc:
                 error = exc
         if self.postgres and error is None:
             try:
-                lane.copy(ready)
+                lane.copy(group)
             except BaseException as exc:
                 error = exc
+        ready = group.jobs
         with self._settled.of(ticket):
             if self.postgres:
                 if error is None:
@@ -167,7 +210,7 @@ class LogWriter:
                 if error is not None:
                     lane.rollback()
                     if not isinstance(_unavailable(error), StoreUnavailable) and len(ready) > 1:
-                        ready = lane.one_by_one(ready, error)  # under the same numbers: still in id order
+                        ready = lane.one_by_one(group, error)  # under the same numbers: still in id order
                         error = None
             elif error is not None and not isinstance(_unavailable(error), StoreUnavailable) and len(ready) > 1:
                 ready = lane.one_by_one_sqlite(ready)
@@ -208,51 +251,47 @@ class _Lane:
 
     # -- PostgreSQL: reserve in turn, copy freely, commit in turn --
 
-    def reserve(self, jobs: list[_Job]) -> None:
-        """Begin, and number each job's blocks: a block is BLOCK_ROWS records with consecutive ids."""
+    def reserve(self, group: _Group) -> None:
+        """Begin, and number the group's blocks (and so its records)."""
         connection = self._begin()
-        wanted = sum(_blocks_needed(job) for job in jobs)
-        if not wanted:
+        if not group.summaries:
             return
         cursor = _raw(connection).cursor()
         with _lost(), cursor:
-            cursor.execute("SELECT nextval('log_fts_block_seq') FROM generate_series(1, %s)", (wanted,))
-            numbers = sorted(int(row[0]) for row in cursor.fetchall())
-        for job in jobs:
-            count = _blocks_needed(job)
-            job.numbers, numbers = numbers[:count], numbers[count:]
-            job.ids = [
-                blocks.first_id(number) + place
-                for number, start in zip(job.numbers, range(0, len(job.rows), blocks.BLOCK_ROWS), strict=True)
-                for place in range(min(blocks.BLOCK_ROWS, len(job.rows) - start))
-            ]
+            cursor.execute("SELECT nextval('log_fts_block_seq') FROM generate_series(1, %s)", (len(group.summaries),))
+            group.number(sorted(int(row[0]) for row in cursor.fetchall()))
 
-    def copy(self, jobs: list[_Job]) -> None:
-        connection = self._connection
-        assert connection is not None
-        block_ids: list[int] = []
-        block_words: list[str] = []
-        for job in jobs:
-            for number, start in zip(job.numbers, range(0, len(job.rows), blocks.BLOCK_ROWS), strict=True):
-                block_ids.append(number)
-                block_words.append(
-                    array_literal(indexed_words(row.message for row in job.rows[start : start + blocks.BLOCK_ROWS]))
-                )
-        if not block_ids:
+    def copy(self, group: _Group) -> None:
+        self.insert_blocks(group)
+        self.copy_rows(group.jobs)
+
+    def insert_blocks(self, group: _Group) -> None:
+        if not group.summaries:
             return
-        with _lost(), _raw(connection).cursor() as cursor:
-            # Each block's words as one array literal: psycopg's per-element list dumping costs more than parsing.
+        assert self._connection is not None
+        with _lost(), _raw(self._connection).cursor() as cursor:
+            # Each block's keys as one array literal: psycopg's per-element list dumping costs more than parsing.
             cursor.executemany(
-                "INSERT INTO log_fts_blocks (id, words) VALUES (%s, CAST(%s AS text[]))",
-                list(zip(block_ids, block_words, strict=True)),
+                "INSERT INTO log_fts_blocks (id, words, min_time, max_time) VALUES (%s, CAST(%s AS text[]), %s, %s)",
+                [
+                    (number, summary.words, summary.min_time, summary.max_time)
+                    for number, summary in zip(group.numbers, group.summaries, strict=True)
+                ],
             )
-            with cursor.copy(f"COPY log_records ({RECORD_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(RECORD_TYPES)
-                write_row = copy.write_row
-                for job in jobs:
-                    for new_id, r in zip(job.ids, job.rows, strict=True):
-                        fields = orjson.dumps(r.fields).decode() if r.fields else "{}"
-                        write_row((new_id, r.time, r.level, r.source, r.run_id, r.message, fields, r.truncated))
+
+    def copy_rows(self, jobs: list[_Job]) -> None:
+        assert self._connection is not None
+        with (
+            _lost(),
+            _raw(self._connection).cursor() as cursor,
+            cursor.copy(f"COPY log_records ({RECORD_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(RECORD_TYPES)
+            write_row = copy.write_row
+            for job in jobs:
+                for new_id, r in zip(job.ids, job.rows, strict=True):
+                    fields = orjson.dumps(r.fields).decode() if r.fields else "{}"
+                    write_row((new_id, r.time, r.level, r.source, r.run_id, r.message, fields, r.truncated))
 
     def commit(self) -> None:
         transaction, self._transaction = self._transaction, None
@@ -268,19 +307,22 @@ class _Lane:
         if self._connection is not None and (self._connection.invalidated or self._connection.closed):
             self._drop()
 
-    def one_by_one(self, jobs: list[_Job], error: BaseException) -> list[_Job]:
-        """Each job alone in a savepoint, with the numbers it was given: a failure costs that job only. Jobs that
-        got no numbers (the reservation itself failed) fail with `error`."""
+    def one_by_one(self, group: _Group, error: BaseException) -> list[_Job]:
+        """The blocks, then each job alone in a savepoint, with the numbers it was given: a failure costs that job
+        only (its keys stay in the block summaries: a search rechecks records anyway). When the group got no
+        numbers (the reservation itself failed), every job fails with `error`."""
+        if len(group.numbers) != len(group.summaries):
+            for job in group.jobs:
+                _settle(job.future, exception=error)
+            return []
         written: list[_Job] = []
         try:
             connection = self._begin()
-            for job in jobs:
-                if len(job.numbers) != _blocks_needed(job):
-                    _settle(job.future, exception=error)
-                    continue
+            self.insert_blocks(group)
+            for job in group.jobs:
                 savepoint = connection.begin_nested()
                 try:
-                    self.copy([job])
+                    self.copy_rows([job])
                     savepoint.commit()
                     written.append(job)
                 except Exception as exc:
@@ -289,18 +331,18 @@ class _Lane:
             self.commit()
         except Exception as exc:
             self.rollback()
-            for job in written:
+            for job in group.jobs:
                 _settle(job.future, exception=_unavailable(exc))
             return []
         return written
 
     # -- SQLite: the whole write in turn --
 
-    def write_sqlite(self, jobs: list[_Job], batch: str) -> None:
+    def write_sqlite(self, group: _Group, batch: str) -> None:
         connection = self._begin()
         try:
             with _lost():
-                self._insert_sqlite(connection, jobs, batch)
+                self._insert_sqlite(connection, group, batch)
             self.commit()
         except BaseException:
             self.rollback()
@@ -310,40 +352,40 @@ class _Lane:
         written: list[_Job] = []
         for job in jobs:
             try:
-                self.write_sqlite([job], _sqlite_batch([job]))
+                self.write_sqlite(_Group.of([job], "sqlite"), _sqlite_batch([job]))
                 written.append(job)
             except Exception as exc:
                 _settle(job.future, exception=_unavailable(exc))
         return written
 
     @staticmethod
-    def _insert_sqlite(connection: Connection, jobs: list[_Job], batch: str) -> None:
-        count = sum(len(job.rows) for job in jobs)
-        if not count:
+    def _insert_sqlite(connection: Connection, group: _Group, batch: str) -> None:
+        if not group.summaries:
             return
         cursor = _raw(connection).cursor()
-        # The whole batch as one JSON parameter, unpacked by SQLite in one statement. `executemany` releases and
+        # AUTOINCREMENT keeps the largest id ever stored: the next block starts past it, even after retention.
+        (top,) = cursor.execute("SELECT max(seq) FROM sqlite_sequence WHERE name = 'log_records'").fetchone()
+        first = blocks.block_of(int(top or 0)) + 1
+        group.number(list(range(first, first + len(group.summaries))))
+        # The whole write as one JSON parameter, unpacked by SQLite in one statement. `executemany` releases and
         # takes back the GIL for every row: while another thread runs Python (the other lane parsing, the event
-        # loop), each take waits for its switch interval, and a batch of 4,000 rows took seconds.
+        # loop), each take waits for its switch interval, and a write of 4,000 rows took seconds. Blocks are
+        # numbered consecutively and filled in order, so row i has the id first_id(first block) + i.
         cursor.execute(
-            "INSERT INTO log_records (time, level, source, run_id, message, fields, truncated) "
-            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+            "INSERT INTO log_records (id, time, level, source, run_id, message, fields, truncated) "
+            "SELECT ? + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
             "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), "
-            "json_extract(value, '$[6]') FROM json_each(?)",  # in array order (no ORDER BY: it adds a sort)
-            (batch,),
+            "json_extract(value, '$[6]') FROM json_each(?)",
+            (blocks.first_id(group.numbers[0]), batch),
         )
-        # One statement in one write transaction with AUTOINCREMENT: the ids are contiguous, ending at the last.
-        last = int(cursor.execute("SELECT last_insert_rowid()").fetchone()[0])
-        first = last - count + 1
-        # Indexing the batch in one statement is ~10x faster than a trigger per row.
-        cursor.execute(
-            "INSERT INTO log_fts(rowid, message) SELECT id, message FROM log_records WHERE id BETWEEN ? AND ?",
-            (first, last),
+        cursor.executemany(
+            "INSERT INTO log_fts_blocks (id, words, min_time, max_time) VALUES (?, ?, ?, ?)",
+            [
+                (number, summary.words, _sqlite_time(summary.min_time), _sqlite_time(summary.max_time))
+                for number, summary in zip(group.numbers, group.summaries, strict=True)
+            ],
         )
         cursor.close()
-        for job in jobs:
-            job.ids = list(range(first, first + len(job.rows)))
-            first += len(job.rows)
 
     # -- the connection --
 
@@ -369,6 +411,7 @@ class _Lane:
                 # The log table's indexes outgrow SQLite's default 2 MB page cache within a million records;
                 # a lane's own, larger cache keeps their hot pages (~20% more records/s on a full store).
                 _raw(self._connection).execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+                _raw(self._connection).execute("PRAGMA wal_autocheckpoint = 0")  # the checkpoint thread does it
         self._last_used = time.monotonic()
         return self._connection
 
@@ -385,19 +428,23 @@ class _Lane:
 
     def close(self) -> None:
         self.rollback()
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                self._connection.close()
-            self._connection = None
+        self._drop()  # not back to the pool: the lane's pragmas (no automatic checkpoint) would go with it
+
+
+def _sqlite_time(moment: datetime) -> str:
+    if moment.tzinfo is not UTC:  # rows are made in UTC; converting costs more than the formatting
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(" ", timespec="microseconds")
 
 
 def _sqlite_batch(jobs: list[_Job]) -> str:
     """The jobs' rows as one JSON array of arrays, in the text forms SQLAlchemy's SQLite DATETIME and JSON types
     read back (on this hot path their per-value processing costs more than SQLite itself)."""
+    times: dict[datetime, str] = {}  # a batch's records often share a time (when received)
     return orjson.dumps(
         [
             (
-                r.time.replace(tzinfo=None).isoformat(" ", timespec="microseconds"),
+                times.get(r.time) or times.setdefault(r.time, _sqlite_time(r.time)),
                 r.level,
                 r.source,
                 r.run_id,
@@ -409,10 +456,6 @@ def _sqlite_batch(jobs: list[_Job]) -> str:
             for r in job.rows
         ]
     ).decode()  # text: newer SQLite reads a BLOB argument as its binary JSONB
-
-
-def _blocks_needed(job: _Job) -> int:
-    return -(-len(job.rows) // blocks.BLOCK_ROWS)
 
 
 def _prepared(job: _Job) -> bool:

@@ -34,7 +34,7 @@ def upgrade() -> None:
     op.execute(f"CREATE SEQUENCE log_fts_block_seq START WITH {(int(top) >> BLOCK_BITS) + 1}")
     op.execute("CREATE TABLE log_fts_blocks (id bigint PRIMARY KEY, words text[] NOT NULL)")
     # Records already stored keep their ids: they are indexed by the block their id falls in.
-    blocks.rebuild(connection)
+    blocks.rebuild_words(connection)
     op.execute("CREATE INDEX log_fts_blocks_words ON log_fts_blocks USING gin (words)")
     op.execute("DROP INDEX IF EXISTS ix_log_records_message_fts")
     op.execute("DROP INDEX ix_log_records_time")

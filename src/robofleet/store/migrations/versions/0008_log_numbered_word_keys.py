@@ -24,7 +24,7 @@ def upgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
     op.execute("DROP INDEX log_fts_blocks_words")  # one build at the end is far cheaper than an update per block
-    blocks.rebuild(op.get_bind())
+    blocks.rebuild_words(op.get_bind())
     op.execute("CREATE INDEX log_fts_blocks_words ON log_fts_blocks USING gin (words)")
 
 
@@ -32,7 +32,7 @@ def downgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
     op.execute("DROP INDEX log_fts_blocks_words")
-    blocks.rebuild(op.get_bind(), _whole_word_keys)
+    blocks.rebuild_words(op.get_bind(), _whole_word_keys)
     op.execute("CREATE INDEX log_fts_blocks_words ON log_fts_blocks USING gin (words)")
 
 
