@@ -244,10 +244,12 @@ def _candidates(connection: Connection, selection: Selection, *, ascending: bool
         matching = select(BLOCKS.c.id).where(*where).cte("matching").prefix_with("MATERIALIZED")
         order = matching.c.id.asc() if ascending else matching.c.id.desc()
         return list(connection.execute(select(matching.c.id).order_by(order).limit(CANDIDATES)).scalars())
-    if selection.keys:
+    # A key FTS5 makes no token of (a word of underscores only) would match nothing: it is left to the recheck.
+    keys = [key for key in selection.keys if any(char.isalnum() for char in key)]
+    if keys:
         fts = (
             text("SELECT rowid AS id FROM log_fts_words WHERE log_fts_words MATCH :match")
-            .bindparams(match=_fts5_query(selection.keys))
+            .bindparams(match=_fts5_query(keys))
             .columns(BLOCKS.c.id)
         )
         where.append(BLOCKS.c.id.in_(fts.subquery().select()))
