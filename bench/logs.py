@@ -3,7 +3,8 @@
 Prints, per store:
 - ingest rate (records/s) through POST /api/v1/logs with 8 concurrent senders and batches of 500;
 - query latency (p50 of 20) on the store once it holds --rows records (default 1 million): a full-text search
-  for a rare word, a full-text search for a common word, and a run-id filter (each: newest 100);
+  for a rare word, a full-text search for a common word, a run-id filter, an exact source, a minimum level, and a
+  time window of 10 s in the middle of the store (each: newest 100);
 - tail delay: a record posted -> seen by an SSE client of /api/v1/logs/stream (p50/p99 of 200);
 - a baseline run side by side: the same batches written with SQLAlchemy ORM `add_all` in this process (no HTTP,
   no full-text index maintenance avoided: same table, same triggers).
@@ -19,7 +20,7 @@ import json
 import random
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -177,11 +178,16 @@ def main() -> None:
             continue
         with serve(store, {"ROBOFLEET_LOGS__STORE_OWN": "false"}) as server:
             rate = asyncio.run(ingest(server, args.measure))
+            middle = datetime.now(UTC)
             if args.rows > args.measure:
                 asyncio.run(ingest(server, args.rows - args.measure))
             rare = asyncio.run(query_latency(server, {"q": "zebracorn"}))
             common = asyncio.run(query_latency(server, {"q": "invoice ledger"}))
             by_run = asyncio.run(query_latency(server, {"run_id": "run-417"}))
+            by_source = asyncio.run(query_latency(server, {"source": "robot:bot-7"}))
+            by_level = asyncio.run(query_latency(server, {"level": "WARNING"}))
+            window = {"since": middle.isoformat(), "until": (middle + timedelta(seconds=10)).isoformat()}
+            by_time = asyncio.run(query_latency(server, window))
             tail50, tail99 = asyncio.run(tail_delay(server))
             rss = server.rss_mb()
         base = baseline(store, 100)
@@ -195,6 +201,9 @@ def main() -> None:
                 f"{rare:.1f}",
                 f"{common:.1f}",
                 f"{by_run:.1f}",
+                f"{by_source:.1f}",
+                f"{by_level:.1f}",
+                f"{by_time:.1f}",
                 f"{tail50:.1f}",
                 f"{tail99:.1f}",
                 f"{rss:.0f}",
@@ -211,6 +220,9 @@ def main() -> None:
             "text rare p50 ms",
             "text common p50 ms",
             "run-id p50 ms",
+            "source p50 ms",
+            "level p50 ms",
+            "10 s window p50 ms",
             "tail p50 ms",
             "tail p99 ms",
             "RSS MB",

@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from robofleet.errors import StoreUnavailable
 from robofleet.logs import blocks
 from robofleet.logs.ingest import Row
-from robofleet.store.database import Store
+from robofleet.store.database import Store, first_line
 
 log = logging.getLogger(__name__)
 LANES = 2
@@ -488,23 +488,17 @@ def _lost() -> Iterator[None]:
     try:
         yield
     except (OperationalError, psycopg.OperationalError, sqlite3.OperationalError) as exc:
-        raise StoreUnavailable(f"the store is unavailable: {_first_line(exc)}") from exc
+        raise StoreUnavailable(f"the store is unavailable: {first_line(exc)}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
-            raise StoreUnavailable(f"the store connection was lost: {_first_line(exc)}") from exc
+            raise StoreUnavailable(f"the store connection was lost: {first_line(exc)}") from exc
         raise
 
 
 def _unavailable(error: BaseException) -> BaseException:
     if isinstance(error, psycopg.OperationalError | sqlite3.OperationalError | OperationalError):
-        return StoreUnavailable(f"the store is unavailable: {_first_line(error)}")
+        return StoreUnavailable(f"the store is unavailable: {first_line(error)}")
     return error
-
-
-def _first_line(exc: BaseException) -> str:
-    original = getattr(exc, "orig", None) or exc
-    text = str(original).strip()
-    return text.splitlines()[0] if text else type(original).__name__
 
 
 def _settle(future: Future[Any], *, result: Any = None, exception: BaseException | None = None) -> None:

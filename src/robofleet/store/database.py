@@ -62,13 +62,14 @@ def unavailable_when_lost() -> Iterator[None]:
     try:
         yield
     except (OperationalError, PoolTimeout) as exc:
-        raise StoreUnavailable(f"the store is unavailable: {_short(exc)}") from exc
+        raise StoreUnavailable(f"the store is unavailable: {first_line(exc)}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
-            raise StoreUnavailable(f"the store connection was lost: {_short(exc)}") from exc
+            raise StoreUnavailable(f"the store connection was lost: {first_line(exc)}") from exc
         raise
 
 
-def _short(exc: Exception) -> str:
+def first_line(exc: BaseException) -> str:
+    """What a driver error says, in one line (the driver's own error under SQLAlchemy's wrapper)."""
     original = getattr(exc, "orig", None) or exc
     return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
