@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    func,
     or_,
     select,
     text,
@@ -261,6 +262,20 @@ def _like_word(word: str) -> str:
     return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+# The only characters whose lower case holds an ASCII letter (U+0130 İ -> i + a dot, U+212A KELVIN SIGN -> k):
+# SQLite's LIKE, and ILIKE in a database with the C ctype, fold ASCII letters only.
+_FOLDING_TO_ASCII = ("\u0130", "\u212a")
+
+
+def _prefilter(message: Column[str], word: str, postgres: bool) -> ColumnElement[bool]:
+    """A cheap test in SQL that every record holding an ASCII `word` passes (the recheck decides)."""
+    test: ColumnElement[bool] = (message.ilike if postgres else message.like)(_like_word(word), escape="\\")
+    if "i" in word or "k" in word:
+        position = func.strpos if postgres else func.instr
+        test = or_(test, *(position(message, char) > 0 for char in _FOLDING_TO_ASCII))
+    return test
+
+
 def _blocks_in_order(
     connection: Connection, selection: Selection, *, ascending: bool, start: int | None
 ) -> Iterator[int]:
@@ -290,10 +305,7 @@ def search(
     out first, the exclusive bound to resume from (None when the result is complete). `conditions` are every
     filter but the words, in SQL."""
     postgres = connection.dialect.name == "postgresql"
-    # A cheap prefilter in SQL where the database and Python surely agree on case (ASCII); the recheck decides.
-    # (SQLite's LIKE ignores ASCII case already.)
-    like = table.c.message.ilike if postgres else table.c.message.like
-    prefilter = [like(_like_word(word), escape="\\") for word in words if word.isascii()]
+    prefilter = [_prefilter(table.c.message, word, postgres) for word in words if word.isascii()]
     start = None
     if ascending and after is not None:
         start = block_of(after + 1)

@@ -3,7 +3,9 @@ summaries of `blocks` whenever a filter narrows the blocks), and retention delet
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -35,13 +37,11 @@ class Filters:
 
     def matches(self, record: dict[str, Any]) -> bool:
         """The same filters applied to a record in memory (for the live tail)."""
-        from fnmatch import fnmatchcase
-
         if self.min_level is not None and record["level_no"] < self.min_level:
             return False
         if self.run_id is not None and record["run_id"] != self.run_id:
             return False
-        if self.source and not fnmatchcase(record["source"], self.source):
+        if self.source and not glob_pattern(self.source).match(record["source"]):
             return False
         if self.since and record["time_dt"] < self.since:
             return False
@@ -50,9 +50,27 @@ class Filters:
         return contains_all(record["message"], self.words)
 
 
+# A source glob: "*" any run of characters, "?" one character, everything else itself, case included; the same on
+# both stores and in the live tail.
+def is_glob(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
+
+
+@functools.lru_cache(maxsize=256)
+def glob_pattern(pattern: str) -> re.Pattern[str]:
+    parts = (".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
 def glob_to_like(pattern: str) -> str:
+    """For PostgreSQL's LIKE (case-sensitive)."""
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%").replace("?", "_")
+
+
+def glob_to_sqlite(pattern: str) -> str:
+    """For SQLite's GLOB (case-sensitive, unlike its LIKE), where "[" opens a set of characters."""
+    return pattern.replace("[", "[[]")
 
 
 def conditions(
@@ -69,7 +87,9 @@ def conditions(
     if filters.run_id is not None:
         found.append(TABLE.c.run_id == filters.run_id)
     if filters.source:
-        if any(char in filters.source for char in "*?"):
+        if is_glob(filters.source) and dialect == "sqlite":
+            found.append(TABLE.c.source.op("GLOB", is_comparison=True)(glob_to_sqlite(filters.source)))
+        elif is_glob(filters.source):
             found.append(TABLE.c.source.like(glob_to_like(filters.source), escape="\\"))
         else:
             found.append(TABLE.c.source == filters.source)
