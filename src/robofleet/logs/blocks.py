@@ -53,8 +53,10 @@ if TYPE_CHECKING:
     from robofleet.logs.ingest import Row
     from robofleet.logs.store_ops import Filters
 
-BLOCK_BITS = 12
-BLOCK_ROWS = 1 << BLOCK_BITS
+BLOCK_BITS = 12  # a block is an id range of 4,096 (records stored before revision 0009 fill them)
+# How many records a write puts in a block. A search rechecks every record of a block that may hold a match: with
+# 4,096 a rare word cost ~4x the reading; with far fewer the summaries grow towards an index entry per record.
+BLOCK_ROWS = 1024
 # How many blocks each round reads: few first (a common word fills a page from one block), more when sparse.
 ROUND_BLOCKS = (1, 4, 16, 64)
 # Candidate blocks fetched at a time: a filter every block passes must not fetch all of them for one page.
@@ -108,19 +110,22 @@ def words_value(keys: list[str], dialect: str) -> str:
     return array_literal(keys) if dialect == "postgresql" else " ".join(keys)
 
 
-def summarize(rows: Sequence[Row], dialect: str) -> list[Summary]:
-    """The blocks of one write, BLOCK_ROWS rows each but the last: row i has id first_id(numbers[i >> BLOCK_BITS])
-    + (i & (BLOCK_ROWS - 1)), whatever block numbers the write was given."""
+def summarize(rows: Sequence[Row], dialect: str, size: int = BLOCK_ROWS) -> list[Summary]:
+    """The blocks of one write, BLOCK_ROWS rows each but the last: row i is at place i % BLOCK_ROWS of the block
+    numbered numbers[i // BLOCK_ROWS] (`ids_of`), whatever block numbers the write was given."""
     found = []
-    for start in range(0, len(rows), BLOCK_ROWS):
-        part = rows[start : start + BLOCK_ROWS]
+    for start in range(0, len(rows), size):
+        part = rows[start : start + size]
         times = [row.time for row in part]
         found.append(Summary(start, len(part), words_value(keys_of(part), dialect), min(times), max(times)))
     return found
 
 
 def ids_of(numbers: Sequence[int], count: int) -> list[int]:
-    return [first_id(numbers[index >> BLOCK_BITS]) + (index & (BLOCK_ROWS - 1)) for index in range(count)]
+    ids: list[int] = []
+    for number, start in zip(numbers, range(0, count, BLOCK_ROWS), strict=False):
+        ids.extend(range(first_id(number), first_id(number) + min(BLOCK_ROWS, count - start)))
+    return ids
 
 
 def rebuild(connection: Connection) -> None:
@@ -144,7 +149,7 @@ def rebuild(connection: Connection) -> None:
 
     def store() -> None:
         if block is not None and rows:
-            (summary,) = summarize(rows, dialect)
+            (summary,) = summarize(rows, dialect, size=1 << BLOCK_BITS)  # a whole id range: a stored block
             connection.execute(
                 upsert,
                 {"id": block, "words": summary.words, "min_time": summary.min_time, "max_time": summary.max_time},
@@ -288,6 +293,34 @@ def _blocks_in_order(
         bound = numbers[-1] + 1 if ascending else numbers[-1] - 1
 
 
+def _read(
+    connection: Connection,
+    table: Table,
+    blocks: list[int],
+    where: list[ColumnElement[bool]],
+    *,
+    ascending: bool,
+    want: int,
+    postgres: bool,
+) -> list[Any]:
+    """Up to `want` records of these blocks (given in order) that pass `where`, in id order."""
+    order = table.c.id.asc() if ascending else table.c.id.desc()
+
+    def in_blocks(numbers: list[int]) -> ColumnElement[bool]:
+        return or_(*(table.c.id.between(first_id(b), first_id(b + 1) - 1) for b in numbers))
+
+    if postgres:  # one statement: a bitmap OR of the ranges on the primary key
+        return list(connection.execute(select(table).where(in_blocks(blocks), *where).order_by(order).limit(want)))
+    # SQLite uses one range of the primary key per statement: given several, it scans all of it below the bound.
+    rows: list[Any] = []
+    for number in blocks:
+        query = select(table).where(in_blocks([number]), *where).order_by(order).limit(want - len(rows))
+        rows.extend(connection.execute(query))
+        if len(rows) == want:
+            break
+    return rows
+
+
 def search(
     connection: Connection,
     table: Table,
@@ -327,19 +360,13 @@ def search(
         blocks = pending[:count]
         if not blocks:
             return found, None
-        ranges = or_(*(table.c.id.between(first_id(b), first_id(b + 1) - 1) for b in blocks))
-        bounds = []
+        bounds = [*conditions, *prefilter]
         if after is not None:
             bounds.append(table.c.id > after)
         if before is not None:
             bounds.append(table.c.id < before)
         want = (limit - len(found)) * 2 + 20
-        rows = connection.execute(
-            select(table)
-            .where(ranges, *bounds, *conditions, *prefilter)
-            .order_by(table.c.id.asc() if ascending else table.c.id.desc())
-            .limit(want)
-        ).all()
+        rows = _read(connection, table, blocks, bounds, ascending=ascending, want=want, postgres=postgres)
         for row in rows:
             if contains_all(row.message, words):
                 found.append(row)

@@ -10,7 +10,7 @@ work on its own; only the steps that fix the order take turns by ticket:
 - SQLite, one writer at a time anyway: a lane numbers, writes and commits in turn; parsing and summarizing the
   next batches overlaps it.
 
-The batches a lane takes together are one write: their rows fill blocks of `blocks.BLOCK_ROWS` ids, each with one
+The batches a lane takes together are one write: their rows fill blocks of `blocks.BLOCK_ROWS` records, each with one
 summary row (`blocks.summarize`, computed before any turn).
 
 Either way the rows of a lane are announced (`on_written`) in ticket order, so live viewers see ids rising.
@@ -370,13 +370,14 @@ class _Lane:
         # The whole write as one JSON parameter, unpacked by SQLite in one statement. `executemany` releases and
         # takes back the GIL for every row: while another thread runs Python (the other lane parsing, the event
         # loop), each take waits for its switch interval, and a write of 4,000 rows took seconds. Blocks are
-        # numbered consecutively and filled in order, so row i has the id first_id(first block) + i.
+        # numbered consecutively and filled in order: row i goes to block first + i / BLOCK_ROWS (`blocks.ids_of`).
         cursor.execute(
             "INSERT INTO log_records (id, time, level, source, run_id, message, fields, truncated) "
-            "SELECT ? + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
-            "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), "
-            "json_extract(value, '$[6]') FROM json_each(?)",
-            (blocks.first_id(group.numbers[0]), batch),
+            "SELECT ?1 + (key / ?2) * ?3 + key % ?2, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+            "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
+            "json_extract(value, '$[5]'), json_extract(value, '$[6]') "
+            "FROM json_each(?4)",  # in array order (an ORDER BY would add a sort)
+            (blocks.first_id(group.numbers[0]), blocks.BLOCK_ROWS, blocks.first_id(1), batch),
         )
         cursor.executemany(
             "INSERT INTO log_fts_blocks (id, words, min_time, max_time) VALUES (?, ?, ?, ?)",
