@@ -19,6 +19,7 @@ A bad batch fails alone: the others of its group are written again one by one un
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import queue
@@ -47,6 +48,7 @@ MAX_JOBS = 8  # batches per group: small enough that both lanes get some of a bu
 IDLE_CHECK_SECONDS = 1.0
 SQLITE_CACHE_KIB = 32_768
 CHECKPOINT_SECONDS = 0.5
+NUMBERS_TAKEN = 64  # PostgreSQL: block numbers taken from the sequence at a time (unused ones are gaps in the ids)
 RECORD_COLUMNS = "id, time, level, source, run_id, message, fields, truncated"
 # Binary COPY: psycopg's C dumpers are ~2x cheaper than its text rows. `fields` goes as text, which the json
 # column's binary input reads as is.
@@ -119,6 +121,7 @@ class LogWriter:
         self._taking = threading.Lock()
         self._tickets = 0
         self._ordered = _Turns()  # reserving ids (PostgreSQL) / writing (SQLite)
+        self._numbers: collections.deque[int] = collections.deque()  # PostgreSQL: block numbers not yet given
         self._settled = _Turns()  # committing (PostgreSQL) and answering
         self._threads = [
             threading.Thread(target=self._run, name=f"{name}-{lane}", daemon=True) for lane in range(lanes)
@@ -165,31 +168,52 @@ class LogWriter:
                     if first is None:
                         self._queue.put(None)  # for the other lanes
                         return
-                    jobs = [first]
-                    while len(jobs) < MAX_JOBS:
-                        try:
-                            job = self._queue.get_nowait()
-                        except queue.Empty:
-                            break
-                        if job is None:
-                            self._queue.put(None)
-                            break
-                        jobs.append(job)
+                    jobs = [first, *self._queued(MAX_JOBS - 1)]
                     ticket = self._tickets
                     self._tickets += 1
                 self._write(lane, ticket, jobs)
         finally:
             lane.close()
 
+    def _queued(self, most: int) -> list[_Job]:
+        """Up to `most` jobs already waiting (the caller holds `_taking`)."""
+        jobs: list[_Job] = []
+        while len(jobs) < most:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._queue.put(None)  # stopping: for the other lanes
+                break
+            jobs.append(job)
+        return jobs
+
+    def _arrived(self, ticket: int, most: int) -> list[_Job]:
+        """Jobs that arrived while this lane prepared its group, if no later ticket was handed out meanwhile (so
+        ids still follow the order jobs were taken in) and the other lane is busy: an idle lane waits for jobs
+        holding `_taking`, and should take them itself. Groups then grow while the database is busy, instead of
+        a lane starting a group of one whose fixed costs (a transaction, a commit) weigh on every record."""
+        if most <= 0 or not self._taking.acquire(blocking=False):
+            return []
+        try:
+            return self._queued(most) if self._tickets == ticket + 1 else []
+        finally:
+            self._taking.release()
+
     def _write(self, lane: _Lane, ticket: int, jobs: list[_Job]) -> None:
         # The Python work before any turn: it overlaps the other lane's database work.
-        group = _Group.of([job for job in jobs if _prepared(job)], self.store.dialect)
+        ready = [job for job in jobs if _prepared(job)]
+        while more := self._arrived(ticket, MAX_JOBS - len(jobs)):
+            jobs += more
+            ready += [job for job in more if _prepared(job)]
+        group = _Group.of(ready, self.store.dialect)
         batch = "" if self.postgres else _sqlite_batch(group.jobs)
         error: BaseException | None = None
         with self._ordered.of(ticket):
             try:
                 if self.postgres:
-                    lane.reserve(group)
+                    lane.reserve(group, self._numbers)
                 else:
                     lane.write_sqlite(group, batch)
             except BaseException as exc:
@@ -251,17 +275,20 @@ class _Lane:
 
     # -- PostgreSQL: reserve in turn, copy freely, commit in turn --
 
-    def reserve(self, group: _Group) -> None:
-        """Begin, and number the group's blocks (and so its records)."""
-        connection = self._begin()
-        if not group.summaries:
-            return
-        cursor = _raw(connection).cursor()
-        with _lost(), cursor:
-            cursor.execute("SELECT nextval('log_fts_block_seq') FROM generate_series(1, %s)", (len(group.summaries),))
-            group.number(sorted(int(row[0]) for row in cursor.fetchall()))
+    def reserve(self, group: _Group, pool: collections.deque[int]) -> None:
+        """Number the group's blocks (and so its records) from `pool`, block numbers taken from the sequence a
+        batch at a time: most turns then need no round trip to the database, and the turns are serialized."""
+        need = len(group.summaries)
+        if len(pool) < need:
+            with _lost(), _raw(self._begin()).cursor() as cursor:
+                cursor.execute(
+                    "SELECT nextval('log_fts_block_seq') FROM generate_series(1, %s)", (max(NUMBERS_TAKEN, need),)
+                )
+                pool.extend(sorted(int(row[0]) for row in cursor.fetchall()))  # all past what the pool held
+        group.number([pool.popleft() for _ in range(need)])
 
     def copy(self, group: _Group) -> None:
+        self._begin()
         self.insert_blocks(group)
         self.copy_rows(group.jobs)
 
