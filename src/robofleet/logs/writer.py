@@ -4,7 +4,7 @@ One writer doing everything in turn leaves the database idle while Python turns 
 idle while the database stores them. Here each lane takes the next batches with a ticket and does the Python
 work on its own; only the steps that fix the order take turns by ticket:
 
-- PostgreSQL: a lane reserves its blocks' numbers (and so its records' ids) in turn, copies its rows and block
+- PostgreSQL: a lane numbers its blocks (and so its records' ids) in turn, copies its rows and block
   summaries while the other lane works, and commits in turn. Ids are handed out and made visible in the same
   order, so a live tail that resumes after the last id it saw never skips a record committed late.
 - SQLite, one writer at a time anyway: a lane numbers, writes and commits in turn; parsing and summarizing the
