@@ -8,13 +8,12 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
 from robofleet.auth.principal import Principal
-from robofleet.errors import Invalid, RobofleetError, StoreUnavailable
+from robofleet.errors import Invalid, StoreUnavailable
 from robofleet.logs.ingest import Refused, parse_level
 from robofleet.logs.service import LogService
 from robofleet.logs.store_ops import Filters
@@ -112,13 +111,7 @@ async def ingest(
     request: Request, _: Principal = Depends(Require("logs:write")), ctx: AppContext = Depends(get_context)
 ) -> JSONResponse:
     """Store a batch; each bad record is refused with its index and reason while the good ones are kept."""
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise RobofleetError(f"the body is not valid JSON: {exc}", code="malformed_json") from None
-    if not isinstance(body, dict) or not isinstance(body.get("records"), list) or set(body) - {"records"}:
-        raise Invalid('the body must be {"records": [...]}')
-    result = await asyncio.wrap_future(service_of(ctx).ingest(body["records"]))
+    result = await asyncio.wrap_future(service_of(ctx).ingest(await request.body()))
     answer = {
         "accepted": result.accepted,
         "rejected": result.rejected,

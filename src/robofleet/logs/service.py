@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from robofleet.auth.audit import record
 from robofleet.auth.principal import system_principal
-from robofleet.errors import Invalid
+from robofleet.errors import Invalid, RobofleetError
 from robofleet.logs import store_ops
 from robofleet.logs.ingest import Row, parse_batch
 from robofleet.logs.store_ops import Filters
@@ -70,21 +72,19 @@ class LogService:
 
     # ---- writing -----------------------------------------------------------------------------------------
 
-    def ingest(self, records: list[Any]) -> Future[IngestResult]:
-        """Validate each record and store the good ones; the future resolves once they are durable.
+    def ingest(self, body: bytes) -> Future[IngestResult]:
+        """Decode and validate a POSTed body of `{"records": [...]}` and store the good records; the future resolves
+        once they are durable, or with the RobofleetError (a 4xx) the body as a whole deserves.
 
-        Validation runs on a writer lane, which overlaps it with the other lane's database work; the event loop
-        only reads the body."""
-        if len(records) > self.settings.max_batch:
-            raise Invalid(
-                f"{len(records)} records in one batch; the limit is logs.max_batch = {self.settings.max_batch}",
-                details={"max_batch": self.settings.max_batch},
-            )
+        Decoding and validation run on a writer lane, which overlaps them with the other lane's database work;
+        the event loop, which every request needs, only reads the body."""
         now = utcnow()
         rejected: list[dict[str, Any]] = []
 
         def prepare() -> list[Row]:
-            rows, refused = parse_batch(records, now=now, max_message_bytes=self.settings.max_message_bytes)
+            rows, refused = parse_batch(
+                self._records_of(body), now=now, max_message_bytes=self.settings.max_message_bytes
+            )
             rejected.extend(refused)
             return rows
 
@@ -100,6 +100,21 @@ class LogService:
 
         self.writer.submit(prepare).add_done_callback(stored)
         return answer
+
+    def _records_of(self, body: bytes) -> list[Any]:
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise RobofleetError(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+        if not isinstance(decoded, dict) or not isinstance(decoded.get("records"), list) or set(decoded) - {"records"}:
+            raise Invalid('the body must be {"records": [...]}')
+        records: list[Any] = decoded["records"]
+        if len(records) > self.settings.max_batch:
+            raise Invalid(
+                f"{len(records)} records in one batch; the limit is logs.max_batch = {self.settings.max_batch}",
+                details={"max_batch": self.settings.max_batch},
+            )
+        return records
 
     def write(self, rows: list[Row]) -> Future[list[int]]:
         """Queue rows for the next write; the future gives their ids once durable."""

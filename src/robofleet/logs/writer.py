@@ -37,7 +37,7 @@ import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from robofleet.errors import StoreUnavailable
+from robofleet.errors import RobofleetError, StoreUnavailable
 from robofleet.logs import blocks
 from robofleet.logs.ingest import Row
 from robofleet.store.database import Store, first_line
@@ -288,6 +288,8 @@ class _Lane:
         group.number([pool.popleft() for _ in range(need)])
 
     def copy(self, group: _Group) -> None:
+        if not group.summaries:  # every batch of the group was refused
+            return
         self._begin()
         self.insert_blocks(group)
         self.copy_rows(group.jobs)
@@ -489,6 +491,9 @@ def _sqlite_batch(jobs: list[_Job]) -> str:
 def _prepared(job: _Job) -> bool:
     try:
         job.rows = [_storable(row) for row in job.prepare()]
+    except RobofleetError as exc:  # what the caller sent is wrong: the caller is told
+        _settle(job.future, exception=exc)
+        return False
     except Exception as exc:
         log.exception("preparing log rows failed")
         _settle(job.future, exception=exc)
