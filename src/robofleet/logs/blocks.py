@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from robofleet.logs.globs import is_glob
 from robofleet.logs.words import (
     array_literal,
     contains_all,
@@ -89,10 +90,8 @@ def first_id(block: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """A block of a write: rows [start, start + count) of it."""
+    """A block's summary row, but its number (given in the write's turn)."""
 
-    start: int
-    count: int
     words: str  # in the dialect's form: a text[] literal (PostgreSQL), keys separated by spaces (SQLite)
     min_time: datetime
     max_time: datetime
@@ -117,7 +116,7 @@ def summarize(rows: Sequence[Row], dialect: str, size: int = BLOCK_ROWS) -> list
     for start in range(0, len(rows), size):
         part = rows[start : start + size]
         times = [row.time for row in part]
-        found.append(Summary(start, len(part), words_value(keys_of(part), dialect), min(times), max(times)))
+        found.append(Summary(words_value(keys_of(part), dialect), min(times), max(times)))
     return found
 
 
@@ -126,6 +125,29 @@ def ids_of(numbers: Sequence[int], count: int) -> list[int]:
     for number, start in zip(numbers, range(0, count, BLOCK_ROWS), strict=False):
         ids.extend(range(first_id(number), first_id(number) + min(BLOCK_ROWS, count - start)))
     return ids
+
+
+def _stored_blocks(connection: Connection, columns: str, **types: Any) -> Iterator[tuple[int, list[Any]]]:
+    """Every stored record (`columns`, the first being id), grouped by the block its id falls in, in id order."""
+    query = text(
+        f"SELECT {columns} FROM log_records WHERE id > :last ORDER BY id LIMIT 10000"  # noqa: S608
+    ).columns(**types)
+    block: int | None = None
+    records: list[Any] = []
+    last = -1
+    while True:
+        found = connection.execute(query, {"last": last}).all()
+        for record in found:
+            if block is not None and block_of(record[0]) != block:
+                yield block, records
+                records = []
+            block = block_of(record[0])
+            records.append(record)
+        if len(found) < 10_000:
+            break
+        last = found[-1][0]
+    if block is not None:
+        yield block, records
 
 
 def rebuild(connection: Connection) -> None:
@@ -140,65 +162,27 @@ def rebuild(connection: Connection) -> None:
         "ON CONFLICT (id) DO UPDATE SET words = EXCLUDED.words, min_time = EXCLUDED.min_time, "
         "max_time = EXCLUDED.max_time"
     ).bindparams(bindparam("min_time", type_=UTCDateTime()), bindparam("max_time", type_=UTCDateTime()))
-    records = text(
-        "SELECT id, time, level, source, run_id, message FROM log_records WHERE id > :last ORDER BY id LIMIT 10000"
-    ).columns(time=UTCDateTime())
-    block: int | None = None
-    rows: list[Row] = []
-    last = -1
-
-    def store() -> None:
-        if block is not None and rows:
-            (summary,) = summarize(rows, dialect, size=1 << BLOCK_BITS)  # a whole id range: a stored block
-            connection.execute(
-                upsert,
-                {"id": block, "words": summary.words, "min_time": summary.min_time, "max_time": summary.max_time},
-            )
-
-    while True:
-        found = connection.execute(records, {"last": last}).all()
-        for record_id, time, level, source, run_id, message in found:
-            if block is not None and block_of(record_id) != block:
-                store()
-                rows = []
-            block = block_of(record_id)
-            rows.append(Row(time, level, source, run_id, message, {}, False))
-        if len(found) < 10_000:
-            break
-        last = found[-1][0]
-    store()
+    stored = _stored_blocks(connection, "id, time, level, source, run_id, message", time=UTCDateTime())
+    for block, records in stored:
+        rows = [
+            Row(time, level, source, run_id, message, {}, False) for _, time, level, source, run_id, message in records
+        ]
+        (summary,) = summarize(rows, dialect, size=1 << BLOCK_BITS)  # a whole id range: a stored block
+        connection.execute(
+            upsert, {"id": block, "words": summary.words, "min_time": summary.min_time, "max_time": summary.max_time}
+        )
 
 
 def rebuild_words(connection: Connection, keys_of: Callable[[list[str]], list[str]] = indexed_words) -> None:
     """PostgreSQL before revision 0009: a block row held the keys of its messages' words only (0007, 0008)."""
-    block: int | None = None
-    messages: list[str] = []
-    last = -1
-    while True:
-        rows = connection.execute(
-            text("SELECT id, message FROM log_records WHERE id > :last ORDER BY id LIMIT 10000"), {"last": last}
-        ).all()
-        for record_id, message in rows:
-            if block is not None and block_of(record_id) != block:
-                _store_words(connection, block, keys_of(messages))
-                messages = []
-            block = block_of(record_id)
-            messages.append(message)
-        if len(rows) < 10_000:
-            break
-        last = rows[-1][0]
-    if block is not None:
-        _store_words(connection, block, keys_of(messages))
-
-
-def _store_words(connection: Connection, block: int, keys: list[str]) -> None:
-    connection.execute(
-        text(
-            "INSERT INTO log_fts_blocks (id, words) VALUES (:id, CAST(:words AS text[])) "
-            "ON CONFLICT (id) DO UPDATE SET words = EXCLUDED.words"
-        ),
-        {"id": block, "words": array_literal(keys)},
-    )
+    for block, records in _stored_blocks(connection, "id, message"):
+        connection.execute(
+            text(
+                "INSERT INTO log_fts_blocks (id, words) VALUES (:id, CAST(:words AS text[])) "
+                "ON CONFLICT (id) DO UPDATE SET words = EXCLUDED.words"
+            ),
+            {"id": block, "words": array_literal(keys_of([message for _, message in records]))},
+        )
 
 
 # ---- reading ------------------------------------------------------------------------------------------------
@@ -218,7 +202,7 @@ def selection_of(filters: Filters) -> Selection | None:
     keys = query_keys(filters.words)
     if filters.run_id is not None:
         keys.append(run_key(filters.run_id))
-    if filters.source and not any(char in filters.source for char in "*?"):
+    if filters.source and not is_glob(filters.source):
         keys.append(source_key(filters.source))
     level = min_level_key(filters.min_level) if filters.min_level is not None else None
     if level is not None:

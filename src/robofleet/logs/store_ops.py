@@ -3,9 +3,7 @@ summaries of `blocks` whenever a filter narrows the blocks), and retention delet
 
 from __future__ import annotations
 
-import functools
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -15,6 +13,7 @@ from sqlalchemy import ColumnElement, Connection, Table, func, select
 from sqlalchemy.orm import Session
 
 from robofleet.logs import blocks
+from robofleet.logs.globs import glob_pattern, glob_to_like, glob_to_sqlite, is_glob
 from robofleet.logs.models import LogRecord
 from robofleet.logs.words import contains_all, words_of
 
@@ -48,29 +47,6 @@ class Filters:
         if self.until and record["time_dt"] >= self.until:
             return False
         return contains_all(record["message"], self.words)
-
-
-# A source glob: "*" any run of characters, "?" one character, everything else itself, case included; the same on
-# both stores and in the live tail.
-def is_glob(pattern: str) -> bool:
-    return "*" in pattern or "?" in pattern
-
-
-@functools.lru_cache(maxsize=256)
-def glob_pattern(pattern: str) -> re.Pattern[str]:
-    parts = (".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
-    return re.compile("".join(parts) + r"\Z", re.DOTALL)
-
-
-def glob_to_like(pattern: str) -> str:
-    """For PostgreSQL's LIKE (case-sensitive)."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
-def glob_to_sqlite(pattern: str) -> str:
-    """For SQLite's GLOB (case-sensitive, unlike its LIKE), where "[" opens a set of characters."""
-    return pattern.replace("[", "[[]")
 
 
 def conditions(
@@ -139,7 +115,7 @@ def blocks_older_than(session: Session, cutoff: datetime, after: int, count: int
 
 
 def expire_block(session: Session, block: int, cutoff: datetime) -> int:
-    """Delete the block's records older than `cutoff` (at most BLOCK_ROWS), then narrow its time span to what is
+    """Delete the block's records older than `cutoff` (at most one id range), then narrow its time span to what is
     left, or drop its summary when nothing is: the next pass does not look at it again."""
     connection = session.connection()
     in_block = TABLE.c.id.between(blocks.first_id(block), blocks.first_id(block + 1) - 1)

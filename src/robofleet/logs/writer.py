@@ -127,9 +127,10 @@ class LogWriter:
             threading.Thread(target=self._run, name=f"{name}-{lane}", daemon=True) for lane in range(lanes)
         ]
         self._stopping = threading.Event()
-        if not self.postgres:
-            self._threads.append(threading.Thread(target=self._checkpoint, name=f"{name}-checkpoint", daemon=True))
-        for thread in self._threads:
+        self._checkpointer = (
+            None if self.postgres else threading.Thread(target=self._checkpoint, name=f"{name}-checkpoint", daemon=True)
+        )
+        for thread in [*self._threads, *([self._checkpointer] if self._checkpointer else [])]:
             thread.start()
 
     def submit(self, prepare: Callable[[], list[Row]]) -> Future[list[int]]:
@@ -142,20 +143,26 @@ class LogWriter:
         self._queue.put(None)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
-            if thread.name.endswith("checkpoint"):
-                self._stopping.set()
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._stopping.set()  # after the lanes: their last writes are checkpointed too
+        if self._checkpointer is not None:
+            self._checkpointer.join(max(0.0, deadline - time.monotonic()))
 
     def _checkpoint(self) -> None:
         """SQLite: move the write-ahead log into the database file, off the lanes. A lane's commit that crossed
         SQLite's automatic checkpoint threshold copied and synced megabytes while holding the write turn (~1/3
         of the turn's time); a passive checkpoint here runs beside the writers and blocks none of them."""
+        failing = False
         while not self._stopping.wait(CHECKPOINT_SECONDS):
             try:
                 with self.store.engine.connect() as connection:
                     _raw(connection).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except Exception as exc:  # the store away for a while: the next round tries again
-                log.debug("log store checkpoint failed: %s", exc)
+            except Exception as exc:  # the next round tries again; said once per spell, not twice a second
+                if not failing:
+                    log.warning("log store checkpoint failed, retrying every %s s: %s", CHECKPOINT_SECONDS, exc)
+                failing = True
+            else:
+                failing = False
 
     # ---- a lane ------------------------------------------------------------------------------------------
 
