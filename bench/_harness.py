@@ -116,6 +116,20 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def loop_seconds(steps: int = 10_000_000) -> float:
+    """How long a plain Python loop takes now: this machine's CPU speed swings by 3x between spells, and every
+    figure with it. Printed with each table, so figures of different runs can be compared (ratios against the
+    peers run side by side hold across spells)."""
+    began = time.perf_counter()
+    total = 0
+    for step in range(steps):
+        total += step
+    return time.perf_counter() - began
+
+
+_LOOP_AT_START = loop_seconds()
+
+
 def print_table(title: str, headers: list[str], rows: list[list[object]]) -> None:
     cells = [[str(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
@@ -124,3 +138,4 @@ def print_table(title: str, headers: list[str], rows: list[list[object]]) -> Non
     print("  ".join("-" * w for w in widths))
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(f"machine speed: a 10M-step Python loop took {_LOOP_AT_START:.2f} s at the start, {loop_seconds():.2f} s now")
