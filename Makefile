@@ -21,6 +21,7 @@ lint: $(DEV)
 
 typecheck: $(DEV)
 	$(BIN)/mypy
+	$(BIN)/mypy --strict bench
 
 pytest: $(DEV) $(ASSETS)
 	$(BIN)/pytest

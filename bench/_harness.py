@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +130,7 @@ def loop_seconds(steps: int = 10_000_000) -> float:
 _LOOP_AT_START = loop_seconds()
 
 
-def print_table(title: str, headers: list[str], rows: list[list[object]]) -> None:
+def print_table(title: str, headers: list[str], rows: Sequence[Sequence[object]]) -> None:
     cells = [[str(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
     print(f"\n{title}")

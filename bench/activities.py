@@ -18,6 +18,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -84,7 +85,7 @@ def naive_peer(store: str, count: int) -> float:
 
     workdir = Path(tempfile.mkdtemp(prefix="robofleet-naive-"))
     url = None
-    cleanup = None
+    cleanup: Callable[[], None] | None = None
     if store == "postgresql":
         import uuid
 
@@ -96,9 +97,11 @@ def naive_peer(store: str, count: int) -> float:
             connection.execute(f'CREATE DATABASE "{name}"')
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
-        def cleanup() -> None:
+        def drop() -> None:
             with psycopg.connect(admin, autocommit=True) as connection:
                 connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+        cleanup = drop
 
     settings = Settings(store={"url": url, "data_dir": workdir / "data"})
     db = Store(settings.store)
@@ -129,7 +132,7 @@ def naive_peer(store: str, count: int) -> float:
             )
     rate = count / (time.perf_counter() - started)
     db.dispose()
-    if cleanup:
+    if cleanup is not None:
         cleanup()
     return rate
 
