@@ -23,7 +23,6 @@ import collections
 import contextlib
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,14 +32,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import psycopg
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from robofleet.errors import RobofleetError, StoreUnavailable
 from robofleet.logs import blocks
 from robofleet.logs.ingest import Row
-from robofleet.store.database import Store, first_line
+from robofleet.store.database import Store, as_unavailable, unavailable_when_lost
 
 log = logging.getLogger(__name__)
 LANES = 2
@@ -240,14 +237,14 @@ class LogWriter:
                         error = exc
                 if error is not None:
                     lane.rollback()
-                    if not isinstance(_unavailable(error), StoreUnavailable) and len(ready) > 1:
+                    if not isinstance(as_unavailable(error), StoreUnavailable) and len(ready) > 1:
                         ready = lane.one_by_one(group, error)  # under the same numbers: still in id order
                         error = None
-            elif error is not None and not isinstance(_unavailable(error), StoreUnavailable) and len(ready) > 1:
+            elif error is not None and not isinstance(as_unavailable(error), StoreUnavailable) and len(ready) > 1:
                 ready = lane.one_by_one_sqlite(ready)
                 error = None
             if error is not None:
-                failure = _unavailable(error)
+                failure = as_unavailable(error)
                 if isinstance(failure, StoreUnavailable):
                     lane.discard()  # the driver's own errors leave SQLAlchemy's connection looking healthy
                 else:
@@ -287,7 +284,7 @@ class _Lane:
         batch at a time: most turns then need no round trip to the database, and the turns are serialized."""
         need = len(group.summaries)
         if len(pool) < need:
-            with _lost(), _raw(self._begin()).cursor() as cursor:
+            with unavailable_when_lost(), _raw(self._begin()).cursor() as cursor:
                 cursor.execute(
                     "SELECT nextval('log_fts_block_seq') FROM generate_series(1, %s)", (max(NUMBERS_TAKEN, need),)
                 )
@@ -305,7 +302,7 @@ class _Lane:
         if not group.summaries:
             return
         assert self._connection is not None
-        with _lost(), _raw(self._connection).cursor() as cursor:
+        with unavailable_when_lost(), _raw(self._connection).cursor() as cursor:
             # Each block's keys as one array literal: psycopg's per-element list dumping costs more than parsing.
             cursor.executemany(
                 "INSERT INTO log_fts_blocks (id, words, min_time, max_time) VALUES (%s, CAST(%s AS text[]), %s, %s)",
@@ -318,7 +315,7 @@ class _Lane:
     def copy_rows(self, jobs: list[_Job]) -> None:
         assert self._connection is not None
         with (
-            _lost(),
+            unavailable_when_lost(),
             _raw(self._connection).cursor() as cursor,
             cursor.copy(f"COPY log_records ({RECORD_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
         ):
@@ -332,7 +329,7 @@ class _Lane:
     def commit(self) -> None:
         transaction, self._transaction = self._transaction, None
         if transaction is not None:
-            with _lost():
+            with unavailable_when_lost():
                 transaction.commit()
 
     def rollback(self) -> None:
@@ -363,12 +360,12 @@ class _Lane:
                     written.append(job)
                 except Exception as exc:
                     savepoint.rollback()
-                    _settle(job.future, exception=_unavailable(exc))
+                    _settle(job.future, exception=as_unavailable(exc))
             self.commit()
         except Exception as exc:
             self.rollback()
             for job in group.jobs:
-                _settle(job.future, exception=_unavailable(exc))
+                _settle(job.future, exception=as_unavailable(exc))
             return []
         return written
 
@@ -377,7 +374,7 @@ class _Lane:
     def write_sqlite(self, group: _Group, batch: str) -> None:
         connection = self._begin()
         try:
-            with _lost():
+            with unavailable_when_lost():
                 self._insert_sqlite(connection, group, batch)
             self.commit()
         except BaseException:
@@ -391,7 +388,7 @@ class _Lane:
                 self.write_sqlite(_Group.of([job], "sqlite"), _sqlite_batch([job]))
                 written.append(job)
             except Exception as exc:
-                _settle(job.future, exception=_unavailable(exc))
+                _settle(job.future, exception=as_unavailable(exc))
         return written
 
     @staticmethod
@@ -429,7 +426,7 @@ class _Lane:
     def _begin(self) -> Connection:
         connection = self._usable()
         if self._transaction is None:
-            with _lost():
+            with unavailable_when_lost():
                 self._transaction = connection.begin()
         return connection
 
@@ -442,7 +439,7 @@ class _Lane:
                 self._last_used = now
                 return connection
             self._drop()
-        with _lost():
+        with unavailable_when_lost():
             self._connection = self.store.engine.connect()
             if self.store.dialect == "sqlite":
                 # The log table's indexes outgrow SQLite's default 2 MB page cache within a million records;
@@ -520,25 +517,6 @@ def _storable(row: Row) -> Row:
 
 def _raw(connection: Connection) -> Any:
     return connection.connection.driver_connection
-
-
-@contextlib.contextmanager
-def _lost() -> Iterator[None]:
-    """A database that cannot be reached, through SQLAlchemy or the drivers directly, is StoreUnavailable."""
-    try:
-        yield
-    except (OperationalError, psycopg.OperationalError, sqlite3.OperationalError) as exc:
-        raise StoreUnavailable(f"the store is unavailable: {first_line(exc)}") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise StoreUnavailable(f"the store connection was lost: {first_line(exc)}") from exc
-        raise
-
-
-def _unavailable(error: BaseException) -> BaseException:
-    if isinstance(error, psycopg.OperationalError | sqlite3.OperationalError | OperationalError):
-        return StoreUnavailable(f"the store is unavailable: {first_line(error)}")
-    return error
 
 
 def _settle(future: Future[Any], *, result: Any = None, exception: BaseException | None = None) -> None:

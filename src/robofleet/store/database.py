@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -56,17 +58,29 @@ class Store:
         self.engine.dispose()
 
 
+# What the drivers raise when used directly (the log writer's raw cursors), beside SQLAlchemy's wrappers of it.
+_UNREACHABLE = (OperationalError, PoolTimeout, psycopg.OperationalError, sqlite3.OperationalError)
+
+
 @contextmanager
 def unavailable_when_lost() -> Iterator[None]:
     """Driver errors that mean the database is unreachable become StoreUnavailable (503, retried by callers)."""
     try:
         yield
-    except (OperationalError, PoolTimeout) as exc:
+    except _UNREACHABLE as exc:
         raise StoreUnavailable(f"the store is unavailable: {first_line(exc)}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise StoreUnavailable(f"the store connection was lost: {first_line(exc)}") from exc
         raise
+
+
+def as_unavailable(error: BaseException) -> BaseException:
+    """`error` as StoreUnavailable when it means the database is unreachable, else itself (for errors caught and
+    settled later, not raised through `unavailable_when_lost`)."""
+    if isinstance(error, _UNREACHABLE):
+        return StoreUnavailable(f"the store is unavailable: {first_line(error)}")
+    return error
 
 
 def first_line(exc: BaseException) -> str:
