@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from robofleet.store.pagination import encode_cursor
 from tests.conftest import MakeUser, bearer
 
 
@@ -127,22 +129,30 @@ def test_filters_and_full_text(client: TestClient, admin_token: str) -> None:
     assert naive.status_code == 422
 
 
-def test_cursors_walk_both_ways(client: TestClient, admin_token: str) -> None:
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_cursors_walk_both_ways(client: TestClient, admin_token: str, order: str) -> None:
     seed(client, admin_token)
     everything = [r["id"] for r in search(client, admin_token, limit=1000, order="asc")["items"]]
-    seen: list[int] = []
-    page = search(client, admin_token, limit=7)
+    page = search(client, admin_token, limit=7, order=order)
+    assert page["prev_cursor"] is None
     pages = [page]
-    while True:
-        seen += [r["id"] for r in page["items"]]
-        if not page["next_cursor"]:
-            break
+    while page["next_cursor"]:
         page = search(client, admin_token, limit=7, cursor=page["next_cursor"])
         pages.append(page)
-    assert seen == sorted(everything, reverse=True)
-    back = search(client, admin_token, limit=7, cursor=pages[2]["prev_cursor"])
-    assert [r["id"] for r in back["items"]] == sorted(r["id"] for r in pages[1]["items"])
-    assert client.get("/api/v1/logs", headers=bearer(admin_token), params={"cursor": "zzz"}).status_code == 422
+    seen = [r["id"] for page in pages for r in page["items"]]
+    assert seen == sorted(everything, reverse=order == "desc")
+    # Back from the last page to the first: the same pages, in the same order, then no page before the first.
+    back = pages[-1]
+    for expected in reversed(pages[:-1]):
+        back = search(client, admin_token, limit=7, cursor=back["prev_cursor"])
+        assert [r["id"] for r in back["items"]] == [r["id"] for r in expected["items"]]
+    assert back["prev_cursor"] is None
+    # And forward again from a page reached backwards.
+    again = search(client, admin_token, limit=7, cursor=back["next_cursor"])
+    assert [r["id"] for r in again["items"]] == [r["id"] for r in pages[1]["items"]]
+    for bad in ("zzz", encode_cursor("d:99999999999999999999"), encode_cursor("x:5"), encode_cursor("a:²")):
+        answer = client.get("/api/v1/logs", headers=bearer(admin_token), params={"cursor": bad})
+        assert answer.status_code == 422, (bad, answer.text)
 
 
 def test_export_streams_ndjson(client: TestClient, admin_token: str) -> None:
@@ -152,3 +162,14 @@ def test_export_streams_ndjson(client: TestClient, admin_token: str) -> None:
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert len(lines) == 31 and [r["id"] for r in lines] == sorted(r["id"] for r in lines)
     assert all(r["source"] == "robot:billing" for r in lines)
+
+
+def test_stream_refuses_ids_no_store_can_hold(client: TestClient, admin_token: str) -> None:
+    for headers, params in (
+        ({"Last-Event-ID": "99999999999999999999999"}, {}),
+        ({"Last-Event-ID": "1e5"}, {}),
+        ({}, {"after": str(2**63)}),
+    ):
+        answer = client.get("/api/v1/logs/stream", headers={**bearer(admin_token), **headers}, params=params)
+        assert answer.status_code == 422, answer.text
+

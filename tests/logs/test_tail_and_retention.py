@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,11 +28,15 @@ async def collect(
     got: list[dict[str, Any]] = []
 
     async def run() -> None:
-        async for item in service.tail(filters, after, lambda: asyncio.sleep(0, False), heartbeat=0.2):
-            if "message" in item:
-                got.append(item)
-                if len(got) >= count:
-                    return
+        async for text in service.tail(filters, after, lambda: asyncio.sleep(0, False), heartbeat=0.2):
+            for event in text.split("\n\n"):
+                lines = event.splitlines()
+                if lines and lines[0] == "event: log":
+                    item = json.loads(lines[2].removeprefix("data: "))
+                    assert lines[1] == f"id: {item['id']}"
+                    got.append(item)
+                    if len(got) >= count:
+                        return
 
     await asyncio.wait_for(run(), seconds)
     return got
@@ -101,3 +106,33 @@ async def test_the_orchestrators_own_logs_land_in_the_store(store: Store, settin
         assert "ValueError: boom" in found[1]["message"] and found[1]["level"] == "ERROR"
     finally:
         await asyncio.to_thread(service.stop)
+
+
+async def test_a_tail_past_the_newest_id_still_gets_new_records_and_quiet_filters_get_heartbeats(
+    store: Store, settings: Settings
+) -> None:
+    """A client resuming with an id this store never gave (it was reset) gets what is stored from now on; a
+    viewer whose filter matches nothing of a busy stream still hears a heartbeat (proxies drop silent ones)."""
+    service = LogService(store, settings.logs, EventHub())
+    service.loop = asyncio.get_running_loop()
+    try:
+        service.write(rows(3)).result()
+        ahead = asyncio.create_task(collect(service, Filters(), after=2**63 - 1, count=2))
+        texts: list[str] = []
+
+        async def quiet() -> None:
+            async for text in service.tail(Filters(source="robot:none"), None, lambda: asyncio.sleep(0, False), 0.3):
+                texts.append(text)
+                if text.startswith(": heartbeat"):
+                    return
+
+        listening = asyncio.create_task(asyncio.wait_for(quiet(), 10))
+        await asyncio.sleep(0.2)
+        for start in range(10):  # records the quiet viewer does not want, faster than its heartbeat
+            await asyncio.to_thread(lambda s=start: service.write(rows(1, start=10 + s)).result())
+            await asyncio.sleep(0.05)
+        assert [r["message"] for r in await ahead] == ["line 10", "line 11"]
+        await listening
+        assert texts[0].startswith("event: ready") and texts[-1] == ": heartbeat\n\n" and len(texts) == 2
+    finally:
+        service.stop()

@@ -15,10 +15,9 @@ from starlette.concurrency import iterate_in_threadpool
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid, StoreUnavailable
 from robofleet.logs.ingest import Refused, parse_level
-from robofleet.logs.service import LogService
+from robofleet.logs.service import MAX_ID, LogService
 from robofleet.logs.store_ops import Filters
 from robofleet.web.context import AppContext, get_context
-from robofleet.web.events import sse_message
 from robofleet.web.security import Require
 
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
@@ -167,25 +166,20 @@ async def stream(
     _: Principal = Depends(Require("logs:read")),
     ctx: AppContext = Depends(get_context),
     params: FilterParams = Depends(),
-    after: int | None = Query(None, ge=0, description="Resume after this id (or Last-Event-ID)"),
+    after: int | None = Query(None, ge=0, le=MAX_ID, description="Resume after this id (or Last-Event-ID)"),
 ) -> StreamingResponse:
     """Server-sent events: `log` per matching record as it is stored; resumes from `Last-Event-ID`."""
     service = service_of(ctx)
     header = request.headers.get("last-event-id")
     if after is None and header:
-        if not header.isdigit():
+        if not (header.isascii() and header.isdigit()) or int(header) > MAX_ID:
             raise Invalid("Last-Event-ID must be a record id", details={"field": "Last-Event-ID"})
         after = int(header)
 
     async def events() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
-        async for item in service.tail(params.filters, after, request.is_disconnected):
-            if "heartbeat" in item:
-                yield ": heartbeat\n\n"
-            elif "ready" in item:
-                yield sse_message("ready", {"last_id": item["last_id"]})
-            else:
-                yield sse_message("log", item, event_id=str(item["id"]))
+        async for text in service.tail(params.filters, after, request.is_disconnected):
+            yield text
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

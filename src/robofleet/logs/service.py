@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from robofleet.settings.model import LogsSettings
 from robofleet.store import Store
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import decode_cursor, encode_cursor
-from robofleet.web.events import EventHub
+from robofleet.web.events import HEARTBEAT_SECONDS, EventHub, sse_message
 
 log = logging.getLogger(__name__)
 TOPIC = "logs"
@@ -31,6 +32,7 @@ PAGE_MAX = 1000
 EXPORT_CHUNK = 2000
 BACKLOG_CHUNK = 500
 RETENTION_BATCH = 5000
+MAX_ID = 2**63 - 1  # ids are BIGINT on both stores
 
 
 @dataclass
@@ -124,38 +126,49 @@ class LogService:
         """Called by the writer in id order, once the rows are durable."""
         if self.loop is None or not self.hub.has_subscribers(TOPIC):
             return
-        records = [record_of(new_id, row) for new_id, row in zip(ids, rows, strict=True)]
+        # Each record is rendered to its SSE event once, here on a writer lane, not once per viewer on the event
+        # loop: with a hundred viewers, rendering per viewer made ingest wait on the loop several times over.
+        records = []
+        for new_id, row in zip(ids, rows, strict=True):
+            item = record_of(new_id, row)
+            records.append((item, log_event(public(item))))
         self.loop.call_soon_threadsafe(self.hub.publish, TOPIC, {"records": records})
 
     # ---- reading -----------------------------------------------------------------------------------------
 
     def search(self, filters: Filters, *, limit: int, cursor: str | None, order: str) -> dict[str, Any]:
-        """A page newest first (order=desc) or oldest first (asc); cursors walk on in either direction."""
+        """A page newest first (order=desc) or oldest first (asc). `next_cursor` goes on in that order;
+        `prev_cursor` gives the page before this one, in the same order (the records nearest this page's first)."""
         if not 1 <= limit <= PAGE_MAX:
             raise Invalid(f"limit must be between 1 and {PAGE_MAX}", details={"field": "limit"})
-        ascending = order == "asc"
-        after = before = None
+        ascending, backward, position = order == "asc", False, None
         if cursor:
-            direction, _, position = decode_cursor(cursor).partition(":")
-            if direction not in ("a", "d") or not position.isdigit():
-                raise Invalid("the cursor is not one this server handed out", code="invalid_cursor")
-            ascending = direction == "a"
-            after, before = (int(position), None) if ascending else (None, int(position))
+            ascending, backward, position = _position_of(cursor)
+        # A page back is read in the other order from its boundary, then turned round.
+        reading_up = ascending != backward
+        after, before = (position, None) if reading_up else (None, position)
         with self.store.connection() as connection:
             rows, resume = store_ops.fetch(
-                connection, filters, after=after, before=before, ascending=ascending, limit=limit + 1
+                connection, filters, after=after, before=before, ascending=reading_up, limit=limit + 1
             )
         more = len(rows) > limit
         items = [store_ops.row_out(row) for row in rows[:limit]]
         for item in items:
             item.pop("level_no", None)
-        forward = "a" if ascending else "d"
-        backward = "d" if ascending else "a"
-        onward = items[-1]["id"] if more and items else resume  # a search cut short by its budget goes on from there
+        # Where reading stopped: past the last record read, or where a search cut short by its budget got to.
+        onward = items[-1]["id"] if more and items else resume
+        if backward:
+            items.reverse()
+            earlier = onward
+            later = items[-1]["id"] if items else position
+        else:
+            earlier = items[0]["id"] if items and cursor else None
+            later = onward
+        view = "a" if ascending else "d"
         return {
             "items": items,
-            "next_cursor": encode_cursor(f"{forward}:{onward}") if onward is not None else None,
-            "prev_cursor": encode_cursor(f"{backward}:{items[0]['id']}") if items and cursor else None,
+            "next_cursor": encode_cursor(f"{view}n:{later}") if later is not None else None,
+            "prev_cursor": encode_cursor(f"{view}p:{earlier}") if earlier is not None else None,
         }
 
     def export(self, filters: Filters, max_records: int) -> Iterator[list[dict[str, Any]]]:
@@ -186,39 +199,55 @@ class LogService:
             return int(connection.execute(select(func.coalesce(func.max(store_ops.TABLE.c.id), 0))).scalar_one())
 
     async def tail(
-        self, filters: Filters, after: int | None, is_disconnected: Callable[[], Any], heartbeat: float = 15.0
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Matching records as they are stored. With `after`, first every stored record past it: subscribing
-        before reading the backlog, then skipping ids already sent, gives each record exactly once."""
+        self,
+        filters: Filters,
+        after: int | None,
+        is_disconnected: Callable[[], Any],
+        heartbeat: float = HEARTBEAT_SECONDS,
+    ) -> AsyncIterator[str]:
+        """Matching records as SSE text, as they are stored. With `after`, first every stored record past it:
+        subscribing before reading the backlog, then skipping ids already sent, gives each record exactly once.
+        A comment goes out after `heartbeat` seconds without output, even while records of other filters pass."""
         with self.hub.subscribe(TOPIC) as subscriber:
             if after is None:
                 last = await asyncio.to_thread(self.last_id)
             else:
-                last = after
+                # An id past the newest (a client of a store since reset) would wait for ids it already "has".
+                last = min(after, await asyncio.to_thread(self.last_id))
                 while True:
                     rows, resume = await asyncio.to_thread(self._backlog, filters, last)
-                    for row in rows:
-                        item = store_ops.row_out(row)
-                        item.pop("level_no", None)
-                        yield item
-                        last = row.id
+                    if rows:
+                        yield "".join(log_event(public(store_ops.row_out(row))) for row in rows)
+                        last = rows[-1].id
                     if resume is not None:
                         last = resume
                     elif len(rows) < BACKLOG_CHUNK:
                         break
-            yield {"ready": True, "last_id": last}
+            yield sse_message("ready", {"last_id": last})
+            everything = filters == Filters()
+            quiet_until = time.monotonic() + heartbeat
             while True:
                 try:
-                    _, payload = await asyncio.wait_for(subscriber.get(), heartbeat)
+                    _, payload = await asyncio.wait_for(subscriber.get(), max(0.0, quiet_until - time.monotonic()))
                 except TimeoutError:
                     if await is_disconnected():
                         return
-                    yield {"heartbeat": True}
+                    yield ": heartbeat\n\n"
+                    quiet_until = time.monotonic() + heartbeat
                     continue
-                for item in payload["records"]:
-                    if item["id"] > last and filters.matches(item):
-                        last = item["id"]
-                        yield {key: value for key, value in item.items() if key not in ("level_no", "time_dt")}
+                # One chunk per stored batch: a viewer costs the loop a join per batch, not work per record.
+                texts = [
+                    text
+                    for item, text in payload["records"]
+                    if item["id"] > last and (everything or filters.matches(item))
+                ]
+                if texts:
+                    last = max(last, payload["records"][-1][0]["id"])
+                    yield "".join(texts)
+                    quiet_until = time.monotonic() + heartbeat
+                elif time.monotonic() >= quiet_until:
+                    yield ": heartbeat\n\n"
+                    quiet_until = time.monotonic() + heartbeat
 
     def _backlog(self, filters: Filters, after: int) -> tuple[list[Any], int | None]:
         with self.store.connection() as connection:
@@ -280,6 +309,27 @@ class LogService:
                 await asyncio.to_thread(self.housekeeping)
             except Exception:
                 log.exception("log retention failed; it will run again")
+
+
+def _position_of(cursor: str) -> tuple[bool, bool, int]:
+    """(ascending view, a page back, the boundary id) of a cursor; "a:"/"d:" are earlier releases' next cursors."""
+    kind, _, position = decode_cursor(cursor).partition(":")
+    if kind in ("a", "d"):
+        kind += "n"
+    known = kind in ("an", "ap", "dn", "dp") and position.isascii() and position.isdigit()
+    if not known or int(position) > MAX_ID:
+        raise Invalid("the cursor is not one this server handed out", code="invalid_cursor")
+    return kind[0] == "a", kind[1] == "p", int(position)
+
+
+def public(item: dict[str, Any]) -> dict[str, Any]:
+    """A record as the API shows it: without the fields kept for in-memory filtering."""
+    return {key: value for key, value in item.items() if key not in ("level_no", "time_dt")}
+
+
+def log_event(item: dict[str, Any]) -> str:
+    """The SSE `log` event of a record (orjson writes no newline, so the data is one line)."""
+    return f"event: log\nid: {item['id']}\ndata: {orjson.dumps(item).decode()}\n\n"
 
 
 def record_of(new_id: int, row: Row) -> dict[str, Any]:
