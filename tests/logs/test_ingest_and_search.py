@@ -162,6 +162,11 @@ def test_export_streams_ndjson(client: TestClient, admin_token: str) -> None:
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert len(lines) == 31 and [r["id"] for r in lines] == sorted(r["id"] for r in lines)
     assert all(r["source"] == "robot:billing" for r in lines)
+    params = {"source": "robot:billing", "limit": 2, "order": "desc"}
+    newest = client.get("/api/v1/logs/export", headers=bearer(admin_token), params=params)
+    assert [json.loads(line)["id"] for line in newest.text.splitlines()] == [lines[-1]["id"], lines[-2]["id"]]
+    for bad in ({"order": "sideways"}, {"limit": 0}):
+        assert client.get("/api/v1/logs/export", headers=bearer(admin_token), params=bad).status_code == 422
 
 
 def test_stream_refuses_ids_no_store_can_hold(client: TestClient, admin_token: str) -> None:
@@ -172,4 +177,3 @@ def test_stream_refuses_ids_no_store_can_hold(client: TestClient, admin_token: s
     ):
         answer = client.get("/api/v1/logs/stream", headers={**bearer(admin_token), **headers}, params=params)
         assert answer.status_code == 422, answer.text
-

@@ -145,12 +145,13 @@ def export(
     ctx: AppContext = Depends(get_context),
     params: FilterParams = Depends(),
     limit: int = Query(EXPORT_MAX, ge=1, le=EXPORT_MAX),
+    order: Literal["asc", "desc"] = Query("asc", description="asc: oldest first"),
 ) -> StreamingResponse:
-    """Every matching record as NDJSON, oldest first, streamed."""
+    """Every matching record (up to `limit`) as NDJSON, oldest first unless order=desc, streamed."""
     service = service_of(ctx)
 
     def lines() -> Iterator[str]:
-        for chunk in service.export(params.filters, limit):
+        for chunk in service.export(params.filters, limit, ascending=order == "asc"):
             yield "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in chunk)
 
     return StreamingResponse(

@@ -171,14 +171,21 @@ class LogService:
             "prev_cursor": encode_cursor(f"{view}p:{earlier}") if earlier is not None else None,
         }
 
-    def export(self, filters: Filters, max_records: int) -> Iterator[list[dict[str, Any]]]:
-        """Chunks of records, oldest first, read a chunk at a time (never the whole result in memory)."""
-        after: int | None = None
+    def export(self, filters: Filters, max_records: int, *, ascending: bool = True) -> Iterator[list[dict[str, Any]]]:
+        """Chunks of records, oldest first (or newest first), read a chunk at a time (never the whole result in
+        memory)."""
+        position: int | None = None
         sent = 0
         while sent < max_records:
+            after, before = (position, None) if ascending else (None, position)
             with self.store.connection() as connection:
                 rows, resume = store_ops.fetch(
-                    connection, filters, after=after, ascending=True, limit=min(EXPORT_CHUNK, max_records - sent)
+                    connection,
+                    filters,
+                    after=after,
+                    before=before,
+                    ascending=ascending,
+                    limit=min(EXPORT_CHUNK, max_records - sent),
                 )
             if rows:
                 chunk = [store_ops.row_out(row) for row in rows]
@@ -186,9 +193,9 @@ class LogService:
                     item.pop("level_no", None)
                 yield chunk
                 sent += len(chunk)
-                after = chunk[-1]["id"]
+                position = chunk[-1]["id"]
             if resume is not None:
-                after = resume
+                position = resume
             elif len(rows) < EXPORT_CHUNK:
                 return
 
