@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,16 @@ import psutil
 from robofleet.sdk import control
 
 PR_SET_CHILD_SUBREAPER = 36
+SETTINGS_PREFIX = "ROBOFLEET_"
+
+
+def robot_environment(inherited: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]:
+    """What a robot starts with: this process's environment less its own settings (they hold the orchestrator's
+    and the agent's secrets: client token, store URL with its password...), then `given` (the robot definition's
+    env and the run context), which may set ROBOFLEET_ names again on purpose."""
+    # pydantic-settings reads its variables whatever their case, so a lower-case one is a setting too.
+    kept = {name: value for name, value in inherited.items() if not name.upper().startswith(SETTINGS_PREFIX)}
+    return {**kept, **given}
 
 
 def become_subreaper() -> bool:
@@ -92,7 +103,7 @@ class ProcessManager:
         popen = subprocess.Popen(
             [sys.executable, "-m", "robofleet.agents.shim", str(run_dir), "--", *argv],
             cwd=cwd,
-            env={**os.environ, **(env or {}), control.CONTROL_DIR_ENV: str(run_dir / "control")},
+            env=robot_environment(os.environ, {**(env or {}), control.CONTROL_DIR_ENV: str(run_dir / "control")}),
             stdin=subprocess.DEVNULL,
             stdout=shim_log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,135 @@
+"""What a robot's environment holds: the orchestrator's (or agent's) environment without its ROBOFLEET_ settings,
+the run context robofleet sets on purpose, and the robot definition's own env, which wins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from robofleet.agents.processes import ProcessManager, wait_until
+from tests.serve import ServeProcess
+
+SENTINEL = "rf_sentinel_not_real"
+STORE_WITH_PASSWORD = "postgresql+psycopg://robofleet:db-password-not-real@db.invalid/robofleet"
+RUN_CONTEXT = {"ROBOFLEET_URL", "ROBOFLEET_RUN_ID", "ROBOFLEET_ROBOT", "ROBOFLEET_TOKEN", "ROBOFLEET_CONTROL_DIR"}
+# Written with os.replace so a reader never sees half of it.
+DUMP_ENV = (
+    "import json, os, sys; open(sys.argv[1] + '.tmp', 'w').write(json.dumps(dict(os.environ)));"
+    " os.replace(sys.argv[1] + '.tmp', sys.argv[1])"
+)
+
+
+def dump_env_argv(target: Path) -> list[str]:
+    return [sys.executable, "-c", DUMP_ENV, str(target)]
+
+
+def robofleet_names(env: dict[str, str]) -> set[str]:
+    return {name for name in env if name.upper().startswith("ROBOFLEET_")}
+
+
+def run_robot(api: httpx.Client, name: str, target: Path, **fields: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    made = api.post("/api/v1/robots", json={"name": name, "argv": dump_env_argv(target), **fields})
+    assert made.status_code == 201, made.text
+    started = api.post(f"/api/v1/robots/{name}/start")
+    assert started.status_code == 201, started.text
+    run: dict[str, Any] = started.json()
+    deadline = time.monotonic() + 20
+    while (run := api.get(f"/api/v1/runs/{run['id']}").json())["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, f"run {run['id']} stayed {run['state']}"
+        time.sleep(0.05)
+    assert run["state"] == "succeeded", run
+    return run, json.loads(target.read_text())
+
+
+def assert_run_context(env: dict[str, str], run: dict[str, Any], name: str, server_url: str) -> None:
+    assert env["ROBOFLEET_RUN_ID"] == str(run["id"]) and env["ROBOFLEET_ROBOT"] == name
+    assert env["ROBOFLEET_TOKEN"] and env["ROBOFLEET_TOKEN"] != SENTINEL
+    assert env["ROBOFLEET_URL"].rstrip("/") == server_url
+    assert Path(env["ROBOFLEET_CONTROL_DIR"]).is_dir()
+
+
+def test_the_process_manager_drops_its_settings_but_keeps_what_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROBOFLEET_CLIENT__TOKEN", SENTINEL)
+    monkeypatch.setenv("robofleet_store__url", STORE_WITH_PASSWORD)  # settings are read whatever their case
+    monkeypatch.setenv("ROBOFLEET_ROBOT", "inherited, not this run's")
+    monkeypatch.setenv("NOT_A_SETTING", "inherited")
+    manager = ProcessManager(tmp_path / "state")
+    target = tmp_path / "env.json"
+    run = manager.start(
+        "1", dump_env_argv(target), env={"ROBOFLEET_ROBOT": "given", "ROBOFLEET_OWN": "the definition's"}
+    )
+    assert wait_until(lambda: manager.outcome(run) is not None, 15)
+    assert manager.outcome(run)["exit_code"] == 0  # type: ignore[index]
+    env = json.loads(target.read_text())
+    assert robofleet_names(env) == {"ROBOFLEET_ROBOT", "ROBOFLEET_OWN", "ROBOFLEET_CONTROL_DIR"}
+    assert env["ROBOFLEET_ROBOT"] == "given" and env["ROBOFLEET_OWN"] == "the definition's"
+    assert env["NOT_A_SETTING"] == "inherited"
+    assert SENTINEL not in target.read_text() and "db-password-not-real" not in target.read_text()
+
+
+@pytest.mark.slow
+def test_a_robot_of_serve_sees_its_run_context_not_the_servers_settings(tmp_path: Path) -> None:
+    serve = ServeProcess(
+        tmp_path / "server", env={"ROBOFLEET_CLIENT__TOKEN": SENTINEL, "NOT_A_SETTING": "inherited"}
+    ).start(wait="/readyz")
+    try:
+        api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
+        own = {"ROBOFLEET_OWN": "the definition's own", "ROBOT_SETTING": "mine"}
+        run, env = run_robot(api, "peeker", tmp_path / "env.json", env=own)
+        assert_run_context(env, run, "peeker", serve.url)
+        assert robofleet_names(env) == RUN_CONTEXT | {"ROBOFLEET_OWN"}
+        assert env["ROBOFLEET_OWN"] == "the definition's own" and env["ROBOT_SETTING"] == "mine"
+        assert env["NOT_A_SETTING"] == "inherited"
+        assert SENTINEL not in env.values()
+        assert httpx.get(env["ROBOFLEET_URL"].rstrip("/") + "/healthz", timeout=5).status_code == 200
+    finally:
+        serve.stop()
+
+
+@pytest.mark.slow
+def test_a_robot_of_a_remote_agent_sees_its_run_context_not_the_agents_settings(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path / "server").start(wait="/readyz")
+    agent = None
+    try:
+        made = serve.cli("user", "create", "pc-env", "--role", "agent", "--password-stdin", stdin="agent-password\n")
+        assert made.returncode == 0, made.stderr
+        agent_token = serve.token("pc-env")
+        api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
+        agent_env = {
+            **serve.env,
+            "ROBOFLEET_CLIENT__TOKEN": SENTINEL,
+            "ROBOFLEET_STORE__URL": STORE_WITH_PASSWORD,
+            "NOT_A_SETTING": "inherited",
+        }
+        agent = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "robofleet", "agent", "--server", serve.url, "--token", agent_token),
+                *("--name", "pc-env", "--state-dir", str(tmp_path / "agent")),
+            ],
+            env=agent_env,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "agent.log").open("w"),
+        )
+        deadline = time.monotonic() + 20
+        while "pc-env" not in [a["name"] for a in api.get("/api/v1/agents").json()["items"]]:
+            assert time.monotonic() < deadline, (tmp_path / "agent.log").read_text()
+            time.sleep(0.1)
+        run, env = run_robot(api, "far-peeker", tmp_path / "env.json", agent="pc-env")
+        assert_run_context(env, run, "far-peeker", serve.url)
+        assert robofleet_names(env) == RUN_CONTEXT
+        assert env["NOT_A_SETTING"] == "inherited"
+        assert SENTINEL not in env.values() and STORE_WITH_PASSWORD not in env.values()
+    finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(10)
+        serve.stop()
