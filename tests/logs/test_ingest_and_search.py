@@ -68,6 +68,40 @@ def test_whole_batch_refusals(client: TestClient, admin_token: str, make_user: M
     assert search(client, admin_token)["items"][0]["message"] == "x"
 
 
+def test_sources_follow_the_model_and_only_logs_admin_sends_as_the_orchestrator(
+    client: TestClient, admin_token: str, make_user: MakeUser
+) -> None:
+    robot = make_user("r2", ["robot"])
+    answer = post(
+        client,
+        robot,
+        [
+            {"message": "ok", "source": "robot:a"},
+            {"message": "ok", "source": "agent:pc-01"},
+            {"message": "forged", "source": "orchestrator", "level": "CRITICAL"},
+            {"message": "x", "source": "nonsense"},
+            {"message": "x", "source": "robot:"},
+        ],
+    )
+    assert answer.status_code == 207, answer.text
+    reasons = {item["index"]: item["error"] for item in answer.json()["rejected"]}
+    assert sorted(reasons) == [2, 3, 4] and "logs:admin" in reasons[2] and "robot:<name>" in reasons[3]
+    assert post(client, admin_token, [{"message": "mine", "source": "orchestrator"}]).status_code == 201
+    assert [r["message"] for r in search(client, admin_token, source="orchestrator")["items"]] == ["mine"]
+
+
+def test_lone_surrogates_become_replacement_characters(client: TestClient, admin_token: str) -> None:
+    """What a robot sends for a file name in no valid encoding: JSON escapes of lone surrogates."""
+    body = b'{"records": [{"message": "file report-\\udcff.csv", "source": "robot:a", "fields": {"\\ud800": 1}}]}'
+    headers = {**bearer(admin_token), "content-type": "application/json"}
+    answer = client.post("/api/v1/logs", headers=headers, content=body)
+    assert answer.status_code == 201, answer.text
+    record = search(client, admin_token)["items"][0]
+    assert record["message"] == "file report-\ufffd.csv" and record["fields"] == {"\ufffd": 1}
+    bad = client.post("/api/v1/logs", headers=headers, content=b'{"records": [{"message": NaN}]}')
+    assert bad.status_code == 400
+
+
 def test_oversized_messages_are_truncated_and_marked(client: TestClient, admin_token: str) -> None:
     post(client, admin_token, [{"message": "é" * 20_000, "source": "robot:a"}])
     record = search(client, admin_token)["items"][0]

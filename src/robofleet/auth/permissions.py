@@ -30,6 +30,7 @@ PERMISSIONS: dict[str, str] = {
     "queues:write": "Add, take and complete queue items",
     "logs:read": "Read logs",
     "logs:write": "Send logs",
+    "logs:admin": "Send logs as the orchestrator itself (source orchestrator)",
     "agents:read": "List agents and their system info",
     "agents:connect": "Connect as an agent",
     "agents:admin": "Remote shell and file transfer on agents",

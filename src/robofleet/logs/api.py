@@ -107,10 +107,14 @@ class FilterParams:
 
 @router.post("", openapi_extra=INGEST_SCHEMA)
 async def ingest(
-    request: Request, _: Principal = Depends(Require("logs:write")), ctx: AppContext = Depends(get_context)
+    request: Request, principal: Principal = Depends(Require("logs:write")), ctx: AppContext = Depends(get_context)
 ) -> JSONResponse:
     """Store a batch; each bad record is refused with its index and reason while the good ones are kept."""
-    result = await asyncio.wrap_future(service_of(ctx).ingest(await request.body()))
+    service = service_of(ctx)
+    sender = service.known_sender(principal)
+    if sender is None:  # a robot run's token, seen for the first time
+        sender = await asyncio.to_thread(service.sender_of, principal)
+    result = await asyncio.wrap_future(service.ingest(await request.body(), sender))
     answer = {
         "accepted": result.accepted,
         "rejected": result.rejected,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from robofleet.logs.models import LEVELS
 
@@ -28,6 +28,21 @@ class Row:
 
 class Refused(ValueError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sends a batch, as far as its records' sources go. A robot run's own token writes as that robot and run
+    only (`source` and `run_id` are then the defaults and the only values allowed); `orchestrator` is the
+    orchestrator's own source, which only a caller holding logs:admin may send as."""
+
+    source: str | None = None
+    run_id: str | None = None
+    as_orchestrator: bool = False
+
+
+ANYONE = Sender(as_orchestrator=True)
+SOURCE_RULE = "source must be orchestrator, agent:<name> or robot:<name>, at most 128 characters"
 
 
 def parse_level(value: Any) -> int:
@@ -71,7 +86,13 @@ def truncate(message: str, max_bytes: int) -> tuple[str, bool]:
     return encoded[:keep].decode("utf-8", "ignore") + TRUNCATION_MARK, True
 
 
-def parse_record(raw: Any, *, now: datetime, max_message_bytes: int, default_source: str | None = None) -> Row:
+def _valid_source(source: Any) -> TypeGuard[str]:
+    return type(source) is str and (
+        source == "orchestrator" or (6 < len(source) <= 128 and source.startswith(("robot:", "agent:")))
+    )
+
+
+def parse_record(raw: Any, *, now: datetime, max_message_bytes: int, sender: Sender = ANYONE) -> Row:
     """One validated row; Refused says what is wrong. (Hot path: tens of thousands of calls a second.)"""
     if type(raw) is not dict:
         raise Refused("a record must be a JSON object")
@@ -80,15 +101,21 @@ def parse_record(raw: Any, *, now: datetime, max_message_bytes: int, default_sou
     message = raw.get("message")
     if type(message) is not str:
         raise Refused("message is required and must be a string")
-    source = raw.get("source", default_source)
-    if type(source) is not str or not 0 < len(source) <= 128:
-        raise Refused("source is required: a string of 1 to 128 characters (e.g. robot:invoices)")
-    run_id = raw.get("run_id")
+    source = raw.get("source", sender.source)
+    if not _valid_source(source):
+        raise Refused(SOURCE_RULE if source is not None else f"source is required: {SOURCE_RULE}")
+    if sender.source is not None and source != sender.source:
+        raise Refused(f"this token sends as {sender.source} only")
+    if source == "orchestrator" and not sender.as_orchestrator:
+        raise Refused("source orchestrator is the orchestrator's own: sending as it needs the permission logs:admin")
+    run_id = raw.get("run_id", sender.run_id)
     if run_id is not None:
         if type(run_id) is int:
             run_id = str(run_id)
         if type(run_id) is not str or not 0 < len(run_id) <= 64:
             raise Refused("run_id must be a string of 1 to 64 characters, or a number")
+        if sender.run_id is not None and run_id != sender.run_id:
+            raise Refused(f"this token sends for run {sender.run_id} only")
     fields = raw.get("fields")
     if fields:
         if type(fields) is not dict:
@@ -116,12 +143,14 @@ def parse_record(raw: Any, *, now: datetime, max_message_bytes: int, default_sou
     )
 
 
-def parse_batch(records: list[Any], *, now: datetime, max_message_bytes: int) -> tuple[list[Row], list[dict[str, Any]]]:
+def parse_batch(
+    records: list[Any], *, now: datetime, max_message_bytes: int, sender: Sender = ANYONE
+) -> tuple[list[Row], list[dict[str, Any]]]:
     rows: list[Row] = []
     rejected: list[dict[str, Any]] = []
     for index, raw in enumerate(records):
         try:
-            rows.append(parse_record(raw, now=now, max_message_bytes=max_message_bytes))
+            rows.append(parse_record(raw, now=now, max_message_bytes=max_message_bytes, sender=sender))
         except Refused as exc:
             rejected.append({"index": index, "error": str(exc)})
     return rows, rejected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,14 +13,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy import func, select
 
 from robofleet.auth.audit import record
-from robofleet.auth.principal import system_principal
-from robofleet.errors import Invalid, RobofleetError
+from robofleet.auth.models import ApiToken
+from robofleet.auth.principal import Principal, system_principal
+from robofleet.errors import Forbidden, Invalid, RobofleetError
 from robofleet.logs import store_ops
-from robofleet.logs.ingest import Row, parse_batch
+from robofleet.logs.ingest import ANYONE, Row, Sender, parse_batch
 from robofleet.logs.store_ops import Filters
 from robofleet.logs.writer import LogWriter
+from robofleet.robots.models import Run
 from robofleet.settings.model import LogsSettings
 from robofleet.store import Store
 from robofleet.store.base import utcnow
@@ -32,6 +36,8 @@ PAGE_MAX = 1000
 EXPORT_CHUNK = 2000
 BACKLOG_CHUNK = 500
 RETENTION_BATCH = 5000
+RUN_SENDERS_KEPT = 10_000
+RUN_USER = "robot-runs"  # robots.service.RUN_USER: the owner of every run's token
 MAX_ID = 2**63 - 1  # ids are BIGINT on both stores
 
 
@@ -51,6 +57,7 @@ class LogService:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._handler: logging.Handler | None = None
+        self._run_senders: dict[str, Sender] = {}  # token id -> what that robot run's token sends as
 
     def start(self, loop: asyncio.AbstractEventLoop, *, own_logs: bool) -> None:
         """Announce new records on `loop`, run retention on it, and keep the orchestrator's own logs."""
@@ -74,7 +81,35 @@ class LogService:
 
     # ---- writing -----------------------------------------------------------------------------------------
 
-    def ingest(self, body: bytes) -> Future[IngestResult]:
+    def sender_of(self, principal: Principal) -> Sender:
+        """What `principal` may send as. A robot run's token (owned by the built-in user robot-runs, named
+        "run <id>") writes as its robot and run only: a robot cannot pass its lines off as another's."""
+        known = self.known_sender(principal)
+        if known is not None:
+            return known
+        assert principal.token_id is not None
+        with self.store.connection() as connection:
+            name = connection.scalar(select(ApiToken.name).where(ApiToken.id == principal.token_id)) or ""
+            run_id = name.removeprefix("run ")
+            robot = (
+                connection.scalar(select(Run.robot).where(Run.id == int(run_id)))
+                if run_id.isascii() and run_id.isdigit()
+                else None
+            )
+        if robot is None:  # a token of robot-runs that belongs to no run: it may send nothing
+            raise Forbidden("this run token belongs to no run", details={"permission": "logs:write"})
+        if len(self._run_senders) >= RUN_SENDERS_KEPT:
+            self._run_senders.clear()
+        pinned = self._run_senders[principal.token_id] = Sender(f"robot:{robot}", run_id)
+        return pinned
+
+    def known_sender(self, principal: Principal) -> Sender | None:
+        """`sender_of` when it needs no query (None: a run's token not seen yet)."""
+        if principal.username != RUN_USER or principal.token_id is None:
+            return Sender(as_orchestrator=principal.can("logs:admin"))
+        return self._run_senders.get(principal.token_id)
+
+    def ingest(self, body: bytes, sender: Sender = ANYONE) -> Future[IngestResult]:
         """Decode and validate a POSTed body of `{"records": [...]}` and store the good records; the future resolves
         once they are durable, or with the RobofleetError (a 4xx) the body as a whole deserves.
 
@@ -85,7 +120,7 @@ class LogService:
 
         def prepare() -> list[Row]:
             rows, refused = parse_batch(
-                self._records_of(body), now=now, max_message_bytes=self.settings.max_message_bytes
+                self._records_of(body), now=now, max_message_bytes=self.settings.max_message_bytes, sender=sender
             )
             rejected.extend(refused)
             return rows
@@ -107,7 +142,9 @@ class LogService:
         try:
             decoded = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise RobofleetError(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+            decoded = _with_lone_surrogates_replaced(body)
+            if decoded is None:
+                raise RobofleetError(f"the body is not valid JSON: {exc}", code="malformed_json") from None
         if not isinstance(decoded, dict) or not isinstance(decoded.get("records"), list) or set(decoded) - {"records"}:
             raise Invalid('the body must be {"records": [...]}')
         records: list[Any] = decoded["records"]
@@ -200,8 +237,6 @@ class LogService:
                 return
 
     def last_id(self) -> int:
-        from sqlalchemy import func, select
-
         with self.store.connection() as connection:
             return int(connection.execute(select(func.coalesce(func.max(store_ops.TABLE.c.id), 0))).scalar_one())
 
@@ -316,6 +351,30 @@ class LogService:
                 await asyncio.to_thread(self.housekeeping)
             except Exception:
                 log.exception("log retention failed; it will run again")
+
+
+def _with_lone_surrogates_replaced(body: bytes) -> Any:
+    """A body orjson refused only for escapes of lone surrogates ("\\ud800", what a robot that printed a file name
+    in no valid encoding sends), decoded with those as U+FFFD, as NUL characters are: no store keeps them. None
+    when the body is wrong for any other reason."""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return None
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        if isinstance(value, dict):
+            return {clean(key): clean(item) for key, item in value.items()}
+        return value
+
+    try:  # what orjson refuses besides (NaN, integers past 64 bits) stays refused
+        return orjson.loads(json.dumps(clean(decoded), ensure_ascii=False).encode())
+    except (orjson.JSONDecodeError, ValueError):
+        return None
 
 
 def _position_of(cursor: str) -> tuple[bool, bool, int]:
