@@ -44,6 +44,20 @@ def test_logs_page_filters_and_tails(tmp_path: Path) -> None:
             permalink = page.url
             page.goto(f"{serve.url}/panel/logs?source=robot%3A*&level=ERROR")
             assert [t.strip() for t in page.locator("#log-table td.message").all_inner_texts()] == ["portal timed out"]
+            send(*({"message": f"page line {n}", "source": "robot:pager"} for n in range(450)))
+            page.goto(f"{serve.url}/panel/logs?source=robot%3Apager")
+            first = page.locator("#log-table td.message >> nth=0")
+            assert first.inner_text().strip() == "page line 449" and page.locator("#newer").count() == 0
+            page.click("#older")
+            page.wait_for_url("**cursor=**")
+            assert first.inner_text().strip() == "page line 249"
+            page.click("#older")
+            assert page.locator("#log-table tbody tr").count() == 50 and page.locator("#older").count() == 0
+            page.click("#newer")
+            page.wait_for_selector("#log-table td.message:text-is('page line 249')")
+            page.click("#newer")
+            page.wait_for_selector("#log-table td.message:text-is('page line 449')")
+            assert first.inner_text().strip() == "page line 449"
             page.goto(permalink)
             assert page.locator("#log-table tbody tr").count() == 2
             page.check("#live-tail")

@@ -42,7 +42,7 @@ def logs_page(
 ) -> Response:
     chosen = {"since": since, "until": until, "level": level, "source": source, "run_id": run_id, "q": q}
     error = None
-    result: dict[str, Any] = {"items": [], "next_cursor": None}
+    result: dict[str, Any] = {"items": [], "next_cursor": None, "prev_cursor": None}
     try:
         try:
             filters = filters_from(parse_time(since), parse_time(until), level or None, source, run_id, q)
@@ -62,6 +62,7 @@ def logs_page(
         records=result["items"],
         error=error,
         next_cursor=result["next_cursor"],
+        prev_cursor=result["prev_cursor"],
         chosen=chosen,
         levels=LEVEL_CHOICES,
         query=urlencode(query),
