@@ -1,7 +1,8 @@
 """The log store through the real HTTP API of a real `robofleet serve`, on SQLite and PostgreSQL.
 
 Prints, per store:
-- ingest rate (records/s) through POST /api/v1/logs with 8 concurrent senders and batches of 500;
+- ingest rate (records/s) through POST /api/v1/logs with 8 concurrent senders and batches of 500, and again
+  while 100 live tails (SSE) are open;
 - query latency (p50 of 20) on the store once it holds --rows records (default 1 million): a full-text search
   for a rare word, a full-text search for a common word, a run-id filter, an exact source, a minimum level, and a
   time window of 10 s in the middle of the store (each: newest 100);
@@ -29,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Server, median, percentile, postgres_available, print_table, serve
 
 SENDERS = 8
+VIEWERS = 100
+WATCHED = 100_000  # records of the ingest run with viewers
 BATCH = 500
 WORDS = ["invoice", "ledger", "portal", "login", "customer", "order", "payment", "export", "report", "mail"]
 
@@ -68,6 +71,30 @@ async def ingest(server: Server, total: int) -> float:
         started = time.perf_counter()
         await asyncio.gather(*(sender(http) for _ in range(SENDERS)))
         return len(bodies) * BATCH / (time.perf_counter() - started)
+
+
+async def ingest_watched(server: Server, total: int, viewers: int = VIEWERS) -> float:
+    """The ingest rate while `viewers` live tails are open: most filtered on a source no record has (the server's
+    cost of a viewer, without this process's cost of reading), a tenth of them reading everything."""
+    headers = {**server.headers, "Accept": "text/event-stream"}
+    async with aiohttp.ClientSession(server.url, headers=headers, timeout=aiohttp.ClientTimeout(total=None)) as http:
+
+        async def view(params: dict[str, str]) -> None:
+            async with http.get("/api/v1/logs/stream", params=params) as stream:
+                assert stream.status == 200
+                async for _ in stream.content.iter_any():
+                    pass
+
+        watching = [
+            asyncio.create_task(view({} if n % 10 == 0 else {"source": "robot:nobody"})) for n in range(viewers)
+        ]
+        await asyncio.sleep(1)
+        try:
+            return await ingest(server, total)
+        finally:
+            for task in watching:
+                task.cancel()
+            await asyncio.gather(*watching, return_exceptions=True)
 
 
 async def query_latency(server: Server, params: dict[str, str], repeat: int = 20) -> float:
@@ -179,8 +206,9 @@ def main() -> None:
         with serve(store, {"ROBOFLEET_LOGS__STORE_OWN": "false"}) as server:
             rate = asyncio.run(ingest(server, args.measure))
             middle = datetime.now(UTC)
-            if args.rows > args.measure:
-                asyncio.run(ingest(server, args.rows - args.measure))
+            watched = asyncio.run(ingest_watched(server, WATCHED))
+            if args.rows > args.measure + WATCHED:
+                asyncio.run(ingest(server, args.rows - args.measure - WATCHED))
             rare = asyncio.run(query_latency(server, {"q": "zebracorn"}))
             common = asyncio.run(query_latency(server, {"q": "invoice ledger"}))
             by_run = asyncio.run(query_latency(server, {"run_id": "run-417"}))
@@ -195,6 +223,7 @@ def main() -> None:
             [
                 store,
                 f"{rate:,.0f}",
+                f"{watched:,.0f}",
                 f"{base:,.0f}",
                 f"{rate / base:.1f}x",
                 f"{args.rows:,}",
@@ -214,6 +243,7 @@ def main() -> None:
         [
             "store",
             "ingest rec/s",
+            f"with {VIEWERS} viewers",
             "ORM baseline rec/s",
             "vs baseline",
             "rows",

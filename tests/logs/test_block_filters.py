@@ -40,9 +40,7 @@ Stored = dict[int, Row]  # what was written, by id: the expected answers are com
 
 def matches(filters: Filters, row: Row) -> bool:
     """The live tail's rule (`Filters.matches`): the store must answer exactly the same."""
-    return filters.matches(
-        {"level_no": row.level, "run_id": row.run_id, "source": row.source, "time_dt": row.time, "message": row.message}
-    )
+    return filters.matches(row)
 
 
 def expected_ids(stored: Stored, filters: Filters) -> list[int]:

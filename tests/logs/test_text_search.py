@@ -67,9 +67,8 @@ def test_every_match_once_in_order_both_ways_across_blocks(service: LogService, 
     assert exported == sorted(expected)
     # The live tail's in-memory rule says the same of each record.
     for record_id, message in stored:
-        assert Filters(text=query).matches({"message": message, "level_no": 20, "run_id": None, "source": "x"}) == (
-            record_id in expected
-        )
+        row = Row(datetime.now(UTC), 20, "robot:x", None, message, {}, False)
+        assert Filters(text=query).matches(row) == (record_id in expected)
 
 
 def test_words_are_whole_words_not_substrings(service: LogService) -> None:

@@ -21,6 +21,7 @@ from robofleet.auth.principal import Principal, system_principal
 from robofleet.errors import Forbidden, Invalid, RobofleetError
 from robofleet.logs import store_ops
 from robofleet.logs.ingest import ANYONE, Row, Sender, parse_batch
+from robofleet.logs.live import Published, log_event
 from robofleet.logs.store_ops import Filters
 from robofleet.logs.writer import LogWriter
 from robofleet.robots.models import Run
@@ -163,13 +164,8 @@ class LogService:
         """Called by the writer in id order, once the rows are durable."""
         if self.loop is None or not self.hub.has_subscribers(TOPIC):
             return
-        # Each record is rendered to its SSE event once, here on a writer lane, not once per viewer on the event
-        # loop: with a hundred viewers, rendering per viewer made ingest wait on the loop several times over.
-        records = []
-        for new_id, row in zip(ids, rows, strict=True):
-            item = record_of(new_id, row)
-            records.append((item, log_event(public(item))))
-        self.loop.call_soon_threadsafe(self.hub.publish, TOPIC, {"records": records})
+        # Rendered here on a writer lane, once, not once per viewer on the event loop (`live`).
+        self.loop.call_soon_threadsafe(self.hub.publish, TOPIC, {"batch": Published.of(ids, rows)})
 
     # ---- reading -----------------------------------------------------------------------------------------
 
@@ -189,9 +185,7 @@ class LogService:
                 connection, filters, after=after, before=before, ascending=reading_up, limit=limit + 1
             )
         more = len(rows) > limit
-        items = [store_ops.row_out(row) for row in rows[:limit]]
-        for item in items:
-            item.pop("level_no", None)
+        items = [shown(store_ops.row_out(row)) for row in rows[:limit]]
         # Where reading stopped: past the last record read, or where a search cut short by its budget got to.
         onward = items[-1]["id"] if more and items else resume
         if backward:
@@ -225,9 +219,7 @@ class LogService:
                     limit=min(EXPORT_CHUNK, max_records - sent),
                 )
             if rows:
-                chunk = [store_ops.row_out(row) for row in rows]
-                for item in chunk:
-                    item.pop("level_no", None)
+                chunk = [shown(store_ops.row_out(row)) for row in rows]
                 yield chunk
                 sent += len(chunk)
                 position = chunk[-1]["id"]
@@ -259,14 +251,13 @@ class LogService:
                 while True:
                     rows, resume = await asyncio.to_thread(self._backlog, filters, last)
                     if rows:
-                        yield "".join(log_event(public(store_ops.row_out(row))) for row in rows)
+                        yield "".join(log_event(shown(store_ops.row_out(row))) for row in rows)
                         last = rows[-1].id
                     if resume is not None:
                         last = resume
                     elif len(rows) < BACKLOG_CHUNK:
                         break
             yield sse_message("ready", {"last_id": last})
-            everything = filters == Filters()
             quiet_until = time.monotonic() + heartbeat
             while True:
                 try:
@@ -277,15 +268,11 @@ class LogService:
                     yield ": heartbeat\n\n"
                     quiet_until = time.monotonic() + heartbeat
                     continue
-                # One chunk per stored batch: a viewer costs the loop a join per batch, not work per record.
-                texts = [
-                    text
-                    for item, text in payload["records"]
-                    if item["id"] > last and (everything or filters.matches(item))
-                ]
-                if texts:
-                    last = max(last, payload["records"][-1][0]["id"])
-                    yield "".join(texts)
+                batch: Published = payload["batch"]
+                events = batch.events_for(filters, last)
+                last = max(last, batch.last_id)
+                if events:
+                    yield events
                     quiet_until = time.monotonic() + heartbeat
                 elif time.monotonic() >= quiet_until:
                     yield ": heartbeat\n\n"
@@ -353,6 +340,12 @@ class LogService:
                 log.exception("log retention failed; it will run again")
 
 
+def shown(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored record as the API shows it (`level_no` is for sorting and filtering only)."""
+    item.pop("level_no", None)
+    return item
+
+
 def _with_lone_surrogates_replaced(body: bytes) -> Any:
     """A body orjson refused only for escapes of lone surrogates ("\\ud800", what a robot that printed a file name
     in no valid encoding sends), decoded with those as U+FFFD, as NUL characters are: no store keeps them. None
@@ -386,30 +379,3 @@ def _position_of(cursor: str) -> tuple[bool, bool, int]:
     if not known or int(position) > MAX_ID:
         raise Invalid("the cursor is not one this server handed out", code="invalid_cursor")
     return kind[0] == "a", kind[1] == "p", int(position)
-
-
-def public(item: dict[str, Any]) -> dict[str, Any]:
-    """A record as the API shows it: without the fields kept for in-memory filtering."""
-    return {key: value for key, value in item.items() if key not in ("level_no", "time_dt")}
-
-
-def log_event(item: dict[str, Any]) -> str:
-    """The SSE `log` event of a record (orjson writes no newline, so the data is one line)."""
-    return f"event: log\nid: {item['id']}\ndata: {orjson.dumps(item).decode()}\n\n"
-
-
-def record_of(new_id: int, row: Row) -> dict[str, Any]:
-    from robofleet.logs.models import LEVEL_NAMES
-
-    return {
-        "id": new_id,
-        "time": row.time.isoformat().replace("+00:00", "Z"),
-        "time_dt": row.time,
-        "level": LEVEL_NAMES.get(row.level, str(row.level)),
-        "level_no": row.level,
-        "source": row.source,
-        "run_id": row.run_id,
-        "message": row.message,
-        "fields": row.fields,
-        "truncated": row.truncated,
-    }

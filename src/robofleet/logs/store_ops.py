@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from robofleet.logs import blocks
 from robofleet.logs.globs import glob_pattern, glob_to_like, glob_to_sqlite, is_glob
+from robofleet.logs.ingest import Row
 from robofleet.logs.models import LogRecord
 from robofleet.logs.words import contains_all, words_of
 
@@ -34,19 +35,19 @@ class Filters:
     def words(self) -> list[str]:
         return words_of(self.text) if self.text else []
 
-    def matches(self, record: dict[str, Any]) -> bool:
+    def matches(self, row: Row) -> bool:
         """The same filters applied to a record in memory (for the live tail)."""
-        if self.min_level is not None and record["level_no"] < self.min_level:
+        if self.min_level is not None and row.level < self.min_level:
             return False
-        if self.run_id is not None and record["run_id"] != self.run_id:
+        if self.run_id is not None and row.run_id != self.run_id:
             return False
-        if self.source and not glob_pattern(self.source).match(record["source"]):
+        if self.source and not glob_pattern(self.source).match(row.source):
             return False
-        if self.since and record["time_dt"] < self.since:
+        if self.since and row.time < self.since:
             return False
-        if self.until and record["time_dt"] >= self.until:
+        if self.until and row.time >= self.until:
             return False
-        return contains_all(record["message"], self.words)
+        return contains_all(row.message, self.words)
 
 
 def conditions(
