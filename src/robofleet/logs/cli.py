@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any
 
 import httpx
 import typer
 
 from robofleet.client import ServerOption, TokenOption, call, connection, fail, settings_from
+from robofleet.web.events import HEARTBEAT_SECONDS
+
+# A stream quiet for four heartbeats is dead (a host gone without closing): reopen it rather than wait forever.
+STREAM_TIMEOUT = httpx.Timeout(10.0, read=4 * HEARTBEAT_SECONDS)
+RECONNECT_BACKOFF = 0.5
+MAX_RECONNECT_BACKOFF = 5.0
+
+
+class StreamLost(Exception):
+    pass
 
 
 def line(record: dict[str, Any], as_json: bool) -> str:
     if as_json:
         return json.dumps(record, separators=(",", ":"))
     run = f" [{record['run_id']}]" if record.get("run_id") else ""
-    time = record["time"].replace("T", " ").rstrip("Z")[:23]
-    return f"{time} {record['level']:<8} {record['source']}{run} {record['message']}"
+    when = record["time"].replace("T", " ").rstrip("Z")[:23]
+    return f"{when} {record['level']:<8} {record['source']}{run} {record['message']}"
 
 
 def logs(
@@ -55,19 +67,63 @@ def logs(
             typer.echo(line(record, as_json))
         if not follow:
             return
-        after = records[-1]["id"] if records else None
-        params = {**filters, **({"after": after} if after is not None else {})}
-        try:
-            with client.stream("GET", "/api/v1/logs/stream", params=params, timeout=None) as stream:
-                if stream.status_code >= 400:
-                    fail(f"{stream.status_code}: {stream.read().decode()[:500]}")
-                event = ""
-                for raw in stream.iter_lines():
-                    if raw.startswith("event:"):
-                        event = raw[6:].strip()
-                    elif raw.startswith("data:") and event == "log":
-                        typer.echo(line(json.loads(raw[5:]), as_json))
-        except httpx.HTTPError as exc:
-            fail(f"the stream from {client.base_url} ended: {exc}")
-        except KeyboardInterrupt:
-            return
+        follow_stream(client, filters, records[-1]["id"] if records else None, as_json)
+
+
+def follow_stream(client: httpx.Client, filters: dict[str, str], last_id: int | None, as_json: bool) -> None:
+    """Print each matching record as it is stored until Ctrl-C. A lost stream is reopened (with backoff) after the
+    last record printed, so none is missed or printed twice; a refusal (4xx) exits at once with its message."""
+    backoff = RECONNECT_BACKOFF
+    announced = False
+    try:
+        while True:
+            headers = {"Last-Event-ID": str(last_id)} if last_id is not None else {}
+            try:
+                with client.stream(
+                    "GET", "/api/v1/logs/stream", params=filters, headers=headers, timeout=STREAM_TIMEOUT
+                ) as stream:
+                    if 400 <= stream.status_code < 500:
+                        stream.read()
+                        fail(refusal(stream))
+                    if stream.status_code >= 300:
+                        raise StreamLost(f"answered {stream.status_code}")
+                    for event, data in sse_events(stream.iter_lines()):
+                        if event == "ready":
+                            # Where the server has us, the backlog sent: a later resume starts from here.
+                            last_id = json.loads(data)["last_id"]
+                            backoff, announced = RECONNECT_BACKOFF, False
+                        elif event == "log":
+                            record = json.loads(data)
+                            typer.echo(line(record, as_json))
+                            last_id = record["id"]
+                raise StreamLost("the server ended it")
+            except (httpx.TransportError, StreamLost) as exc:
+                if not announced:
+                    typer.echo(f"robofleet: stream lost ({exc or type(exc).__name__}), reconnecting", err=True)
+                    announced = True
+            time.sleep(backoff)
+            backoff = min(backoff * 2, MAX_RECONNECT_BACKOFF)
+    except KeyboardInterrupt:
+        return
+
+
+def sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(event, data) of each server-sent event; comments (the heartbeats) and ids are skipped."""
+    event, data = "message", list[str]()
+    for raw in lines:
+        if not raw:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+        elif raw.startswith("event:"):
+            event = raw[6:].strip()
+        elif raw.startswith("data:"):
+            data.append(raw[5:].removeprefix(" "))
+
+
+def refusal(response: httpx.Response) -> str:
+    try:
+        error = response.json()["error"]
+        return f"{response.status_code} {error['code']}: {error['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{response.status_code}: {response.text[:500]}"

@@ -1,16 +1,23 @@
 """`RobofleetLogHandler`: a standard `logging.Handler` for robots.
 
-emit() only appends to a bounded buffer; a thread of its own sends batches to `POST /api/v1/logs`. While the
-orchestrator is away the buffer keeps the newest records (dropping the oldest past `capacity`), retries with
-backoff, and once through it sends a warning that says how many records were dropped.
+emit() only encodes the record and appends it to a bounded buffer; a thread of its own sends batches (at most
+`batch_size` records and `max_batch_bytes` bytes) to `POST /api/v1/logs`. While the orchestrator is away the
+buffer keeps the newest records (dropping the oldest past `capacity`) and retries with backoff. A batch refused
+as too large is halved until it fits; a record the orchestrator refuses for good is dropped. Every drop is
+counted, and a warning record says how many were dropped and why. Records logged by the shipper thread itself
+(httpx's own lines while it sends) are never shipped. close() gives up after `close_timeout` and says on stderr
+how many records it could not deliver.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +25,48 @@ import httpx
 
 _formatter = logging.Formatter()
 RETRYABLE = {408, 425, 429}
+MIN_BACKOFF = 0.5
+WAITED_ON_BACKOFF = 0.2
+SMALLEST_BATCH_BYTES = 1024
+# flush() then close() in quick succession (as logging.shutdown calls them) share one close_timeout.
+SHARED_BUDGET_GRACE = 0.5
+
+
+def encode_record(item: dict[str, Any]) -> bytes:
+    """The record as UTF-8 JSON. Objects JSON cannot carry become their str(); text that is not valid Unicode
+    (lone surrogates, as os.fsdecode makes of undecodable bytes) becomes backslash escapes, `report-\\xff.csv`.
+    Raises whatever str() of a field raises."""
+    text = json.dumps(item, ensure_ascii=False, default=str, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(_valid_unicode(json.loads(text)), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _valid_unicode(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            # Surrogate escapes stand for bytes: shown as \xff, the way Python shows the byte.
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, list):
+        return [_valid_unicode(item) for item in value]
+    if isinstance(value, dict):
+        return {_valid_unicode(key): _valid_unicode(item) for key, item in value.items()}
+    return value
+
+
+def log_records(count: int) -> str:
+    return "1 log record" if count == 1 else f"{count} log records"
+
+
+def refusal_of(response: httpx.Response) -> str:
+    try:
+        message = str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        message = response.text
+    return f"HTTP {response.status_code}: {message[:200]}"
 
 
 class RobofleetLogHandler(logging.Handler):
@@ -29,10 +78,12 @@ class RobofleetLogHandler(logging.Handler):
         source: str | None = None,
         run_id: str | None = None,
         batch_size: int = 500,
+        max_batch_bytes: int = 256 * 1024,
         flush_interval: float = 1.0,
         capacity: int = 10_000,
         timeout: float = 5.0,
         max_backoff: float = 30.0,
+        close_timeout: float = 2.0,
         level: int = logging.NOTSET,
     ) -> None:
         """Defaults come from the run context the agent sets: ROBOFLEET_URL, ROBOFLEET_TOKEN,
@@ -43,130 +94,305 @@ class RobofleetLogHandler(logging.Handler):
         self.source = source or f"robot:{os.environ.get('ROBOFLEET_ROBOT', 'unknown')}"
         self.run_id = run_id or os.environ.get("ROBOFLEET_RUN_ID") or None
         self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
         self.flush_interval = flush_interval
         self.capacity = capacity
         self.timeout = timeout
         self.max_backoff = max_backoff
+        self.close_timeout = close_timeout
         self.sent = 0
         self.dropped = 0
-        self._unreported_drops = 0
-        self._buffer: deque[dict[str, Any]] = deque()
+        self._unreported_drops: Counter[str] = Counter()
+        self._buffer: deque[bytes] = deque()
+        self._in_flight = 0
         self._buffer_lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
+        self._give_up_at: float | None = None
+        self._last_failure = "not tried yet"
+        self._complained = False
         self._thread = threading.Thread(target=self._run, name="robofleet-log-shipper", daemon=True)
         self._thread.start()
+        self._shipper_id = self._thread.ident
 
     @property
     def pending(self) -> int:
         return len(self._buffer)
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Decided before Handler.handle takes the handler's lock: logging.shutdown holds it through flush(),
+        # and the shipper logging while it sends would wait for it.
+        emitted_on = record.thread if record.thread is not None else threading.get_ident()
+        if emitted_on == self._shipper_id:
+            return False  # its own sending: shipping that would cause another request, forever
+        return super().handle(record)
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = record.getMessage()
-            if record.exc_info:
-                message += "\n" + _formatter.formatException(record.exc_info)
-            item: dict[str, Any] = {
-                "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-                "level": record.levelname if record.levelname in logging.getLevelNamesMapping() else record.levelno,
-                "source": self.source,
-                "message": message,
-                "fields": {"logger": record.name, "line": record.lineno},
-            }
-            run_id = getattr(record, "run_id", None) or self.run_id
-            if run_id:
-                item["run_id"] = str(run_id)
-            extra = getattr(record, "fields", None)
-            if isinstance(extra, dict):
-                item["fields"].update(extra)
-            with self._buffer_lock:
-                if len(self._buffer) >= self.capacity:
-                    self._buffer.popleft()  # the newest lines say most about what is happening now
-                    self.dropped += 1
-                    self._unreported_drops += 1
-                self._buffer.append(item)
-                self._idle.clear()
-            if len(self._buffer) >= self.batch_size:
-                self._wake.set()
+            item = self._item_of(record)
         except Exception:
             self.handleError(record)
+            return
+        try:
+            encoded = encode_record(item)
+        except Exception as exc:
+            self._drop(1, f"could not be encoded ({type(exc).__name__}: {exc})")
+            self._wake.set()
+            return
+        with self._buffer_lock:
+            if len(self._buffer) >= self.capacity:
+                self._buffer.popleft()  # the newest lines say most about what is happening now
+                self.dropped += 1
+                self._unreported_drops[self._full_reason()] += 1
+            self._buffer.append(encoded)
+            self._idle.clear()
+        if len(self._buffer) >= self.batch_size:
+            self._wake.set()
 
     def flush(self) -> None:
-        self.send_now(self.timeout)
+        """Wait until what is buffered is stored, `close_timeout` at most."""
+        if self._wait_idle(self._budget()):
+            self._give_up_at = None
 
     def send_now(self, timeout: float | None = None) -> bool:
         """Ask for an immediate send and wait (up to `timeout`) until the buffer is empty; True if it is."""
-        self._wake.set()
-        return self._idle.wait(timeout if timeout is not None else self.timeout * 2)
+        return self._wait_idle(time.monotonic() + (timeout if timeout is not None else self.timeout * 2))
 
     def close(self) -> None:
-        self.send_now(self.timeout)
-        self._closing.set()
-        self._wake.set()
-        self._thread.join(self.timeout)
+        """Deliver what is buffered, giving up `close_timeout` after this call (or after a flush() just before
+        it), then write one line to stderr if any records could not be delivered."""
+        if not self._closing.is_set():
+            self._give_up_at = self._budget()
+            self._closing.set()
+            self._wake.set()
+            self._thread.join(max(0.0, self._give_up_at - time.monotonic()) + 0.1)
+            with self._buffer_lock:
+                undelivered = len(self._buffer) + self._in_flight + sum(self._unreported_drops.values())
+            if undelivered:
+                self._say(
+                    f"{log_records(undelivered)} could not be delivered to {self.url} (last failure: "
+                    f"{self._last_failure})"
+                )
         super().close()
 
+    def _item_of(self, record: logging.LogRecord) -> dict[str, Any]:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + _formatter.formatException(record.exc_info)
+        item: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname if record.levelname in logging.getLevelNamesMapping() else record.levelno,
+            "source": self.source,
+            "message": message,
+            "fields": {"logger": record.name, "line": record.lineno},
+        }
+        run_id = getattr(record, "run_id", None) or self.run_id
+        if run_id:
+            item["run_id"] = str(run_id)
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            item["fields"].update(extra)
+        return item
+
+    def _budget(self) -> float:
+        now = time.monotonic()
+        if self._give_up_at is None or now > self._give_up_at + SHARED_BUDGET_GRACE:
+            self._give_up_at = now + self.close_timeout
+        return self._give_up_at
+
+    def _wait_idle(self, deadline: float) -> bool:
+        self._wake.set()
+        return self._idle.wait(max(0.0, deadline - time.monotonic()))
+
+    def _given_up(self) -> bool:
+        return self._closing.is_set() and self._give_up_at is not None and time.monotonic() >= self._give_up_at
+
     def _run(self) -> None:
-        backoff = 0.5
-        with httpx.Client(
-            base_url=self.url, timeout=self.timeout, headers={"Authorization": f"Bearer {self.token}"}
-        ) as client:
-            while not self._closing.is_set():
+        while True:
+            try:
+                with httpx.Client(
+                    base_url=self.url, timeout=self.timeout, headers={"Authorization": f"Bearer {self.token}"}
+                ) as client:
+                    self._ship_until_closed(client)
+                return
+            except Exception as exc:  # the thread must outlive anything: every later line would be lost silently
+                self._last_failure = f"{type(exc).__name__}: {exc}"
+                if self._closing.is_set():
+                    return
+                self._wake.wait(self.max_backoff)
+
+    def _ship_until_closed(self, client: httpx.Client) -> None:
+        backoff = MIN_BACKOFF
+        while True:
+            if not self._closing.is_set():
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
-                while self._buffer and not self._closing.is_set():
-                    if self._send_one_batch(client):
-                        backoff = 0.5
-                    else:
-                        self._wake.wait(backoff)
-                        self._wake.clear()
-                        backoff = min(backoff * 2, self.max_backoff)
-                        break
-                if not self._buffer:
-                    self._idle.set()
+            if self._ship(client):
+                backoff = MIN_BACKOFF
+                if self._closing.is_set():
+                    return
+                continue
+            if self._given_up():
+                return
+            pause = backoff
+            if self._give_up_at is not None and (left := self._give_up_at - time.monotonic()) > 0:
+                pause = min(backoff, WAITED_ON_BACKOFF, left)  # flush() or close() is waiting: try again soon
+            self._wake.wait(pause)
+            self._wake.clear()
+            backoff = min(backoff * 2, self.max_backoff)
 
-    def _send_one_batch(self, client: httpx.Client) -> bool:
+    def _ship(self, client: httpx.Client) -> bool:
+        """Send until the buffer is empty and every drop is reported (True), or a send fails for now (False)."""
+        while not self._given_up():
+            batch = self._take_batch()
+            if batch and not self._deliver(client, batch):
+                return False
+            if not self._report_drops(client):
+                return False
+            if not batch:
+                with self._buffer_lock:
+                    if not self._buffer and not self._unreported_drops:
+                        self._idle.set()
+                        return True
+        return False
+
+    def _take_batch(self) -> list[bytes]:
         with self._buffer_lock:
-            batch = [self._buffer.popleft() for _ in range(min(self.batch_size, len(self._buffer)))]
-            drops = self._unreported_drops
-            self._unreported_drops = 0
-        if drops:
-            batch.append(
-                {
-                    "time": datetime.now(UTC).isoformat(),
-                    "level": "WARNING",
-                    "source": self.source,
-                    "message": f"{drops} log records were dropped: the orchestrator was unreachable and "
-                    f"the buffer of {self.capacity} was full",
-                    **({"run_id": self.run_id} if self.run_id else {}),
-                }
-            )
+            batch: list[bytes] = []
+            size = 0
+            while self._buffer and len(batch) < self.batch_size:
+                if batch and size + len(self._buffer[0]) + 1 > self.max_batch_bytes:
+                    break
+                batch.append(self._buffer.popleft())
+                size += len(batch[-1]) + 1
+            self._in_flight = len(batch)
+            return batch
+
+    def _deliver(self, client: httpx.Client, batch: list[bytes]) -> bool:
+        """Store the batch, halving it while the orchestrator finds it too large. True once each record is stored
+        or dropped; False when the orchestrator cannot take it now (the records are back in the buffer)."""
+        chunks = [batch]  # the next one to send is the last
+        chunk: list[bytes] = []
         try:
-            response = client.post("/api/v1/logs", json={"records": batch})
-        except httpx.HTTPError:
-            self._give_back(batch, drops)
-            return False
-        if response.status_code >= 500 or response.status_code in RETRYABLE:
-            self._give_back(batch, drops)
-            return False
-        if response.status_code >= 400 and response.status_code != 422:
-            # Refused for good (a bad token, say): keeping them would only grow the buffer forever.
-            self.dropped += len(batch)
+            while chunks:
+                chunk = chunks.pop()
+                try:
+                    response = self._post(client, chunk)
+                except httpx.HTTPError as exc:
+                    self._last_failure = f"{type(exc).__name__}: {exc}"
+                    self._give_back(chunk + [record for later in reversed(chunks) for record in later])
+                    return False
+                status = response.status_code
+                if status >= 500 or status in RETRYABLE:
+                    self._last_failure = refusal_of(response)
+                    self._give_back(chunk + [record for later in reversed(chunks) for record in later])
+                    return False
+                if status == 413 and len(chunk) > 1:
+                    # Smaller batches from now on: a server with a lower limit would refuse each one first.
+                    body_bytes = sum(len(record) + 1 for record in chunk)
+                    self.max_batch_bytes = max(SMALLEST_BATCH_BYTES, min(self.max_batch_bytes, body_bytes // 2))
+                    half = len(chunk) // 2
+                    chunks += [chunk[half:], chunk[:half]]
+                elif status == 413:
+                    self._drop(1, f"too large for the orchestrator even alone ({refusal_of(response)})")
+                elif status >= 400:
+                    self._drop(len(chunk), f"refused by the orchestrator ({refusal_of(response)})")
+                else:
+                    self._count_stored(chunk, response)
             return True
-        self.sent += len(batch) - (1 if drops else 0)
+        except Exception as exc:
+            lost = len(chunk) + sum(len(later) for later in chunks)
+            self._drop(lost, f"could not be sent ({type(exc).__name__}: {exc})")
+            return True
+        finally:
+            self._in_flight = 0
+
+    def _post(self, client: httpx.Client, records: list[bytes]) -> httpx.Response:
+        timeout = self.timeout
+        if self._closing.is_set() and self._give_up_at is not None:
+            timeout = max(0.05, min(timeout, self._give_up_at - time.monotonic()))
+        return client.post(
+            "/api/v1/logs",
+            content=b'{"records":[' + b",".join(records) + b"]}",
+            headers={"Content-Type": "application/json"},
+            timeout=timeout,
+        )
+
+    def _count_stored(self, chunk: list[bytes], response: httpx.Response) -> None:
+        try:
+            answer = response.json()
+            accepted, rejected = int(answer["accepted"]), list(answer["rejected"])
+        except (ValueError, KeyError, TypeError):
+            accepted, rejected = len(chunk), []
+        self.sent += accepted
+        for refused in rejected:
+            error = refused.get("error", "no reason given") if isinstance(refused, dict) else refused
+            self._drop(1, f"refused by the orchestrator ({str(error)[:200]})")
+
+    def _report_drops(self, client: httpx.Client) -> bool:
+        """Send the warning about records dropped since the last one; False when it has to wait for later."""
+        with self._buffer_lock:
+            counts = self._unreported_drops
+            self._unreported_drops = Counter()
+        if not counts:
+            return True
+        try:
+            response = self._post(client, [encode_record(self._drop_notice(counts))])
+        except httpx.HTTPError as exc:
+            response = None
+            self._last_failure = f"{type(exc).__name__}: {exc}"
+        if response is None or response.status_code >= 500 or response.status_code in RETRYABLE:
+            with self._buffer_lock:
+                self._unreported_drops.update(counts)
+            return False
+        if response.status_code >= 400 and not self._complained:
+            # The store refuses even the warning (a revoked token, say): stderr is the only place left to say it.
+            self._complained = True
+            self._say(f"log records are being dropped, the orchestrator refuses them ({refusal_of(response)})")
         return True
 
-    def _give_back(self, batch: list[dict[str, Any]], drops: int) -> None:
+    def _drop_notice(self, counts: Counter[str]) -> dict[str, Any]:
+        total = sum(counts.values())
+        head = f"{log_records(total)} {'was' if total == 1 else 'were'} dropped"
+        if len(counts) == 1:
+            why = next(iter(counts))
+        else:
+            why = "; ".join(f"{count} {reason}" for reason, count in counts.most_common(5))
+        notice: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(),
+            "level": "WARNING",
+            "source": self.source,
+            "message": f"{head}: {why}",
+            "fields": {"logger": "robofleet.sdk", "dropped": total},
+        }
+        if self.run_id:
+            notice["run_id"] = self.run_id
+        return notice
+
+    def _full_reason(self) -> str:
+        return f"the orchestrator was unreachable and the buffer of {self.capacity} was full"
+
+    def _drop(self, count: int, reason: str) -> None:
         with self._buffer_lock:
-            if drops:
-                batch.pop()  # the drop notice is rebuilt, with the count so far, on the next try
-                self._unreported_drops += drops
+            self.dropped += count
+            self._unreported_drops[reason] += count
+            self._idle.clear()  # not idle until the warning about it is sent
+
+    def _give_back(self, records: list[bytes]) -> None:
+        with self._buffer_lock:
             room = self.capacity - len(self._buffer)
-            keep = batch[-room:] if room > 0 else []
-            lost = len(batch) - len(keep)
+            keep = records[-room:] if room > 0 else []
+            lost = len(records) - len(keep)
             if lost:
                 self.dropped += lost
-                self._unreported_drops += lost
+                self._unreported_drops[self._full_reason()] += lost
             self._buffer.extendleft(reversed(keep))
+
+    def _say(self, line: str) -> None:
+        try:
+            sys.stderr.write(f"robofleet: {line}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass  # stderr closed: nowhere left to say it
