@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
@@ -149,7 +150,7 @@ def run(settings: Settings, config_path: Path | None) -> None:
     print(
         f"robofleet serving {scheme}://{server.host}:{server.port}/panel  (store: {context.store.dialect})", flush=True
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=server.host,
         port=server.port,
@@ -159,3 +160,17 @@ def run(settings: Settings, config_path: Path | None) -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
     )
+    _Uvicorn(config, app.state.events).run()
+
+
+class _Uvicorn(uvicorn.Server):
+    """Ends the live streams (SSE) when asked to stop: uvicorn waits for open responses, and a stream never ends
+    by itself, so every open panel made a stop wait the whole grace period."""
+
+    def __init__(self, config: uvicorn.Config, hub: EventHub) -> None:
+        super().__init__(config)
+        self.hub = hub
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.hub.close_soon()
+        super().handle_exit(sig, frame)

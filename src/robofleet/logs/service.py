@@ -29,7 +29,7 @@ from robofleet.settings.model import LogsSettings
 from robofleet.store import Store
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import decode_cursor, encode_cursor
-from robofleet.web.events import HEARTBEAT_SECONDS, EventHub, sse_message
+from robofleet.web.events import CLOSING, HEARTBEAT_SECONDS, EventHub, sse_message
 
 log = logging.getLogger(__name__)
 TOPIC = "logs"
@@ -261,14 +261,16 @@ class LogService:
             quiet_until = time.monotonic() + heartbeat
             while True:
                 try:
-                    _, payload = await asyncio.wait_for(subscriber.get(), max(0.0, quiet_until - time.monotonic()))
+                    got = await asyncio.wait_for(subscriber.get(), max(0.0, quiet_until - time.monotonic()))
                 except TimeoutError:
                     if await is_disconnected():
                         return
                     yield ": heartbeat\n\n"
                     quiet_until = time.monotonic() + heartbeat
                     continue
-                batch: Published = payload["batch"]
+                if got is CLOSING:  # the server is stopping
+                    return
+                batch: Published = got[1]["batch"]
                 events = batch.events_for(filters, last)
                 last = max(last, batch.last_id)
                 if events:

@@ -11,11 +11,28 @@ from typing import Any
 
 SUBSCRIBER_BUFFER = 1000
 HEARTBEAT_SECONDS = 15.0
+CLOSING: tuple[str, dict[str, Any]] = ("", {})  # what a subscriber gets when the server stops: its stream ends
 
 
 class EventHub:
     def __init__(self) -> None:
         self._subscribers: dict[asyncio.Queue[tuple[str, dict[str, Any]]], str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
+
+    def close_soon(self) -> None:
+        """End every stream, from a signal handler or another thread: the server waits for open responses
+        before it stops, and live streams never end by themselves."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.close)
+
+    def close(self) -> None:
+        """Call from the event loop thread."""
+        self.closed = True
+        for subscriber in self._subscribers:
+            if subscriber.full():
+                subscriber.get_nowait()
+            subscriber.put_nowait(CLOSING)
 
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
         """Call from the event loop thread."""
@@ -29,6 +46,9 @@ class EventHub:
     @contextmanager
     def subscribe(self, topic: str) -> Any:
         subscriber: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(SUBSCRIBER_BUFFER)
+        self._loop = asyncio.get_running_loop()
+        if self.closed:
+            subscriber.put_nowait(CLOSING)
         self._subscribers[subscriber] = topic
         try:
             yield subscriber
@@ -56,12 +76,15 @@ async def sse_stream(
         yield ": connected\n\n"
         while True:
             try:
-                got_topic, payload = await asyncio.wait_for(subscriber.get(), HEARTBEAT_SECONDS)
+                got = await asyncio.wait_for(subscriber.get(), HEARTBEAT_SECONDS)
             except TimeoutError:
                 if await is_disconnected():
                     return
                 yield ": heartbeat\n\n"
                 continue
+            if got is CLOSING:
+                return
+            got_topic, payload = got
             if got_topic != topic:
                 continue
             text = render(payload)
