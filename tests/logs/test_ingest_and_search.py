@@ -102,6 +102,23 @@ def test_lone_surrogates_become_replacement_characters(client: TestClient, admin
     assert bad.status_code == 400
 
 
+def test_fields_nested_too_deeply_are_refused_for_their_record_alone(client: TestClient, admin_token: str) -> None:
+    deep = '{"a":' * 300 + "1" + "}" * 300
+    records = (
+        f'{{"message": "fine", "source": "robot:a"}}, {{"message": "deep", "source": "robot:a", "fields": {deep}}}'
+    )
+    body = f'{{"records": [{records}]}}'
+    headers = {**bearer(admin_token), "content-type": "application/json"}
+    answer = client.post("/api/v1/logs", headers=headers, content=body.encode())
+    assert answer.status_code == 207, answer.text
+    assert [item["index"] for item in answer.json()["rejected"]] == [1] and "nested" in answer.text
+    deeper = '{"records": [{"message": "x", "source": "robot:a", "fields": ' + '{"a":' * 5000 + "1" + "}" * 5000 + "}]}"
+    assert client.post("/api/v1/logs", headers=headers, content=deeper.encode()).status_code == 400
+    # The store goes on taking records.
+    assert post(client, admin_token, [{"message": "after", "source": "robot:a"}]).status_code == 201
+    assert [r["message"] for r in search(client, admin_token, order="asc")["items"]] == ["fine", "after"]
+
+
 def test_oversized_messages_are_truncated_and_marked(client: TestClient, admin_token: str) -> None:
     post(client, admin_token, [{"message": "é" * 20_000, "source": "robot:a"}])
     record = search(client, admin_token)["items"][0]

@@ -3,10 +3,11 @@ the good ones of the same batch are kept."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
+
+import orjson
 
 from robofleet.logs.models import LEVELS
 
@@ -120,7 +121,11 @@ def parse_record(raw: Any, *, now: datetime, max_message_bytes: int, sender: Sen
     if fields:
         if type(fields) is not dict:
             raise Refused("fields must be a JSON object")
-        if len(json.dumps(fields, default=str)) > MAX_FIELDS_BYTES:
+        try:  # orjson, as the writers will: what it cannot write must be refused here, for this record alone
+            size = len(orjson.dumps(fields))
+        except TypeError:
+            raise Refused("fields are nested too deeply (at most 254 levels)") from None
+        if size > MAX_FIELDS_BYTES:
             raise Refused(f"fields are larger than {MAX_FIELDS_BYTES} bytes")
     elif fields is not None and fields != {}:
         raise Refused("fields must be a JSON object")

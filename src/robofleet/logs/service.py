@@ -354,7 +354,7 @@ def _with_lone_surrogates_replaced(body: bytes) -> Any:
     when the body is wrong for any other reason."""
     try:
         decoded = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
     def clean(value: Any) -> Any:
@@ -366,9 +366,9 @@ def _with_lone_surrogates_replaced(body: bytes) -> Any:
             return {clean(key): clean(item) for key, item in value.items()}
         return value
 
-    try:  # what orjson refuses besides (NaN, integers past 64 bits) stays refused
+    try:  # what orjson refuses besides (NaN, nesting past its limit) stays refused
         return orjson.loads(json.dumps(clean(decoded), ensure_ascii=False).encode())
-    except (orjson.JSONDecodeError, ValueError):
+    except (ValueError, RecursionError):
         return None
 
 

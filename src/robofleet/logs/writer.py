@@ -175,7 +175,12 @@ class LogWriter:
                     jobs = [first, *self._queued(MAX_JOBS - 1)]
                     ticket = self._tickets
                     self._tickets += 1
-                self._write(lane, ticket, jobs)
+                try:
+                    self._write(lane, ticket, jobs)
+                except Exception as exc:  # the lane goes on: its turns were passed on by their `with` blocks
+                    log.exception("writing log rows failed")
+                    for job in jobs:
+                        _settle(job.future, exception=exc)
         finally:
             lane.close()
 
@@ -211,9 +216,13 @@ class LogWriter:
         while more := self._arrived(ticket, MAX_JOBS - len(jobs)):
             jobs += more
             ready += [job for job in more if _prepared(job)]
-        group = _Group.of(ready, self.store.dialect)
-        batch = "" if self.postgres else _sqlite_batch(group.jobs)
         error: BaseException | None = None
+        try:
+            group, batch = self._grouped(ready)
+        except Exception:  # what one job holds must fail that job, not stop the lane and every later ticket
+            log.exception("preparing log rows failed; the batches are prepared one by one")
+            ready = [job for job in ready if self._groups_alone(job)]
+            group, batch = self._grouped(ready)
         with self._ordered.of(ticket):
             try:
                 if self.postgres:
@@ -253,6 +262,18 @@ class LogWriter:
                     _settle(job.future, exception=failure)
                 return
             self._announce(ready)
+
+    def _grouped(self, jobs: list[_Job]) -> tuple[_Group, str]:
+        group = _Group.of(jobs, self.store.dialect)
+        return group, "" if self.postgres else _sqlite_batch(group.jobs)
+
+    def _groups_alone(self, job: _Job) -> bool:
+        try:
+            self._grouped([job])
+        except Exception as exc:
+            _settle(job.future, exception=exc)
+            return False
+        return True
 
     def _announce(self, jobs: list[_Job]) -> None:
         rows: list[Row] = []
