@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from robofleet.logs.ingest import Row
-from robofleet.logs.service import LogService
+from robofleet.logs.service import LIVE_BATCHES, LogService
 from robofleet.logs.store_ops import Filters
 from robofleet.settings.model import LogsSettings, Settings
 from robofleet.store import Store
@@ -134,5 +134,26 @@ async def test_a_tail_past_the_newest_id_still_gets_new_records_and_quiet_filter
         assert [r["message"] for r in await ahead] == ["line 10", "line 11"]
         await listening
         assert texts[0].startswith("event: ready") and texts[-1] == ": heartbeat\n\n" and len(texts) == 2
+    finally:
+        service.stop()
+
+
+async def test_a_viewer_that_falls_behind_reads_what_it_missed_from_the_store(store: Store, settings: Settings) -> None:
+    """More batches than a viewer may have unread: it gets every record all the same, once, in order."""
+    service = LogService(store, settings.logs, EventHub())
+    service.loop = asyncio.get_running_loop()
+    try:
+        stream = service.tail(Filters(source="robot:slow"), None, lambda: asyncio.sleep(0, False), heartbeat=30)
+        assert (await anext(stream)).startswith("event: ready")
+        for batch in range(LIVE_BATCHES * 3):  # while the viewer reads nothing
+            written = rows(2, start=batch * 2, source="robot:slow") + rows(1, start=batch, source="robot:other")
+            await asyncio.to_thread(lambda w=written: service.write(w).result())
+        await asyncio.sleep(0.2)  # the last announcements reach the loop
+        got: list[str] = []
+        while len(got) < LIVE_BATCHES * 6:
+            text = await asyncio.wait_for(anext(stream), 10)
+            got += [json.loads(line[6:])["message"] for line in text.splitlines() if line.startswith("data: ")]
+        assert got == [f"line {n}" for n in range(LIVE_BATCHES * 6)]
+        await stream.aclose()
     finally:
         service.stop()

@@ -29,13 +29,16 @@ from robofleet.settings.model import LogsSettings
 from robofleet.store import Store
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import decode_cursor, encode_cursor
-from robofleet.web.events import CLOSING, HEARTBEAT_SECONDS, EventHub, sse_message
+from robofleet.web.events import CLOSING, HEARTBEAT_SECONDS, LAGGED, EventHub, sse_message
 
 log = logging.getLogger(__name__)
 TOPIC = "logs"
 PAGE_MAX = 1000
 EXPORT_CHUNK = 2000
 BACKLOG_CHUNK = 500
+# Stored batches a live viewer may have unread before it reads the store instead (a batch is up to a few thousand
+# records: a stalled viewer must not hold them all in memory).
+LIVE_BATCHES = 16
 RETENTION_BATCH = 5000
 RUN_SENDERS_KEPT = 10_000
 RUN_USER = "robot-runs"  # robots.service.RUN_USER: the owner of every run's token
@@ -242,21 +245,16 @@ class LogService:
         """Matching records as SSE text, as they are stored. With `after`, first every stored record past it:
         subscribing before reading the backlog, then skipping ids already sent, gives each record exactly once.
         A comment goes out after `heartbeat` seconds without output, even while records of other filters pass."""
-        with self.hub.subscribe(TOPIC) as subscriber:
+        with self.hub.subscribe(TOPIC, buffer=LIVE_BATCHES, catches_up=True) as subscriber:
             if after is None:
                 last = await asyncio.to_thread(self.last_id)
             else:
                 # An id past the newest (a client of a store since reset) would wait for ids it already "has".
                 last = min(after, await asyncio.to_thread(self.last_id))
-                while True:
-                    rows, resume = await asyncio.to_thread(self._backlog, filters, last)
-                    if rows:
-                        yield "".join(log_event(shown(store_ops.row_out(row))) for row in rows)
-                        last = rows[-1].id
-                    if resume is not None:
-                        last = resume
-                    elif len(rows) < BACKLOG_CHUNK:
-                        break
+                async for events, read_to in self._stored_after(filters, last):
+                    last = read_to
+                    if events:
+                        yield events
             yield sse_message("ready", {"last_id": last})
             quiet_until = time.monotonic() + heartbeat
             while True:
@@ -270,6 +268,12 @@ class LogService:
                     continue
                 if got is CLOSING:  # the server is stopping
                     return
+                if got is LAGGED:  # a slow reader: what it missed is read from the store, none lost or repeated
+                    async for events, read_to in self._stored_after(filters, last):
+                        last = read_to
+                        if events:
+                            yield events
+                    continue
                 batch: Published = got[1]["batch"]
                 events = batch.events_for(filters, last)
                 last = max(last, batch.last_id)
@@ -279,6 +283,15 @@ class LogService:
                 elif time.monotonic() >= quiet_until:
                     yield ": heartbeat\n\n"
                     quiet_until = time.monotonic() + heartbeat
+
+    async def _stored_after(self, filters: Filters, last: int) -> AsyncIterator[tuple[str, int]]:
+        """The stored matching records past `last` as SSE text, a chunk at a time, each with the id read up to."""
+        while True:
+            rows, resume = await asyncio.to_thread(self._backlog, filters, last)
+            last = resume if resume is not None else rows[-1].id if rows else last
+            yield "".join(log_event(shown(store_ops.row_out(row))) for row in rows), last
+            if resume is None and len(rows) < BACKLOG_CHUNK:
+                return
 
     def _backlog(self, filters: Filters, after: int) -> tuple[list[Any], int | None]:
         with self.store.connection() as connection:

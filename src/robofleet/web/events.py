@@ -12,11 +12,14 @@ from typing import Any
 SUBSCRIBER_BUFFER = 1000
 HEARTBEAT_SECONDS = 15.0
 CLOSING: tuple[str, dict[str, Any]] = ("", {})  # what a subscriber gets when the server stops: its stream ends
+# What a subscriber that reads the store again when it falls behind gets instead of the events it missed.
+LAGGED: tuple[str, dict[str, Any]] = ("", {"lagged": True})
 
 
 class EventHub:
     def __init__(self) -> None:
         self._subscribers: dict[asyncio.Queue[tuple[str, dict[str, Any]]], str] = {}
+        self._catching_up: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
 
@@ -40,12 +43,22 @@ class EventHub:
             if wanted != topic:
                 continue
             if subscriber.full():
-                subscriber.get_nowait()  # drop the oldest: a stuck browser must not hold memory or the loop
+                if subscriber in self._catching_up:
+                    # It reads what it missed from the store: the events queued so far are dropped, and it is told.
+                    while not subscriber.empty():
+                        subscriber.get_nowait()
+                    subscriber.put_nowait(LAGGED)
+                else:
+                    subscriber.get_nowait()  # drop the oldest: a stuck browser must not hold memory or the loop
             subscriber.put_nowait((topic, payload))
 
     @contextmanager
-    def subscribe(self, topic: str) -> Any:
-        subscriber: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(SUBSCRIBER_BUFFER)
+    def subscribe(self, topic: str, *, buffer: int = SUBSCRIBER_BUFFER, catches_up: bool = False) -> Any:
+        """A queue of `topic`'s events. Past `buffer` events unread, the oldest is dropped; with `catches_up` (a
+        reader that can read what it missed from the store) the queue is emptied and LAGGED put first."""
+        subscriber: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(buffer)
+        if catches_up:
+            self._catching_up.add(subscriber)
         self._loop = asyncio.get_running_loop()
         if self.closed:
             subscriber.put_nowait(CLOSING)
@@ -54,6 +67,7 @@ class EventHub:
             yield subscriber
         finally:
             self._subscribers.pop(subscriber, None)
+            self._catching_up.discard(subscriber)
 
     def has_subscribers(self, topic: str) -> bool:
         return topic in self._subscribers.values()
@@ -84,6 +98,8 @@ async def sse_stream(
                 continue
             if got is CLOSING:
                 return
+            if got is LAGGED:
+                continue
             got_topic, payload = got
             if got_topic != topic:
                 continue
