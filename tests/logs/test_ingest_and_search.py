@@ -81,11 +81,14 @@ def test_sources_follow_the_model_and_only_logs_admin_sends_as_the_orchestrator(
             {"message": "forged", "source": "orchestrator", "level": "CRITICAL"},
             {"message": "x", "source": "nonsense"},
             {"message": "x", "source": "robot:"},
+            {"message": "x", "source": "robot:a b"},
+            {"message": "x", "source": "robot:nl\nFAKE"},
+            {"message": "x", "source": "robot:*"},
         ],
     )
     assert answer.status_code == 207, answer.text
     reasons = {item["index"]: item["error"] for item in answer.json()["rejected"]}
-    assert sorted(reasons) == [2, 3, 4] and "logs:admin" in reasons[2] and "robot:<name>" in reasons[3]
+    assert sorted(reasons) == [2, 3, 4, 5, 6, 7] and "logs:admin" in reasons[2] and "robot:<name>" in reasons[3]
     assert post(client, admin_token, [{"message": "mine", "source": "orchestrator"}]).status_code == 201
     assert [r["message"] for r in search(client, admin_token, source="orchestrator")["items"]] == ["mine"]
 
@@ -218,6 +221,23 @@ def test_export_streams_ndjson(client: TestClient, admin_token: str) -> None:
     assert [json.loads(line)["id"] for line in newest.text.splitlines()] == [lines[-1]["id"], lines[-2]["id"]]
     for bad in ({"order": "sideways"}, {"limit": 0}):
         assert client.get("/api/v1/logs/export", headers=bearer(admin_token), params=bad).status_code == 422
+
+
+def test_times_and_levels_out_of_range_are_refused_not_errors(client: TestClient, admin_token: str) -> None:
+    answer = post(
+        client,
+        admin_token,
+        [
+            {"message": "fine", "source": "robot:a"},
+            {"message": "x", "source": "robot:a", "time": "0001-01-01T00:00:00+14:00"},
+            {"message": "x", "source": "robot:a", "time": "9999-12-31T23:59:59-14:00"},
+        ],
+    )
+    assert answer.status_code == 207 and [item["index"] for item in answer.json()["rejected"]] == [1, 2]
+    for path in ("/api/v1/logs", "/api/v1/logs/export", "/api/v1/logs/stream"):
+        for params in ({"since": "0001-01-01T00:00:00+14:00"}, {"until": "9999-12-31T23:59:59-14:00"}, {"level": "²"}):
+            got = client.get(path, headers=bearer(admin_token), params=params)
+            assert got.status_code == 422, (path, params, got.text)
 
 
 def test_stream_refuses_ids_no_store_can_hold(client: TestClient, admin_token: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -81,12 +81,19 @@ def filters_from(
     q: str | None,
 ) -> Filters:
     try:
-        min_level = parse_level(int(level) if level and level.isdigit() else level) if level else None
+        number = int(level) if level and level.isascii() and level.isdigit() else level
+        min_level = parse_level(number) if level else None
     except Refused as exc:
         raise Invalid(str(exc), details={"field": "level"}) from None
     for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            continue
+        if value.tzinfo is None:
             raise Invalid(f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z", details={"field": name})
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise Invalid(f"{name} is out of range", details={"field": name}) from None
     return Filters(
         since=since, until=until, min_level=min_level, source=source or None, run_id=run_id or None, text=q or None
     )

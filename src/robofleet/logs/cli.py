@@ -23,12 +23,18 @@ class StreamLost(Exception):
     pass
 
 
+# What a robot printed must not steer the terminal (escape sequences, a carriage return overwriting the line) nor
+# pass for records of its own: control characters are shown escaped, and a message's further lines indented.
+_SHOWN = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F] if chr(code) not in "\t\n"} | {ord("\n"): "\n    "}
+
+
 def line(record: dict[str, Any], as_json: bool) -> str:
     if as_json:
         return json.dumps(record, separators=(",", ":"))
     run = f" [{record['run_id']}]" if record.get("run_id") else ""
     when = record["time"].replace("T", " ").rstrip("Z")[:23]
-    return f"{when} {record['level']:<8} {record['source']}{run} {record['message']}"
+    text = f"{record['source']}{run} {record['message']}".translate(_SHOWN)
+    return f"{when} {record['level']:<8} {text}"
 
 
 def logs(

@@ -3,6 +3,7 @@ the good ones of the same batch are kept."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
@@ -43,7 +44,10 @@ class Sender:
 
 
 ANYONE = Sender(as_orchestrator=True)
-SOURCE_RULE = "source must be orchestrator, agent:<name> or robot:<name>, at most 128 characters"
+SOURCE_RULE = (
+    "source must be orchestrator, agent:<name> or robot:<name> (a name of letters, digits, _ . -; at most 128 "
+    "characters in all)"
+)
 
 
 def parse_level(value: Any) -> int:
@@ -75,7 +79,10 @@ def parse_time(value: Any, now: datetime) -> datetime:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise Refused("time must be ISO 8601 (2026-01-31T12:00:00.123456Z) or Unix seconds") from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        try:
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before the first moment a datetime can hold in UTC
+            raise Refused("time is out of range") from None
     raise Refused("time must be ISO 8601 (2026-01-31T12:00:00.123456Z) or Unix seconds")
 
 
@@ -87,10 +94,13 @@ def truncate(message: str, max_bytes: int) -> tuple[str, bool]:
     return encoded[:keep].decode("utf-8", "ignore") + TRUNCATION_MARK, True
 
 
+# A robot's or an agent's name as robots.schemas.RobotName allows: no space, newline or glob character, which
+# would let one record pass for several lines in a terminal, or a source filter match what it should not.
+_SOURCE = re.compile(r"orchestrator|(?:robot|agent):[A-Za-z0-9_.-]{1,122}")
+
+
 def _valid_source(source: Any) -> TypeGuard[str]:
-    return type(source) is str and (
-        source == "orchestrator" or (6 < len(source) <= 128 and source.startswith(("robot:", "agent:")))
-    )
+    return type(source) is str and _SOURCE.fullmatch(source) is not None
 
 
 def parse_record(raw: Any, *, now: datetime, max_message_bytes: int, sender: Sender = ANYONE) -> Row:

@@ -54,7 +54,7 @@ class AuthSettings(Section):
 
 class LogsSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    retention_days: int = Field(30, ge=1)
+    retention_days: int = Field(30, ge=1, le=36_500)  # a century (a cutoff must stay a date)
     max_rows: int = Field(10_000_000, ge=1000)
     max_message_bytes: int = Field(16_384, ge=256, le=1_048_576, description="Longer messages are truncated")
     max_batch: int = Field(5000, ge=1, le=100_000, description="Most records in one POST /api/v1/logs")
