@@ -78,6 +78,10 @@ def test_the_handler_never_ships_its_own_requests_but_ships_the_robots(orchestra
     level = root.level
     root.setLevel(logging.INFO)  # as logging.basicConfig(level=INFO) does: httpx's INFO lines now reach the root
     root.addHandler(handler)
+    on_stderr: list[str] = []  # the robot's other handlers (its stderr) do not get the shipper's lines either
+    other = logging.Handler()
+    other.emit = lambda record: on_stderr.append(record.getMessage())  # type: ignore[method-assign]
+    root.addHandler(other)
     try:
         logging.getLogger("robot").info("one line")
         assert handler.send_now(3)
@@ -87,8 +91,10 @@ def test_the_handler_never_ships_its_own_requests_but_ships_the_robots(orchestra
         assert handler.send_now(3)
     finally:
         root.removeHandler(handler)
+        root.removeHandler(other)
         root.setLevel(level)
         handler.close()
+    assert len(on_stderr) == 2 and "/healthz" in on_stderr[1], on_stderr
     messages = [record["message"] for record in orchestrator.stored(run_id)]
     assert len(messages) == 2 and messages[0] == "one line"
     assert messages[1].startswith("HTTP Request: GET ") and "/healthz" in messages[1]

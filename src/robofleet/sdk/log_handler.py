@@ -30,6 +30,7 @@ WAITED_ON_BACKOFF = 0.2
 SMALLEST_BATCH_BYTES = 1024
 # flush() then close() in quick succession (as logging.shutdown calls them) share one close_timeout.
 SHARED_BUDGET_GRACE = 0.5
+TRANSPORT_LOGGERS = ("httpx", "httpcore")
 
 
 def encode_record(item: dict[str, Any]) -> bytes:
@@ -116,10 +117,17 @@ class RobofleetLogHandler(logging.Handler):
         self._thread = threading.Thread(target=self._run, name="robofleet-log-shipper", daemon=True)
         self._thread.start()
         self._shipper_id = self._thread.ident
+        # httpx narrates each request it sends at INFO: on the robot's other handlers (its stderr, which the agent
+        # stores as the robot's output) those lines of the shipper's own would be a line per batch, forever.
+        for name in TRANSPORT_LOGGERS:
+            logging.getLogger(name).addFilter(self._not_shipper)
 
     @property
     def pending(self) -> int:
         return len(self._buffer)
+
+    def _not_shipper(self, record: logging.LogRecord) -> bool:
+        return record.thread != self._shipper_id
 
     def handle(self, record: logging.LogRecord) -> bool:
         # Decided before Handler.handle takes the handler's lock: logging.shutdown holds it through flush(),
@@ -175,6 +183,8 @@ class RobofleetLogHandler(logging.Handler):
                     f"{log_records(undelivered)} could not be delivered to {self.url} (last failure: "
                     f"{self._last_failure})"
                 )
+        for name in TRANSPORT_LOGGERS:
+            logging.getLogger(name).removeFilter(self._not_shipper)
         super().close()
 
     def _item_of(self, record: logging.LogRecord) -> dict[str, Any]:
