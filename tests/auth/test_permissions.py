@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from robofleet.auth.permissions import BUILTIN_ROLES, PERMISSIONS, Grant, RobotRef, is_allowed, unknown_patterns
+from robofleet.auth.permissions import (
+    BUILTIN_ROLES,
+    PERMISSIONS,
+    Grant,
+    RobotRef,
+    is_allowed,
+    robot_scope,
+    unknown_patterns,
+)
 
 
 def test_exact_wildcard_and_domain_patterns() -> None:
@@ -31,6 +39,10 @@ def test_robot_scoped_roles() -> None:
     # Scopes narrow robot permissions only; other permissions of the role are unaffected.
     mixed = Grant(("robots:read", "logs:read"), robot_globs=("billing-*",))
     assert is_allowed([mixed], "logs:read", robot=RobotRef("hr-onboarding"))
+    # What robots leave behind (their logs) is narrowed with robot_scope: None when some grant opens every robot.
+    assert robot_scope([mixed, billing], "logs:read") == (("billing-*",), ())
+    assert robot_scope([mixed, Grant(("logs:*",))], "logs:read") is None
+    assert robot_scope([billing], "logs:read") == ((), ())
     # Another role without scope opens every robot.
     assert is_allowed([billing, Grant(("robots:start",))], "robots:start", robot=RobotRef("hr-x"))
 

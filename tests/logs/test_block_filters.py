@@ -284,6 +284,8 @@ FILTER_CASES: dict[str, Filters] = {
     "exact source, run_id and until": Filters(source="robot:billing", run_id="run-3", until=T0 + 3 * D),
     "rare source and min_level 40": Filters(source=RARE_SOURCE, min_level=40),
     "min_level 50 and until": Filters(min_level=50, until=T0 + 2 * D),  # of the rare batches, days 0 and 1
+    "visible to a reader scoped to some robots": Filters(visible=("robot:b*", "robot:crm")),
+    "visible, with text and a source": Filters(visible=("robot:b*",), text="invoice", source="robot:b_x"),
 }
 NOTHING_CASES: dict[str, Filters] = {
     "unknown run_id": Filters(run_id="run-never"),
@@ -295,11 +297,18 @@ NOTHING_CASES: dict[str, Filters] = {
     "before every record": Filters(until=T0),
     "an empty time range": Filters(since=T0 + 2 * D, until=T0 + 2 * D),
     "min_level 50 and the rare source": Filters(min_level=50, source=RARE_SOURCE),
+    "visible to none": Filters(visible=()),
 }
 
 
 # A source glob alone, or a level below every step, narrows no block: those are checked record by record.
-ROW_BY_ROW = {"glob source", "glob with a literal underscore", "glob with ?", "glob and min_level 5 (below every step)"}
+ROW_BY_ROW = {
+    "glob source",
+    "glob with a literal underscore",
+    "glob with ?",
+    "glob and min_level 5 (below every step)",
+    "visible to a reader scoped to some robots",  # what a reader may see narrows no block either
+}
 
 
 @pytest.mark.parametrize("name", FILTER_CASES)

@@ -248,3 +248,24 @@ def test_stream_refuses_ids_no_store_can_hold(client: TestClient, admin_token: s
     ):
         answer = client.get("/api/v1/logs/stream", headers={**bearer(admin_token), **headers}, params=params)
         assert answer.status_code == 422, answer.text
+
+
+def test_a_reader_scoped_to_some_robots_reads_their_logs_only(
+    client: TestClient, admin_token: str, make_user: MakeUser
+) -> None:
+    role = {"name": "billing-logs", "permissions": ["logs:read"], "robot_globs": ["billing-*"], "robot_tags": ["fin"]}
+    assert client.post("/api/v1/roles", headers=bearer(admin_token), json=role).status_code == 201
+    robot = {"name": "crm", "argv": ["true"], "tags": ["fin"]}
+    assert client.post("/api/v1/robots", headers=bearer(admin_token), json=robot).status_code == 201
+    sources = ["robot:billing-a", "robot:hr", "robot:crm", "orchestrator", "agent:pc-01", "robot:billing-b"]
+    post(client, admin_token, [{"message": f"from {source}", "source": source} for source in sources])
+    reader = make_user("bl", ["billing-logs"])
+    seen = {r["source"] for r in search(client, reader, limit=100)["items"]}
+    assert seen == {"robot:billing-a", "robot:billing-b", "robot:crm"}
+    assert search(client, reader, source="robot:hr")["items"] == []
+    assert search(client, reader, q="from")["items"] and all(
+        r["source"] != "orchestrator" for r in search(client, reader, q="orchestrator")["items"]
+    )
+    exported = client.get("/api/v1/logs/export", headers=bearer(reader)).text.splitlines()
+    assert sorted(json.loads(line)["source"] for line in exported) == sorted(seen)
+    assert len(search(client, admin_token, limit=100)["items"]) == len(sources)  # unscoped readers see everything

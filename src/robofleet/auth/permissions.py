@@ -119,6 +119,21 @@ def is_allowed(
     return any(grant.matches(permission) and grant.covers_robot(permission, robot) for grant in grants)
 
 
+def robot_scope(grants: Sequence[Grant], permission: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The robot name globs and tags `permission` is narrowed to by the grants that give it; None when one of them
+    gives it for every robot. (For permissions on what robots leave behind, such as their logs.)"""
+    globs: list[str] = []
+    tags: list[str] = []
+    for grant in grants:
+        if not grant.matches(permission):
+            continue
+        if not (grant.robot_globs or grant.robot_tags):
+            return None
+        globs += grant.robot_globs
+        tags += grant.robot_tags
+    return tuple(globs), tuple(tags)
+
+
 def unknown_patterns(patterns: Iterable[str]) -> list[str]:
     """The patterns that can never match a known permission (typos, invented domains)."""
     domains = {name.split(":")[0] for name in PERMISSIONS}

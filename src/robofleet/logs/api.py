@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import select
 from starlette.concurrency import iterate_in_threadpool
 
+from robofleet.auth.permissions import robot_scope
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid, StoreUnavailable
 from robofleet.logs.ingest import Refused, parse_level
 from robofleet.logs.service import MAX_ID, LogService
 from robofleet.logs.store_ops import Filters
+from robofleet.robots.models import Robot
 from robofleet.web.context import AppContext, get_context
 from robofleet.web.security import Require
 
@@ -99,6 +103,21 @@ def filters_from(
     )
 
 
+def visible_to(principal: Principal, ctx: AppContext, filters: Filters) -> Filters:
+    """`filters` narrowed to the robots a reader whose logs:read is scoped (robot globs, tags) may see: their
+    records only, not the orchestrator's or the agents' (which tell of every robot)."""
+    scope = robot_scope(principal.grants, "logs:read")
+    if scope is None:
+        return filters
+    globs, tags = scope
+    tagged: list[str] = []
+    if tags:
+        with ctx.store.connection() as connection:
+            robots = connection.execute(select(Robot.name, Robot.tags)).all()
+        tagged = [name for name, held in robots if set(held or ()) & set(tags)]
+    return replace(filters, visible=tuple(f"robot:{name}" for name in (*globs, *tagged)))
+
+
 class FilterParams:
     def __init__(
         self,
@@ -139,7 +158,7 @@ async def ingest(
 
 @router.get("")
 def search(
-    _: Principal = Depends(Require("logs:read")),
+    principal: Principal = Depends(Require("logs:read")),
     ctx: AppContext = Depends(get_context),
     params: FilterParams = Depends(),
     limit: int = Query(100, ge=1, le=1000),
@@ -147,12 +166,13 @@ def search(
     order: Literal["desc", "asc"] = Query("desc", description="desc: newest first"),
 ) -> dict[str, Any]:
     """A page of matching records; `next_cursor` continues, `prev_cursor` goes back the other way."""
-    return service_of(ctx).search(params.filters, limit=limit, cursor=cursor, order=order)
+    filters = visible_to(principal, ctx, params.filters)
+    return service_of(ctx).search(filters, limit=limit, cursor=cursor, order=order)
 
 
 @router.get("/export")
 def export(
-    _: Principal = Depends(Require("logs:read")),
+    principal: Principal = Depends(Require("logs:read")),
     ctx: AppContext = Depends(get_context),
     params: FilterParams = Depends(),
     limit: int = Query(EXPORT_MAX, ge=1, le=EXPORT_MAX),
@@ -160,9 +180,10 @@ def export(
 ) -> StreamingResponse:
     """Every matching record (up to `limit`) as NDJSON, oldest first unless order=desc, streamed."""
     service = service_of(ctx)
+    filters = visible_to(principal, ctx, params.filters)
 
     def lines() -> Iterator[str]:
-        for chunk in service.export(params.filters, limit, ascending=order == "asc"):
+        for chunk in service.export(filters, limit, ascending=order == "asc"):
             yield "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in chunk)
 
     return StreamingResponse(
@@ -175,7 +196,7 @@ def export(
 @router.get("/stream")
 async def stream(
     request: Request,
-    _: Principal = Depends(Require("logs:read")),
+    principal: Principal = Depends(Require("logs:read")),
     ctx: AppContext = Depends(get_context),
     params: FilterParams = Depends(),
     after: int | None = Query(None, ge=0, le=MAX_ID, description="Resume after this id (or Last-Event-ID)"),
@@ -188,9 +209,11 @@ async def stream(
             raise Invalid("Last-Event-ID must be a record id", details={"field": "Last-Event-ID"})
         after = int(header)
 
+    filters = await asyncio.to_thread(visible_to, principal, ctx, params.filters)
+
     async def events() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
-        async for text in service.tail(params.filters, after, request.is_disconnected):
+        async for text in service.tail(filters, after, request.is_disconnected):
             yield text
 
     return StreamingResponse(

@@ -99,6 +99,10 @@ class Published:
                     return False
             elif filters.source not in self.sources:
                 return False
+        if filters.visible is not None and not any(
+            glob_pattern(glob).match(source) for glob in filters.visible for source in self.sources
+        ):
+            return False
         if filters.since is not None and self.latest < filters.since:
             return False
         return filters.until is None or self.earliest < filters.until

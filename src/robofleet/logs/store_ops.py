@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, func, select
+from sqlalchemy import ColumnElement, Connection, Table, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from robofleet.logs import blocks
@@ -30,6 +30,8 @@ class Filters:
     source: str | None = None  # glob: robot:* , agent:pc-?? , orchestrator
     run_id: str | None = None
     text: str | None = None
+    # Source globs a reader narrowed to some robots may see (None: every source); a record must match one of them.
+    visible: tuple[str, ...] | None = None
 
     @cached_property
     def words(self) -> list[str]:
@@ -42,6 +44,8 @@ class Filters:
         if self.run_id is not None and row.run_id != self.run_id:
             return False
         if self.source and not glob_pattern(self.source).match(row.source):
+            return False
+        if self.visible is not None and not any(glob_pattern(glob).match(row.source) for glob in self.visible):
             return False
         if self.since and row.time < self.since:
             return False
@@ -64,17 +68,22 @@ def conditions(
     if filters.run_id is not None:
         found.append(TABLE.c.run_id == filters.run_id)
     if filters.source:
-        if is_glob(filters.source) and dialect == "sqlite":
-            found.append(TABLE.c.source.op("GLOB", is_comparison=True)(glob_to_sqlite(filters.source)))
-        elif is_glob(filters.source):
-            found.append(TABLE.c.source.like(glob_to_like(filters.source), escape="\\"))
-        else:
-            found.append(TABLE.c.source == filters.source)
+        found.append(source_condition(filters.source, dialect))
+    if filters.visible is not None:
+        found.append(or_(false(), *(source_condition(glob, dialect) for glob in filters.visible)))
     if after is not None:
         found.append(TABLE.c.id > after)
     if before is not None:
         found.append(TABLE.c.id < before)
     return found
+
+
+def source_condition(source: str, dialect: str) -> ColumnElement[bool]:
+    if is_glob(source) and dialect == "sqlite":
+        return TABLE.c.source.op("GLOB", is_comparison=True)(glob_to_sqlite(source))
+    if is_glob(source):
+        return TABLE.c.source.like(glob_to_like(source), escape="\\")
+    return TABLE.c.source == source
 
 
 def fetch(
