@@ -69,5 +69,9 @@ def test_logs_page_filters_and_tails(tmp_path: Path) -> None:
             page.wait_for_selector("tr.level-warning:has-text('retrying the portal')", timeout=10_000)
             assert page.locator("#log-table tbody tr:has-text('another run')").count() == 0
             assert page.locator("#log-table tbody tr").count() == 3
+            # A time typed without a zone (the form's local time) is good for the live tail too.
+            page.goto(f"{serve.url}/panel/logs?since=2020-01-01T00:00&source=robot%3Abilling")
+            page.check("#live-tail")
+            page.wait_for_selector("#tail-state:text('live')")
     finally:
         serve.stop()

@@ -43,9 +43,14 @@ def logs_page(
     chosen = {"since": since, "until": until, "level": level, "source": source, "run_id": run_id, "q": q}
     error = None
     result: dict[str, Any] = {"items": [], "next_cursor": None, "prev_cursor": None}
+    query = {key: value for key, value in chosen.items() if value}
+    live = dict(query)  # the tail's filters: the API wants times with their zone, the form takes local times too
     try:
         try:
             filters = filters_from(parse_time(since), parse_time(until), level or None, source, run_id, q)
+            for key, moment in (("since", filters.since), ("until", filters.until)):
+                if moment is not None:
+                    live[key] = moment.isoformat()
         except ValueError:
             raise RobofleetError(
                 "since and until must be times like 2026-01-31T08:00 or 2026-01-31T08:00:00Z"
@@ -53,7 +58,6 @@ def logs_page(
         result = service_of(ctx).search(visible_to(principal, ctx, filters), limit=200, cursor=cursor, order="desc")
     except RobofleetError as exc:
         error = exc.message
-    query = {key: value for key, value in chosen.items() if value}
     return page(
         request,
         "logs.html",
@@ -66,4 +70,5 @@ def logs_page(
         chosen=chosen,
         levels=LEVEL_CHOICES,
         query=urlencode(query),
+        live_query=urlencode(live),
     )
