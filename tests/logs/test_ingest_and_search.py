@@ -103,6 +103,8 @@ def test_lone_surrogates_become_replacement_characters(client: TestClient, admin
     assert record["message"] == "file report-\ufffd.csv" and record["fields"] == {"\ufffd": 1}
     bad = client.post("/api/v1/logs", headers=headers, content=b'{"records": [{"message": NaN}]}')
     assert bad.status_code == 400
+    gzipped = client.post("/api/v1/logs", headers=headers, content=b"\x1f\x8b\x08\x00" + b"\xff" * 20)
+    assert gzipped.status_code == 400 and "not UTF-8" in gzipped.json()["error"]["message"]
 
 
 def test_fields_nested_too_deeply_are_refused_for_their_record_alone(client: TestClient, admin_token: str) -> None:

@@ -223,3 +223,11 @@ def test_a_robot_exiting_at_once_still_delivers_everything_buffered(orchestrator
     done, _ = run_robot(env, lines=900)
     assert done.returncode == 0 and done.stderr == ""
     assert [record["message"] for record in orchestrator.stored(run_id)] == [f"line {n}" for n in range(900)]
+
+
+def test_a_robot_whose_token_is_refused_says_how_many_lines_it_lost(orchestrator: Orchestrator) -> None:
+    done, _ = run_robot({"ROBOFLEET_URL": orchestrator.serve.url, "ROBOFLEET_TOKEN": "rf_not_a_token"}, lines=10)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("robofleet:")]
+    assert "dropped so far" in notes[0] and "401" in notes[0], notes
+    assert notes[-1] == "robofleet: 10 log records dropped in all: the orchestrator refused them", notes

@@ -148,6 +148,11 @@ class LogService:
         except orjson.JSONDecodeError as exc:
             decoded = _with_lone_surrogates_replaced(body)
             if decoded is None:
+                try:
+                    body.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    message = f"the body is not UTF-8 JSON: byte {bad.start} cannot be decoded (compressed? binary?)"
+                    raise RobofleetError(message, code="malformed_json") from None
                 raise RobofleetError(f"the body is not valid JSON: {exc}", code="malformed_json") from None
         if not isinstance(decoded, dict) or not isinstance(decoded.get("records"), list) or set(decoded) - {"records"}:
             raise Invalid('the body must be {"records": [...]}')

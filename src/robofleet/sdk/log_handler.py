@@ -183,6 +183,8 @@ class RobofleetLogHandler(logging.Handler):
                     f"{log_records(undelivered)} could not be delivered to {self.url} (last failure: "
                     f"{self._last_failure})"
                 )
+            elif self._complained:  # what was refused was said once, when it began: the total is said here
+                self._say(f"{log_records(self.dropped)} dropped in all: the orchestrator refused them")
         for name in TRANSPORT_LOGGERS:
             logging.getLogger(name).removeFilter(self._not_shipper)
         super().close()
@@ -360,7 +362,10 @@ class RobofleetLogHandler(logging.Handler):
         if response.status_code >= 400 and not self._complained:
             # The store refuses even the warning (a revoked token, say): stderr is the only place left to say it.
             self._complained = True
-            self._say(f"log records are being dropped, the orchestrator refuses them ({refusal_of(response)})")
+            self._say(
+                f"{log_records(sum(counts.values()))} dropped so far, and more may follow: the orchestrator refuses "
+                f"them ({refusal_of(response)})"
+            )
         return True
 
     def _drop_notice(self, counts: Counter[str]) -> dict[str, Any]:
