@@ -160,6 +160,15 @@ def test_permissions_follow_robot_scopes(client: TestClient, admin_token: str, m
     assert [r["name"] for r in listed] == ["billing-invoices"]
     shown = client.get("/api/v1/robots/hr-onboarding", headers=bearer(admin_token)).json()
     assert shown["env"] == {"API_PASSWORD": "********"}
+    # Runs too: a scoped reader sees the runs of its robots only.
+    hr_run = client.post("/api/v1/robots/hr-onboarding/start", headers=bearer(admin_token)).json()
+    runs = client.get("/api/v1/runs", headers=bearer(scoped)).json()["items"]
+    assert {r["robot"] for r in runs} == {"billing-invoices"}
+    assert client.get(f"/api/v1/runs/{hr_run['id']}", headers=bearer(scoped)).status_code == 403
+    assert {r["robot"] for r in client.get("/api/v1/runs", headers=bearer(viewer)).json()["items"]} == {
+        "billing-invoices",
+        "hr-onboarding",
+    }
 
 
 def test_a_safe_stop_lets_an_sdk_robot_finish_its_step(client: TestClient, admin_token: str) -> None:

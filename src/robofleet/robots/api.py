@@ -141,10 +141,15 @@ def get_run(
 
 
 @router.get("/runs-stream", include_in_schema=True)
-async def runs_stream(request: Request, _: Principal = Depends(Require("robots:read"))) -> StreamingResponse:
-    """Server-sent events: one `run` event per state change of any run."""
+async def runs_stream(
+    request: Request, principal: Principal = Depends(Require("robots:read")), ctx: AppContext = Depends(get_context)
+) -> StreamingResponse:
+    """Server-sent events: one `run` event per state change of any run the caller may see."""
+    visible = await run_in_threadpool(service_of(ctx).visible_robots, principal)
 
-    def render(payload: dict[str, Any]) -> str:
+    def render(payload: dict[str, Any]) -> str | None:
+        if visible is not None and payload["robot"] not in visible:
+            return None
         return sse_message("run", payload, event_id=f"{payload['id']}-{len(payload['transitions'])}")
 
     return StreamingResponse(

@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from robofleet.agents.hub import AgentHub
 from robofleet.auth.audit import audited
-from robofleet.auth.permissions import RobotRef
+from robofleet.auth.permissions import RobotRef, robot_scope
 from robofleet.auth.principal import Principal, system_principal
-from robofleet.errors import Conflict, RobofleetError
+from robofleet.errors import Conflict, Forbidden, RobofleetError
 from robofleet.robots import store_ops
 from robofleet.robots.masking import unmasked
 from robofleet.robots.models import (
@@ -142,13 +143,34 @@ class RobotsService:
         if state:
             stmt = stmt.where(Run.state == state)
         with self.store.transaction() as session:
+            visible = self._visible_robots(session, principal)
+            if visible is not None:
+                stmt = stmt.where(Run.robot.in_(visible))
             page = paginate(session, stmt, Run.id, limit=limit, cursor=cursor, descending=True)
             return Page([store_ops.run_out(r) for r in page.items], page.next_cursor)
 
     def get_run(self, principal: Principal, run_id: int) -> RunOut:
         principal.require("robots:read")
         with self.store.transaction() as session:
-            return store_ops.run_out(store_ops.find_run(session, run_id))
+            run = store_ops.find_run(session, run_id)
+            visible = self._visible_robots(session, principal)
+            if visible is not None and run.robot not in visible:
+                raise Forbidden(
+                    f"{principal.username} lacks the permission 'robots:read' on robot {run.robot!r}",
+                    details={"permission": "robots:read"},
+                )
+            return store_ops.run_out(run)
+
+    def visible_robots(self, principal: Principal) -> list[str] | None:
+        """The robots whose runs `principal` may see, when its robots:read is narrowed (None: every robot's)."""
+        with self.store.transaction() as session:
+            return self._visible_robots(session, principal)
+
+    @staticmethod
+    def _visible_robots(session: Session, principal: Principal) -> list[str] | None:
+        if robot_scope(principal.grants, "robots:read") is None:
+            return None
+        return [robot.name for robot in session.scalars(select(Robot)) if principal.can("robots:read", ref(robot))]
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
 
