@@ -79,6 +79,12 @@ class ServeProcess:
         assert made.returncode == 0, made.stderr
         return made.stdout.strip().splitlines()[-1]
 
+    def agent_token(self, name: str) -> str:
+        """A token of a new user `name` with the agent role, made with the CLI as an operator would."""
+        made = self.cli("user", "create", name, "--role", "agent", "--password-stdin", stdin=f"{name}-password\n")
+        assert made.returncode == 0, made.stderr
+        return self.token(name)
+
     def admin_password(self) -> str:
         return (self.workdir / "robofleet-data" / "initial-admin-password").read_text().strip()
 

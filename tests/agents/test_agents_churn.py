@@ -50,8 +50,7 @@ async def churn_while_listing(serve: ServeProcess, token: str, admin: str) -> li
 def test_listing_agents_while_hundreds_connect_and_leave(tmp_path: Path) -> None:
     serve = ServeProcess(tmp_path).start(wait="/readyz")
     try:
-        serve.cli("user", "create", "churner", "--role", "agent", "--password-stdin", stdin="churner-password\n")
-        statuses = asyncio.run(churn_while_listing(serve, serve.token("churner"), serve.token()))
+        statuses = asyncio.run(churn_while_listing(serve, serve.agent_token("churner"), serve.token()))
         assert len(statuses) >= 2 * WAVES and set(statuses) == {200}, statuses
         assert "unexpected error" not in serve.output()
     finally:

@@ -38,9 +38,7 @@ def test_a_remote_agent_runs_robots_and_comes_back_after_a_restart(tmp_path: Pat
     serve = ServeProcess(tmp_path / "server").start(wait="/readyz")
     agent = None
     try:
-        made = serve.cli("user", "create", "pc-01", "--role", "agent", "--password-stdin", stdin="agent-password\n")
-        assert made.returncode == 0, made.stderr
-        agent_token = serve.token("pc-01")
+        agent_token = serve.agent_token("pc-01")
         api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
         agent = subprocess.Popen(
             [
@@ -136,8 +134,7 @@ def test_an_agent_that_vanishes_loses_its_runs_then_readopts_them(tmp_path: Path
         )
 
     try:
-        serve.cli("user", "create", "pc-02", "--role", "agent", "--password-stdin", stdin="agent-password\n")
-        agent_token = serve.token("pc-02")
+        agent_token = serve.agent_token("pc-02")
         api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
         start_agent()
         until(lambda: "pc-02" in [a["name"] for a in api.get("/api/v1/agents").json()["items"]])

@@ -22,9 +22,7 @@ def test_a_remote_robot_pauses_at_its_checkpoint_or_is_frozen_when_late(tmp_path
     serve = ServeProcess(tmp_path / "server").start(wait="/readyz")
     agent = None
     try:
-        made = serve.cli("user", "create", "pc-02", "--role", "agent", "--password-stdin", stdin="agent-password\n")
-        assert made.returncode == 0, made.stderr
-        agent_token = serve.token("pc-02")
+        agent_token = serve.agent_token("pc-02")
         api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
         command = ["robofleet", "agent", "--server", serve.url, "--token", agent_token, "--name", "pc-02"]
         agent = subprocess.Popen(

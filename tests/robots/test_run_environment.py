@@ -100,9 +100,7 @@ def test_a_robot_of_a_remote_agent_sees_its_run_context_not_the_agents_settings(
     serve = ServeProcess(tmp_path / "server").start(wait="/readyz")
     agent = None
     try:
-        made = serve.cli("user", "create", "pc-env", "--role", "agent", "--password-stdin", stdin="agent-password\n")
-        assert made.returncode == 0, made.stderr
-        agent_token = serve.token("pc-env")
+        agent_token = serve.agent_token("pc-env")
         api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
         agent_env = {
             **serve.env,

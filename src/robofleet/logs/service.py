@@ -24,7 +24,7 @@ from robofleet.logs.ingest import ANYONE, Row, Sender, parse_batch
 from robofleet.logs.live import Published, log_event
 from robofleet.logs.store_ops import Filters
 from robofleet.logs.writer import LogWriter
-from robofleet.robots.models import Run
+from robofleet.robots.models import RUN_USER, Run
 from robofleet.settings.model import LogsSettings
 from robofleet.store import Store
 from robofleet.store.base import utcnow
@@ -41,7 +41,6 @@ BACKLOG_CHUNK = 500
 LIVE_BATCHES = 16
 RETENTION_BATCH = 5000
 RUN_SENDERS_KEPT = 10_000
-RUN_USER = "robot-runs"  # robots.service.RUN_USER: the owner of every run's token
 MAX_ID = 2**63 - 1  # ids are BIGINT on both stores
 
 
@@ -193,7 +192,7 @@ class LogService:
                 connection, filters, after=after, before=before, ascending=reading_up, limit=limit + 1
             )
         more = len(rows) > limit
-        items = [shown(store_ops.row_out(row)) for row in rows[:limit]]
+        items = [store_ops.row_out(row) for row in rows[:limit]]
         # Where reading stopped: past the last record read, or where a search cut short by its budget got to.
         onward = items[-1]["id"] if more and items else resume
         if backward:
@@ -227,7 +226,7 @@ class LogService:
                     limit=min(EXPORT_CHUNK, max_records - sent),
                 )
             if rows:
-                chunk = [shown(store_ops.row_out(row)) for row in rows]
+                chunk = [store_ops.row_out(row) for row in rows]
                 yield chunk
                 sent += len(chunk)
                 position = chunk[-1]["id"]
@@ -294,7 +293,7 @@ class LogService:
         while True:
             rows, resume = await asyncio.to_thread(self._backlog, filters, last)
             last = resume if resume is not None else rows[-1].id if rows else last
-            yield "".join(log_event(shown(store_ops.row_out(row))) for row in rows), last
+            yield "".join(log_event(store_ops.row_out(row)) for row in rows), last
             if resume is None and len(rows) < BACKLOG_CHUNK:
                 return
 
@@ -358,12 +357,6 @@ class LogService:
                 await asyncio.to_thread(self.housekeeping)
             except Exception:
                 log.exception("log retention failed; it will run again")
-
-
-def shown(item: dict[str, Any]) -> dict[str, Any]:
-    """A stored record as the API shows it (`level_no` is for sorting and filtering only)."""
-    item.pop("level_no", None)
-    return item
 
 
 def _with_lone_surrogates_replaced(body: bytes) -> Any:

@@ -168,7 +168,6 @@ def row_out(row: Any) -> dict[str, Any]:
         "id": row.id,
         "time": row.time.isoformat().replace("+00:00", "Z"),
         "level": LEVEL_NAMES.get(row.level, str(row.level)),
-        "level_no": row.level,
         "source": row.source,
         "run_id": row.run_id,
         "message": row.message,

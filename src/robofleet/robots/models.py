@@ -18,6 +18,10 @@ ACTIVE = (QUEUED, STARTING, RUNNING, PAUSED, STOPPING)
 ENDED = (SUCCEEDED, FAILED, STOPPED, KILLED, LOST)
 
 
+# The built-in user that owns every run's own API token (it cannot log in); the log store pins such a token to its run.
+RUN_USER = "robot-runs"
+
+
 class Robot(Base):
     __tablename__ = "robots"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -24,6 +24,7 @@ from robofleet.robots.models import (
     KILLED,
     LOST,
     PAUSED,
+    RUN_USER,
     RUNNING,
     STARTING,
     STOPPED,
@@ -42,7 +43,6 @@ from robofleet.web.events import EventHub
 
 log = logging.getLogger(__name__)
 TOPIC = "runs"
-RUN_USER = "robot-runs"
 ACTIONS = ("pause", "resume", "stop", "kill")
 
 

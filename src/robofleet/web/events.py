@@ -98,8 +98,6 @@ async def sse_stream(
                 continue
             if got is CLOSING:
                 return
-            if got is LAGGED:
-                continue
             got_topic, payload = got
             if got_topic != topic:
                 continue
