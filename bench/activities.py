@@ -78,7 +78,7 @@ def naive_peer(store: str, count: int) -> float:
     from sqlalchemy import insert, update
 
     from robofleet.activities.models import Activity
-    from robofleet.server import prepare_store
+    from robofleet.orchestrator import prepare_store
     from robofleet.settings.model import Settings
     from robofleet.store import Store
     from robofleet.store.base import utcnow

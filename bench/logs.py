@@ -145,7 +145,7 @@ def baseline(store: str, batches: int) -> float:
     import uuid
 
     from robofleet.logs.models import LogRecord
-    from robofleet.server import prepare_store
+    from robofleet.orchestrator import prepare_store
     from robofleet.settings.model import Settings
     from robofleet.store import Store
 

@@ -14,11 +14,10 @@ from robofleet.auth.principal import cli_principal
 from robofleet.auth.schemas import TokenCreate, UserCreate
 from robofleet.auth.tokens import create_token
 from robofleet.auth.users import create_user
-from robofleet.server import prepare_store
+from robofleet.orchestrator import Orchestrator, prepare_store
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.web.app import create_app
-from robofleet.web.context import AppContext
 from tests.pg import HOW_TO_ENABLE, PgServer, ThrowawayCluster, answers, pg_bin
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -81,12 +80,12 @@ def store(settings: Settings) -> Iterator[Store]:
 
 
 @pytest.fixture
-def context(settings: Settings, store: Store) -> AppContext:
-    return AppContext(settings=settings, store=store, ready=True)
+def context(settings: Settings, store: Store) -> Orchestrator:
+    return Orchestrator(settings=settings, store=store, ready=True)
 
 
 @pytest.fixture
-def client(context: AppContext) -> Iterator[TestClient]:
+def client(context: Orchestrator) -> Iterator[TestClient]:
     with TestClient(create_app(context), base_url="http://testserver") as test_client:
         yield test_client
 

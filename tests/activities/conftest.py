@@ -5,10 +5,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from robofleet.orchestrator import Orchestrator
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.web.app import create_app
-from robofleet.web.context import AppContext
 from tests.activities import recording_actions
 
 MODULE = "tests.activities.recording_actions"
@@ -23,7 +23,7 @@ def settings(store_url: str, tmp_path) -> Settings:  # type: ignore[no-untyped-d
 
 
 @pytest.fixture
-def client(context: AppContext) -> Iterator[TestClient]:
+def client(context: Orchestrator) -> Iterator[TestClient]:
     recording_actions.reset()
     with TestClient(create_app(context), base_url="http://testserver") as test_client:
         assert context.processor is not None

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from robofleet.orchestrator import Orchestrator
 from robofleet.settings.model import Settings
-from robofleet.web.context import AppContext
 from tests.browser import chromium, log_in
 from tests.conftest import MakeUser, bearer
 from tests.serve import ServeProcess
@@ -26,7 +26,7 @@ def test_python_console_is_off_by_default(client: TestClient, admin_token: str) 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_python_console_when_enabled(
-    context: AppContext, client: TestClient, admin_token: str, make_user: MakeUser
+    context: Orchestrator, client: TestClient, admin_token: str, make_user: MakeUser
 ) -> None:
     context.settings = Settings(**{**context.settings.model_dump(), "console": {"python_enabled": True}})
     first = client.post(

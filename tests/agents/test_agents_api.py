@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from robofleet.orchestrator import Orchestrator
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.web.app import create_app
-from robofleet.web.context import AppContext
 from tests.conftest import MakeUser, bearer
 
 pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
@@ -28,7 +28,7 @@ def files(tmp_path: Path) -> Path:
 @pytest.fixture
 def client(settings: Settings, store: Store, files: Path) -> Iterator[TestClient]:
     configured = Settings(**{**settings.model_dump(), "agents": {"allowed_roots": [files]}})
-    with TestClient(create_app(AppContext(settings=configured, store=store, ready=True))) as test_client:
+    with TestClient(create_app(Orchestrator(settings=configured, store=store, ready=True))) as test_client:
         yield test_client
 
 

@@ -10,7 +10,7 @@ from robofleet.auth.roles import get_role
 from robofleet.auth.sessions import login
 from robofleet.auth.users import get_user
 from robofleet.errors import ConfigError
-from robofleet.server import prepare_store
+from robofleet.orchestrator import prepare_store
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from robofleet.orchestrator import Orchestrator
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.web.app import create_app
-from robofleet.web.context import AppContext
 from tests.conftest import bearer
 
 
@@ -87,7 +87,7 @@ def test_token_create_prints_the_token_alone_on_the_last_line(workdir: tuple[Pat
     url = env.get("ROBOFLEET_STORE__URL") or f"sqlite:///{path / 'robofleet-data' / 'robofleet.db'}"
     settings = Settings(store={"url": url, "data_dir": path / "robofleet-data"})
     store = Store(settings.store)
-    with TestClient(create_app(AppContext(settings=settings, store=store, ready=True))) as client:
+    with TestClient(create_app(Orchestrator(settings=settings, store=store, ready=True))) as client:
         assert client.get("/api/v1/me", headers=bearer(token)).json()["username"] == "bot"
         token_id = created.stdout.split()[1]
         assert cli(path, "token", "revoke", token_id, env=env).returncode == 0

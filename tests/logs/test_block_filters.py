@@ -17,6 +17,7 @@ import pytest
 from alembic import command
 from sqlalchemy import bindparam, inspect, select, text
 
+from robofleet.events import EventHub
 from robofleet.logs import blocks
 from robofleet.logs.ingest import Row
 from robofleet.logs.service import PAGE_MAX, LogService
@@ -26,7 +27,6 @@ from robofleet.settings.model import LogsSettings, Settings
 from robofleet.store import Store
 from robofleet.store.base import UTCDateTime
 from robofleet.store.migrate import alembic_config, upgrade
-from robofleet.web.events import EventHub
 from tests.conftest import STORES, skip_or_fail
 from tests.pg import PgServer
 

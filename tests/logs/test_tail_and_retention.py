@@ -9,12 +9,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from robofleet.events import EventHub
 from robofleet.logs.ingest import Row
 from robofleet.logs.service import LIVE_BATCHES, LogService
 from robofleet.logs.store_ops import Filters
 from robofleet.settings.model import LogsSettings, Settings
 from robofleet.store import Store
-from robofleet.web.events import EventHub
 
 
 def rows(count: int, *, start: int = 0, source: str = "robot:tail", when: datetime | None = None) -> list[Row]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
+from robofleet.events import EventHub
 from robofleet.logs import blocks
 from robofleet.logs.ingest import Row
 from robofleet.logs.service import LogService
@@ -18,7 +19,6 @@ from robofleet.logs.words import contains_all, source_key, words_of
 from robofleet.settings.model import LogsSettings, Settings
 from robofleet.store import Store
 from robofleet.store.migrate import alembic_config
-from robofleet.web.events import EventHub
 
 WORDS = ["invoice", "ledger", "portal", "login", "customer", "order", "payment", "export", "Zürich", "snake_case"]
 

@@ -13,11 +13,11 @@ import pytest
 from robofleet.agents.hub import AgentHub
 from robofleet.auth.principal import cli_principal
 from robofleet.errors import ConfigError
+from robofleet.events import EventHub
 from robofleet.robots.service import RobotsService
 from robofleet.settings import load_settings
 from robofleet.settings.model import RobotConfig
 from robofleet.store import Store
-from robofleet.web.events import EventHub
 from tests.serve import ServeProcess
 
 REPO = Path(__file__).resolve().parents[2]

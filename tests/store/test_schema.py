@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from robofleet.server import prepare_store
+from robofleet.orchestrator import prepare_store
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.store.migrate import current_revision, head_revision
@@ -21,7 +21,9 @@ def test_models_match_the_migrations(store: Store) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from robofleet.store.models import metadata
+    from robofleet.domains import metadata as all_tables
+
+    metadata = all_tables()
 
     def ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
         # Full-text search lives outside the models: FTS5 tables (SQLite), the block word table (PostgreSQL).

@@ -1,1 +1,14 @@
 """Activities: registered actions called by name, run one at a time (sync) or concurrently (async)."""
+
+from robofleet.domain import Domain, NavEntry
+
+DOMAIN = Domain(
+    name="activities",
+    package=__name__,
+    tables=("robofleet.activities.models",),
+    actions="robofleet.activities.system:register",
+    api=("robofleet.activities.api:router",),
+    panel=("robofleet.activities.panel:router",),
+    templates=True,
+    navigation=(NavEntry("console", "Console", "/panel/console", "c", order=70),),
+)

@@ -16,12 +16,13 @@ from robofleet.activities.schemas import ActionOut, ActivityBatchIn, ActivityIn,
 from robofleet.activities.store_ops import activity_out
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid, RobofleetError, StoreUnavailable
+from robofleet.orchestrator import Orchestrator
 from robofleet.store.pagination import Page, paginate
-from robofleet.web.context import AppContext, get_context
+from robofleet.web.context import get_context
 from robofleet.web.errors import describe_validation
-from robofleet.web.events import sse_message, sse_stream
 from robofleet.web.schemas import PageOut
 from robofleet.web.security import Require
+from robofleet.web.sse import sse_message, sse_stream
 
 router = APIRouter(prefix="/api/v1", tags=["activities"])
 MAX_WAIT = 300.0
@@ -62,7 +63,7 @@ SUBMIT_SCHEMA = {
 }
 
 
-def processor_of(ctx: AppContext) -> Processor:
+def processor_of(ctx: Orchestrator) -> Processor:
     processor = ctx.processor
     if processor is None:
         raise StoreUnavailable("the activity processor is not running yet: the store is not ready")
@@ -106,7 +107,7 @@ def submit_options(request: Request) -> tuple[float, bool]:
 async def submit(
     request: Request,
     principal: Principal = Depends(Require("activities:run")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     """Queue one activity, a list, or an ordered batch; answers with their ids at once (or after `wait`)."""
     wait, batch = submit_options(request)
@@ -126,7 +127,7 @@ async def submit(
 @router.get("/activities")
 def list_activities(
     principal: Principal = Depends(Require("activities:read")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     state: str | None = Query(None, description=f"One of {', '.join(STATES)}"),
     action: str | None = Query(None, max_length=128, description="Name or prefix, e.g. users."),
     requested_by: str | None = Query(None, max_length=128),
@@ -153,7 +154,7 @@ def list_activities(
 
 @router.get("/activities/stream")
 async def stream(
-    request: Request, _: Principal = Depends(Require("activities:read")), ctx: AppContext = Depends(get_context)
+    request: Request, _: Principal = Depends(Require("activities:read")), ctx: Orchestrator = Depends(get_context)
 ) -> StreamingResponse:
     """Server-sent events: one `activity` event per state change of any activity."""
     hub = request.app.state.events
@@ -172,7 +173,7 @@ async def stream(
 async def get_activity(
     activity_id: int,
     _: Principal = Depends(Require("activities:read")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     wait: float = Query(0, ge=0, le=MAX_WAIT, description="Seconds to wait for the outcome"),
 ) -> ActivityOut:
     processor = processor_of(ctx)
@@ -183,7 +184,9 @@ async def get_activity(
 
 @router.post("/activities/{activity_id}/cancel")
 async def cancel_activity(
-    activity_id: int, principal: Principal = Depends(Require("activities:run")), ctx: AppContext = Depends(get_context)
+    activity_id: int,
+    principal: Principal = Depends(Require("activities:run")),
+    ctx: Orchestrator = Depends(get_context),
 ) -> ActivityOut:
     """Cancel a queued activity (409 when it runs or has finished)."""
     return await processor_of(ctx).cancel(principal, activity_id)

@@ -14,13 +14,13 @@ from robofleet.auth.principal import Principal
 from robofleet.errors import NotFound
 
 if TYPE_CHECKING:
-    from robofleet.web.context import AppContext
+    from robofleet.orchestrator import Orchestrator
 
 MAX_OUTPUT = 64_000
 _namespaces: dict[str, dict[str, Any]] = {}
 
 
-def run_python(app: AppContext, principal: Principal, code: str) -> dict[str, Any]:
+def run_python(app: Orchestrator, principal: Principal, code: str) -> dict[str, Any]:
     """Run `code` in the caller's own namespace (kept between calls, like a REPL); returns printed output, the
     value of a final expression, and the traceback of an error."""
     if not app.settings.console.python_enabled:

@@ -16,7 +16,8 @@ from robofleet.activities.registry import Registry
 from robofleet.activities.schemas import ActivityIn
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid, RobofleetError
-from robofleet.web.context import AppContext, get_context
+from robofleet.orchestrator import Orchestrator
+from robofleet.web.context import get_context
 from robofleet.web.security import Require
 from robofleet.web.templating import page, templates
 
@@ -82,7 +83,7 @@ def console_page(
     request: Request,
     tab: str = "actions",
     principal: Principal = Depends(Require("activities:read", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     registry: Registry = request.app.state.registry
     python = ctx.settings.console.python_enabled and principal.can("console:execute")
@@ -119,7 +120,7 @@ def action_form(
 async def run_action(
     request: Request,
     principal: Principal = Depends(Require("activities:run", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     form = await request.form()
     registry: Registry = request.app.state.registry
@@ -156,7 +157,7 @@ class PythonInput(BaseModel):
 def python_api(
     data: PythonInput,
     principal: Principal = Depends(Require("console:execute")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> dict[str, Any]:
     """Evaluate Python inside the orchestrator (only when `console.python_enabled`); audited in full."""
     return run_python(ctx, principal, data.code)
@@ -166,7 +167,7 @@ def python_api(
 async def python_panel(
     request: Request,
     principal: Principal = Depends(Require("console:execute", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     form = await request.form()
     code = str(form.get("code", ""))[:100_000]

@@ -24,12 +24,12 @@ from robofleet.auth.audit import record
 from robofleet.auth.models import User
 from robofleet.auth.principal import Principal, principal_for_user, system_principal
 from robofleet.errors import Conflict, Invalid, NotFound, RobofleetError, StoreUnavailable
+from robofleet.events import EventHub
 from robofleet.store.base import utcnow
 from robofleet.store.batching import GroupCommitter
-from robofleet.web.events import EventHub
 
 if TYPE_CHECKING:
-    from robofleet.web.context import AppContext
+    from robofleet.orchestrator import Orchestrator
 
 log = logging.getLogger(__name__)
 TOPIC = "activity"
@@ -60,7 +60,7 @@ class Unit:
 
 
 class Processor:
-    def __init__(self, app: AppContext, registry: Registry, hub: EventHub) -> None:
+    def __init__(self, app: Orchestrator, registry: Registry, hub: EventHub) -> None:
         self.app = app
         self.registry = registry
         self.hub = hub

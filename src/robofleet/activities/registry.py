@@ -15,7 +15,7 @@ from robofleet.auth.principal import Principal
 from robofleet.errors import ConfigError, Forbidden, Invalid
 
 if TYPE_CHECKING:
-    from robofleet.web.context import AppContext
+    from robofleet.orchestrator import Orchestrator
 
 P = TypeVar("P", bound=BaseModel)
 ActionFunc = Callable[["ActionContext", Any], Any | Awaitable[Any]]
@@ -37,7 +37,7 @@ class ActionContext:
     """What an action receives besides its parameters: who asked, and the running orchestrator."""
 
     principal: Principal
-    app: AppContext
+    app: Orchestrator
     activity_id: int | None = None
 
 

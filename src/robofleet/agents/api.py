@@ -16,7 +16,8 @@ from robofleet.agents.hub import AgentHub
 from robofleet.auth.audit import record_alone
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, RobofleetError, StoreUnavailable, TooLarge
-from robofleet.web.context import AppContext, get_context
+from robofleet.orchestrator import Orchestrator
+from robofleet.web.context import get_context
 from robofleet.web.security import Require
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
@@ -31,7 +32,7 @@ class ShellInput(BaseModel):
     cwd: str | None = Field(None, max_length=1024)
 
 
-def hub_of(ctx: AppContext) -> AgentHub:
+def hub_of(ctx: Orchestrator) -> AgentHub:
     if ctx.hub is None:
         raise StoreUnavailable("agents are not available yet: the store is not ready")
     return ctx.hub
@@ -41,7 +42,7 @@ def hub_of(ctx: AppContext) -> AgentHub:
 # iterating them meanwhile fails ("dictionary changed size during iteration").
 @router.get("")
 async def list_agents(
-    _: Principal = Depends(Require("agents:read")), ctx: AppContext = Depends(get_context)
+    _: Principal = Depends(Require("agents:read")), ctx: Orchestrator = Depends(get_context)
 ) -> dict[str, Any]:
     """The connected agents (a paginated shape, though one page holds them all)."""
     return {"items": [state.public() for state in hub_of(ctx).agents.values()], "next_cursor": None}
@@ -49,14 +50,14 @@ async def list_agents(
 
 @router.get("/{name}")
 async def get_agent(
-    name: str, _: Principal = Depends(Require("agents:read")), ctx: AppContext = Depends(get_context)
+    name: str, _: Principal = Depends(Require("agents:read")), ctx: Orchestrator = Depends(get_context)
 ) -> dict[str, Any]:
     return hub_of(ctx).require(name).public()
 
 
 @router.get("/{name}/system")
 async def system_info(
-    name: str, _: Principal = Depends(Require("agents:read")), ctx: AppContext = Depends(get_context)
+    name: str, _: Principal = Depends(Require("agents:read")), ctx: Orchestrator = Depends(get_context)
 ) -> Any:
     """CPU, memory, disk, uptime and logged-in users of the agent's machine."""
     return await hub_of(ctx).command(name, "system.info", {})
@@ -64,13 +65,13 @@ async def system_info(
 
 @router.get("/{name}/processes")
 async def processes(
-    name: str, _: Principal = Depends(Require("agents:read")), ctx: AppContext = Depends(get_context)
+    name: str, _: Principal = Depends(Require("agents:read")), ctx: Orchestrator = Depends(get_context)
 ) -> Any:
     return await hub_of(ctx).command(name, "process.list", {})
 
 
 async def audited_command(
-    ctx: AppContext, principal: Principal, action: str, target: str, details: dict[str, Any], command: Awaitable[Any]
+    ctx: Orchestrator, principal: Principal, action: str, target: str, details: dict[str, Any], command: Awaitable[Any]
 ) -> Any:
     """Await an agent command and audit it, with its outcome, whichever way it ends."""
     try:
@@ -89,7 +90,7 @@ async def shell(
     name: str,
     data: ShellInput,
     principal: Principal = Depends(Require("agents:admin")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Any:
     """Run a shell command on the agent's machine (timeout, capped output); audited with the command line."""
     command = hub_of(ctx).command(name, "shell.run", data.model_dump(), within=data.timeout + 10)
@@ -102,7 +103,7 @@ async def put_file(
     request: Request,
     path: str = Query(min_length=1, max_length=4096),
     principal: Principal = Depends(Require("agents:admin")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Any:
     """Upload the request body to `path` on the agent, in chunks, checked with sha256 at the end."""
     body = await request.body()
@@ -135,7 +136,7 @@ async def get_file(
     name: str,
     path: str = Query(min_length=1, max_length=4096),
     principal: Principal = Depends(Require("agents:admin")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     """Download `path` from the agent (chunked, sha256 checked)."""
     hub = hub_of(ctx)

@@ -183,6 +183,17 @@ class AgentHub:
             )
         return outcome.get("result")
 
+    async def stop(self) -> None:
+        """The orchestrator stops: commands still waiting for an agent fail now instead of at their timeout, and
+        every agent counts as gone (its robots keep running; they are adopted again at the next start)."""
+        for command_id, pending in list(self.pending.items()):
+            if not pending.future.done():
+                pending.future.set_exception(
+                    Conflict("the orchestrator is stopping", details={"command": pending.name}, code="stopping")
+                )
+            self.pending.pop(command_id, None)
+        self.agents.clear()
+
     async def run_exited(self, agent: str, run_id: str, outcome: dict[str, Any]) -> None:
         if self.on_run_exited is not None:
             await self.on_run_exited(agent, run_id, outcome)

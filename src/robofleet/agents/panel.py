@@ -13,7 +13,8 @@ from starlette.datastructures import UploadFile
 from robofleet.agents.api import audited_command, hub_of
 from robofleet.auth.principal import Principal
 from robofleet.errors import RobofleetError
-from robofleet.web.context import AppContext, get_context
+from robofleet.orchestrator import Orchestrator
+from robofleet.web.context import get_context
 from robofleet.web.security import Require
 from robofleet.web.templating import page, redirect, templates
 
@@ -25,7 +26,7 @@ async def agent_page(
     name: str,
     request: Request,
     principal: Principal = Depends(Require("agents:read", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     hub = hub_of(ctx)
     error = None
@@ -57,7 +58,7 @@ async def agent_shell(
     name: str,
     request: Request,
     principal: Principal = Depends(Require("agents:admin", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     form = await request.form()
     command = str(form.get("command", ""))[:10_000]
@@ -84,7 +85,7 @@ async def agent_upload(
     name: str,
     request: Request,
     principal: Principal = Depends(Require("agents:admin", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     form = await request.form()
     upload, path = form.get("file"), str(form.get("path", ""))

@@ -27,8 +27,9 @@ from robofleet.auth.schemas import (
     UserUpdate,
 )
 from robofleet.auth.sessions import COOKIE_NAME
+from robofleet.orchestrator import Orchestrator
 from robofleet.store.pagination import Page, paginate
-from robofleet.web.context import AppContext, get_context
+from robofleet.web.context import get_context
 from robofleet.web.cookies import clear_session_cookie, set_session_cookie
 from robofleet.web.schemas import PageOut
 from robofleet.web.security import PUBLIC, Require, client_ip
@@ -41,7 +42,7 @@ Cursor = Query(None, max_length=200)
 @router.get("/users", tags=["users"])
 def list_users(
     principal: Principal = Depends(Require("users:read")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     limit: int = Limit,
     cursor: str | None = Cursor,
 ) -> PageOut[UserOut]:
@@ -50,14 +51,14 @@ def list_users(
 
 @router.post("/users", status_code=201, tags=["users"])
 def create_user(
-    data: UserCreate, principal: Principal = Depends(Require("users:write")), ctx: AppContext = Depends(get_context)
+    data: UserCreate, principal: Principal = Depends(Require("users:write")), ctx: Orchestrator = Depends(get_context)
 ) -> UserOut:
     return users.create_user(ctx.store, principal, data)
 
 
 @router.get("/users/{username}", tags=["users"])
 def get_user(
-    username: str, principal: Principal = Depends(Require("users:read")), ctx: AppContext = Depends(get_context)
+    username: str, principal: Principal = Depends(Require("users:read")), ctx: Orchestrator = Depends(get_context)
 ) -> UserOut:
     return users.get_user(ctx.store, principal, username)
 
@@ -67,14 +68,14 @@ def update_user(
     username: str,
     data: UserUpdate,
     principal: Principal = Depends(Require("users:write")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> UserOut:
     return users.update_user(ctx.store, principal, username, data)
 
 
 @router.delete("/users/{username}", status_code=204, tags=["users"])
 def delete_user(
-    username: str, principal: Principal = Depends(Require("users:write")), ctx: AppContext = Depends(get_context)
+    username: str, principal: Principal = Depends(Require("users:write")), ctx: Orchestrator = Depends(get_context)
 ) -> Response:
     users.delete_user(ctx.store, principal, username)
     return Response(status_code=204)
@@ -83,7 +84,7 @@ def delete_user(
 @router.get("/roles", tags=["roles"])
 def list_roles(
     principal: Principal = Depends(Require("roles:read")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     limit: int = Limit,
     cursor: str | None = Cursor,
 ) -> PageOut[RoleOut]:
@@ -92,14 +93,14 @@ def list_roles(
 
 @router.post("/roles", status_code=201, tags=["roles"])
 def create_role(
-    data: RoleCreate, principal: Principal = Depends(Require("roles:write")), ctx: AppContext = Depends(get_context)
+    data: RoleCreate, principal: Principal = Depends(Require("roles:write")), ctx: Orchestrator = Depends(get_context)
 ) -> RoleOut:
     return roles.create_role(ctx.store, principal, data)
 
 
 @router.get("/roles/{name}", tags=["roles"])
 def get_role(
-    name: str, principal: Principal = Depends(Require("roles:read")), ctx: AppContext = Depends(get_context)
+    name: str, principal: Principal = Depends(Require("roles:read")), ctx: Orchestrator = Depends(get_context)
 ) -> RoleOut:
     return roles.get_role(ctx.store, principal, name)
 
@@ -109,14 +110,14 @@ def update_role(
     name: str,
     data: RoleUpdate,
     principal: Principal = Depends(Require("roles:write")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> RoleOut:
     return roles.update_role(ctx.store, principal, name, data)
 
 
 @router.delete("/roles/{name}", status_code=204, tags=["roles"])
 def delete_role(
-    name: str, principal: Principal = Depends(Require("roles:write")), ctx: AppContext = Depends(get_context)
+    name: str, principal: Principal = Depends(Require("roles:write")), ctx: Orchestrator = Depends(get_context)
 ) -> Response:
     roles.delete_role(ctx.store, principal, name)
     return Response(status_code=204)
@@ -125,7 +126,7 @@ def delete_role(
 @router.get("/tokens", tags=["tokens"])
 def list_tokens(
     principal: Principal = Depends(Require(None)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     user: str | None = Query(None, max_length=64),
     limit: int = Limit,
     cursor: str | None = Cursor,
@@ -136,7 +137,7 @@ def list_tokens(
 
 @router.post("/tokens", status_code=201, tags=["tokens"])
 def create_token(
-    data: TokenCreate, principal: Principal = Depends(Require(None)), ctx: AppContext = Depends(get_context)
+    data: TokenCreate, principal: Principal = Depends(Require(None)), ctx: Orchestrator = Depends(get_context)
 ) -> TokenCreated:
     """A token for the caller, or, with `tokens:write`, for any user. The secret is in `token`, once."""
     return tokens.create_token(ctx.store, principal, data)
@@ -144,7 +145,7 @@ def create_token(
 
 @router.delete("/tokens/{token_id}", tags=["tokens"])
 def revoke_token(
-    token_id: str, principal: Principal = Depends(Require(None)), ctx: AppContext = Depends(get_context)
+    token_id: str, principal: Principal = Depends(Require(None)), ctx: Orchestrator = Depends(get_context)
 ) -> TokenOut:
     """Revoke one of the caller's tokens, or, with `tokens:write`, anyone's."""
     return tokens.revoke_token(ctx.store, principal, token_id)
@@ -153,7 +154,7 @@ def revoke_token(
 @router.get("/audit", tags=["audit"])
 def list_audit(
     principal: Principal = Depends(Require("audit:read")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     actor: str | None = Query(None, max_length=128),
     action: str | None = Query(None, max_length=128),
     target: str | None = Query(None, max_length=255),
@@ -179,7 +180,7 @@ def list_audit(
     )
 
 
-def read_audit(ctx: AppContext, *, limit: int, cursor: str | None, **filters: Any) -> Page[AuditOut]:
+def read_audit(ctx: Orchestrator, *, limit: int, cursor: str | None, **filters: Any) -> Page[AuditOut]:
     with ctx.store.transaction() as db:
         page = paginate(
             db,
@@ -194,7 +195,7 @@ def read_audit(ctx: AppContext, *, limit: int, cursor: str | None, **filters: An
 
 @router.post("/auth/login", dependencies=[Depends(PUBLIC)], tags=["auth"])
 async def login(
-    data: LoginInput, request: Request, response: Response, ctx: AppContext = Depends(get_context)
+    data: LoginInput, request: Request, response: Response, ctx: Orchestrator = Depends(get_context)
 ) -> MeOut:
     """Opens a panel session (cookie) and answers with the CSRF token that mutating requests must send."""
     session = await run_in_threadpool(
@@ -209,7 +210,7 @@ def logout(
     request: Request,
     response: Response,
     principal: Principal = Depends(Require(None)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> dict[str, str]:
     sessions.logout(ctx.store, principal, request.cookies.get(COOKIE_NAME) if principal.via == "session" else None)
     clear_session_cookie(response)
@@ -217,7 +218,7 @@ def logout(
 
 
 @router.get("/me", tags=["auth"])
-def me(principal: Principal = Depends(Require(None)), ctx: AppContext = Depends(get_context)) -> MeOut:
+def me(principal: Principal = Depends(Require(None)), ctx: Orchestrator = Depends(get_context)) -> MeOut:
     return me_of(principal)
 
 

@@ -18,7 +18,8 @@ from robofleet.auth.permissions import PERMISSIONS
 from robofleet.auth.principal import Principal
 from robofleet.auth.schemas import RoleCreate, RoleUpdate, TokenCreate, UserCreate, UserUpdate
 from robofleet.errors import RobofleetError
-from robofleet.web.context import AppContext, get_context
+from robofleet.orchestrator import Orchestrator
+from robofleet.web.context import get_context
 from robofleet.web.errors import describe_validation
 from robofleet.web.security import Require
 from robofleet.web.templating import page, redirect
@@ -56,7 +57,7 @@ def users_page(
     request: Request,
     cursor: str | None = None,
     principal: Principal = Depends(Require("users:read", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     listed = users.list_users(ctx.store, principal, limit=100, cursor=cursor)
     role_names = (
@@ -80,7 +81,7 @@ def users_page(
 async def users_create(
     request: Request,
     principal: Principal = Depends(Require("users:write", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     form = await form_of(request)
 
@@ -100,7 +101,7 @@ async def users_update(
     username: str,
     request: Request,
     principal: Principal = Depends(Require("users:write", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     form = await form_of(request)
 
@@ -120,7 +121,7 @@ async def users_update(
 async def users_delete(
     username: str,
     principal: Principal = Depends(Require("users:write", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     return await submit(USERS, lambda: users.delete_user(ctx.store, principal, username), f"User {username} deleted.")
 
@@ -129,7 +130,7 @@ async def users_delete(
 def roles_page(
     request: Request,
     principal: Principal = Depends(Require("roles:read", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     listed = roles.list_roles(ctx.store, principal, limit=500)
     return page(
@@ -147,7 +148,7 @@ def roles_page(
 async def roles_create(
     request: Request,
     principal: Principal = Depends(Require("roles:write", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     form = await form_of(request)
 
@@ -169,7 +170,7 @@ async def roles_update(
     name: str,
     request: Request,
     principal: Principal = Depends(Require("roles:write", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     form = await form_of(request)
 
@@ -189,7 +190,7 @@ async def roles_update(
 async def roles_delete(
     name: str,
     principal: Principal = Depends(Require("roles:write", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     return await submit(ROLES, lambda: roles.delete_role(ctx.store, principal, name), f"Role {name} deleted.")
 
@@ -199,7 +200,7 @@ def tokens_page(
     request: Request,
     cursor: str | None = None,
     principal: Principal = Depends(Require(None, panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     return _tokens_page(request, principal, ctx, cursor=cursor)
 
@@ -207,7 +208,7 @@ def tokens_page(
 def _tokens_page(
     request: Request,
     principal: Principal,
-    ctx: AppContext,
+    ctx: Orchestrator,
     *,
     cursor: str | None = None,
     created: Any = None,
@@ -238,7 +239,9 @@ def _tokens_page(
 
 @router.post("/tokens")
 async def tokens_create(
-    request: Request, principal: Principal = Depends(Require(None, panel=True)), ctx: AppContext = Depends(get_context)
+    request: Request,
+    principal: Principal = Depends(Require(None, panel=True)),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     form = await form_of(request)
     try:
@@ -261,7 +264,7 @@ async def tokens_create(
 
 @router.post("/tokens/{token_id}/revoke")
 async def tokens_revoke(
-    token_id: str, principal: Principal = Depends(Require(None, panel=True)), ctx: AppContext = Depends(get_context)
+    token_id: str, principal: Principal = Depends(Require(None, panel=True)), ctx: Orchestrator = Depends(get_context)
 ) -> Response:
     return await submit(
         TOKENS, lambda: tokens.revoke_token(ctx.store, principal, token_id), f"Token {token_id} revoked."
@@ -278,7 +281,7 @@ def audit_page(
     since: datetime | None = None,
     cursor: str | None = None,
     principal: Principal = Depends(Require("audit:read", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     filters = {
         "actor": actor[:128] or None,

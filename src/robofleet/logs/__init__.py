@@ -1,1 +1,13 @@
 """Logs: one store for the orchestrator's, the agents' and the robots' lines; search, live tail, retention."""
+
+from robofleet.domain import Domain, NavEntry
+
+DOMAIN = Domain(
+    name="logs",
+    package=__name__,
+    tables=("robofleet.logs.models",),
+    api=("robofleet.logs.api:router",),
+    panel=("robofleet.logs.panel:router",),
+    templates=True,
+    navigation=(NavEntry("logs", "Logs", "/panel/logs", "l", order=60),),
+)

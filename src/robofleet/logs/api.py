@@ -20,8 +20,9 @@ from robofleet.errors import Invalid, StoreUnavailable
 from robofleet.logs.ingest import Refused, parse_level
 from robofleet.logs.service import MAX_ID, LogService
 from robofleet.logs.store_ops import Filters
+from robofleet.orchestrator import Orchestrator
 from robofleet.robots.models import Robot
-from robofleet.web.context import AppContext, get_context
+from robofleet.web.context import get_context
 from robofleet.web.security import Require
 
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
@@ -70,7 +71,7 @@ INGEST_SCHEMA = {
 }
 
 
-def service_of(ctx: AppContext) -> LogService:
+def service_of(ctx: Orchestrator) -> LogService:
     if ctx.logs is None:
         raise StoreUnavailable("the log store is not running yet: the store is not ready")
     return ctx.logs
@@ -103,7 +104,7 @@ def filters_from(
     )
 
 
-def visible_to(principal: Principal, ctx: AppContext, filters: Filters) -> Filters:
+def visible_to(principal: Principal, ctx: Orchestrator, filters: Filters) -> Filters:
     """`filters` narrowed to the robots a reader whose logs:read is scoped (robot globs, tags) may see: their
     records only, not the orchestrator's or the agents' (which tell of every robot)."""
     scope = robot_scope(principal.grants, "logs:read")
@@ -133,7 +134,7 @@ class FilterParams:
 
 @router.post("", openapi_extra=INGEST_SCHEMA)
 async def ingest(
-    request: Request, principal: Principal = Depends(Require("logs:write")), ctx: AppContext = Depends(get_context)
+    request: Request, principal: Principal = Depends(Require("logs:write")), ctx: Orchestrator = Depends(get_context)
 ) -> JSONResponse:
     """Store a batch; each bad record is refused with its index and reason while the good ones are kept."""
     service = service_of(ctx)
@@ -159,7 +160,7 @@ async def ingest(
 @router.get("")
 def search(
     principal: Principal = Depends(Require("logs:read")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     params: FilterParams = Depends(),
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = Query(None, max_length=200),
@@ -173,7 +174,7 @@ def search(
 @router.get("/export")
 def export(
     principal: Principal = Depends(Require("logs:read")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     params: FilterParams = Depends(),
     limit: int = Query(EXPORT_MAX, ge=1, le=EXPORT_MAX),
     order: Literal["asc", "desc"] = Query("asc", description="asc: oldest first"),
@@ -197,7 +198,7 @@ def export(
 async def stream(
     request: Request,
     principal: Principal = Depends(Require("logs:read")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     params: FilterParams = Depends(),
     after: int | None = Query(None, ge=0, le=MAX_ID, description="Resume after this id (or Last-Event-ID)"),
 ) -> StreamingResponse:

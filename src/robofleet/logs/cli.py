@@ -11,7 +11,7 @@ import httpx
 import typer
 
 from robofleet.client import ServerOption, TokenOption, call, connection, fail, settings_from
-from robofleet.web.events import HEARTBEAT_SECONDS
+from robofleet.web.sse import HEARTBEAT_SECONDS
 
 # A stream quiet for four heartbeats is dead (a host gone without closing): reopen it rather than wait forever.
 STREAM_TIMEOUT = httpx.Timeout(10.0, read=4 * HEARTBEAT_SECONDS)

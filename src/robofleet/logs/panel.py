@@ -12,7 +12,8 @@ from fastapi.responses import Response
 from robofleet.auth.principal import Principal
 from robofleet.errors import RobofleetError
 from robofleet.logs.api import filters_from, service_of, visible_to
-from robofleet.web.context import AppContext, get_context
+from robofleet.orchestrator import Orchestrator
+from robofleet.web.context import get_context
 from robofleet.web.security import Require
 from robofleet.web.templating import page
 
@@ -31,7 +32,7 @@ def parse_time(value: str) -> datetime | None:
 def logs_page(
     request: Request,
     principal: Principal = Depends(Require("logs:read", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     since: str = Query("", max_length=40),
     until: str = Query("", max_length=40),
     level: str = Query("", max_length=10),

@@ -19,6 +19,7 @@ from robofleet.auth.audit import record
 from robofleet.auth.models import ApiToken
 from robofleet.auth.principal import Principal, system_principal
 from robofleet.errors import Forbidden, Invalid, RobofleetError
+from robofleet.events import CLOSING, LAGGED, EventHub
 from robofleet.logs import store_ops
 from robofleet.logs.ingest import ANYONE, Row, Sender, parse_batch
 from robofleet.logs.live import Published, log_event
@@ -29,7 +30,7 @@ from robofleet.settings.model import LogsSettings
 from robofleet.store import Store
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import decode_cursor, encode_cursor
-from robofleet.web.events import CLOSING, HEARTBEAT_SECONDS, LAGGED, EventHub, sse_message
+from robofleet.web.sse import HEARTBEAT_SECONDS, sse_message
 
 log = logging.getLogger(__name__)
 TOPIC = "logs"

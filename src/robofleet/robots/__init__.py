@@ -1,1 +1,17 @@
 """Robots and runs: definitions, and the lifecycle of each execution on an agent."""
+
+from robofleet.domain import Domain, NavEntry
+
+DOMAIN = Domain(
+    name="robots",
+    package=__name__,
+    tables=("robofleet.robots.models",),
+    actions="robofleet.robots.actions:register",
+    api=("robofleet.robots.api:router",),
+    panel=("robofleet.robots.panel:router",),
+    templates=True,
+    navigation=(
+        NavEntry("fleet", "Fleet", "/panel/fleet", "f", order=10),
+        NavEntry("robots", "Robots", "/panel/robots", "r", order=20),
+    ),
+)

@@ -10,13 +10,14 @@ from starlette.concurrency import run_in_threadpool
 
 from robofleet.auth.principal import Principal
 from robofleet.errors import StoreUnavailable
+from robofleet.orchestrator import Orchestrator
 from robofleet.robots.models import ACTIVE, ENDED
 from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunOut
 from robofleet.robots.service import TOPIC, RobotsService
-from robofleet.web.context import AppContext, get_context
-from robofleet.web.events import sse_message, sse_stream
+from robofleet.web.context import get_context
 from robofleet.web.schemas import PageOut
 from robofleet.web.security import Require
+from robofleet.web.sse import sse_message, sse_stream
 
 router = APIRouter(prefix="/api/v1", tags=["robots"])
 Limit = Query(100, ge=1, le=500)
@@ -24,7 +25,7 @@ Cursor = Query(None, max_length=200)
 STATES = (*ACTIVE, *ENDED)
 
 
-def service_of(ctx: AppContext) -> RobotsService:
+def service_of(ctx: Orchestrator) -> RobotsService:
     if ctx.robots is None:
         raise StoreUnavailable("robots are not available yet: the store is not ready")
     return ctx.robots
@@ -33,7 +34,7 @@ def service_of(ctx: AppContext) -> RobotsService:
 @router.get("/robots")
 def list_robots(
     principal: Principal = Depends(Require("robots:read")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     limit: int = Limit,
     cursor: str | None = Cursor,
 ) -> PageOut[RobotOut]:
@@ -42,14 +43,14 @@ def list_robots(
 
 @router.post("/robots", status_code=201)
 def create_robot(
-    data: RobotCreate, principal: Principal = Depends(Require("robots:write")), ctx: AppContext = Depends(get_context)
+    data: RobotCreate, principal: Principal = Depends(Require("robots:write")), ctx: Orchestrator = Depends(get_context)
 ) -> RobotOut:
     return service_of(ctx).create_robot(principal, data)
 
 
 @router.get("/robots/{name}")
 def get_robot(
-    name: str, principal: Principal = Depends(Require("robots:read")), ctx: AppContext = Depends(get_context)
+    name: str, principal: Principal = Depends(Require("robots:read")), ctx: Orchestrator = Depends(get_context)
 ) -> RobotOut:
     return service_of(ctx).get_robot(principal, name)
 
@@ -59,14 +60,14 @@ def update_robot(
     name: str,
     data: RobotUpdate,
     principal: Principal = Depends(Require("robots:write")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> RobotOut:
     return service_of(ctx).update_robot(principal, name, data)
 
 
 @router.delete("/robots/{name}", status_code=204)
 def delete_robot(
-    name: str, principal: Principal = Depends(Require("robots:write")), ctx: AppContext = Depends(get_context)
+    name: str, principal: Principal = Depends(Require("robots:write")), ctx: Orchestrator = Depends(get_context)
 ) -> Response:
     service_of(ctx).delete_robot(principal, name)
     return Response(status_code=204)
@@ -74,7 +75,7 @@ def delete_robot(
 
 @router.post("/robots/{name}/start", status_code=201)
 async def start_robot(
-    name: str, principal: Principal = Depends(Require("robots:start")), ctx: AppContext = Depends(get_context)
+    name: str, principal: Principal = Depends(Require("robots:start")), ctx: Orchestrator = Depends(get_context)
 ) -> RunOut:
     """Start a run; answers with the new run once its process runs."""
     return await service_of(ctx).start(principal, name)
@@ -82,7 +83,7 @@ async def start_robot(
 
 @router.post("/robots/{name}/restart", status_code=201)
 async def restart_robot(
-    name: str, principal: Principal = Depends(Require("robots:start")), ctx: AppContext = Depends(get_context)
+    name: str, principal: Principal = Depends(Require("robots:start")), ctx: Orchestrator = Depends(get_context)
 ) -> RunOut:
     """Safe stop of the active runs, then a new start."""
     return await service_of(ctx).restart(principal, name)
@@ -90,7 +91,7 @@ async def restart_robot(
 
 def _robot_action(action: str) -> None:
     async def act(
-        name: str, principal: Principal = Depends(Require("robots:stop")), ctx: AppContext = Depends(get_context)
+        name: str, principal: Principal = Depends(Require("robots:stop")), ctx: Orchestrator = Depends(get_context)
     ) -> list[RunOut]:
         return await service_of(ctx).act_on_robot(principal, name, action)
 
@@ -100,7 +101,7 @@ def _robot_action(action: str) -> None:
 
 def _run_action(action: str) -> None:
     async def act(
-        run_id: int, principal: Principal = Depends(Require("robots:stop")), ctx: AppContext = Depends(get_context)
+        run_id: int, principal: Principal = Depends(Require("robots:stop")), ctx: Orchestrator = Depends(get_context)
     ) -> RunOut:
         return await service_of(ctx).act(principal, run_id, action)
 
@@ -116,7 +117,7 @@ for _action in ("pause", "resume", "stop", "kill"):
 @router.get("/runs")
 async def list_runs(
     principal: Principal = Depends(Require("robots:read")),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
     robot: str | None = Query(None, max_length=64),
     state: str | None = Query(None, description=", ".join(STATES)),
     limit: int = Limit,
@@ -135,14 +136,14 @@ async def list_runs(
 
 @router.get("/runs/{run_id}")
 def get_run(
-    run_id: int, principal: Principal = Depends(Require("robots:read")), ctx: AppContext = Depends(get_context)
+    run_id: int, principal: Principal = Depends(Require("robots:read")), ctx: Orchestrator = Depends(get_context)
 ) -> RunOut:
     return service_of(ctx).get_run(principal, run_id)
 
 
 @router.get("/runs-stream", include_in_schema=True)
 async def runs_stream(
-    request: Request, principal: Principal = Depends(Require("robots:read")), ctx: AppContext = Depends(get_context)
+    request: Request, principal: Principal = Depends(Require("robots:read")), ctx: Orchestrator = Depends(get_context)
 ) -> StreamingResponse:
     """Server-sent events: one `run` event per state change of any run the caller may see."""
     visible = await run_in_threadpool(service_of(ctx).visible_robots, principal)

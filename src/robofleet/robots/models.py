@@ -8,14 +8,16 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from robofleet.robots.states import ACTIVE, ENDED, RunState
 from robofleet.store.base import Base, UTCDateTime, utcnow
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
-QUEUED, STARTING, RUNNING, PAUSED, STOPPING = "queued", "starting", "running", "paused", "stopping"
-SUCCEEDED, FAILED, STOPPED, KILLED, LOST = "succeeded", "failed", "stopped", "killed", "lost"
-ACTIVE = (QUEUED, STARTING, RUNNING, PAUSED, STOPPING)
-ENDED = (SUCCEEDED, FAILED, STOPPED, KILLED, LOST)
+
+QUEUED, STARTING, RUNNING, PAUSED = RunState.QUEUED, RunState.STARTING, RunState.RUNNING, RunState.PAUSED
+STOPPING, SUCCEEDED, FAILED = RunState.STOPPING, RunState.SUCCEEDED, RunState.FAILED
+STOPPED, KILLED, LOST = RunState.STOPPED, RunState.KILLED, RunState.LOST
+__all__ = ["ACTIVE", "ENDED", "RUN_USER", "Robot", "Run", "RunState"]
 
 
 # The built-in user that owns every run's own API token (it cannot log in); the log store pins such a token to its run.

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from robofleet.auth.permissions import RobotRef
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, RobofleetError
+from robofleet.orchestrator import Orchestrator
 from robofleet.robots.api import service_of
 from robofleet.robots.models import ACTIVE, PAUSED, RUNNING
 from robofleet.robots.panel_forms import (
@@ -27,7 +28,7 @@ from robofleet.robots.panel_forms import (
     submitted,
 )
 from robofleet.robots.schemas import RobotOut, RunOut
-from robofleet.web.context import AppContext, get_context
+from robofleet.web.context import get_context
 from robofleet.web.security import Require
 from robofleet.web.templating import page, redirect
 
@@ -36,7 +37,7 @@ ACTIONS = ("start", "restart", "pause", "resume", "stop", "kill")
 ROBOTS = "/panel/robots"
 
 
-def latest_runs(ctx: AppContext, principal: Principal, robot: str | None, limit: int) -> list[dict[str, object]]:
+def latest_runs(ctx: Orchestrator, principal: Principal, robot: str | None, limit: int) -> list[dict[str, object]]:
     """Newest first, each with what the runs table shows besides its state: whether a pause is on its way, and how
     a paused run was paused (runs.js says the same of the runs that change live)."""
     runs = service_of(ctx).list_runs(principal, robot=robot, state=None, limit=limit, cursor=None).items
@@ -61,7 +62,7 @@ def how_paused(run: RunOut) -> str | None:
     return f"{last['pause']}: {last['reason']}" if last.get("reason") else str(last["pause"])
 
 
-def agent_names(ctx: AppContext, robots: list[RobotOut]) -> list[str]:
+def agent_names(ctx: Orchestrator, robots: list[RobotOut]) -> list[str]:
     """Suggestions for the agent field: this server's own, the connected agents, the ones robots already name."""
     connected = list(ctx.hub.agents) if ctx.hub else []
     return sorted({"local", *connected, *(robot.agent for robot in robots)})
@@ -71,7 +72,7 @@ def agent_names(ctx: AppContext, robots: list[RobotOut]) -> list[str]:
 def fleet_page(
     request: Request,
     principal: Principal = Depends(Require("robots:read", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     robots = service_of(ctx).list_robots(principal, limit=500, cursor=None).items
     runs = latest_runs(ctx, principal, None, 500)
@@ -89,13 +90,13 @@ def fleet_page(
 def robots_page(
     request: Request,
     principal: Principal = Depends(Require("robots:read", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     return _robots_page(request, principal, ctx, blank_form())
 
 
 def _robots_page(
-    request: Request, principal: Principal, ctx: AppContext, form: RobotForm, status: int = 200
+    request: Request, principal: Principal, ctx: Orchestrator, form: RobotForm, status: int = 200
 ) -> Response:
     robots = service_of(ctx).list_robots(principal, limit=500, cursor=None).items
     response = page(
@@ -118,7 +119,7 @@ def _robots_page(
 async def robot_create(
     request: Request,
     principal: Principal = Depends(Require("robots:write", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     values = submitted(await request.form())
 
@@ -145,13 +146,13 @@ def robot_page(
     name: str,
     request: Request,
     principal: Principal = Depends(Require("robots:read", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     return _robot_page(request, principal, ctx, name, None)
 
 
 def _robot_page(
-    request: Request, principal: Principal, ctx: AppContext, name: str, form: RobotForm | None, status: int = 200
+    request: Request, principal: Principal, ctx: Orchestrator, name: str, form: RobotForm | None, status: int = 200
 ) -> Response:
     robot = service_of(ctx).get_robot(principal, name)
     runs = latest_runs(ctx, principal, name, 50)
@@ -185,7 +186,7 @@ async def robot_update(
     name: str,
     request: Request,
     principal: Principal = Depends(Require("robots:write", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     values = submitted(await request.form())
     back = f"{ROBOTS}/{name}"
@@ -223,7 +224,7 @@ def shown_at(form: RobotForm, exc: RobofleetError) -> None:
 async def robot_delete(
     name: str,
     principal: Principal = Depends(Require("robots:write", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     try:
         await run_in_threadpool(service_of(ctx).delete_robot, principal, name)
@@ -237,7 +238,7 @@ async def robot_action(
     name: str,
     action: str,
     principal: Principal = Depends(Require("robots:read", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     back = f"/panel/robots/{name}"
     service = service_of(ctx)

@@ -16,6 +16,7 @@ from robofleet.auth.audit import audited
 from robofleet.auth.permissions import RobotRef, robot_scope
 from robofleet.auth.principal import Principal, system_principal
 from robofleet.errors import Conflict, Forbidden, RobofleetError
+from robofleet.events import EventHub
 from robofleet.robots import store_ops
 from robofleet.robots.masking import unmasked
 from robofleet.robots.models import (
@@ -39,7 +40,6 @@ from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunOut
 from robofleet.store import Store
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import Page, paginate
-from robofleet.web.events import EventHub
 
 log = logging.getLogger(__name__)
 TOPIC = "runs"
@@ -62,6 +62,17 @@ class RobotsService:
         self._tokens: dict[int, str] = {}  # run id -> id of its token, revoked when the run ends
         self.pauses = Pauses(hub, self._update)
         hub.on_run_exited = self.run_exited
+
+    async def startup(self) -> None:
+        """Nothing to resume yet: run deadlines are kept by their timers."""
+
+    async def stop(self) -> None:
+        """Cancel the timers and pending restarts this service started; the runs themselves go on."""
+        tasks = [*self._timers.values(), *self._restarts]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._timers.clear()
 
     # ---- definitions (plain functions of the store; the API runs them in threads) ---------------------------
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from robofleet.auth.principal import Principal
+from robofleet.orchestrator import Orchestrator
 from robofleet.settings.render import as_toml, masked_tree
-from robofleet.web.context import AppContext, get_context
+from robofleet.web.context import get_context
 from robofleet.web.security import Require
 from robofleet.web.templating import page
 
@@ -18,7 +19,7 @@ router = APIRouter()
 
 @router.get("/api/v1/settings", tags=["settings"])
 def read_settings(
-    _: Principal = Depends(Require("settings:read")), ctx: AppContext = Depends(get_context)
+    _: Principal = Depends(Require("settings:read")), ctx: Orchestrator = Depends(get_context)
 ) -> dict[str, Any]:
     return masked_tree(ctx.settings)
 
@@ -27,7 +28,7 @@ def read_settings(
 def settings_page(
     request: Request,
     principal: Principal = Depends(Require("settings:read", panel=True)),
-    ctx: AppContext = Depends(get_context),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     return page(
         request,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,27 +12,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from robofleet import __version__
-from robofleet.activities import api as activities_api
-from robofleet.activities import panel as activities_panel
-from robofleet.activities.builtin import build_registry
-from robofleet.activities.registry import Registry
-from robofleet.agents import api as agents_api
-from robofleet.agents import panel as agents_panel
-from robofleet.agents import remote as agents_remote
-from robofleet.auth import api as auth_api
-from robofleet.auth import panel as auth_panel
-from robofleet.errors import StoreUnavailable
-from robofleet.logs import api as logs_api
-from robofleet.logs import panel as logs_panel
-from robofleet.robots import api as robots_api
-from robofleet.robots import panel as robots_panel
-from robofleet.settings import api as settings_api
+from robofleet.domains import routers
+from robofleet.orchestrator import Orchestrator
 from robofleet.web import errors, health, metrics, panel
-from robofleet.web.context import AppContext
-from robofleet.web.events import EventHub
 from robofleet.web.limits import BodySizeLimit
 
-log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -64,65 +46,39 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-# Every router of every domain; the route audit test walks this list. Routes are matched in this order, so the
-# busiest (submits, log ingest, robot actions) come first: no path of one router is a prefix of another's.
-ROUTERS: list[APIRouter] = [
-    activities_api.router,
-    logs_api.router,
-    robots_api.router,
-    agents_api.router,
-    health.router,
-    auth_api.router,
-    settings_api.router,
-    metrics.router,
-    activities_panel.router,
-    logs_panel.router,
-    agents_panel.router,
-    robots_panel.router,
-    panel.router,
-    auth_panel.router,
-]
+# The web layer's own routers, after every domain's (domains.routers()); the route audit test walks all_routers().
+OWN_ROUTERS: list[APIRouter] = [health.router, metrics.router, panel.router]
 
 
-def create_app(context: AppContext, *, config_path: Path | None = None, registry: Registry | None = None) -> FastAPI:
-    """The whole HTTP surface for one orchestrator; `context.ready` turns true once the store is prepared."""
+def all_routers() -> list[APIRouter]:
+    return [*routers(), *OWN_ROUTERS]
 
-    registry = registry or build_registry(context.settings)
-    hub = EventHub()
+
+def create_app(orchestrator: Orchestrator, *, config_path: Path | None = None) -> FastAPI:
+    """The whole HTTP surface for one orchestrator, whose services start and stop with the app."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from robofleet.server import run_services, start_services, stop_services
-
-        if context.ready:
-            # Started before the first request is served, so a ready orchestrator answers at once.
-            with contextlib.suppress(StoreUnavailable):
-                await start_services(context, registry, hub)
-        task = asyncio.create_task(run_services(context, registry, hub))
+        await orchestrator.start()
         # Everything built at start (modules, routes, settings) lives as long as the process: out of the
         # collector's sight, the full collections a busy server triggers stop walking it again and again.
         gc.freeze()
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await stop_services(context)
+            await orchestrator.stop()
 
     app = FastAPI(title="robofleet", version=__version__, lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
-    app.state.context = context
-    app.state.registry = registry
-    app.state.events = hub
+    app.state.context = orchestrator
+    app.state.registry = orchestrator.registry
+    app.state.events = orchestrator.events
     app.state.config_path = str(config_path) if config_path else None
     app.state.metrics = metrics.Metrics()
     errors.install(app)
-    for router in ROUTERS:
+    for router in all_routers():
         app.include_router(router)
-    # The agents' WebSocket checks its token and agents:connect itself (see agents/remote.py).
-    app.include_router(agents_remote.router)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
-    app.add_middleware(BodySizeLimit, max_bytes=context.settings.server.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=orchestrator.settings.server.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
     return app

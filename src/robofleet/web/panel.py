@@ -14,7 +14,8 @@ from robofleet.auth import sessions
 from robofleet.auth.principal import Principal
 from robofleet.auth.sessions import COOKIE_NAME
 from robofleet.errors import Locked, RobofleetError, StoreUnavailable, Unauthenticated
-from robofleet.web.context import AppContext, context_of, get_context
+from robofleet.orchestrator import Orchestrator
+from robofleet.web.context import context_of, get_context
 from robofleet.web.cookies import clear_session_cookie, cookie_secure, set_session_cookie
 from robofleet.web.security import PUBLIC, Require, client_ip
 from robofleet.web.templating import page
@@ -71,7 +72,7 @@ def _login_form(
 
 
 @router.post("/login", dependencies=[Depends(PUBLIC)])
-async def login_submit(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
+async def login_submit(request: Request, ctx: Orchestrator = Depends(get_context)) -> Response:
     form = await request.form()
     username = str(form.get("username", ""))[:64]
     password = str(form.get("password", ""))[:1024]
@@ -101,7 +102,9 @@ async def login_submit(request: Request, ctx: AppContext = Depends(get_context))
 
 @router.post("/logout")
 def logout(
-    request: Request, principal: Principal = Depends(Require(None, panel=True)), ctx: AppContext = Depends(get_context)
+    request: Request,
+    principal: Principal = Depends(Require(None, panel=True)),
+    ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     # The cookie goes anyway: a store outage must not keep anyone logged in on this browser.
     with contextlib.suppress(RobofleetError):

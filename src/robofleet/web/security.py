@@ -10,7 +10,8 @@ from robofleet.auth.principal import Principal
 from robofleet.auth.sessions import COOKIE_NAME, authenticate_session
 from robofleet.auth.tokens import authenticate_token, cached_principal
 from robofleet.errors import Forbidden, StoreUnavailable, Unauthenticated
-from robofleet.web.context import AppContext, context_of
+from robofleet.orchestrator import Orchestrator
+from robofleet.web.context import context_of
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -77,14 +78,14 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def cached_bearer(context: AppContext, request: Request) -> Principal | None:
+def cached_bearer(context: Orchestrator, request: Request) -> Principal | None:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         return None
     return cached_principal(context.store, credentials.strip(), client_ip(request))
 
 
-def authenticate(context: AppContext, request: Request) -> Principal:
+def authenticate(context: Orchestrator, request: Request) -> Principal:
     """A bearer token wins over a panel cookie; neither is Unauthenticated."""
     header = request.headers.get("authorization", "")
     if header:

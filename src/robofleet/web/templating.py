@@ -13,33 +13,21 @@ from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 
 from robofleet import __version__
 from robofleet.auth.principal import Principal
+from robofleet.domain import NavEntry
+from robofleet.domains import navigation, template_packages
 
 FLASH_COOKIE = "robofleet_flash"
 
-# Every domain of the mission, in the order operators use them; `ready` says whether it is built yet.
-NAVIGATION: list[dict[str, Any]] = [
-    {"key": "fleet", "title": "Fleet", "href": "/panel/fleet", "shortcut": "f", "ready": True},
-    {"key": "robots", "title": "Robots", "href": "/panel/robots", "shortcut": "r", "ready": True},
-    {"key": "schedules", "title": "Schedules", "href": "/panel/schedules", "shortcut": "s", "ready": False},
-    {"key": "queues", "title": "Queues", "href": "/panel/queues", "shortcut": "q", "ready": False},
-    {"key": "sessions", "title": "Sessions", "href": "/panel/sessions", "shortcut": "d", "ready": False},
-    {"key": "logs", "title": "Logs", "href": "/panel/logs", "shortcut": "l", "ready": True},
-    {"key": "console", "title": "Console", "href": "/panel/console", "shortcut": "c", "ready": True},
-    {"key": "access", "title": "Access", "href": "/panel/access/users", "shortcut": "a", "ready": True},
-    {"key": "settings", "title": "Settings", "href": "/panel/settings", "shortcut": "g", "ready": True},
-]
+# Pages of domains still to come: each stands in the navigation (a "later" page) until its domain brings it.
+PLANNED = (
+    NavEntry("schedules", "Schedules", "/panel/schedules", "s", order=30, ready=False),
+    NavEntry("queues", "Queues", "/panel/queues", "q", order=40, ready=False),
+    NavEntry("sessions", "Sessions", "/panel/sessions", "d", order=50, ready=False),
+)
+NAVIGATION = navigation(PLANNED)
 
 _environment = Environment(
-    loader=ChoiceLoader(
-        [
-            PackageLoader("robofleet.web"),
-            PackageLoader("robofleet.auth"),
-            PackageLoader("robofleet.activities"),
-            PackageLoader("robofleet.logs"),
-            PackageLoader("robofleet.robots"),
-            PackageLoader("robofleet.agents"),
-        ]
-    ),
+    loader=ChoiceLoader([PackageLoader(package) for package in ("robofleet.web", *template_packages())]),
     autoescape=select_autoescape(default=True),
     trim_blocks=True,
     lstrip_blocks=True,

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from robofleet.store.models import metadata
-
 engine = context.config.attributes["engine"]
+# The whole schema, for autogenerate only (`upgrade` applies the frozen migrations and needs none); given by the caller
+# (robofleet.domains.metadata()) so that the store never imports the domains.
+metadata = context.config.attributes.get("metadata")
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

@@ -1,16 +1,13 @@
-"""In-process publish/subscribe for live panel and API streams (SSE); slow readers lose old events, never
-slow the publisher."""
+"""In-process publish/subscribe between services and live streams; slow readers lose old events, never slow the
+publisher. Core: it knows nothing of HTTP (the SSE text is `web/sse.py`)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Callable
 from contextlib import contextmanager
 from typing import Any
 
 SUBSCRIBER_BUFFER = 1000
-HEARTBEAT_SECONDS = 15.0
 CLOSING: tuple[str, dict[str, Any]] = ("", {})  # what a subscriber gets when the server stops: its stream ends
 # What a subscriber that reads the store again when it falls behind gets instead of the events it missed.
 LAGGED: tuple[str, dict[str, Any]] = ("", {"lagged": True})
@@ -71,36 +68,3 @@ class EventHub:
 
     def has_subscribers(self, topic: str) -> bool:
         return topic in self._subscribers.values()
-
-
-def sse_message(event: str, data: dict[str, Any] | str, event_id: str | None = None) -> str:
-    body = data if isinstance(data, str) else json.dumps(data, default=str, separators=(",", ":"))
-    lines = [f"event: {event}"]
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines += [f"data: {line}" for line in body.splitlines() or [""]]
-    return "\n".join(lines) + "\n\n"
-
-
-async def sse_stream(
-    hub: EventHub, topic: str, render: Callable[[dict[str, Any]], str | None], is_disconnected: Callable[[], Any]
-) -> AsyncIterator[str]:
-    """Every event of `topic` rendered to SSE text (None skips it), with heartbeats, until the client goes."""
-    with hub.subscribe(topic) as subscriber:
-        yield ": connected\n\n"
-        while True:
-            try:
-                got = await asyncio.wait_for(subscriber.get(), HEARTBEAT_SECONDS)
-            except TimeoutError:
-                if await is_disconnected():
-                    return
-                yield ": heartbeat\n\n"
-                continue
-            if got is CLOSING:
-                return
-            got_topic, payload = got
-            if got_topic != topic:
-                continue
-            text = render(payload)
-            if text is not None:
-                yield text

@@ -1,0 +1,42 @@
+"""What a domain package tells the rest of robofleet about itself: one record, named in `robofleet/domains.py`.
+
+The record holds references ("module:attribute"), not objects: the store's metadata loads only the tables, the
+action registry only the registrars, the web app the routers. A core module never imports a domain to learn this.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NavEntry:
+    """A link of the panel's navigation: its place among the others (`order`) and its `g <shortcut>` key."""
+
+    key: str
+    title: str
+    href: str
+    shortcut: str
+    order: int
+    ready: bool = True
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    package: str
+    tables: tuple[str, ...] = ()  # modules that declare its tables
+    actions: str | None = None  # "module:function" that registers its operations as activities
+    api: tuple[str, ...] = ()  # "module:attribute" of each API router, busiest first: matched before any panel route
+    panel: tuple[str, ...] = ()  # "module:attribute" of each panel router
+    templates: bool = False  # the package has a templates/ folder for the panel
+    navigation: tuple[NavEntry, ...] = ()
+
+
+def load(reference: str) -> Any:
+    """The object a "module:attribute" reference names; ImportError or AttributeError when there is none."""
+    module, _, attribute = reference.partition(":")
+    loaded = importlib.import_module(module)
+    return getattr(loaded, attribute) if attribute else loaded

@@ -1,0 +1,211 @@
+"""The composition root: every service of one orchestrator built once, in one ordered function, started once the
+store is ready and stopped in reverse order through one exit stack.
+
+It sits between the domains and the adapters: it imports the domains' services, and the web app, the CLI and
+`serve` reach those services through it (`web/deps.py`), never by building their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from robofleet.activities.processor import Processor
+from robofleet.activities.registry import Registry, load_modules
+from robofleet.agents.hub import AgentHub
+from robofleet.agents.local import LocalAgent
+from robofleet.auth.bootstrap import InitialAdmin, apply_config, ensure_builtin_roles, ensure_initial_admin
+from robofleet.domain import load
+from robofleet.domains import action_registrars
+from robofleet.errors import ConfigError, StoreUnavailable
+from robofleet.events import EventHub
+from robofleet.logs.service import LogService
+from robofleet.robots.service import RobotsService
+from robofleet.settings.model import Settings
+from robofleet.store import Store
+from robofleet.store.migrate import upgrade
+
+log = logging.getLogger("robofleet.server")
+RETRY_SECONDS = 2.0
+
+
+def build_registry(settings: Settings) -> Registry:
+    """Every domain's operations, then the deployment's modules; ConfigError when one of those cannot be loaded."""
+    registry = Registry()
+    for registrar in action_registrars():
+        load(registrar)(registry)
+    load_modules(registry, settings.activities.modules)
+    return registry
+
+
+def prepare_store(store: Store, settings: Settings) -> InitialAdmin | None:
+    """Migrate and seed; idempotent. Raises StoreUnavailable when the database cannot be reached."""
+    try:
+        upgrade(store.engine)
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"cannot migrate the store: {str(getattr(exc, 'orig', exc)).strip()}") from exc
+    ensure_builtin_roles(store)
+    admin = ensure_initial_admin(store, settings)
+    apply_config(store, settings)
+    return admin
+
+
+def announce(admin: InitialAdmin | None) -> None:
+    if admin is None:
+        return
+    banner = "=" * 64
+    print(
+        f"\n{banner}\n  First start: created the user '{admin.username}'.\n"
+        f"  Password (shown once): {admin.password}\n"
+        f"  Also written to {admin.password_file} (mode 0600).\n{banner}\n",
+        flush=True,
+    )
+
+
+class Orchestrator:
+    """One orchestrator: its settings, store, event hub and action registry from the start; its services once
+    `start()` found the store ready (at once, or by retrying in the background until the database answers)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        *,
+        ready: bool = False,
+        registry: Registry | None = None,
+        events: EventHub | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.store)
+        self.events = events or EventHub()
+        self.registry = registry or build_registry(settings)
+        self.ready = ready
+        self.not_ready_reason = "the store has not been prepared yet"
+        self.logs: LogService | None = None
+        self.hub: AgentHub | None = None
+        self.robots: RobotsService | None = None
+        self.local_agent: LocalAgent | None = None
+        self.processor: Processor | None = None
+        self._stack = AsyncExitStack()
+        self._starting: asyncio.Task[None] | None = None
+
+    @property
+    def server_url(self) -> str:
+        server = self.settings.server
+        return server.public_url or f"{'https' if server.tls_cert else 'http'}://{server.host}:{server.port}"
+
+    # ---- preparing the store ------------------------------------------------------------------------------------
+
+    def prepare(self) -> bool:
+        """Migrate and seed the store; False (and the reason kept for /readyz) when it cannot be reached."""
+        try:
+            admin = prepare_store(self.store, self.settings)
+        except StoreUnavailable as exc:
+            self.ready, self.not_ready_reason = False, exc.message
+            return False
+        self.ready = True
+        announce(admin)
+        return True
+
+    async def _keep_preparing(self) -> None:
+        """Retry preparation until the store answers, so `serve` can start before its database."""
+        while not self.ready:
+            log.warning("store not ready (%s); retrying in %.0f s", self.not_ready_reason, RETRY_SECONDS)
+            await asyncio.sleep(RETRY_SECONDS)
+            try:
+                if await asyncio.to_thread(self.prepare):
+                    log.info("store ready")
+            except ConfigError as exc:
+                self.not_ready_reason = f"the settings do not fit the store: {exc}"
+                log.error("%s", self.not_ready_reason)
+                return
+
+    # ---- services -----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the services now when the store is ready, else in the background as soon as it is."""
+        if self.ready:
+            # Started before the first request is served, so a ready orchestrator answers at once.
+            with contextlib.suppress(StoreUnavailable):
+                await self._start_services()
+        if self.processor is None:
+            self._starting = asyncio.get_running_loop().create_task(self._start_when_ready())
+
+    async def stop(self) -> None:
+        """Stop every service started, in reverse order; safe to call twice."""
+        if self._starting is not None:
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starting
+            self._starting = None
+        await self._stack.aclose()
+
+    async def _start_when_ready(self) -> None:
+        await self._keep_preparing()
+        while self.ready and self.processor is None:
+            try:
+                await self._start_services()
+            except StoreUnavailable as exc:
+                log.warning("background services wait for the store: %s", exc.message)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _start_services(self) -> None:
+        """Each service once, in dependency order; one that failed to start (the store went away meanwhile) is
+        started by the next attempt, those started already are kept. Raises StoreUnavailable."""
+        if self.logs is None:
+            logs = LogService(self.store, self.settings.logs, self.events)
+            logs.start(asyncio.get_running_loop(), own_logs=self.settings.logs.store_own)
+            self.logs = logs
+            self._stack.push_async_callback(self._stop_logs)
+        if self.hub is None:
+            self.hub = AgentHub()
+            self._stack.push_async_callback(self._stop_hub)
+        if self.robots is None:
+            robots = RobotsService(self.store, self.hub, self.events, server_url=self.server_url)
+            await asyncio.to_thread(robots.apply_config, self.settings.robots)
+            await robots.startup()
+            self.robots = robots
+            self._stack.push_async_callback(self._stop_robots)
+        if self.settings.agents.local and self.local_agent is None:
+            local = LocalAgent(self.settings, self.hub, self.logs, self.robots)
+            await local.start()
+            self.local_agent = local
+            self._stack.push_async_callback(self._stop_local_agent)
+        if self.processor is None:
+            processor = Processor(self, self.registry, self.events)
+            try:
+                await processor.start()
+            except BaseException:
+                await processor.stop()
+                raise
+            self.processor = processor
+            self._stack.push_async_callback(self._stop_processor)
+
+    async def _stop_processor(self) -> None:
+        if self.processor is not None:
+            await self.processor.stop()
+            self.processor = None
+
+    async def _stop_local_agent(self) -> None:
+        if self.local_agent is not None:
+            await self.local_agent.stop()
+            self.local_agent = None
+
+    async def _stop_robots(self) -> None:
+        if self.robots is not None:
+            await self.robots.stop()
+            self.robots = None
+
+    async def _stop_hub(self) -> None:
+        if self.hub is not None:
+            await self.hub.stop()
+            self.hub = None
+
+    async def _stop_logs(self) -> None:
+        if self.logs is not None:
+            await asyncio.to_thread(self.logs.stop)
+            self.logs = None
