@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from robofleet.store.base import Base, UTCDateTime, utcnow
-
-BigId = BigInteger().with_variant(Integer, "sqlite")
+from robofleet.store.base import Base, BigId, UTCDateTime, utcnow
 
 
 class UserRole(Base):
@@ -58,6 +56,9 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128), default="")
+    # A robot run's own token acts for that run and its robot only (its logs, its queue items); None for others.
+    run_id: Mapped[int | None] = mapped_column(BigId)
+    robot: Mapped[str | None] = mapped_column(String(64))
     user: Mapped[User] = relationship(lazy="joined")
 
 

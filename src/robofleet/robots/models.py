@@ -5,14 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from robofleet.robots.states import ACTIVE, ENDED, RunState
-from robofleet.store.base import Base, UTCDateTime, utcnow
-
-BigId = BigInteger().with_variant(Integer, "sqlite")
-
+from robofleet.store.base import Base, BigId, UTCDateTime, utcnow
 
 QUEUED, STARTING, RUNNING, PAUSED = RunState.QUEUED, RunState.STARTING, RunState.RUNNING, RunState.PAUSED
 STOPPING, SUCCEEDED, FAILED = RunState.STOPPING, RunState.SUCCEEDED, RunState.FAILED
@@ -41,13 +38,20 @@ class Robot(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     from_config: Mapped[bool] = mapped_column(Boolean, default=False)
     manual_stop: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Processes a run leaves behind (re-parented children, setsid grandchildren) are ended with it, unless this.
+    keep_leftovers: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class Run(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_robot_id_id", "robot", "id"), Index("ix_runs_state", "state"))
+    __table_args__ = (
+        Index("ix_runs_robot_id_id", "robot", "id"),
+        Index("ix_runs_state", "state"),
+        Index("ix_runs_stop_deadline", "stop_deadline"),
+        Index("ix_runs_runtime_deadline", "runtime_deadline"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     robot_id: Mapped[int | None] = mapped_column(ForeignKey("robots.id", ondelete="SET NULL"))
     robot: Mapped[str] = mapped_column(String(64))
@@ -65,3 +69,8 @@ class Run(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pause_asked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # until the robot reaches a checkpoint
     transitions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Deadlines are stored, not timers: the robots' deadline loop enforces them after a restart of serve too.
+    stop_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a safe stop becomes a kill at this time
+    runtime_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)  # started_at + the robot's max_runtime
+    token_id: Mapped[str | None] = mapped_column(String(32))  # the run's own API token, revoked when it ends
+    leftovers: Mapped[int | None] = mapped_column(Integer)  # processes it left behind, ended with it

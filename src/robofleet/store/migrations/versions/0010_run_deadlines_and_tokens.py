@@ -1,0 +1,49 @@
+"""runs: stored stop and max-runtime deadlines, the run's own token, leftovers ended; robots: keep_leftovers;
+api_tokens: the run a token acts for
+
+Revision ID: 0010
+Revises: 0009
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+# Frozen here: a migration means the same thing for ever, whatever the live models become.
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("stop_deadline", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("runtime_deadline", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("token_id", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("leftovers", sa.Integer(), nullable=True))
+        batch_op.create_index("ix_runs_stop_deadline", ["stop_deadline"], unique=False)
+        batch_op.create_index("ix_runs_runtime_deadline", ["runtime_deadline"], unique=False)
+    with op.batch_alter_table("robots", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("keep_leftovers", sa.Boolean(), nullable=False, server_default=sa.false()))
+    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("run_id", BIG_ID, nullable=True))
+        batch_op.add_column(sa.Column("robot", sa.String(length=64), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
+        batch_op.drop_column("robot")
+        batch_op.drop_column("run_id")
+    with op.batch_alter_table("robots", schema=None) as batch_op:
+        batch_op.drop_column("keep_leftovers")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_runs_runtime_deadline")
+        batch_op.drop_index("ix_runs_stop_deadline")
+        batch_op.drop_column("leftovers")
+        batch_op.drop_column("token_id")
+        batch_op.drop_column("runtime_deadline")
+        batch_op.drop_column("stop_deadline")
