@@ -12,16 +12,11 @@ one round trip, no thread to wake, no BEGIN and COMMIT to send, no Python ORM wo
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import psycopg
-from psycopg.conninfo import make_conninfo
-from psycopg.rows import namedtuple_row
 from psycopg.types.json import Json
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -30,10 +25,10 @@ from robofleet.activities import store_ops
 from robofleet.activities.schemas import ActivityOut
 from robofleet.activities.store_ops import NewActivity
 from robofleet.auth.principal import Principal
-from robofleet.errors import Conflict, StoreUnavailable
+from robofleet.errors import Conflict
 from robofleet.settings.model import StoreSettings
-from robofleet.store.batching import IDLE_CHECK_SECONDS, GroupCommitter
-from robofleet.store.engine import PG_TCP_OPTIONS
+from robofleet.store.batching import GroupCommitter
+from robofleet.store.held import HeldPostgresChannel
 
 
 @dataclass(frozen=True)
@@ -124,63 +119,12 @@ SELECT id FROM items ORDER BY ord
 _EARLIER = "SELECT * FROM activities WHERE requested_by = %s AND idempotency_key = ANY(%s)"
 
 
-class _Channel:
-    """One autocommit connection, one statement at a time, reconnected after a failure."""
-
-    def __init__(self, conninfo: str, timeout: float) -> None:
-        self.conninfo = make_conninfo(conninfo, connect_timeout=max(2, int(timeout)), **PG_TCP_OPTIONS)
-        self.timeout = timeout
-        self._connection: psycopg.AsyncConnection[Any] | None = None
-        self._lock = asyncio.Lock()
-        self._last_used = 0.0
-
-    async def execute(self, statement: str, params: Any, *, rows: bool = False) -> list[Any]:
-        async with self._lock:
-            try:
-                connection = await self._usable()
-                # A server that stopped answering must not hold a submit or the sync worker for ever.
-                cursor = await asyncio.wait_for(connection.execute(statement, params), self.timeout)
-                self._last_used = time.monotonic()
-                return await cursor.fetchall() if rows else []
-            except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
-                raise  # the statement's own fault: the connection is fine
-            except (psycopg.Error, OSError, TimeoutError) as exc:
-                await self._drop()
-                raise StoreUnavailable(f"the store is unavailable: {str(exc).strip() or type(exc).__name__}") from exc
-
-    async def _usable(self) -> psycopg.AsyncConnection[Any]:
-        """The held connection; after a quiet spell it is pinged first (the database may have restarted
-        meanwhile, and a statement sent on a dead connection could not be safely sent again)."""
-        if self._connection is not None and not self._connection.closed:
-            if time.monotonic() - self._last_used < IDLE_CHECK_SECONDS:
-                return self._connection
-            try:
-                await asyncio.wait_for(self._connection.execute("SELECT 1"), self.timeout)
-                return self._connection
-            except (psycopg.Error, OSError, TimeoutError):
-                await self._drop()
-        self._connection = await psycopg.AsyncConnection.connect(
-            self.conninfo, autocommit=True, row_factory=namedtuple_row
-        )
-        return self._connection
-
-    async def _drop(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
-        self._connection = None
-
-    async def close(self) -> None:
-        async with self._lock:
-            await self._drop()
-
-
 class PostgresWriter:
     def __init__(self, store: StoreSettings) -> None:
         conninfo = make_url(store.effective_url()).set(drivername="postgresql").render_as_string(hide_password=False)
         # Two connections: the serial sync worker never waits behind a burst of submits.
-        self._submits = _Channel(conninfo, store.connect_timeout)
-        self._worker = _Channel(conninfo, store.connect_timeout)
+        self._submits = HeldPostgresChannel(conninfo, store.connect_timeout)
+        self._worker = HeldPostgresChannel(conninfo, store.connect_timeout)
 
     async def insert(
         self, principal: Principal, items: list[NewActivity], *, batch: bool, now: datetime, start_first: bool

@@ -6,12 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, SmallInteger, String, Text
+from sqlalchemy import JSON, Boolean, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from robofleet.store.base import Base, UTCDateTime
-
-BigId = BigInteger().with_variant(Integer, "sqlite")
+from robofleet.store.base import Base, BigId, UTCDateTime
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 LEVEL_NAMES = {number: name for name, number in LEVELS.items()}
