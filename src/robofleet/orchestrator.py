@@ -16,13 +16,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from robofleet.activities.processor import Processor
 from robofleet.activities.registry import Registry, load_modules
-from robofleet.agents.hub import AgentHub
+from robofleet.agents.hub import AgentHub, HubListeners
 from robofleet.agents.local import LocalAgent
 from robofleet.auth.bootstrap import InitialAdmin, apply_config, ensure_builtin_roles, ensure_initial_admin
 from robofleet.domain import load
 from robofleet.domains import action_registrars
 from robofleet.errors import ConfigError, StoreUnavailable
 from robofleet.events import EventHub
+from robofleet.logs.ingest import Row
 from robofleet.logs.service import LogService
 from robofleet.robots.service import RobotsService
 from robofleet.settings.model import Settings
@@ -165,16 +166,25 @@ class Orchestrator:
             self.hub = AgentHub()
             self._stack.push_async_callback(self._stop_hub)
         if self.robots is None:
-            robots = RobotsService(self.store, self.hub, self.events, server_url=self.server_url)
+            robots = RobotsService(
+                self.store,
+                self.hub,
+                self.events,
+                server_url=self.server_url,
+                agent_grace_seconds=self.settings.agents.grace_seconds,
+            )
             await asyncio.to_thread(robots.apply_config, self.settings.robots)
-            await robots.startup()
+            self._listen(self.hub, robots, self.logs)
             self.robots = robots
             self._stack.push_async_callback(self._stop_robots)
         if self.settings.agents.local and self.local_agent is None:
-            local = LocalAgent(self.settings, self.hub, self.logs, self.robots)
+            local = LocalAgent(self.settings, self.hub)
             await local.start()
             self.local_agent = local
             self._stack.push_async_callback(self._stop_local_agent)
+        if not self.robots.deadlines.running:
+            # After the local agent: a deadline that passed while serve was down is enforced on a connected agent.
+            await self.robots.startup()
         if self.processor is None:
             processor = Processor(self, self.registry, self.events)
             try:
@@ -184,6 +194,21 @@ class Orchestrator:
                 raise
             self.processor = processor
             self._stack.push_async_callback(self._stop_processor)
+
+    @staticmethod
+    def _listen(hub: AgentHub, robots: RobotsService, logs: LogService) -> None:
+        """What agents report reaches the services that own it: exits and losses the robots, output the logs."""
+
+        async def store_output(rows: list[Row]) -> None:
+            await asyncio.wrap_future(logs.write(rows))
+
+        hub.listeners = HubListeners(
+            run_exited=robots.run_exited,
+            agent_back=robots.agent_back,
+            agent_gone=robots.watch_gone,
+            runs_vanished=robots.runs_vanished,
+            store_output=store_output,
+        )
 
     async def _stop_processor(self) -> None:
         if self.processor is not None:

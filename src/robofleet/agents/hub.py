@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from robofleet.agents.worker import Worker
-from robofleet.errors import Conflict, RobofleetError
+from robofleet.errors import Conflict, RobofleetError, StoreUnavailable
+from robofleet.logs.ingest import Row
 from robofleet.store.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,21 @@ class AgentState:
 
 
 RunExited = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+AgentBack = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
+RunsVanished = Callable[[str, set[str], str], Awaitable[None]]
+StoreOutput = Callable[[list[Row]], Awaitable[None]]
+
+
+@dataclass
+class HubListeners:
+    """What the hub tells the services above it (wired once by the composition root, robofleet/orchestrator.py):
+    agents never import the robots or logs services, they report through these."""
+
+    run_exited: RunExited | None = None  # (agent, run id, outcome): a robot process ended
+    agent_back: AgentBack | None = None  # (agent, its runs as it reports them): an agent said hello
+    agent_gone: Callable[[str], None] | None = None  # an agent disconnected: its grace period starts
+    runs_vanished: RunsVanished | None = None  # (agent, run ids it knows, reason): an agent started afresh
+    store_output: StoreOutput | None = None  # robot output lines as log rows, durable when it returns
 
 
 @dataclass
@@ -115,7 +131,7 @@ class AgentHub:
         self.pending: dict[str, PendingCommand] = {}
         self.inboxes: dict[str, Inbox] = {}
         self.stored_output = StoredOutput()
-        self.on_run_exited: RunExited | None = None
+        self.listeners = HubListeners()
 
     def inbox(self, agent: str, instance: str) -> Inbox:
         """The agent's inbox; a new one when `instance` says the agent is a new process, numbering from 1."""
@@ -195,8 +211,26 @@ class AgentHub:
         self.agents.clear()
 
     async def run_exited(self, agent: str, run_id: str, outcome: dict[str, Any]) -> None:
-        if self.on_run_exited is not None:
-            await self.on_run_exited(agent, run_id, outcome)
+        if self.listeners.run_exited is not None:
+            await self.listeners.run_exited(agent, run_id, outcome)
+
+    async def agent_back(self, agent: str, runs: list[dict[str, Any]]) -> None:
+        if self.listeners.agent_back is not None:
+            await self.listeners.agent_back(agent, runs)
+
+    def agent_gone(self, agent: str) -> None:
+        if self.listeners.agent_gone is not None:
+            self.listeners.agent_gone(agent)
+
+    async def runs_vanished(self, agent: str, known: set[str], reason: str) -> None:
+        if self.listeners.runs_vanished is not None:
+            await self.listeners.runs_vanished(agent, known, reason)
+
+    async def store_output(self, rows: list[Row]) -> None:
+        """Durable when this returns; raises what the store raised (the lines are then sent or read again)."""
+        if self.listeners.store_output is None:
+            raise StoreUnavailable("the log store is not started")
+        await self.listeners.store_output(rows)
 
 
 class LocalLink:

@@ -8,16 +8,13 @@ paused ones are recorded as they really are (frozen, holding at a checkpoint, or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from robofleet.agents.hub import LOCAL, AgentHub, LocalLink
 from robofleet.agents.output import output_rows
 from robofleet.agents.processes import become_subreaper
 from robofleet.agents.worker import Worker
-from robofleet.logs.service import LogService
-from robofleet.robots.models import ACTIVE
-from robofleet.robots.service import RobotsService
+from robofleet.runtime import Loop
 from robofleet.settings.model import Settings
 
 log = logging.getLogger(__name__)
@@ -25,57 +22,33 @@ POLL_SECONDS = 0.2
 
 
 class LocalAgent:
-    def __init__(self, settings: Settings, hub: AgentHub, logs: LogService, robots: RobotsService) -> None:
+    def __init__(self, settings: Settings, hub: AgentHub) -> None:
         self.settings = settings
         self.hub = hub
-        self.logs = logs
-        self.robots = robots
         self.worker = Worker(settings.store.data_dir / "agent-local", allowed_roots=settings.agents.allowed_roots)
-        self._watcher: asyncio.Task[None] | None = None
+        self.watcher = Loop("local-agent-watch", POLL_SECONDS, self._watch_once)
 
     async def start(self) -> None:
         become_subreaper()
         info = await asyncio.to_thread(self.worker.hello)
         self.hub.connect(LOCAL, LocalLink(self.worker), info)
-        await self._lose_the_vanished()
-        await self.robots.agent_back(LOCAL, info["runs"])  # pauses asked or lifted while serve was down
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        known = set(self.worker.processes.runs)
+        await self.hub.runs_vanished(LOCAL, known, "its process was gone when the local agent started again")
+        await self.hub.agent_back(LOCAL, info["runs"])  # pauses asked or lifted while serve was down
+        self.watcher.start()
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        await self.watcher.stop()
         self.hub.disconnect(LOCAL)  # the robots keep running: the next start adopts them
 
-    async def _lose_the_vanished(self) -> None:
-        known = set(self.worker.processes.runs)
-
-        def active_here() -> list[int]:
-            from sqlalchemy import select
-
-            from robofleet.robots.models import Run
-
-            with self.robots.store.transaction() as session:
-                return list(session.scalars(select(Run.id).where(Run.agent == LOCAL, Run.state.in_(ACTIVE))))
-
-        for run_id in await asyncio.to_thread(active_here):
-            if str(run_id) not in known:
-                await self.robots.mark_lost(run_id, "its process was gone when the local agent started again")
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
-            try:
-                await self._ship_output()
-                # Only runs whose output was read to its end, and so is stored by now: an exit never comes first.
-                for ended in await asyncio.to_thread(self.worker.finished_runs):
-                    run_id = ended.pop("run_id")
-                    await self.hub.run_exited(LOCAL, run_id, ended)
-                    await asyncio.to_thread(self.worker.collect, run_id)
-                await asyncio.to_thread(self.worker.processes.reap_orphans)
-            except Exception:
-                log.exception("local agent watch failed; it goes on")
+    async def _watch_once(self) -> None:
+        await self._ship_output()
+        # Only runs whose output was read to its end, and so is stored by now: an exit never comes first.
+        for ended in await asyncio.to_thread(self.worker.finished_runs):
+            run_id = ended.pop("run_id")
+            await self.hub.run_exited(LOCAL, run_id, ended)
+            await asyncio.to_thread(self.worker.collect, run_id)
+        await asyncio.to_thread(self.worker.processes.reap_orphans)
 
     async def _ship_output(self) -> None:
         """New output into the log store; its read positions are committed once it is durable there, so lines
@@ -85,7 +58,7 @@ class LocalAgent:
             return
         rows = output_rows(output.lines, LOCAL)
         try:
-            await asyncio.wrap_future(self.logs.write(rows))
+            await self.hub.store_output(rows)
         except Exception:
             await asyncio.to_thread(self.worker.rewind_output)
             raise

@@ -23,7 +23,6 @@ from robofleet.agents.hub import AgentHub
 from robofleet.agents.output import output_rows
 from robofleet.auth.tokens import authenticate_token
 from robofleet.errors import RobofleetError, StoreUnavailable
-from robofleet.logs.service import LogService
 from robofleet.web.context import context_of
 
 log = logging.getLogger(__name__)
@@ -59,12 +58,12 @@ class RemoteLink:
 async def connect(socket: WebSocket) -> None:
     """Agents connect here with `Authorization: Bearer <token of a user with agents:connect>`."""
     context = context_of(socket)  # type: ignore[arg-type]
-    hub, logs = context.hub, context.logs
+    hub = context.hub
     header = socket.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     # Accepted before the checks, so a refused agent learns why from the close code and reason.
     await socket.accept()
-    if hub is None or logs is None or not context.ready:
+    if hub is None or not context.ready:
         await socket.close(code=1013, reason="the orchestrator is not ready")
         return
     try:
@@ -99,8 +98,7 @@ async def connect(socket: WebSocket) -> None:
     log.info("agent %s connected from %s", name, socket.client.host if socket.client else "?")
     reason = ""
     try:
-        if context.robots is not None:
-            await context.robots.agent_back(name, list(hello.get("runs", [])))
+        await hub.agent_back(name, list(hello.get("runs", [])))
         for result in hello.get("results", []):
             hub.resolve(result["id"], result["outcome"])
         for command in hub.unanswered(name):
@@ -121,13 +119,13 @@ async def connect(socket: WebSocket) -> None:
             elif kind == "heartbeat":
                 state.stats = message.get("stats", {})
             elif kind in ("output", "exited") and "seq" not in message:
-                await handle(hub, logs, name, message)  # an agent from before sequence numbers
+                await handle(hub, name, message)  # an agent from before sequence numbers
             elif kind in ("output", "exited"):
                 seq = int(message["seq"])
                 async with inbox.lock:
                     if seq > inbox.last_seq:
                         try:
-                            await handle(hub, logs, name, message)
+                            await handle(hub, name, message)
                         except StoreUnavailable:
                             raise  # a passing failure: unacknowledged, the message comes again after a reconnect
                         except (RobofleetError, KeyError, TypeError, ValueError) as exc:
@@ -147,14 +145,13 @@ async def connect(socket: WebSocket) -> None:
         if hub.agents.get(name) is state:
             hub.disconnect(name)
             log.info("agent %s disconnected%s", name, f": {reason}" if reason else "")
-            if context.robots is not None:
-                context.robots.watch_gone(name, context.settings.agents.grace_seconds)
+            hub.agent_gone(name)
         if reason:
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                 await socket.close(code=1011, reason=reason[:120])
 
 
-async def handle(hub: AgentHub, logs: LogService, agent: str, message: dict[str, Any]) -> None:
+async def handle(hub: AgentHub, agent: str, message: dict[str, Any]) -> None:
     """Output into the log store, or a run's exit to the robots service; done once it is durable. Lines the store
     has already (sent again by an agent that restarted) are left out."""
     if message.get("type") == "exited":
@@ -163,5 +160,5 @@ async def handle(hub: AgentHub, logs: LogService, agent: str, message: dict[str,
         lines = hub.stored_output.unseen(agent, list(message.get("lines", [])))
         rows = output_rows(lines, agent)
         if rows:
-            await asyncio.wrap_future(logs.write(rows))
+            await hub.store_output(rows)
             hub.stored_output.stored(agent, lines)

@@ -11,6 +11,14 @@ from robofleet.errors import Forbidden
 
 
 @dataclass(frozen=True)
+class RunBinding:
+    """The one robot run a token acts for: it may act as that robot and run only (its logs, its queue items)."""
+
+    run_id: int
+    robot: str
+
+
+@dataclass(frozen=True)
 class Principal:
     username: str
     user_id: int | None
@@ -21,6 +29,7 @@ class Principal:
     csrf_token: str | None = None
     source_ip: str = ""
     roles: tuple[str, ...] = ()
+    run: RunBinding | None = None  # set for a robot run's own token
 
     def can(self, permission: str, robot: RobotRef | None = None) -> bool:
         return is_allowed(self.grants, permission, scopes=self.scopes, robot=robot)

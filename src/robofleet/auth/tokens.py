@@ -14,7 +14,7 @@ from robofleet.auth.audit import audited
 from robofleet.auth.cache import bump, current_epoch, epochs_of, principals
 from robofleet.auth.models import ApiToken
 from robofleet.auth.permissions import unknown_patterns
-from robofleet.auth.principal import Principal, grants_of
+from robofleet.auth.principal import Principal, RunBinding, grants_of
 from robofleet.auth.schemas import TokenCreate, TokenCreated, TokenOut
 from robofleet.auth.users import find_user
 from robofleet.errors import Invalid, NotFound, Unauthenticated
@@ -46,8 +46,16 @@ def token_out(token: ApiToken) -> TokenOut:
     )
 
 
-def create_token(store: Store, principal: Principal, data: TokenCreate, *, now: datetime | None = None) -> TokenCreated:
-    """A new token for `data.user` (default: the caller). Another user's token needs tokens:write."""
+def create_token(
+    store: Store,
+    principal: Principal,
+    data: TokenCreate,
+    *,
+    now: datetime | None = None,
+    run: RunBinding | None = None,
+) -> TokenCreated:
+    """A new token for `data.user` (default: the caller). Another user's token needs tokens:write. With `run`, the
+    token acts for that robot run only (the robots service makes one per run; no route can ask for it)."""
     now = now or utcnow()
     owner = data.user or principal.username
     with audited(store, principal, "token.create", owner, {"name": data.name, "scopes": data.scopes}) as db:
@@ -79,6 +87,8 @@ def create_token(store: Store, principal: Principal, data: TokenCreate, *, now: 
             expires_at=expires_at,
             created_by=principal.actor,
             created_at=now,
+            run_id=run.run_id if run else None,
+            robot=run.robot if run else None,
         )
         db.add(token)
         db.flush()
@@ -160,6 +170,7 @@ def authenticate_token(store: Store, secret: str, source_ip: str, *, now: dateti
             scopes=tuple(token.scopes),
             token_id=token.id,
             source_ip=source_ip,
+            run=RunBinding(token.run_id, token.robot) if token.run_id is not None and token.robot else None,
         )
         principals.put(key, epoch, principal, token.expires_at)
         return principal

@@ -74,6 +74,18 @@ def create_user(store: Store, principal: Principal, data: UserCreate, *, from_co
         return user_out(user)
 
 
+def ensure_service_user(store: Store, principal: Principal, username: str, roles: list[str]) -> None:
+    """A built-in user that owns tokens the orchestrator makes for itself (a run's own token): no password, so it
+    can never log in. Created once, audited; the roles of an existing one are left as they are."""
+    with store.transaction() as db:
+        if db.scalar(select(User.id).where(User.username == username)) is not None:
+            return
+    with audited(store, principal, "user.create", username, {"roles": roles, "service": True}) as db:
+        principal.require("users:write")
+        if db.scalar(select(User.id).where(User.username == username)) is None:
+            db.add(User(username=username, password_hash=None, roles=roles_named(db, roles)))
+
+
 def update_user(store: Store, principal: Principal, username: str, data: UserUpdate) -> UserOut:
     changes = data.model_dump(exclude_unset=True, exclude={"password"})
     if data.password is not None:

@@ -64,6 +64,7 @@ class Run(Base):
     manual: Mapped[bool] = mapped_column(Boolean, default=True)
     requested_by: Mapped[str] = mapped_column(String(128), default="")
     stop_requested_by: Mapped[str | None] = mapped_column(String(128))
+    kill_requested_by: Mapped[str | None] = mapped_column(String(128))  # so its end is "killed" after a restart too
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -22,6 +22,7 @@ from robofleet.errors import RobofleetError
 from robofleet.robots.models import PAUSED, RUNNING
 from robofleet.robots.schemas import RunOut
 from robofleet.robots.store_ops import PauseRecord
+from robofleet.runtime import Timers
 from robofleet.store.base import utcnow
 
 log = logging.getLogger("robofleet.robots.service")
@@ -50,7 +51,7 @@ class Pauses:
     def __init__(self, hub: AgentHub, update: Update) -> None:
         self.hub = hub
         self.update = update
-        self._waiting: dict[int, asyncio.Task[None]] = {}
+        self._waiting = Timers()  # by run id: the robots watched on their way to a checkpoint
 
     async def pause(self, run_id: int, agent: str, by: str, bound: float) -> RunOut | None:
         """Paused at once (frozen) or asked to pause at its next checkpoint (`pause_asked_at` set, still
@@ -76,23 +77,16 @@ class Pauses:
         return out or await self.update(run_id, by, only_from=(RUNNING,), pause_asked_at=None)
 
     def cancel(self, run_id: int) -> None:
-        task = self._waiting.pop(run_id, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+        self._waiting.cancel(run_id)
+
+    async def stop(self) -> None:
+        await self._waiting.stop()
 
     def watch(self, run_id: int, agent: str, by: str, bound: float, asked_at: datetime) -> None:
         """Look at the robot until it holds at a checkpoint; freeze it when `bound` seconds passed since
         `asked_at`. Runs in the background: nothing waits for it."""
-        self.cancel(run_id)
         deadline = asked_at.timestamp() + bound
-        task = asyncio.get_running_loop().create_task(self._wait_for_checkpoint(run_id, agent, by, bound, deadline))
-        self._waiting[run_id] = task
-
-        def forget(done: asyncio.Task[None]) -> None:
-            if self._waiting.get(run_id) is done:
-                del self._waiting[run_id]
-
-        task.add_done_callback(forget)
+        self._waiting.set(run_id, 0, lambda: self._wait_for_checkpoint(run_id, agent, by, bound, deadline))
 
     async def settle(self, agent: str, reported: list[dict[str, Any]], known: dict[str, PauseRecord]) -> None:
         """Align the records of `agent`'s runs (`known`, by run id) with what it reported. Never waits for the

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from robofleet.robots.states import RunState
+
 RobotName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
@@ -31,6 +33,9 @@ class RobotFields(BaseModel):
     max_concurrent: int = Field(1, ge=1, le=100)
     tags: list[str] = Field(default_factory=list, max_length=50)
     description: str = Field("", max_length=2000)
+    keep_leftovers: bool = Field(
+        False, description="Leave processes a run left behind (setsid grandchildren, orphans) running when it ends"
+    )
 
 
 class RobotCreate(RobotFields):
@@ -50,6 +55,7 @@ class RobotUpdate(BaseModel):
     max_concurrent: int | None = Field(None, ge=1, le=100)
     tags: list[str] | None = Field(None, max_length=50)
     description: str | None = Field(None, max_length=2000)
+    keep_leftovers: bool | None = None
 
 
 class RobotOut(RobotFields):
@@ -63,7 +69,7 @@ class RunOut(BaseModel):
     id: int
     robot: str
     agent: str
-    state: str
+    state: RunState
     pid: int | None
     exit_code: int | None
     error: str | None = None
@@ -72,6 +78,9 @@ class RunOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    stop_deadline: datetime | None = Field(None, description="A safe stop asked: the run is killed at this time")
+    runtime_deadline: datetime | None = Field(None, description="started_at + the robot's max_runtime")
+    leftovers: int | None = Field(None, description="Processes it left behind, ended with it")
     pause_asked_at: datetime | None = Field(
         None, description="A pause was asked and the robot has not reached a checkpoint yet (it is still running)"
     )

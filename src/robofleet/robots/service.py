@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from robofleet.agents.hub import AgentHub
 from robofleet.auth.audit import audited
-from robofleet.auth.permissions import RobotRef, robot_scope
-from robofleet.auth.principal import Principal, system_principal
-from robofleet.errors import Conflict, Forbidden, RobofleetError
+from robofleet.auth.permissions import RobotRef
+from robofleet.auth.principal import Principal, RunBinding, system_principal
+from robofleet.auth.schemas import TokenCreate
+from robofleet.auth.tokens import create_token, revoke_token
+from robofleet.auth.users import ensure_service_user
+from robofleet.errors import ConfigError, Conflict, Forbidden, RobofleetError
 from robofleet.events import EventHub
 from robofleet.robots import store_ops
 from robofleet.robots.masking import unmasked
@@ -25,6 +28,7 @@ from robofleet.robots.models import (
     KILLED,
     LOST,
     PAUSED,
+    QUEUED,
     RUN_USER,
     RUNNING,
     STARTING,
@@ -37,6 +41,8 @@ from robofleet.robots.models import (
 from robofleet.robots.pausing import Pauses
 from robofleet.robots.restarts import restart_delay
 from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunOut
+from robofleet.robots.store_ops import RobotScope, ref
+from robofleet.runtime import Loop, Tasks, Timers
 from robofleet.store import Store
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import Page, paginate
@@ -44,42 +50,53 @@ from robofleet.store.pagination import Page, paginate
 log = logging.getLogger(__name__)
 TOPIC = "runs"
 ACTIONS = ("pause", "resume", "stop", "kill")
-
-
-def ref(robot: Robot) -> RobotRef:
-    return RobotRef(robot.name, tuple(robot.tags))
+# The deadline loop's pass when no deadline is near: a timer wakes it at the next one, this is the safety net.
+DEADLINE_PASS_SECONDS = 5.0
+# A kill at a stop deadline that could not reach the agent is tried again this much later.
+KILL_RETRY_SECONDS = 5.0
 
 
 class RobotsService:
-    def __init__(self, store: Store, hub: AgentHub, events: EventHub, *, server_url: str) -> None:
+    def __init__(
+        self, store: Store, hub: AgentHub, events: EventHub, *, server_url: str, agent_grace_seconds: float = 30.0
+    ) -> None:
         self.store = store
         self.hub = hub
         self.events = events
         self.server_url = server_url
-        self._timers: dict[int, asyncio.Task[None]] = {}
-        self._killing: set[int] = set()
-        self._restarts: set[asyncio.Task[None]] = set()
-        self._tokens: dict[int, str] = {}  # run id -> id of its token, revoked when the run ends
+        self.agent_grace_seconds = agent_grace_seconds
+        self.tasks = Tasks()  # pending restarts, agents gone watched for their grace period
+        self.timers = Timers()
+        self.deadlines = Loop("robots-deadlines", DEADLINE_PASS_SECONDS, self.enforce_deadlines)
         self.pauses = Pauses(hub, self._update)
-        hub.on_run_exited = self.run_exited
 
     async def startup(self) -> None:
-        """Nothing to resume yet: run deadlines are kept by their timers."""
+        """Enforce the stored deadlines (also those that passed while `serve` was down), and lose the runs of
+        remote agents that do not come back within their grace period."""
+        self.deadlines.start()
+        agents = await asyncio.to_thread(self._read_only, store_ops.agents_with_active_runs)
+        for agent in agents:
+            if agent not in self.hub.agents:
+                self.watch_gone(agent)
 
     async def stop(self) -> None:
-        """Cancel the timers and pending restarts this service started; the runs themselves go on."""
-        tasks = [*self._timers.values(), *self._restarts]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._timers.clear()
+        """Cancel the loop, timers and tasks this service started; the runs themselves go on (and their deadlines
+        stay stored for the next start)."""
+        await self.deadlines.stop()
+        await self.timers.stop()
+        await self.tasks.stop()
+        await self.pauses.stop()
+
+    def _read_only(self, query: Any) -> Any:
+        with self.store.transaction() as session:
+            return query(session)
 
     # ---- definitions (plain functions of the store; the API runs them in threads) ---------------------------
 
     def list_robots(self, principal: Principal, *, limit: int, cursor: str | None) -> Page[RobotOut]:
         principal.require("robots:read")
         with self.store.transaction() as session:
-            page = paginate(session, select(Robot), Robot.id, limit=limit, cursor=cursor)
+            page = paginate(session, store_ops.robots_page_query(), Robot.id, limit=limit, cursor=cursor)
             visible = [store_ops.robot_out(r) for r in page.items if principal.can("robots:read", ref(r))]
             return Page(visible, page.next_cursor)
 
@@ -92,7 +109,7 @@ class RobotsService:
     def create_robot(self, principal: Principal, data: RobotCreate, *, from_config: bool = False) -> RobotOut:
         with audited(self.store, principal, "robot.create", data.name) as session:
             principal.require("robots:write", RobotRef(data.name, tuple(data.tags)))
-            if session.scalar(select(Robot.id).where(Robot.name == data.name)) is not None:
+            if store_ops.robot_exists(session, data.name):
                 raise Conflict(f"a robot named {data.name!r} exists already", details={"robot": data.name})
             unmasked(data.env, {})  # a mask copied from another robot stands for nothing here
             robot = Robot(
@@ -104,10 +121,6 @@ class RobotsService:
 
     def apply_config(self, declared: list[Any]) -> None:
         """Robots of the settings file: created or brought up to date at every start, marked from config."""
-        from pydantic import ValidationError
-
-        from robofleet.errors import ConfigError
-
         principal = system_principal("config")
         for item in declared:
             try:
@@ -115,9 +128,7 @@ class RobotsService:
             except ValidationError as exc:
                 first = exc.errors()[0]
                 raise ConfigError(f"robots.{item.name}.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-            with self.store.transaction() as session:
-                exists = session.scalar(select(Robot.id).where(Robot.name == data.name)) is not None
-            if exists:
+            if self._read_only(lambda session, name=data.name: store_ops.robot_exists(session, name)):
                 self.update_robot(principal, data.name, RobotUpdate(**data.model_dump(exclude={"name"})))
             else:
                 self.create_robot(principal, data, from_config=True)
@@ -148,15 +159,9 @@ class RobotsService:
         self, principal: Principal, *, robot: str | None, state: str | None, limit: int, cursor: str | None
     ) -> Page[RunOut]:
         principal.require("robots:read")
-        stmt = select(Run)
-        if robot:
-            stmt = stmt.where(Run.robot == robot)
-        if state:
-            stmt = stmt.where(Run.state == state)
         with self.store.transaction() as session:
-            visible = self._visible_robots(session, principal)
-            if visible is not None:
-                stmt = stmt.where(Run.robot.in_(visible))
+            scope = store_ops.robot_scope_of(session, principal, "robots:read")
+            stmt = store_ops.runs_query(robot, state, None if scope is None else scope.names)
             page = paginate(session, stmt, Run.id, limit=limit, cursor=cursor, descending=True)
             return Page([store_ops.run_out(r) for r in page.items], page.next_cursor)
 
@@ -164,24 +169,24 @@ class RobotsService:
         principal.require("robots:read")
         with self.store.transaction() as session:
             run = store_ops.find_run(session, run_id)
-            visible = self._visible_robots(session, principal)
-            if visible is not None and run.robot not in visible:
+            scope = store_ops.robot_scope_of(session, principal, "robots:read")
+            if scope is not None and run.robot not in scope.names:
                 raise Forbidden(
                     f"{principal.username} lacks the permission 'robots:read' on robot {run.robot!r}",
                     details={"permission": "robots:read"},
                 )
             return store_ops.run_out(run)
 
-    def visible_robots(self, principal: Principal) -> list[str] | None:
-        """The robots whose runs `principal` may see, when its robots:read is narrowed (None: every robot's)."""
+    def robot_scope(self, principal: Principal, permission: str = "robots:read") -> RobotScope | None:
+        """The one answer to "which robots may this caller see or touch with `permission`": None for every robot,
+        else the robots allowed by name glob or tag (runs, logs and the live streams all narrow by it)."""
         with self.store.transaction() as session:
-            return self._visible_robots(session, principal)
+            return store_ops.robot_scope_of(session, principal, permission)
 
-    @staticmethod
-    def _visible_robots(session: Session, principal: Principal) -> list[str] | None:
-        if robot_scope(principal.grants, "robots:read") is None:
-            return None
-        return [robot.name for robot in session.scalars(select(Robot)) if principal.can("robots:read", ref(robot))]
+    def visible_robots(self, principal: Principal) -> frozenset[str] | None:
+        """The robots whose runs `principal` may see, when its robots:read is narrowed (None: every robot's)."""
+        scope = self.robot_scope(principal)
+        return None if scope is None else scope.names
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
 
@@ -204,6 +209,7 @@ class RobotsService:
                     robot_id=robot.id,
                     robot=name,
                     agent=robot.agent,
+                    state=QUEUED,
                     manual=manual,
                     requested_by=principal.actor,
                     created_at=now,
@@ -219,11 +225,12 @@ class RobotsService:
                     "cwd": robot.cwd,
                     "env": robot.env,
                     "max_runtime": robot.max_runtime,
+                    "keep_leftovers": robot.keep_leftovers,
                 }
                 return run.id, spec
 
         run_id, spec = await asyncio.to_thread(prepare)
-        token = await asyncio.to_thread(self._run_token, run_id, spec["max_runtime"])
+        token = await asyncio.to_thread(self._run_token, run_id, name, spec["max_runtime"])
         env = {
             **spec["env"],
             "ROBOFLEET_URL": self.server_url,
@@ -241,43 +248,47 @@ class RobotsService:
                     "cwd": spec["cwd"],
                     "env": env,
                     "robot": name,
+                    "keep_leftovers": spec["keep_leftovers"],
                 },
             )
         except RobofleetError as exc:
-            await self._finish(run_id, FAILED, "system", error=exc.message)
+            await self._finish(run_id, FAILED, "system", only_from=(STARTING,), error=exc.message)
             raise
-        out = await self._change(
+        now = utcnow()
+        deadline = now + timedelta(seconds=spec["max_runtime"]) if spec["max_runtime"] else None
+        out = await self._update(
             run_id,
-            RUNNING,
             principal.actor,
+            state=RUNNING,
+            only_from=(STARTING,),
             pid=started.get("robot_pid") or started["pid"],
             shim_pid=started["pid"],
-            started_at=utcnow(),
+            started_at=now,
+            runtime_deadline=deadline,
         )
-        if spec["max_runtime"]:
-            self._timer(run_id, spec["max_runtime"], lambda: self._stop_at_max_runtime(run_id))
+        if out is None:  # killed or lost while it was starting: that state stands
+            return await self._read(run_id)
+        if deadline is not None:
+            self._wake_at(deadline)
         return out
 
-    def _run_token(self, run_id: int, max_runtime: float | None) -> str:
-        """A token for the run alone: robot permissions (its logs, its queue items), expiring with the run at the
-        latest, revoked when it ends. Owned by the built-in user `robot-runs`, which cannot log in."""
-        from robofleet.auth.models import Role, User
-        from robofleet.auth.schemas import TokenCreate
-        from robofleet.auth.tokens import create_token
-
-        with self.store.transaction() as session:
-            if session.scalar(select(User.id).where(User.username == RUN_USER)) is None:
-                robot_role = session.scalar(select(Role).where(Role.name == "robot"))
-                session.add(User(username=RUN_USER, password_hash=None, roles=[robot_role] if robot_role else []))
+    def _run_token(self, run_id: int, robot: str, max_runtime: float | None) -> str:
+        """A token for the run alone: robot permissions (its logs, its queue items) as that robot and run only,
+        expiring with the run at the latest, revoked when it ends (its id is stored with the run, so a restart of
+        `serve` in between forgets nothing). Owned by the built-in user `robot-runs`, which cannot log in."""
+        robots = system_principal("robots")
+        ensure_service_user(self.store, robots, RUN_USER, ["robot"])
         lifetime_days = ((max_runtime or 86_400) + 3600) / 86_400
         made = create_token(
             self.store,
-            system_principal("robots"),
+            robots,
             TokenCreate(
                 user=RUN_USER, name=f"run {run_id}", scopes=["logs:write", "queues:*"], expires_in_days=lifetime_days
             ),
+            run=RunBinding(run_id, robot),
         )
-        self._tokens[run_id] = made.id
+        with self.store.transaction() as session:
+            store_ops.find_run(session, run_id).token_id = made.id
         return made.token
 
     async def act(self, principal: Principal, run_id: int, action: str) -> RunOut:
@@ -302,8 +313,10 @@ class RobotsService:
                         f"run {run_id} is {run.state}: it cannot {action} now",
                         details={"state": run.state, "action": action},
                     )
-                if action == "stop" and robot is not None:
+                if action in ("stop", "kill") and robot is not None:
                     robot.manual_stop = True  # remembered: the scheduler leaves it alone until a manual start
+                if action == "kill":
+                    run.kill_requested_by = principal.actor  # stored: its end is "killed" after a restart too
                 return run, robot
 
         run, robot = await asyncio.to_thread(check)
@@ -317,13 +330,22 @@ class RobotsService:
             return await self.pauses.resume(run_id, run.agent, principal.actor) or await self._read(run_id)
         self.pauses.cancel(run_id)
         if action == "stop":
-            # Stopping is recorded before the signal goes out: a robot that exits at once must end "stopped".
-            out = await self._change(run_id, STOPPING, principal.actor, stop_requested_by=principal.actor)
-            timeout = robot.safe_stop_timeout if robot else 30.0
-            self._timer(run_id, timeout, lambda: self._kill_after_timeout(run_id))
+            # Stopping and its deadline are stored before the signal goes out: a robot that exits at once must end
+            # "stopped", and a restart of serve meanwhile must still kill it at the deadline.
+            deadline = utcnow() + timedelta(seconds=robot.safe_stop_timeout if robot else 30.0)
+            out = await self._update(
+                run_id,
+                principal.actor,
+                state=STOPPING,
+                only_from=(RUNNING, PAUSED),
+                stop_requested_by=principal.actor,
+                stop_deadline=deadline,
+            )
+            if out is None:
+                return await self._read(run_id)  # it ended meanwhile
+            self._wake_at(deadline)
             await self.hub.command(run.agent, "process.signal", {**command, "action": "terminate"})
             return out
-        self._killing.add(run_id)
         await self.hub.command(run.agent, "process.signal", command)
         return await self._read(run_id)
 
@@ -355,21 +377,37 @@ class RobotsService:
             return [run.id for run in store_ops.active_runs(session, name)]
 
     async def run_exited(self, agent: str, run_id: str, outcome: dict[str, Any]) -> None:
-        """The agent saw the process end: the run's final state follows from how it was asked to end."""
+        """The agent saw the process end: the run's final state follows from how it was asked to end (a kill or a
+        stop, as stored), else from its exit code. `outcome["leftovers"]`: processes it left behind, ended."""
         number = int(run_id)
-        current = await self._read(number)
-        if current.state not in (*ACTIVE, LOST):  # a lost run whose end the returning agent reports is settled
+
+        def decide() -> tuple[str, str] | None:
+            with self.store.transaction() as session:
+                run = store_ops.find_run(session, number)
+                if run.state not in (*ACTIVE, LOST):  # a lost run whose end the returning agent reports is settled
+                    return None
+                code = outcome.get("exit_code")
+                if run.kill_requested_by is not None:
+                    return KILLED, run.robot
+                if run.state == STOPPING or (run.state == LOST and run.stop_requested_by is not None):
+                    return STOPPED, run.robot
+                return (SUCCEEDED if code == 0 else FAILED), run.robot
+
+        decided = await asyncio.to_thread(decide)
+        if decided is None:
             return
-        code = outcome.get("exit_code")
-        if number in self._killing:
-            state = KILLED
-        elif current.state == STOPPING:
-            state = STOPPED
-        else:
-            state = SUCCEEDED if code == 0 else FAILED
-        await self._finish(number, state, "agent:" + agent, exit_code=code)
+        state, robot = decided
+        leftovers = outcome.get("leftovers")
+        await self._finish(
+            number,
+            state,
+            "agent:" + agent,
+            only_from=(*ACTIVE, LOST),
+            exit_code=outcome.get("exit_code"),
+            leftovers=leftovers if isinstance(leftovers, int) else None,
+        )
         if state == FAILED:
-            await self._maybe_restart(current.robot)
+            await self._maybe_restart(robot)
 
     async def _maybe_restart(self, name: str) -> None:
         def decide() -> float | None:
@@ -387,69 +425,117 @@ class RobotsService:
             except RobofleetError as exc:
                 log.warning("restart of %s failed: %s", name, exc.message)
 
-        task = asyncio.get_running_loop().create_task(again())
-        self._restarts.add(task)
-        task.add_done_callback(self._restarts.discard)
+        self.tasks.spawn(again(), name=f"restart {name}")
 
-    def watch_gone(self, agent: str, grace_seconds: float) -> None:
-        task = asyncio.get_running_loop().create_task(self.agent_gone(agent, grace_seconds))
-        self._restarts.add(task)
-        task.add_done_callback(self._restarts.discard)
+    def watch_gone(self, agent: str, grace_seconds: float | None = None) -> None:
+        """`agent` is offline: its active runs are lost unless it is back within its grace period."""
+        grace = self.agent_grace_seconds if grace_seconds is None else grace_seconds
+        self.tasks.spawn(self.agent_gone(agent, grace), name=f"agent {agent} gone")
 
     async def agent_gone(self, agent: str, grace_seconds: float) -> None:
         """An agent disconnected: if it is not back within the grace period, its active runs are lost."""
         await asyncio.sleep(grace_seconds)
         if agent in self.hub.agents:
             return
-
-        def active() -> list[int]:
-            with self.store.transaction() as session:
-                return list(session.scalars(select(Run.id).where(Run.agent == agent, Run.state.in_(ACTIVE))))
-
-        for run_id in await asyncio.to_thread(active):
+        ids = await asyncio.to_thread(self._read_only, lambda session: store_ops.active_run_ids(session, agent=agent))
+        for run_id in ids:
             await self.mark_lost(run_id, f"agent {agent} was gone for more than {grace_seconds:g} s")
 
     async def agent_back(self, agent: str, runs: list[dict[str, Any]]) -> None:
         """An agent said hello: its lost runs whose process still lives are adopted again, and the pauses of its
         runs recorded as they really are (a restart may have come between a command and its record)."""
         alive = {str(run["run_id"]) for run in runs if run.get("alive")}
-
-        def lost() -> list[int]:
-            with self.store.transaction() as session:
-                return list(session.scalars(select(Run.id).where(Run.agent == agent, Run.state == LOST)))
-
-        for run_id in await asyncio.to_thread(lost):
+        lost = await asyncio.to_thread(
+            self._read_only, lambda session: store_ops.active_run_ids(session, agent=agent, state=LOST)
+        )
+        for run_id in lost:
             if str(run_id) in alive:
-                await self._change(run_id, RUNNING, f"agent:{agent}", ended_at=None, error=None)
+                await self._update(
+                    run_id, f"agent:{agent}", state=RUNNING, only_from=(LOST,), ended_at=None, error=None
+                )
 
-        def live() -> dict[str, store_ops.PauseRecord]:
-            with self.store.transaction() as session:
-                return store_ops.pause_records(session, agent)
+        def live(session: Session) -> dict[str, store_ops.PauseRecord]:
+            return store_ops.pause_records(session, agent)
 
-        await self.pauses.settle(agent, runs, await asyncio.to_thread(live))
+        await self.pauses.settle(agent, runs, await asyncio.to_thread(self._read_only, live))
+
+    async def runs_vanished(self, agent: str, known: set[str], reason: str) -> None:
+        """`agent` started again knowing only the runs `known`: its other active runs are lost."""
+        ids = await asyncio.to_thread(self._read_only, lambda session: store_ops.active_run_ids(session, agent=agent))
+        for run_id in ids:
+            if str(run_id) not in known:
+                await self.mark_lost(run_id, reason)
 
     async def mark_lost(self, run_id: int, reason: str) -> None:
-        await self._finish(run_id, LOST, "system", error=reason)
+        await self._finish(run_id, LOST, "system", only_from=ACTIVE, error=reason)
+
+    # ---- stored deadlines -------------------------------------------------------------------------------------
+
+    async def enforce_deadlines(self) -> None:
+        """One pass of the deadline loop: a stopping run past its stop deadline is killed (it still ends
+        "stopped": the stop was asked, the kill enforced it); a running or paused run past its max runtime is
+        stopped safely. Then the loop is woken at the next deadline."""
+        now = utcnow()
+        due = await asyncio.to_thread(self._read_only, lambda session: store_ops.deadlines_due(session, now))
+        for run in due:
+            if run.state == STOPPING and run.stop_deadline is not None and run.stop_deadline <= now:
+                await self._kill_at_stop_deadline(run.run_id)
+            elif run.state in (RUNNING, PAUSED) and run.runtime_deadline is not None and run.runtime_deadline <= now:
+                log.warning("run %s reached its robot's max_runtime: stopping it", run.run_id)
+                try:
+                    await self.act(system_principal("max_runtime"), run.run_id, "stop")
+                except RobofleetError as exc:
+                    log.warning("could not stop run %s at its max_runtime: %s", run.run_id, exc.message)
+                    await self._update(run.run_id, "max_runtime", runtime_deadline=now + _retry())
+        upcoming = await asyncio.to_thread(self._read_only, store_ops.next_deadline)
+        if upcoming is not None:
+            self._wake_at(upcoming)
+
+    async def _kill_at_stop_deadline(self, run_id: int) -> None:
+        current = await self._read(run_id)
+        log.warning("run %s did not stop in time: killing it", run_id)
+        try:
+            await self.hub.command(current.agent, "process.signal", {"run_id": str(run_id), "action": "kill"})
+        except RobofleetError as exc:
+            log.warning("could not kill run %s: %s; trying again", run_id, exc.message)
+            await self._update(run_id, "system", stop_deadline=utcnow() + _retry())
+            return
+        # Done: the agent reports its end. A deadline left would kill it again at every pass.
+        await self._update(run_id, "system", only_from=(STOPPING,), stop_deadline=None)
+
+    def _wake_at(self, deadline: Any) -> None:
+        self.timers.set("next-deadline", (deadline - utcnow()).total_seconds(), self._wake_deadlines)
+
+    async def _wake_deadlines(self) -> None:
+        self.deadlines.wake()
 
     # ---- helpers ----------------------------------------------------------------------------------------------
 
-    async def _finish(self, run_id: int, state: str, by: str, **fields: Any) -> RunOut:
-        self._killing.discard(run_id)
+    async def _finish(
+        self, run_id: int, state: str, by: str, *, only_from: tuple[str, ...], **fields: Any
+    ) -> RunOut | None:
+        """The run's end, with its token revoked and its deadlines cleared; None when it was no longer in one of
+        the states `only_from` (ended meanwhile)."""
         self.pauses.cancel(run_id)
-        token_id = self._tokens.pop(run_id, None)
-        if token_id is not None:
-            from robofleet.auth.tokens import revoke_token
-
-            await asyncio.to_thread(revoke_token, self.store, system_principal("robots"), token_id)
-        timer = self._timers.pop(run_id, None)
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
-        return await self._change(run_id, state, by, ended_at=utcnow(), **fields)
-
-    async def _change(self, run_id: int, state: str, by: str, **fields: Any) -> RunOut:
-        out = await self._update(run_id, by, state=state, **fields)
-        assert out is not None
+        out = await self._update(
+            run_id,
+            by,
+            state=state,
+            only_from=only_from,
+            ended_at=utcnow(),
+            stop_deadline=None,
+            runtime_deadline=None,
+            **fields,
+        )
+        if out is not None:
+            await asyncio.to_thread(self._revoke_run_token, run_id)
         return out
+
+    def _revoke_run_token(self, run_id: int) -> None:
+        with self.store.transaction() as session:
+            token_id = store_ops.find_run(session, run_id).token_id
+        if token_id is not None:
+            revoke_token(self.store, system_principal("robots"), token_id)
 
     async def _update(
         self,
@@ -495,33 +581,9 @@ class RobotsService:
                 return
             await asyncio.sleep(0.1)
 
-    def _timer(self, run_id: int, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
-        previous = self._timers.pop(run_id, None)
-        if previous is not None:
-            previous.cancel()
 
-        async def later() -> None:
-            await asyncio.sleep(seconds)
-            await job()
-
-        self._timers[run_id] = asyncio.get_running_loop().create_task(later())
-
-    async def _kill_after_timeout(self, run_id: int) -> None:
-        current = await self._read(run_id)
-        if current.state == STOPPING:
-            log.warning("run %s did not stop in time: killing it", run_id)
-            self._killing.discard(run_id)  # still ends as "stopped": the stop was asked for, the kill enforced it
-            with_agent = current.agent
-            try:
-                await self.hub.command(with_agent, "process.signal", {"run_id": str(run_id), "action": "kill"})
-            except RobofleetError as exc:
-                log.warning("could not kill run %s: %s", run_id, exc.message)
-
-    async def _stop_at_max_runtime(self, run_id: int) -> None:
-        current = await self._read(run_id)
-        if current.state in (RUNNING, PAUSED):
-            log.warning("run %s reached its robot's max_runtime: stopping it", run_id)
-            await self.act(system_principal("max_runtime"), run_id, "stop")
+def _retry() -> timedelta:
+    return timedelta(seconds=KILL_RETRY_SECONDS)
 
 
 __all__ = ["STOPPED", "RobotsService"]

@@ -1,17 +1,25 @@
-"""Statements and shapes for robots and runs."""
+"""Statements and shapes for robots and runs: the only SQL of the robots domain."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from robofleet.errors import NotFound
+from robofleet.auth.permissions import RobotRef, robot_scope
+from robofleet.auth.principal import Principal
+from robofleet.errors import Conflict, NotFound
 from robofleet.robots.masking import masked
-from robofleet.robots.models import ACTIVE, PAUSED, RUNNING, Robot, Run
+from robofleet.robots.models import ACTIVE, PAUSED, RUNNING, STOPPING, Robot, Run
 from robofleet.robots.schemas import RestartPolicy, RobotOut, RunOut
+from robofleet.robots.states import may_move
+
+
+def ref(robot: Robot) -> RobotRef:
+    return RobotRef(robot.name, tuple(robot.tags))
 
 
 def robot_out(robot: Robot) -> RobotOut:
@@ -28,6 +36,7 @@ def robot_out(robot: Robot) -> RobotOut:
         max_concurrent=robot.max_concurrent,
         tags=robot.tags,
         description=robot.description,
+        keep_leftovers=robot.keep_leftovers,
         from_config=robot.from_config,
         manual_stop=robot.manual_stop,
         created_at=robot.created_at,
@@ -48,6 +57,9 @@ def run_out(run: Run) -> RunOut:
         created_at=run.created_at,
         started_at=run.started_at,
         ended_at=run.ended_at,
+        stop_deadline=run.stop_deadline,
+        runtime_deadline=run.runtime_deadline,
+        leftovers=run.leftovers,
         pause_asked_at=run.pause_asked_at,
         transitions=run.transitions,
     )
@@ -58,6 +70,10 @@ def find_robot(session: Session, name: str) -> Robot:
     if robot is None:
         raise NotFound(f"no robot named {name!r}", details={"robot": name})
     return robot
+
+
+def robot_exists(session: Session, name: str) -> bool:
+    return session.scalar(select(Robot.id).where(Robot.name == name)) is not None
 
 
 def find_run(session: Session, run_id: int, *, lock: bool = False) -> Run:
@@ -71,6 +87,54 @@ def find_run(session: Session, run_id: int, *, lock: bool = False) -> Run:
 
 def active_runs(session: Session, robot: str) -> list[Run]:
     return list(session.scalars(select(Run).where(Run.robot == robot, Run.state.in_(ACTIVE)).order_by(Run.id)))
+
+
+def active_run_ids(session: Session, *, agent: str | None = None, state: str | None = None) -> list[int]:
+    stmt = select(Run.id).where(Run.state.in_(ACTIVE) if state is None else Run.state == state)
+    if agent is not None:
+        stmt = stmt.where(Run.agent == agent)
+    return list(session.scalars(stmt.order_by(Run.id)))
+
+
+def agents_with_active_runs(session: Session) -> list[str]:
+    return list(session.scalars(select(Run.agent).where(Run.state.in_(ACTIVE)).distinct()))
+
+
+def count_active(session: Session, robot: str) -> int:
+    return int(session.scalar(select(func.count(Run.id)).where(Run.robot == robot, Run.state.in_(ACTIVE))) or 0)
+
+
+def robots_page_query() -> Select[Any]:
+    return select(Robot)
+
+
+def runs_query(robot: str | None, state: str | None, visible: frozenset[str] | None) -> Select[Any]:
+    stmt = select(Run)
+    if robot:
+        stmt = stmt.where(Run.robot == robot)
+    if state:
+        stmt = stmt.where(Run.state == state)
+    if visible is not None:
+        stmt = stmt.where(Run.robot.in_(sorted(visible)))
+    return stmt
+
+
+class RobotScope(NamedTuple):
+    """The robots a caller may see or touch with one permission when its grants narrow it: the existing robots
+    allowed (by name glob or tag), and the name globs themselves (they also cover robots since deleted)."""
+
+    names: frozenset[str]
+    globs: tuple[str, ...]
+
+
+def robot_scope_of(session: Session, principal: Principal, permission: str) -> RobotScope | None:
+    """None when `principal` holds `permission` for every robot."""
+    scope = robot_scope(principal.grants, permission)
+    if scope is None:
+        return None
+    rows = session.execute(select(Robot.name, Robot.tags)).all()
+    names = frozenset(name for name, tags in rows if principal.can(permission, RobotRef(name, tuple(tags or ()))))
+    return RobotScope(names, scope[0])
 
 
 class PauseRecord(NamedTuple):
@@ -89,15 +153,44 @@ def pause_records(session: Session, agent: str) -> dict[str, PauseRecord]:
     return {str(row[0]): PauseRecord(row[1], row[2], row[3] or 30.0) for row in rows}
 
 
-def count_active(session: Session, robot: str) -> int:
-    return int(session.scalar(select(func.count(Run.id)).where(Run.robot == robot, Run.state.in_(ACTIVE))) or 0)
+class DueDeadline(NamedTuple):
+    run_id: int
+    state: str
+    stop_deadline: datetime | None
+    runtime_deadline: datetime | None
+
+
+def deadlines_due(session: Session, now: datetime) -> list[DueDeadline]:
+    """Active runs with a stored deadline at or before `now`."""
+    rows = session.execute(
+        select(Run.id, Run.state, Run.stop_deadline, Run.runtime_deadline)
+        .where(Run.state.in_(ACTIVE))
+        .where(or_(Run.stop_deadline <= now, Run.runtime_deadline <= now))
+        .order_by(Run.id)
+    )
+    return [DueDeadline(*row) for row in rows]
+
+
+def next_deadline(session: Session) -> datetime | None:
+    """The earliest stored deadline of an active run (stop deadlines of stopping runs, max runtimes of others)."""
+    stop = session.scalar(select(func.min(Run.stop_deadline)).where(Run.state == STOPPING))
+    runtime = session.scalar(select(func.min(Run.runtime_deadline)).where(Run.state.in_((RUNNING, PAUSED))))
+    found: Sequence[datetime] = [value for value in (stop, runtime) if value is not None]
+    return min(found) if found else None
 
 
 def transition(
     run: Run, state: str, at: datetime, by: str, *, note: dict[str, Any] | None = None, **fields: Any
 ) -> None:
     """The one way a run's state changes: the state, its timestamp, who caused it and any `note` (how it was
-    paused), appended to the history. A pause still waiting for a checkpoint ends with any change."""
+    paused), appended to the history. A pause still waiting for a checkpoint ends with any change. Conflict when
+    the transition table (robots/states.py) does not allow the move."""
+    if not may_move(run.state, state):
+        raise Conflict(
+            f"run {run.id} is {run.state}: it cannot become {state}",
+            details={"run": run.id, "state": run.state, "to": state},
+            code="illegal_transition",
+        )
     run.state = state
     run.pause_asked_at = None
     run.transitions = [*run.transitions, {"state": state, "at": at.isoformat(), "by": by, **(note or {})}]

@@ -49,7 +49,9 @@ class Tasks:
 
 
 class Timers:
-    """One pending call per key: `set` replaces the key's earlier timer, `cancel` drops it, `stop` drops all."""
+    """One pending call per key: `set` replaces the key's earlier timer (cancelled, even in the middle of its job),
+    `cancel` drops it, `stop` drops all. A job of a few seconds (watching a robot on its way to a checkpoint) is
+    a timer of 0 seconds: keyed, replaced and cancelled the same way."""
 
     def __init__(self) -> None:
         self._pending: dict[Hashable, asyncio.Task[None]] = {}
@@ -58,18 +60,19 @@ class Timers:
         self.cancel(key)
 
         async def later() -> None:
-            await asyncio.sleep(max(seconds, 0.0))
-            if self._pending.get(key) is asyncio.current_task():
-                del self._pending[key]
             try:
+                await asyncio.sleep(max(seconds, 0.0))
                 await job()
             except Exception:
                 log.exception("timer %r failed", key)
+            finally:
+                if self._pending.get(key) is asyncio.current_task():
+                    del self._pending[key]
 
         self._pending[key] = asyncio.get_running_loop().create_task(later(), name=f"timer {key!r}")
 
     def cancel(self, key: Hashable) -> None:
-        """Drop the key's timer; a timer that is running its job right now finishes it."""
+        """Drop the key's timer; a timer that cancels itself (from its own job) finishes its job."""
         timer = self._pending.pop(key, None)
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()

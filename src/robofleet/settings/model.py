@@ -103,6 +103,7 @@ class RobotConfig(Section):
     max_concurrent: int = 1
     tags: list[str] = Field(default_factory=list)
     description: str = ""
+    keep_leftovers: bool = False
 
 
 class RoleConfig(Section):

@@ -1,4 +1,4 @@
-"""runs: stored stop and max-runtime deadlines, the run's own token, leftovers ended; robots: keep_leftovers;
+"""runs: stored stop and max-runtime deadlines, a kill asked, its own token, leftovers ended; robots: keep_leftovers;
 api_tokens: the run a token acts for
 
 Revision ID: 0010
@@ -25,6 +25,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("runtime_deadline", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("token_id", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("leftovers", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("kill_requested_by", sa.String(length=128), nullable=True))
         batch_op.create_index("ix_runs_stop_deadline", ["stop_deadline"], unique=False)
         batch_op.create_index("ix_runs_runtime_deadline", ["runtime_deadline"], unique=False)
     with op.batch_alter_table("robots", schema=None) as batch_op:
@@ -43,6 +44,7 @@ def downgrade() -> None:
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index("ix_runs_runtime_deadline")
         batch_op.drop_index("ix_runs_stop_deadline")
+        batch_op.drop_column("kill_requested_by")
         batch_op.drop_column("leftovers")
         batch_op.drop_column("token_id")
         batch_op.drop_column("runtime_deadline")
