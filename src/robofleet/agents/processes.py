@@ -5,6 +5,9 @@ trees, find them again after the agent restarts, and learn how they ended.
 Facts this relies on (shared/NOTES.md): the session leader's pid is the process group id; a grandchild that
 calls setsid() escapes killpg, so the tree is snapshotted with psutil and every pid is signalled too; SIGTERM to
 a stopped process waits for SIGCONT; a killed process stays a zombie until its parent reaps it.
+
+When a run ends, the processes it left behind (re-parented to the agent, or escaped into a session of their own)
+are ended too, unless the robot keeps them (`keep_leftovers`); agents/leftovers.py says how they are found.
 """
 
 from __future__ import annotations
@@ -16,19 +19,25 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from robofleet.agents import leftovers
+from robofleet.agents.leftovers import LEFTOVER_GRACE_SECONDS, RUN_MARK_ENV, Sighting
 from robofleet.sdk import control
 
 PR_SET_CHILD_SUBREAPER = 36
 SETTINGS_PREFIX = "ROBOFLEET_"
+# How often the trees of living runs are noted (a walk of every process): a leftover that dropped its run's mark
+# is known if it was in the tree at one of these moments.
+SIGHTING_SECONDS = 2.0
 
 
 def robot_environment(inherited: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]:
@@ -57,6 +66,11 @@ class ManagedRun:
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     paused: bool = False  # frozen (SIGSTOP); a pause at a checkpoint lives in the control directory's files
     label: str = ""  # what the run is of (a robot's name), for the records its output becomes
+    mark: str = ""  # in the environment of each of the run's processes (agents/leftovers.py)
+    keep_leftovers: bool = False  # the robot's processes may outlive it on purpose
+    leftovers: int = 0  # processes of the run, beyond its shim and robot, that the agent ended
+    swept: bool = False  # its leftovers were dealt with once it ended
+    seen: set[Sighting] = field(default_factory=set, repr=False)  # in its tree while it lived; memory only
 
     def state(self) -> dict[str, Any]:
         return {
@@ -65,6 +79,10 @@ class ManagedRun:
             "create_time": self.create_time,
             "paused": self.paused,
             "label": self.label,
+            "mark": self.mark,
+            "keep_leftovers": self.keep_leftovers,
+            "leftovers": self.leftovers,
+            "swept": self.swept,
         }
 
     @property
@@ -77,6 +95,10 @@ class ProcessManager:
         self.runs_dir = state_dir.resolve() / "runs"  # absolute: the shim starts in the robot's directory
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.runs: dict[str, ManagedRun] = {}
+        # Held while a run's processes are noted, killed or swept: commands and the watch loop come on several
+        # threads, and a process ended by both must be counted once.
+        self._ending = threading.RLock()
+        self._noted_at = -SIGHTING_SECONDS
 
     # ---- starting and finding again -------------------------------------------------------------------
 
@@ -88,8 +110,10 @@ class ProcessManager:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         label: str = "",
+        keep_leftovers: bool = False,
     ) -> ManagedRun:
-        """Start `argv` through the shim; raises OSError when the working directory or program is unusable."""
+        """Start `argv` through the shim; raises OSError when the working directory or program is unusable. With
+        `keep_leftovers` the processes the robot leaves behind are not ended when the run ends."""
         if run_id in self.runs:
             raise ValueError(f"run {run_id} is already managed here")
         if not argv:
@@ -100,17 +124,28 @@ class ProcessManager:
             (run_dir / spool).touch()  # there from the start, for whoever tails them
         (run_dir / "control").mkdir(exist_ok=True)
         shim_log = (run_dir / "shim.log").open("ab")
+        mark = uuid.uuid4().hex
+        given = {**(env or {}), control.CONTROL_DIR_ENV: str(run_dir / "control"), RUN_MARK_ENV: mark}
         popen = subprocess.Popen(
             [sys.executable, "-m", "robofleet.agents.shim", str(run_dir), "--", *argv],
             cwd=cwd,
-            env=robot_environment(os.environ, {**(env or {}), control.CONTROL_DIR_ENV: str(run_dir / "control")}),
+            env=robot_environment(os.environ, given),
             stdin=subprocess.DEVNULL,
             stdout=shim_log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         shim_log.close()
-        run = ManagedRun(run_id, popen.pid, psutil.Process(popen.pid).create_time(), run_dir, popen, label=label)
+        run = ManagedRun(
+            run_id,
+            popen.pid,
+            psutil.Process(popen.pid).create_time(),
+            run_dir,
+            popen,
+            label=label,
+            mark=mark,
+            keep_leftovers=keep_leftovers,
+        )
         self._save(run)
         self.runs[run_id] = run
         return run
@@ -130,6 +165,10 @@ class ProcessManager:
                 state_file.parent,
                 paused=state.get("paused", False),
                 label=state.get("label", ""),
+                mark=state.get("mark", ""),
+                keep_leftovers=state.get("keep_leftovers", False),
+                leftovers=state.get("leftovers", 0),
+                swept=state.get("swept", False),
             )
             self.runs[run.run_id] = run
             adopted.append(run)
@@ -261,21 +300,76 @@ class ProcessManager:
         stops its own children. A frozen tree gets SIGCONT after it, or the SIGTERM would wait forever. A pause
         asked at a checkpoint stays asked: the robot must leave it because it is told to stop, never start a
         step because it thinks it was resumed."""
+        self._note(run, self.tree(run))  # as it is before the robot ends and its children are re-parented
         with contextlib.suppress(ProcessLookupError):
             os.kill(run.pid, signal.SIGTERM)
         if run.paused:
             self.resume(run)
 
     def kill(self, run: ManagedRun, timeout: float = 5.0) -> None:
-        """Kill every process of the tree, grandchildren included, and reap what is ours to reap."""
-        processes = self.tree(run)
-        self._signal_tree(run, signal.SIGKILL, processes)
-        self._signal_tree(run, signal.SIGCONT, processes)  # a stopped process dies only once continued
-        if run.popen is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                run.popen.wait(timeout)
-        psutil.wait_procs([p for p in processes if p.pid != run.pid], timeout=timeout)
-        run.paused = False
+        """Kill every process of the tree, grandchildren included, and, unless the run keeps its leftovers, those
+        that already left the tree (re-parented after their parent died); reap what is ours to reap. The ones
+        beyond the shim and the robot count as the run's leftovers."""
+        with self._ending:
+            tree = self.tree(run)
+            self._note(run, tree)
+            escaped = [] if run.keep_leftovers else leftovers.find(run.mark, run.create_time, run.seen)
+            processes = [process for process in leftovers.unique([*tree, *escaped]) if _living(process)]
+            self._signal_tree(run, signal.SIGKILL, processes)
+            self._signal_tree(run, signal.SIGCONT, processes)  # a stopped process dies only once continued
+            if run.popen is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    run.popen.wait(timeout)
+            psutil.wait_procs([p for p in processes if p.pid != run.pid], timeout=timeout)
+            run.leftovers += self._beyond_shim_and_robot(run, processes)
+            run.paused = False
+            self._save(run)
+
+    # ---- leftovers ------------------------------------------------------------------------------------------
+
+    def note_trees(self) -> None:
+        """Note the processes in each living run's tree, at most every SIGHTING_SECONDS: one that later drops
+        the run's mark from its environment is still known as the run's when the run ends."""
+        now = time.monotonic()
+        if now - self._noted_at < SIGHTING_SECONDS:
+            return
+        self._noted_at = now
+        for run in list(self.runs.values()):
+            if not run.swept:
+                self._note(run, self.tree(run))
+
+    def end_leftovers(self, runs: Iterable[ManagedRun], grace: float = LEFTOVER_GRACE_SECONDS) -> list[ManagedRun]:
+        """End what the given ended runs left behind (those not dealt with yet, and not keeping their leftovers),
+        all together: SIGTERM, then SIGKILL after `grace` seconds, so this blocks for at most about `grace`. Each
+        run's count of leftovers grows by those ended, and the run is saved as dealt with (an agent restarting
+        does not look again). Returns the runs some of whose processes were ended: they may have written output
+        until then."""
+        with self._ending:
+            pending = [run for run in runs if not run.swept]
+            found = {
+                run.run_id: [] if run.keep_leftovers else leftovers.find(run.mark, run.create_time, run.seen)
+                for run in pending
+            }
+            ended = leftovers.end(leftovers.unique(process for each in found.values() for process in each), grace)
+            ended_pids = {process.pid for process in ended}
+            for run in pending:
+                run.leftovers += self._beyond_shim_and_robot(
+                    run, [process for process in found[run.run_id] if process.pid in ended_pids]
+                )
+                run.swept = True
+                run.seen.clear()
+                self._save(run)
+        return [run for run in pending if found[run.run_id]]
+
+    def _note(self, run: ManagedRun, processes: list[psutil.Process]) -> None:
+        with self._ending:
+            existing = set(psutil.pids())
+            run.seen = {seen for seen in run.seen if seen[0] in existing}  # forget the gone: a robot may churn
+            run.seen.update(identity for identity in map(leftovers.sighting, processes) if identity is not None)
+
+    def _beyond_shim_and_robot(self, run: ManagedRun, processes: list[psutil.Process]) -> int:
+        robot = self.robot_pid(run)
+        return sum(1 for process in processes if process.pid not in (run.pid, robot))
 
     def reap_orphans(self) -> int:
         """Reap zombies re-parented to this (subreaper) process that are not shims we wait for ourselves."""
@@ -287,6 +381,13 @@ class ProcessManager:
                     os.waitpid(child.pid, os.WNOHANG)
                     reaped += 1
         return reaped
+
+
+def _living(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _stopped(process: psutil.Process) -> bool:

@@ -119,6 +119,12 @@ class SpoolReader:
         with self._lock:
             return run_id in self._drained
 
+    def read_again(self, run_id: str) -> None:
+        """The run's files may have grown since it was drained (processes it left behind wrote on until they were
+        ended): it is drained again only by a read that begins now and gets to the end."""
+        with self._lock:
+            self._drained.discard(run_id)
+
     def forget(self, run_id: str) -> None:
         with self._lock:
             for known in (self._dirs, self._read, self._committed):

@@ -134,14 +134,25 @@ class Worker:
         self.spool.rewind()
 
     def finished_runs(self) -> list[dict[str, Any]]:
-        """Runs that have ended and whose output `new_output` has read to the end, with their outcome. They stay
-        known until `collect`."""
+        """Runs that have ended and whose output `new_output` has read to the end, with their outcome: {"run_id",
+        "exit_code", "signal", "ended_at" (when the shim recorded it), "leftovers" (how many processes the run left
+        behind that the agent ended)}. They stay known until `collect`.
+
+        Called by the agent's watch loop, in a thread of its own: it also notes the living runs' process trees,
+        and ends the leftovers of the runs that ended, which blocks for up to LEFTOVER_GRACE_SECONDS."""
+        self.processes.note_trees()
         ended = []
         for run in list(self.processes.runs.values()):
             outcome = self.processes.outcome(run)
-            if outcome is not None and self.spool.drained(run.run_id):
-                ended.append({"run_id": run.run_id, **outcome})
-        return ended
+            if outcome is not None:
+                ended.append((run, outcome))
+        for run in self.processes.end_leftovers([run for run, _ in ended]):
+            self.spool.read_again(run.run_id)  # its leftovers may have written until they were ended
+        return [
+            {"run_id": run.run_id, **outcome, "leftovers": run.leftovers}
+            for run, outcome in ended
+            if self.spool.drained(run.run_id)
+        ]
 
     def collect(self, run_id: str) -> None:
         run = self.processes.runs.get(run_id)
@@ -172,7 +183,17 @@ class Worker:
         if cwd and not Path(cwd).is_dir():
             raise CommandError("not_found", f"the working directory {cwd} does not exist on this agent")
         env = {str(key): str(value) for key, value in (args.get("env") or {}).items()}
-        run = self.processes.start(str(args["run_id"]), argv, cwd=cwd, env=env, label=str(args.get("robot", "")))
+        keep_leftovers = args.get("keep_leftovers") or False
+        if not isinstance(keep_leftovers, bool):
+            raise CommandError("bad_args", f"keep_leftovers must be true or false, not {keep_leftovers!r}")
+        run = self.processes.start(
+            str(args["run_id"]),
+            argv,
+            cwd=cwd,
+            env=env,
+            label=str(args.get("robot", "")),
+            keep_leftovers=keep_leftovers,
+        )
         return self._run_state(run)
 
     def _process_state(self, args: dict[str, Any]) -> dict[str, Any]:
