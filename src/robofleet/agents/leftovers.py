@@ -2,18 +2,21 @@
 
 How a process is known to be a run's, whatever became of its parent:
 
-- The mark. Every run gets a mark of its own (a random id, kept in the run's state.json) that the agent puts into
-  the shim's environment as ROBOFLEET_RUN_MARK; the robot and everything it starts inherit it. /proc/PID/environ
-  keeps the environment a process was started with, so the mark stays readable after a setsid() and after the
-  process is re-parented (to the agent, a child subreaper, or to init), and after the agent itself restarted. Not
-  ROBOFLEET_RUN_ID: run ids repeat across orchestrators on one machine (and after a fresh store), a mark never.
+- The mark. The agent gives each run's shim ROBOFLEET_CONTROL_DIR, the run's own control directory (an absolute
+  path under the agent's state directory, so no other run of this agent or of another agent has it), and the robot
+  and everything it starts inherit it. /proc/PID/environ keeps the environment a process was started with, so the
+  mark stays readable after a setsid() and after the process is re-parented (to the agent, a child subreaper, or
+  to init), and after the agent itself restarted. Not ROBOFLEET_RUN_ID: run ids repeat across orchestrators on one
+  machine. Only processes started at or after the run's shim count (a run's process is never older than its
+  shim), so even a process of an earlier run with the same id under the same state directory (a store started
+  afresh) is left alone, unless it started its children after this run began.
 - The sightings. A process that replaced its environment (`env -i`) carries no mark, so the agent also notes, by
-  pid and start time, the processes it sees in the run's tree while the run lives (a sighting is kept in memory
-  only; after an agent restart the mark alone finds them).
+  pid and start time, the processes it sees in the run's tree while the run lives (kept in memory only; after an
+  agent restart the mark alone finds them).
 
-The search is cheap: it reads the environment only of processes started at or after the run's shim (a run's
-process is never older than its shim) and readable by the agent (same OS user, or any when the agent is root), at
-the run's end or kill only. The agent itself and its ancestors (`serve`, whoever started it) are never candidates.
+The search is cheap and happens only at a run's end or kill: it reads the environment only of processes started
+since the run's shim and readable by the agent (same OS user, or any when the agent is root). The agent itself and
+its ancestors (`serve`, whoever started it) are never candidates.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from collections.abc import Collection, Iterable
 
 import psutil
 
-RUN_MARK_ENV = "ROBOFLEET_RUN_MARK"
+from robofleet.sdk import control
+
+RUN_MARK_ENV = control.CONTROL_DIR_ENV
 # How long leftovers get to leave after SIGTERM before SIGKILL: also the most an exit report waits for them.
 LEFTOVER_GRACE_SECONDS = 3.0
 # After SIGKILL a process is gone at once unless it sleeps in the kernel; it is not waited for longer than this.

@@ -30,7 +30,7 @@ from typing import Any
 import psutil
 
 from robofleet.agents import leftovers
-from robofleet.agents.leftovers import LEFTOVER_GRACE_SECONDS, RUN_MARK_ENV, Sighting
+from robofleet.agents.leftovers import LEFTOVER_GRACE_SECONDS, Sighting
 from robofleet.sdk import control
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -66,7 +66,6 @@ class ManagedRun:
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     paused: bool = False  # frozen (SIGSTOP); a pause at a checkpoint lives in the control directory's files
     label: str = ""  # what the run is of (a robot's name), for the records its output becomes
-    mark: str = ""  # in the environment of each of the run's processes (agents/leftovers.py)
     keep_leftovers: bool = False  # the robot's processes may outlive it on purpose
     leftovers: int = 0  # processes of the run, beyond its shim and robot, that the agent ended
     swept: bool = False  # its leftovers were dealt with once it ended
@@ -79,7 +78,6 @@ class ManagedRun:
             "create_time": self.create_time,
             "paused": self.paused,
             "label": self.label,
-            "mark": self.mark,
             "keep_leftovers": self.keep_leftovers,
             "leftovers": self.leftovers,
             "swept": self.swept,
@@ -88,6 +86,11 @@ class ManagedRun:
     @property
     def control_dir(self) -> Path:
         return self.run_dir / "control"
+
+    @property
+    def mark(self) -> str:
+        """In the environment of each of the run's processes (agents/leftovers.py): its control directory."""
+        return str(self.control_dir)
 
 
 class ProcessManager:
@@ -124,8 +127,7 @@ class ProcessManager:
             (run_dir / spool).touch()  # there from the start, for whoever tails them
         (run_dir / "control").mkdir(exist_ok=True)
         shim_log = (run_dir / "shim.log").open("ab")
-        mark = uuid.uuid4().hex
-        given = {**(env or {}), control.CONTROL_DIR_ENV: str(run_dir / "control"), RUN_MARK_ENV: mark}
+        given = {**(env or {}), control.CONTROL_DIR_ENV: str(run_dir / "control")}
         popen = subprocess.Popen(
             [sys.executable, "-m", "robofleet.agents.shim", str(run_dir), "--", *argv],
             cwd=cwd,
@@ -143,7 +145,6 @@ class ProcessManager:
             run_dir,
             popen,
             label=label,
-            mark=mark,
             keep_leftovers=keep_leftovers,
         )
         self._save(run)
@@ -165,7 +166,6 @@ class ProcessManager:
                 state_file.parent,
                 paused=state.get("paused", False),
                 label=state.get("label", ""),
-                mark=state.get("mark", ""),
                 keep_leftovers=state.get("keep_leftovers", False),
                 leftovers=state.get("leftovers", 0),
                 swept=state.get("swept", False),
