@@ -19,9 +19,9 @@ from sqlalchemy import bindparam, inspect, select, text
 
 from robofleet.events import EventHub
 from robofleet.logs import blocks
+from robofleet.logs.filters import Filters
 from robofleet.logs.ingest import Row
 from robofleet.logs.service import PAGE_MAX, LogService
-from robofleet.logs.store_ops import Filters
 from robofleet.logs.words import LEVEL_STEPS, contains_all
 from robofleet.settings.model import LogsSettings, Settings
 from robofleet.store import Store

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from robofleet.events import EventHub
+from robofleet.logs.filters import Filters
 from robofleet.logs.ingest import Row
 from robofleet.logs.service import LIVE_BATCHES, LogService
-from robofleet.logs.store_ops import Filters
 from robofleet.settings.model import LogsSettings, Settings
 from robofleet.store import Store
 

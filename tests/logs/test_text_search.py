@@ -12,9 +12,10 @@ from sqlalchemy import select, text
 
 from robofleet.events import EventHub
 from robofleet.logs import blocks
+from robofleet.logs.filters import Filters
 from robofleet.logs.ingest import Row
 from robofleet.logs.service import LogService
-from robofleet.logs.store_ops import Filters, fetch
+from robofleet.logs.store_ops import fetch
 from robofleet.logs.words import contains_all, source_key, words_of
 from robofleet.settings.model import LogsSettings, Settings
 from robofleet.store import Store

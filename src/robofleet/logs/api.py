@@ -17,13 +17,14 @@ from starlette.concurrency import iterate_in_threadpool
 from robofleet.auth.permissions import robot_scope
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid, StoreUnavailable
+from robofleet.logs.filters import Filters
 from robofleet.logs.ingest import Refused, parse_level
 from robofleet.logs.service import MAX_ID, LogService
-from robofleet.logs.store_ops import Filters
 from robofleet.orchestrator import Orchestrator
 from robofleet.robots.models import Robot
 from robofleet.web.context import get_context
 from robofleet.web.security import Require
+from robofleet.web.sse import HEARTBEAT_SECONDS
 
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
 EXPORT_MAX = 10_000_000
@@ -214,7 +215,7 @@ async def stream(
 
     async def events() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
-        async for text in service.tail(filters, after, request.is_disconnected):
+        async for text in service.tail(filters, after, request.is_disconnected, heartbeat=HEARTBEAT_SECONDS):
             yield text
 
     return StreamingResponse(

@@ -28,7 +28,6 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
-    bindparam,
     func,
     or_,
     select,
@@ -37,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from robofleet.logs.filters import Filters
 from robofleet.logs.globs import is_glob
 from robofleet.logs.words import (
     array_literal,
@@ -52,7 +52,6 @@ from robofleet.store.base import UTCDateTime
 
 if TYPE_CHECKING:
     from robofleet.logs.ingest import Row
-    from robofleet.logs.store_ops import Filters
 
 BLOCK_BITS = 12  # a block is an id range of 4,096 (records stored before revision 0009 fill them)
 # How many records a write puts in a block. A search rechecks every record of a block that may hold a match: with
@@ -150,31 +149,9 @@ def _stored_blocks(connection: Connection, columns: str, **types: Any) -> Iterat
         yield block, records
 
 
-def rebuild(connection: Connection) -> None:
-    """Summarize every stored record by the block its id falls in (migrations: when the records were stored
-    before this index, or when its keys change)."""
-    from robofleet.logs.ingest import Row
-
-    dialect = connection.dialect.name
-    words = "CAST(:words AS text[])" if dialect == "postgresql" else ":words"
-    upsert = text(
-        f"INSERT INTO log_fts_blocks (id, words, min_time, max_time) VALUES (:id, {words}, :min_time, :max_time) "  # noqa: S608
-        "ON CONFLICT (id) DO UPDATE SET words = EXCLUDED.words, min_time = EXCLUDED.min_time, "
-        "max_time = EXCLUDED.max_time"
-    ).bindparams(bindparam("min_time", type_=UTCDateTime()), bindparam("max_time", type_=UTCDateTime()))
-    stored = _stored_blocks(connection, "id, time, level, source, run_id, message", time=UTCDateTime())
-    for block, records in stored:
-        rows = [
-            Row(time, level, source, run_id, message, {}, False) for _, time, level, source, run_id, message in records
-        ]
-        (summary,) = summarize(rows, dialect, size=1 << BLOCK_BITS)  # a whole id range: a stored block
-        connection.execute(
-            upsert, {"id": block, "words": summary.words, "min_time": summary.min_time, "max_time": summary.max_time}
-        )
-
-
 def rebuild_words(connection: Connection, keys_of: Callable[[list[str]], list[str]] = indexed_words) -> None:
-    """PostgreSQL before revision 0009: a block row held the keys of its messages' words only (0007, 0008)."""
+    """PostgreSQL before revision 0009: a block row held the keys of its messages' words only (the tests store
+    records as revision 0008 did with it; the migrations keep frozen copies of their own)."""
     for block, records in _stored_blocks(connection, "id, message"):
         connection.execute(
             text(

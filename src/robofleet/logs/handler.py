@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from robofleet.logs.ingest import Row, truncate
-from robofleet.logs.service import LogService
 
 SOURCE = "orchestrator"
 # Lines about writing lines would feed themselves; uvicorn's access lines belong to a proxy's log.
@@ -18,9 +18,11 @@ SKIPPED_LOGGERS = ("robofleet.store.batching", "robofleet.logs", "uvicorn.access
 
 
 class StoreLogHandler(logging.Handler):
+    """`write(rows)` queues rows for the log store and returns at once (`LogService.write`)."""
+
     def __init__(
         self,
-        service: LogService,
+        write: Callable[[list[Row]], object],
         *,
         capacity: int = 10_000,
         batch: int = 500,
@@ -28,7 +30,7 @@ class StoreLogHandler(logging.Handler):
         max_message_bytes: int = 16_384,
     ) -> None:
         super().__init__()
-        self.service = service
+        self.write = write
         self.buffer: deque[Row] = deque()
         self.capacity = capacity
         self.batch = batch
@@ -90,7 +92,7 @@ class StoreLogHandler(logging.Handler):
                     )
                 )
                 self.dropped = 0
-            self.service.write(rows)  # fire and forget: a store outage costs these lines, never the caller
+            self.write(rows)  # fire and forget: a store outage costs these lines, never the caller
 
     def close(self) -> None:
         self._stop.set()

@@ -7,38 +7,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import orjson
 
+from robofleet.logs.filters import Filters
 from robofleet.logs.globs import glob_pattern, is_glob
 from robofleet.logs.ingest import Row
-from robofleet.logs.models import LEVEL_NAMES
-from robofleet.logs.store_ops import Filters
+from robofleet.logs.records import RecordOut, record_out, time_text
 
 UNFILTERED = Filters()
+# The stream's text is made here, in the logs domain: a record's event is rendered once, on a writer lane, and
+# the tail sends it as is to every viewer.
+HEARTBEAT = ": heartbeat\n\n"
 
 
-def log_event(item: dict[str, Any]) -> str:
+def log_event(item: RecordOut) -> str:
     """The SSE `log` event of a record as the API shows it (orjson writes no newline: the data is one line)."""
     return f"event: log\nid: {item['id']}\ndata: {orjson.dumps(item).decode()}\n\n"
+
+
+def ready_event(last_id: int) -> str:
+    """The SSE `ready` event: the backlog is sent, live records follow; `last_id` is where they start."""
+    return f'event: ready\ndata: {{"last_id":{last_id}}}\n\n'
 
 
 def _events(ids: list[int], rows: list[Row]) -> list[str]:
     times: dict[datetime, str] = {}  # a batch's records often share a time (when received)
     return [
-        log_event(
-            {
-                "id": new_id,
-                "time": times.get(row.time) or times.setdefault(row.time, row.time.isoformat().replace("+00:00", "Z")),
-                "level": LEVEL_NAMES.get(row.level) or str(row.level),
-                "source": row.source,
-                "run_id": row.run_id,
-                "message": row.message,
-                "fields": row.fields,
-                "truncated": row.truncated,
-            }
-        )
+        log_event(record_out(new_id, row, times.get(row.time) or times.setdefault(row.time, time_text(row.time))))
         for new_id, row in zip(ids, rows, strict=True)
     ]
 

@@ -21,16 +21,18 @@ from robofleet.auth.principal import Principal, system_principal
 from robofleet.errors import Forbidden, Invalid, RobofleetError
 from robofleet.events import CLOSING, LAGGED, EventHub
 from robofleet.logs import store_ops
+from robofleet.logs.filters import Filters
+from robofleet.logs.handler import StoreLogHandler
 from robofleet.logs.ingest import ANYONE, Row, Sender, parse_batch
-from robofleet.logs.live import Published, log_event
-from robofleet.logs.store_ops import Filters
+from robofleet.logs.live import HEARTBEAT, Published, log_event, ready_event
+from robofleet.logs.records import RecordOut, record_out
 from robofleet.logs.writer import LogWriter
 from robofleet.robots.models import RUN_USER, Run
 from robofleet.settings.model import LogsSettings
 from robofleet.store import Store
 from robofleet.store.base import utcnow
+from robofleet.store.futures import settle
 from robofleet.store.pagination import decode_cursor, encode_cursor
-from robofleet.web.sse import HEARTBEAT_SECONDS, sse_message
 
 log = logging.getLogger(__name__)
 TOPIC = "logs"
@@ -65,12 +67,10 @@ class LogService:
 
     def start(self, loop: asyncio.AbstractEventLoop, *, own_logs: bool) -> None:
         """Announce new records on `loop`, run retention on it, and keep the orchestrator's own logs."""
-        from robofleet.logs.handler import StoreLogHandler
-
         self.loop = loop
         self._housekeeping = loop.create_task(self.run_housekeeping())
         if own_logs:
-            self._handler = StoreLogHandler(self, max_message_bytes=self.settings.max_message_bytes)
+            self._handler = StoreLogHandler(self.write, max_message_bytes=self.settings.max_message_bytes)
             self._handler.setLevel(self.settings.level)
             logging.getLogger().addHandler(self._handler)
 
@@ -134,10 +134,10 @@ class LogService:
         def stored(done: Future[list[int]]) -> None:
             error = done.exception()
             if error is not None:
-                answer.set_exception(error)
+                settle(answer, exception=error)
             else:
                 ids = done.result()
-                answer.set_result(IngestResult(len(ids), rejected, ids))
+                settle(answer, result=IngestResult(len(ids), rejected, ids))
 
         self.writer.submit(prepare).add_done_callback(stored)
         return answer
@@ -193,7 +193,7 @@ class LogService:
                 connection, filters, after=after, before=before, ascending=reading_up, limit=limit + 1
             )
         more = len(rows) > limit
-        items = [store_ops.row_out(row) for row in rows[:limit]]
+        items = [record_out(row.id, row) for row in rows[:limit]]
         # Where reading stopped: past the last record read, or where a search cut short by its budget got to.
         onward = items[-1]["id"] if more and items else resume
         if backward:
@@ -210,7 +210,7 @@ class LogService:
             "prev_cursor": encode_cursor(f"{view}p:{earlier}") if earlier is not None else None,
         }
 
-    def export(self, filters: Filters, max_records: int, *, ascending: bool = True) -> Iterator[list[dict[str, Any]]]:
+    def export(self, filters: Filters, max_records: int, *, ascending: bool = True) -> Iterator[list[RecordOut]]:
         """Chunks of records, oldest first (or newest first), read a chunk at a time (never the whole result in
         memory)."""
         position: int | None = None
@@ -227,7 +227,7 @@ class LogService:
                     limit=min(EXPORT_CHUNK, max_records - sent),
                 )
             if rows:
-                chunk = [store_ops.row_out(row) for row in rows]
+                chunk = [record_out(row.id, row) for row in rows]
                 yield chunk
                 sent += len(chunk)
                 position = chunk[-1]["id"]
@@ -245,7 +245,7 @@ class LogService:
         filters: Filters,
         after: int | None,
         is_disconnected: Callable[[], Any],
-        heartbeat: float = HEARTBEAT_SECONDS,
+        heartbeat: float,
     ) -> AsyncIterator[str]:
         """Matching records as SSE text, as they are stored. With `after`, first every stored record past it:
         subscribing before reading the backlog, then skipping ids already sent, gives each record exactly once.
@@ -260,7 +260,7 @@ class LogService:
                     last = read_to
                     if events:
                         yield events
-            yield sse_message("ready", {"last_id": last})
+            yield ready_event(last)
             quiet_until = time.monotonic() + heartbeat
             while True:
                 try:
@@ -268,7 +268,7 @@ class LogService:
                 except TimeoutError:
                     if await is_disconnected():
                         return
-                    yield ": heartbeat\n\n"
+                    yield HEARTBEAT
                     quiet_until = time.monotonic() + heartbeat
                     continue
                 if got is CLOSING:  # the server is stopping
@@ -286,7 +286,7 @@ class LogService:
                     yield events
                     quiet_until = time.monotonic() + heartbeat
                 elif time.monotonic() >= quiet_until:
-                    yield ": heartbeat\n\n"
+                    yield HEARTBEAT
                     quiet_until = time.monotonic() + heartbeat
 
     async def _stored_after(self, filters: Filters, last: int) -> AsyncIterator[tuple[str, int]]:
@@ -294,7 +294,7 @@ class LogService:
         while True:
             rows, resume = await asyncio.to_thread(self._backlog, filters, last)
             last = resume if resume is not None else rows[-1].id if rows else last
-            yield "".join(log_event(store_ops.row_out(row)) for row in rows), last
+            yield "".join(log_event(record_out(row.id, row)) for row in rows), last
             if resume is None and len(rows) < BACKLOG_CHUNK:
                 return
 

@@ -3,55 +3,19 @@ summaries of `blocks` whenever a filter narrows the blocks), and retention delet
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from robofleet.logs import blocks
-from robofleet.logs.globs import glob_pattern, glob_to_like, glob_to_sqlite, is_glob
-from robofleet.logs.ingest import Row
+from robofleet.logs.filters import Filters
+from robofleet.logs.globs import glob_to_like, glob_to_sqlite, is_glob
 from robofleet.logs.models import LogRecord
-from robofleet.logs.words import contains_all, words_of
 
 TABLE: Table = LogRecord.__table__  # type: ignore[assignment]
 COLUMNS = ("time", "level", "source", "run_id", "message", "fields", "truncated")
-
-
-@dataclass(frozen=True)
-class Filters:
-    since: datetime | None = None
-    until: datetime | None = None
-    min_level: int | None = None
-    source: str | None = None  # glob: robot:* , agent:pc-?? , orchestrator
-    run_id: str | None = None
-    text: str | None = None
-    # Source globs a reader narrowed to some robots may see (None: every source); a record must match one of them.
-    visible: tuple[str, ...] | None = None
-
-    @cached_property
-    def words(self) -> list[str]:
-        return words_of(self.text) if self.text else []
-
-    def matches(self, row: Row) -> bool:
-        """The same filters applied to a record in memory (for the live tail)."""
-        if self.min_level is not None and row.level < self.min_level:
-            return False
-        if self.run_id is not None and row.run_id != self.run_id:
-            return False
-        if self.source and not glob_pattern(self.source).match(row.source):
-            return False
-        if self.visible is not None and not any(glob_pattern(glob).match(row.source) for glob in self.visible):
-            return False
-        if self.since and row.time < self.since:
-            return False
-        if self.until and row.time >= self.until:
-            return False
-        return contains_all(row.message, self.words)
 
 
 def conditions(
@@ -158,19 +122,3 @@ def delete_emptied_blocks(session: Session) -> int:
     if oldest is not None:
         stale = stale.where(blocks.BLOCKS.c.id < blocks.block_of(int(oldest)))
     return int(session.connection().execute(stale).rowcount or 0)
-
-
-def row_out(row: Any) -> dict[str, Any]:
-    from robofleet.logs.models import LEVEL_NAMES
-
-    fields = row.fields if isinstance(row.fields, dict) else json.loads(row.fields or "{}")
-    return {
-        "id": row.id,
-        "time": row.time.isoformat().replace("+00:00", "Z"),
-        "level": LEVEL_NAMES.get(row.level, str(row.level)),
-        "source": row.source,
-        "run_id": row.run_id,
-        "message": row.message,
-        "fields": fields,
-        "truncated": row.truncated,
-    }
