@@ -1,16 +1,15 @@
-"""The agent page: its machine, its processes, and for `agents:admin` a remote shell and file transfer."""
+"""The agent page: its machine, its processes, and for `agents:admin` a remote shell and file transfer. Each
+route parses the form, asks agents/service.py and shapes the page."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from robofleet.agents.api import audited_command, hub_of
+from robofleet.agents.service import AgentsService
 from robofleet.auth.principal import Principal
 from robofleet.errors import RobofleetError
 from robofleet.orchestrator import Orchestrator
@@ -19,6 +18,7 @@ from robofleet.web.security import Require
 from robofleet.web.templating import page, redirect, templates
 
 router = APIRouter(prefix="/panel/agents", include_in_schema=False)
+LISTED_PROCESSES = 200  # the largest by memory: a page, not the whole machine
 
 
 @router.get("/{name}")
@@ -28,16 +28,16 @@ async def agent_page(
     principal: Principal = Depends(Require("agents:read", panel=True)),
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
-    hub = hub_of(ctx)
+    agents = AgentsService.of(ctx)
     error = None
     agent: dict[str, Any] = {"name": name}
     system: dict[str, Any] = {}
     processes: list[dict[str, Any]] = []
     try:
-        agent = hub.require(name).public()
-        system = await hub.command(name, "system.info", {})
-        listing = await hub.command(name, "process.list", {})
-        processes = sorted(listing["processes"], key=lambda p: p.get("rss") or 0, reverse=True)[:200]
+        agent = agents.get_agent(principal, name)
+        system = await agents.system_info(principal, name)
+        listing = await agents.processes(principal, name)
+        processes = sorted(listing["processes"], key=lambda p: p.get("rss") or 0, reverse=True)[:LISTED_PROCESSES]
     except RobofleetError as exc:
         error = exc.message
     return page(
@@ -65,15 +65,7 @@ async def agent_shell(
     try:
         if not command.strip():
             raise RobofleetError("type a command first")
-        args = {"command": command, "timeout": 60, "max_output": 64_000}
-        result = await audited_command(
-            ctx,
-            principal,
-            "agent.shell",
-            name,
-            {"command": command[:2000]},
-            hub_of(ctx).command(name, "shell.run", args, within=70),
-        )
+        result = await AgentsService.of(ctx).shell(principal, name, command)
         outcome = {"command": command, **result, "error": None}
     except RobofleetError as exc:
         outcome = {"command": command, "error": exc.message}
@@ -92,17 +84,9 @@ async def agent_upload(
     if not isinstance(upload, UploadFile) or not path:
         return redirect(f"/panel/agents/{name}", error="Choose a file and a destination path.")
     content = await upload.read()
-    digest = hashlib.sha256(content).hexdigest()
-    args = {"path": path, "offset": 0, "data": base64.b64encode(content).decode(), "sha256": digest}
     try:
-        await audited_command(
-            ctx,
-            principal,
-            "agent.file_put",
-            name,
-            {"path": path, "size": len(content)},
-            hub_of(ctx).command(name, "file.put", args),
-        )
+        stored = await AgentsService.of(ctx).put_file(principal, name, path, content)
     except RobofleetError as exc:
         return redirect(f"/panel/agents/{name}", error=exc.message)
-    return redirect(f"/panel/agents/{name}", notice=f"Uploaded {len(content)} bytes to {path} (sha256 {digest[:12]}…).")
+    notice = f"Uploaded {len(content)} bytes to {path} (sha256 {stored['sha256'][:12]}…)."
+    return redirect(f"/panel/agents/{name}", notice=notice)
