@@ -67,11 +67,13 @@ class HeldConnection:
         return self._connection
 
     def begin(self) -> Connection:
-        """The held connection inside a transaction: the one already begun, or a new one."""
+        """The held connection inside a transaction: the one already begun (not checked: a check could end it, and
+        a busy connection's failure surfaces anyway), or a new one."""
+        if self._transaction is not None and self._connection is not None:
+            return self._connection
         connection = self.get()
-        if self._transaction is None:
-            with unavailable_when_lost():
-                self._transaction = connection.begin()
+        with unavailable_when_lost():
+            self._transaction = connection.begin()
         return connection
 
     def commit(self) -> None:
