@@ -1,4 +1,8 @@
-"""Fixtures that start the real thing: SQLite files, PostgreSQL databases, the app, `robofleet serve`."""
+"""Fixtures that start the real thing: SQLite files, PostgreSQL databases, the app, `robofleet serve` and
+`robofleet agent` processes, the CLI, a browser.
+
+Test modules take what starts or owns something as a fixture, and import from a conftest only its types and its
+pure helpers (`bearer`, `wait_until`, `log_in`); never anything from another test module nor from tests.kit."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser
 
 from robofleet.auth.principal import cli_principal
 from robofleet.auth.schemas import TokenCreate, UserCreate
@@ -18,7 +23,33 @@ from robofleet.orchestrator import Orchestrator, prepare_store
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.web.app import create_app
-from tests.pg import HOW_TO_ENABLE, PgServer, ThrowawayCluster, answers, pg_bin
+from tests.kit import cli as kit_cli
+from tests.kit.browser import chromium, log_in
+from tests.kit.cli import CliResult
+from tests.kit.pg import HOW_TO_ENABLE, PgServer, ThrowawayCluster, answers, free_port, pg_bin
+from tests.kit.proxy import FlakyProxy
+from tests.kit.serve import AgentProcess, Processes, ServeProcess, StartAgent, StartServe
+from tests.kit.waiting import wait_until, wait_until_async
+
+__all__ = [
+    "STORES",
+    "AgentProcess",
+    "CliResult",
+    "FlakyProxy",
+    "MakeUser",
+    "PgServer",
+    "RunCli",
+    "ServeProcess",
+    "StartAgent",
+    "StartServe",
+    "ThrowawayCluster",
+    "bearer",
+    "free_port",
+    "log_in",
+    "skip_or_fail",
+    "wait_until",
+    "wait_until_async",
+]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 STORES = ["sqlite", "postgresql"]
@@ -121,3 +152,89 @@ def admin_token(make_user: MakeUser) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """The owner of this test's `robofleet serve` and `robofleet agent` processes: all stopped at its end."""
+    owner = Processes(tmp_path)
+    try:
+        yield owner
+    finally:
+        owner.stop_all()
+
+
+@pytest.fixture
+def start_serve(processes: Processes) -> StartServe:
+    """`start_serve(workdir=None, *, env=None, port=None, wait="/readyz", start=True, split_output=False)`: a
+    `robofleet serve` in `workdir` (a new folder under tmp_path by default) with the settings of `env`, on a free
+    port, answering `wait`; stopped (SIGTERM, then SIGKILL) when the test ends, however it ends."""
+    return processes.serve
+
+
+@pytest.fixture
+def start_agent(processes: Processes) -> StartAgent:
+    """`start_agent(server, name, *, token=None, state_dir=None, env=None, online=None)`: a `robofleet agent`
+    named `name` connected to `server` (a ServeProcess, or a URL with a `token`); with `online` (an admin API
+    client) it returns once the server lists it. A token of a new agent user `name` is made when none is given.
+    Stopped (SIGTERM, then SIGKILL) when the test ends."""
+    return processes.agent
+
+
+@pytest.fixture(scope="module")
+def start_module_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServe]:
+    """`start_serve` for a module-scoped fixture: the processes live until the module's last test ends."""
+    owner = Processes(tmp_path_factory.mktemp("module-serve"))
+    try:
+        yield owner.serve
+    finally:
+        owner.stop_all()
+
+
+RunCli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> RunCli:
+    """`run_cli(*args, cwd=tmp_path, env=None, stdin=None, timeout=60)`: `python -m robofleet ARGS` in `cwd` with
+    the runner's environment less its ROBOFLEET_* variables, plus `env`; its (returncode, stdout, stderr).
+    `ServeProcess.cli` runs the same with a server's folder and settings."""
+
+    def run(
+        *args: str,
+        cwd: Path = tmp_path,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+        timeout: float = 60,
+    ) -> CliResult:
+        return kit_cli.run_cli(*args, cwd=cwd, env=env, stdin=stdin, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Headless Chromium for this test (Debian's, through Playwright)."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def module_browser() -> Iterator[Browser]:
+    """`browser` for a module's tests to share (each test its own context)."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def flaky_proxy() -> Iterator[Callable[[int], FlakyProxy]]:
+    """`flaky_proxy(port)`: a started FlakyProxy in front of 127.0.0.1:`port`, stopped when the test ends."""
+    started: list[FlakyProxy] = []
+
+    def start(port: int) -> FlakyProxy:
+        started.append(FlakyProxy(port).start())
+        return started[-1]
+
+    yield start
+    for proxy in reversed(started):
+        proxy.stop()

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser
 
 from robofleet.orchestrator import Orchestrator
 from robofleet.settings.model import Settings
-from tests.browser import chromium, log_in
-from tests.conftest import MakeUser, bearer
-from tests.serve import ServeProcess
+from tests.conftest import CliResult, MakeUser, StartServe, bearer, log_in
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
@@ -51,86 +47,62 @@ def test_python_console_when_enabled(
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_console_runs_echo_and_shows_the_result_live(tmp_path: Path) -> None:
-    serve = ServeProcess(tmp_path).start(wait="/readyz")
-    try:
-        with chromium() as browser:
-            page = browser.new_page()
-            log_in(page, serve.url, "admin", serve.admin_password(), "/panel/console")
-            page.wait_for_selector("#live-state:text('live')")
-            page.fill("#action-search", "echo")
-            assert page.locator("#action-list li:not([hidden])").count() == 1
-            page.keyboard.press("Enter")
-            page.fill("#run-form input[name=message]", "hello from the console")
-            page.click("#run-form button[type=submit]")
-            page.wait_for_selector("#activity-result [data-field=state]:text('succeeded')", timeout=10_000)
-            assert "hello from the console" in page.inner_text("#activity-result")
-            row = page.locator("#history tbody tr").first
-            assert "system.echo" in row.inner_text() and "succeeded" in row.inner_text()
-            # An activity submitted elsewhere (the CLI) shows up in the history by itself.
-            token = serve.token()
-            httpx.post(
-                f"{serve.url}/api/v1/activities",
-                json={"action": "system.sleep", "args": {"seconds": 0.2}},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            page.wait_for_selector("#history tbody tr:has-text('system.sleep'):has-text('succeeded')", timeout=10_000)
-    finally:
-        serve.stop()
+def test_console_runs_echo_and_shows_the_result_live(start_serve: StartServe, browser: Browser) -> None:
+    serve = start_serve()
+    page = browser.new_page()
+    log_in(page, serve.url, "admin", serve.admin_password(), "/panel/console")
+    page.wait_for_selector("#live-state:text('live')")
+    page.fill("#action-search", "echo")
+    assert page.locator("#action-list li:not([hidden])").count() == 1
+    page.keyboard.press("Enter")
+    page.fill("#run-form input[name=message]", "hello from the console")
+    page.click("#run-form button[type=submit]")
+    page.wait_for_selector("#activity-result [data-field=state]:text('succeeded')", timeout=10_000)
+    assert "hello from the console" in page.inner_text("#activity-result")
+    row = page.locator("#history tbody tr").first
+    assert "system.echo" in row.inner_text() and "succeeded" in row.inner_text()
+    # An activity submitted elsewhere (the CLI) shows up in the history by itself.
+    token = serve.token()
+    httpx.post(
+        f"{serve.url}/api/v1/activities",
+        json={"action": "system.sleep", "args": {"seconds": 0.2}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    page.wait_for_selector("#history tbody tr:has-text('system.sleep'):has-text('succeeded')", timeout=10_000)
 
 
 @pytest.mark.slow
-def test_activity_cli_and_event_stream(tmp_path: Path) -> None:
-    serve = ServeProcess(tmp_path).start(wait="/readyz")
-    try:
-        made = serve.token()
-        token = made
-        env = {**serve.env, "ROBOFLEET_CLIENT__TOKEN": token}
+def test_activity_cli_and_event_stream(start_serve: StartServe) -> None:
+    serve = start_serve()
+    token = serve.token()
 
-        def cli(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "robofleet", "activity", *args],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+    def cli(*args: str) -> CliResult:
+        return serve.cli("activity", *args, env={"ROBOFLEET_CLIENT__TOKEN": token})
 
-        with httpx.stream(
-            "GET", f"{serve.url}/api/v1/activities/stream", timeout=20, headers={"Authorization": f"Bearer {token}"}
-        ) as stream:
-            ran = cli("run", "system.echo", "--args", '{"message": "from the CLI"}', "--wait")
-            assert ran.returncode == 0, ran.stderr
-            activity = json.loads(ran.stdout)
-            assert activity["state"] == "succeeded" and activity["result"] == {"message": "from the CLI"}
-            states = []
-            for line in stream.iter_lines():
-                if line.startswith("data:"):
-                    event = json.loads(line[5:])
-                    if event["id"] == activity["id"]:
-                        states.append(event["state"])
-                        if event["state"] == "succeeded":
-                            break
-            assert states[-1] == "succeeded"
-        failed = cli("run", "users.get", "--args", '{"username": "ghost"}', "--wait")
-        assert failed.returncode == 1 and json.loads(failed.stdout)["error"]["code"] == "not_found"
-        refused = cli("run", "system.echo", "--args", '{"mesage": "typo"}')
-        assert refused.returncode == 1 and "message" in refused.stderr
-        assert cli("run", "system.echo", "--args", "not json").returncode == 2
-        queued = cli("run", "system.sleep", "--args", '{"seconds": 0.1}', "--async")
-        assert queued.returncode == 0 and json.loads(queued.stdout)["mode"] == "async"
-        assert "system.sleep" in cli("list").stdout
-        assert "users.create" in cli("actions", "user").stdout
-        no_token = subprocess.run(
-            [sys.executable, "-m", "robofleet", "activity", "list"],
-            cwd=tmp_path,
-            env=serve.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert no_token.returncode == 2 and "token" in no_token.stderr
-    finally:
-        serve.stop()
+    with httpx.stream(
+        "GET", f"{serve.url}/api/v1/activities/stream", timeout=20, headers={"Authorization": f"Bearer {token}"}
+    ) as stream:
+        ran = cli("run", "system.echo", "--args", '{"message": "from the CLI"}', "--wait")
+        assert ran.returncode == 0, ran.stderr
+        activity = json.loads(ran.stdout)
+        assert activity["state"] == "succeeded" and activity["result"] == {"message": "from the CLI"}
+        states = []
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                event = json.loads(line[5:])
+                if event["id"] == activity["id"]:
+                    states.append(event["state"])
+                    if event["state"] == "succeeded":
+                        break
+        assert states[-1] == "succeeded"
+    failed = cli("run", "users.get", "--args", '{"username": "ghost"}', "--wait")
+    assert failed.returncode == 1 and json.loads(failed.stdout)["error"]["code"] == "not_found"
+    refused = cli("run", "system.echo", "--args", '{"mesage": "typo"}')
+    assert refused.returncode == 1 and "message" in refused.stderr
+    assert cli("run", "system.echo", "--args", "not json").returncode == 2
+    queued = cli("run", "system.sleep", "--args", '{"seconds": 0.1}', "--async")
+    assert queued.returncode == 0 and json.loads(queued.stdout)["mode"] == "async"
+    assert "system.sleep" in cli("list").stdout
+    assert "users.create" in cli("actions", "user").stdout
+    no_token = serve.cli("activity", "list")
+    assert no_token.returncode == 2 and "token" in no_token.stderr

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.serve import ServeProcess
+from tests.conftest import ServeProcess
 
 pytestmark = pytest.mark.slow
 AGENTS = 300

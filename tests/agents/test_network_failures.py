@@ -9,12 +9,11 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agents.proxy import FlakyProxy
-from tests.serve import ServeProcess
-from tests.waiting import until
+from tests.conftest import AgentProcess, FlakyProxy, ServeProcess, StartAgent, StartServe, wait_until
 
 pytestmark = pytest.mark.slow
 AGENT = "pc-net"
@@ -39,58 +36,38 @@ class Fleet:
     proxy: FlakyProxy
     api: httpx.Client
     folder: Path
-    token: str = ""
-    agent: subprocess.Popen[bytes] | None = None
+    agent: AgentProcess
 
     def online(self) -> bool:
         return AGENT in [agent["name"] for agent in self.api.get("/api/v1/agents").json()["items"]]
 
     def wait_offline(self, seconds: float = 5) -> None:
-        until(lambda: not self.online(), seconds, f"serve to mark {AGENT} offline")
+        wait_until(lambda: not self.online(), seconds, message=f"serve to mark {AGENT} offline")
 
     def wait_online(self, seconds: float = 15) -> None:
-        until(self.online, seconds, f"{AGENT} to be connected again")
+        wait_until(self.online, seconds, message=f"{AGENT} to be connected again")
 
     def shell(self, command: str, timeout: float = 20) -> httpx.Response:
         return self.api.post(f"/api/v1/agents/{AGENT}/shell", json={"command": command, "timeout": timeout})
 
-    def start_agent(self) -> None:
-        """`robofleet agent` through the proxy, on the same state directory each time (a restart finds its runs)."""
-        command = ["agent", "--server", self.proxy.url, "--token", self.token, "--name", AGENT]
-        self.agent = subprocess.Popen(
-            [sys.executable, "-m", "robofleet", *command, "--state-dir", str(self.folder / "agent")],
-            stdout=subprocess.DEVNULL,
-            stderr=(self.folder / "agent.log").open("a"),
-        )
-
-    def kill_agent(self) -> None:
-        assert self.agent is not None
-        self.agent.kill()
-        self.agent.wait(10)
-
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
+def fleet(
+    tmp_path: Path, flaky_proxy: Callable[[int], FlakyProxy], start_serve: StartServe, start_agent: StartAgent
+) -> Fleet:
     # A long grace: a cut must not make runs lost; short heartbeats: a silent link is noticed in seconds.
     env = {"ROBOFLEET_AGENTS__GRACE_SECONDS": "120", "ROBOFLEET_AGENTS__HEARTBEAT_SECONDS": str(HEARTBEAT)}
-    serve = ServeProcess(tmp_path / "server", env=env).start(wait="/readyz")
-    proxy = FlakyProxy(serve.port).start()
-    fleet = None
-    try:
-        api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=60)
-        user = {"username": AGENT, "password": "agent-password", "roles": ["agent"]}
-        assert api.post("/api/v1/users", json=user).status_code == 201
-        token = api.post("/api/v1/tokens", json={"user": AGENT}).json()["token"]
-        fleet = Fleet(serve, proxy, api, tmp_path, token)
-        fleet.start_agent()
-        fleet.wait_online()
-        yield fleet
-    finally:
-        if fleet is not None and fleet.agent is not None:
-            fleet.agent.terminate()
-            fleet.agent.wait(10)
-        proxy.stop()
-        serve.stop()
+    serve = start_serve(tmp_path / "server", env=env)
+    proxy = flaky_proxy(serve.port)
+    api = serve.api(timeout=60)
+    user = {"username": AGENT, "password": "agent-password", "roles": ["agent"]}
+    assert api.post("/api/v1/users", json=user).status_code == 201
+    token = api.post("/api/v1/tokens", json={"user": AGENT}).json()["token"]
+    # Through the proxy, on the same state directory each time it starts (a restart finds its runs).
+    agent = start_agent(proxy.url, AGENT, token=token, state_dir=tmp_path / "agent")
+    fleet = Fleet(serve, proxy, api, tmp_path, agent)
+    fleet.wait_online()
+    return fleet
 
 
 def lines_of(path: Path) -> list[str]:
@@ -104,13 +81,13 @@ def test_a_shell_command_cut_off_midway_runs_once_and_its_caller_gets_the_result
     script = f"echo once >> {ran}; while [ ! -e {gate} ]; do sleep 0.05; done; echo finished; touch {ended}"
     with ThreadPoolExecutor(1) as pool:
         answer = pool.submit(fleet.shell, script)
-        until(ran.exists, what="the command to start on the agent")
+        wait_until(ran.exists, message="the command to start on the agent")
         fleet.proxy.refuse()
         fleet.proxy.cut()
         fleet.wait_offline()
         if agent_back == "after the command ended":
             gate.touch()
-            until(ended.exists, what="the command to end on the agent")
+            wait_until(ended.exists, message="the command to end on the agent")
             time.sleep(0.3)  # let the worker hand its result over while the agent is still away
             assert not fleet.online()
         fleet.proxy.allow()
@@ -155,7 +132,7 @@ def test_a_silent_network_is_noticed_by_heartbeats_and_a_command_sent_into_it_ru
         # Three heartbeats missed, and the time to see it: not uvicorn's 40 s of keepalive pings.
         assert time.monotonic() - silent_since < 3 * HEARTBEAT + 3
         # The agent gives the link up too (its pings go unanswered), and dials again into the silence.
-        until(lambda: fleet.proxy.accepted > dialed, 3 * HEARTBEAT + 5, "the agent to dial again")
+        wait_until(lambda: fleet.proxy.accepted > dialed, 3 * HEARTBEAT + 5, message="the agent to dial again")
         assert not ran.exists() and not answer.done()  # the command is somewhere in the dead link
         fleet.proxy.restore()
         fleet.wait_online()
@@ -179,7 +156,7 @@ def counted(api: httpx.Client, run_id: int, robot: str) -> list[int]:
 
 def more_output(api: httpx.Client, run_id: int, robot: str, lines: int = 10) -> None:
     known = len(counted(api, run_id, robot))
-    until(lambda: len(counted(api, run_id, robot)) >= known + lines, what=f"{lines} more lines of output")
+    wait_until(lambda: len(counted(api, run_id, robot)) >= known + lines, message=f"{lines} more lines of output")
 
 
 def test_a_robot_runs_on_through_cuts_and_its_output_arrives_once_in_order(fleet: Fleet) -> None:
@@ -204,7 +181,7 @@ def test_a_robot_runs_on_through_cuts_and_its_output_arrives_once_in_order(fleet
         assert api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "running"
     more_output(api, run["id"], "steady")
     assert api.post(f"/api/v1/runs/{run['id']}/stop").status_code == 200
-    until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "stopped", what="the run to stop")
+    wait_until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "stopped", message="the run to stop")
     numbers = counted(api, run["id"], "steady")
     assert numbers == list(range(1, len(numbers) + 1)), (
         f"gaps or repeats: {sorted(set(numbers) ^ set(range(1, len(numbers) + 1)))}"
@@ -228,17 +205,17 @@ def test_an_agent_killed_before_its_output_was_acknowledged_sends_it_again_after
     else:
         fleet.proxy.silence()
         time.sleep(1)
-    fleet.kill_agent()
+    fleet.agent.kill()
     fleet.proxy.refuse()
     fleet.proxy.cut()
     fleet.proxy.restore()
     fleet.wait_offline(3 * HEARTBEAT + 5)
     fleet.proxy.allow()
-    fleet.start_agent()
+    fleet.agent.start()
     fleet.wait_online()
     more_output(api, run["id"], "steady", 100)
     assert api.post(f"/api/v1/runs/{run['id']}/stop").status_code == 200
-    until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "stopped", what="the run to stop")
+    wait_until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "stopped", message="the run to stop")
     numbers = counted(api, run["id"], "steady")
     missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
     assert not missing, f"lines lost: {missing[:5]}… ({len(missing)})"

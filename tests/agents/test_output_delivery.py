@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,8 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.serve import ServeProcess
-from tests.waiting import until
+from tests.conftest import ServeProcess, StartAgent, StartServe, wait_until
 
 WAIT = 30  # seconds: these robots print megabytes
 
@@ -53,44 +51,34 @@ def env_for(store_url: str) -> dict[str, str]:
     return {} if store_url.startswith("sqlite") else {"ROBOFLEET_STORE__URL": store_url}
 
 
-@contextlib.contextmanager
-def remote_agent(serve: ServeProcess, api: httpx.Client, state_dir: Path, name: str) -> Iterator[None]:
+def remote_agent(serve: ServeProcess, api: httpx.Client, start_agent: StartAgent, name: str) -> None:
+    """A `robofleet agent` named `name` connected to `serve`, its user and token made through `api`."""
     user = {"username": name, "password": "agent-password", "roles": ["agent"]}
     assert api.post("/api/v1/users", json=user).status_code == 201
     token = api.post("/api/v1/tokens", json={"user": name}).json()["token"]
-    command = ["agent", "--server", serve.url, "--token", token, "--name", name, "--state-dir", str(state_dir)]
-    agent = subprocess.Popen([sys.executable, "-m", "robofleet", *command], stdout=subprocess.DEVNULL)
-    try:
-        until(lambda: name in [a["name"] for a in api.get("/api/v1/agents").json()["items"]], WAIT, "the agent")
-        yield
-    finally:
-        agent.terminate()
-        agent.wait(10)
+    start_agent(serve, name, token=token, online=api, timeout=WAIT)
 
 
-def settle_a_chatty_run(tmp_path: Path, env: dict[str, str], agent: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def settle_a_chatty_run(
+    tmp_path: Path, start_serve: StartServe, start_agent: StartAgent, env: dict[str, str], agent: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Runs PRINTER on `agent` ("local" or a remote one); the settled run and its output as stored the moment it
     was settled."""
     printer = tmp_path / "printer.py"
     printer.write_text(PRINTER)
-    serve = ServeProcess(tmp_path / "server", env=env).start(wait="/readyz")
-    try:
-        api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=60)
-        remote = agent != "local"
-        with remote_agent(serve, api, tmp_path / "agent", agent) if remote else contextlib.nullcontext():
-            robot = {"name": "chatty", "agent": agent, "argv": [sys.executable, str(printer)]}
-            assert api.post("/api/v1/robots", json=robot).status_code == 201
-            run = api.post("/api/v1/robots/chatty/start").json()
-            settled = until(
-                lambda: (
-                    (r := api.get(f"/api/v1/runs/{run['id']}").json())["state"] not in ("starting", "running") and r
-                ),
-                WAIT,
-                "the run to be settled",
-            )
-            return settled, records(api, run["id"], "chatty")  # read at once: nothing may still be on its way
-    finally:
-        serve.stop()
+    serve = start_serve(tmp_path / "server", env=env)
+    api = serve.api(timeout=60)
+    if agent != "local":
+        remote_agent(serve, api, start_agent, agent)
+    robot = {"name": "chatty", "agent": agent, "argv": [sys.executable, str(printer)]}
+    assert api.post("/api/v1/robots", json=robot).status_code == 201
+    run = api.post("/api/v1/robots/chatty/start").json()
+    settled = wait_until(
+        lambda: (r := api.get(f"/api/v1/runs/{run['id']}").json())["state"] not in ("starting", "running") and r,
+        WAIT,
+        message="the run to be settled",
+    )
+    return settled, records(api, run["id"], "chatty")  # read at once: nothing may still be on its way
 
 
 def assert_whole(settled: dict[str, Any], stored: list[dict[str, Any]]) -> None:
@@ -103,15 +91,15 @@ def assert_whole(settled: dict[str, Any], stored: list[dict[str, Any]]) -> None:
 
 
 def test_a_local_run_that_ends_with_megabytes_unread_is_settled_only_after_all_its_output_is_stored(
-    tmp_path: Path, store_url: str
+    tmp_path: Path, store_url: str, start_serve: StartServe, start_agent: StartAgent
 ) -> None:
-    assert_whole(*settle_a_chatty_run(tmp_path, env_for(store_url), "local"))
+    assert_whole(*settle_a_chatty_run(tmp_path, start_serve, start_agent, env_for(store_url), "local"))
 
 
 def test_a_remote_run_that_ends_with_megabytes_unread_is_settled_only_after_all_its_output_is_stored(
-    tmp_path: Path,
+    tmp_path: Path, start_serve: StartServe, start_agent: StartAgent
 ) -> None:
-    assert_whole(*settle_a_chatty_run(tmp_path, {}, "pc-out"))
+    assert_whole(*settle_a_chatty_run(tmp_path, start_serve, start_agent, {}, "pc-out"))
 
 
 @contextlib.contextmanager
@@ -132,27 +120,26 @@ def writes_blocked(store_url: str, data_dir: Path) -> Iterator[None]:
 
 
 def test_output_read_but_not_stored_when_serve_is_killed_is_read_again_after_its_restart(
-    tmp_path: Path, store_url: str
+    tmp_path: Path, store_url: str, start_serve: StartServe
 ) -> None:
-    serve = ServeProcess(tmp_path, env=env_for(store_url)).start(wait="/readyz")
-    try:
-        api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=30)
-        robot = {"name": "steady", "argv": COUNTER, "safe_stop_timeout": 5}
-        assert api.post("/api/v1/robots", json=robot).status_code == 201
-        run = api.post("/api/v1/robots/steady/start").json()
-        until(lambda: len(records(api, run["id"], "steady")) >= 20, WAIT, "the first lines")
-        with writes_blocked(store_url, tmp_path / "robofleet-data"):
-            time.sleep(1.5)  # serve reads lines meanwhile; storing them waits for the lock
-            serve.kill()
-        serve.start(wait="/readyz")
-        api = httpx.Client(base_url=serve.url, headers=api.headers, timeout=30)
-        before = len(records(api, run["id"], "steady"))
-        until(lambda: len(records(api, run["id"], "steady")) >= before + 100, WAIT, "the lines of the lock and more")
-        assert api.post(f"/api/v1/runs/{run['id']}/stop").status_code == 200
-        until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "stopped", WAIT, "the stop")
-        numbers = [int(r["message"].removeprefix("count ")) for r in records(api, run["id"], "steady")]
-    finally:
-        serve.stop()
+    serve = start_serve(tmp_path, env=env_for(store_url))
+    api = serve.api(timeout=30)
+    robot = {"name": "steady", "argv": COUNTER, "safe_stop_timeout": 5}
+    assert api.post("/api/v1/robots", json=robot).status_code == 201
+    run = api.post("/api/v1/robots/steady/start").json()
+    wait_until(lambda: len(records(api, run["id"], "steady")) >= 20, WAIT, message="the first lines")
+    with writes_blocked(store_url, tmp_path / "robofleet-data"):
+        time.sleep(1.5)  # serve reads lines meanwhile; storing them waits for the lock
+        serve.kill()
+    serve.start(wait="/readyz")
+    api = httpx.Client(base_url=serve.url, headers=api.headers, timeout=30)
+    before = len(records(api, run["id"], "steady"))
+    wait_until(
+        lambda: len(records(api, run["id"], "steady")) >= before + 100, WAIT, message="the lines of the lock and more"
+    )
+    assert api.post(f"/api/v1/runs/{run['id']}/stop").status_code == 200
+    wait_until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "stopped", WAIT, message="the stop")
+    numbers = [int(r["message"].removeprefix("count ")) for r in records(api, run["id"], "steady")]
     missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
     assert not missing, f"lines lost: {missing[:5]}… ({len(missing)})"
     assert numbers == list(range(1, len(numbers) + 1)), "lines repeated or out of order"

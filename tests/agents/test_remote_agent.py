@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.serve import ServeProcess
+from tests.conftest import ServeProcess
 
 pytestmark = pytest.mark.slow
 COUNTER = [

@@ -27,8 +27,7 @@ from robofleet.settings.model import LogsSettings, Settings
 from robofleet.store import Store
 from robofleet.store.base import UTCDateTime
 from robofleet.store.migrate import alembic_config, upgrade
-from tests.conftest import STORES, skip_or_fail
-from tests.pg import PgServer
+from tests.conftest import STORES, PgServer, skip_or_fail
 
 # Every time is fixed, so that the data set, and which blocks a time range selects, never change.
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.serve import ServeProcess
+from tests.conftest import ServeProcess
 
 # The robot posts a batch with its run's token and writes the answer where the test can read it.
 ROBOT = """

@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from robofleet.sdk import RobofleetLogHandler
-from tests.pg import free_port
-from tests.serve import ServeProcess
+from tests.conftest import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from robofleet.sdk import RobofleetLogHandler
-from tests.serve import ServeProcess
+from tests.conftest import ServeProcess
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ import httpx
 import psutil
 import pytest
 
+from tests.conftest import ServeProcess
 from tests.robots.test_checkpoint_restart import STEPWISE, output, wait_output
 from tests.robots.test_serve_crash import wait_run
-from tests.serve import ServeProcess
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ import httpx
 import psutil
 import pytest
 
+from tests.conftest import ServeProcess
 from tests.robots.test_serve_crash import wait_run
-from tests.serve import ServeProcess
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "robots"

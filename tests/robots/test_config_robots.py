@@ -18,7 +18,7 @@ from robofleet.robots.service import RobotsService
 from robofleet.settings import load_settings
 from robofleet.settings.model import RobotConfig
 from robofleet.store import Store
-from tests.serve import ServeProcess
+from tests.conftest import ServeProcess
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo.toml"

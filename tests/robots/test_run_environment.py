@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from robofleet.agents.processes import ProcessManager, wait_until
-from tests.serve import ServeProcess
+from tests.conftest import ServeProcess
 
 SENTINEL = "rf_sentinel_not_real"
 STORE_WITH_PASSWORD = "postgresql+psycopg://robofleet:db-password-not-real@db.invalid/robofleet"

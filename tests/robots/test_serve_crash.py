@@ -11,7 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.serve import ServeProcess
+from tests.conftest import ServeProcess
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "robots"

@@ -22,9 +22,7 @@ import pytest
 from robofleet.errors import StoreUnavailable
 from robofleet.settings.model import StoreSettings
 from robofleet.store import Store
-from tests.conftest import skip_or_fail
-from tests.pg import ThrowawayCluster, pg_bin
-from tests.serve import ServeProcess
+from tests.conftest import ServeProcess, ThrowawayCluster, pg_bin, skip_or_fail
 
 pytestmark = pytest.mark.slow
 

@@ -8,28 +8,19 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser import chromium, log_in
-from tests.serve import ServeProcess
+from tests.conftest import ServeProcess, StartServe, log_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    process = ServeProcess(tmp_path_factory.mktemp("panel")).start(wait="/readyz")
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
+def serve(start_module_serve: StartServe) -> ServeProcess:
+    return start_module_serve()
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
+def page(module_browser: Browser) -> Iterator[Page]:
+    context = module_browser.new_context()
     yield context.new_page()
     context.close()
 

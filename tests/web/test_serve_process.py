@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from robofleet.server import GRACEFUL_STOP_SECONDS
-from tests.serve import ServeProcess
+from tests.conftest import ServeProcess
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Headless Chromium (Debian's) through Playwright, and a logged-in page on a real `robofleet serve`."""
+"""Headless Chromium (Debian's) through Playwright, and logging in to the panel of a real `robofleet serve`."""
 
 from __future__ import annotations
 

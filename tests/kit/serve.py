@@ -1,0 +1,269 @@
+"""`robofleet serve` and `robofleet agent` as real subprocesses, started the way a user starts them, and the
+owner that stops whatever a test started."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from tests.kit.cli import ROBOFLEET, CliResult, clean_environ, run_cli
+from tests.kit.pg import free_port
+from tests.kit.waiting import wait_until
+
+ADDRESS_IN_USE = "address already in use"
+
+
+def stop_process(process: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+    """Sends `sig` and waits `timeout` seconds for the exit, then SIGKILL; the exit code (0 if never started)."""
+    if process is None:
+        return 0
+    if process.poll() is not None:
+        return process.returncode
+    process.send_signal(sig)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(timeout=timeout)
+
+
+class ServeProcess:
+    """`robofleet serve` in `workdir` (its data in workdir/robofleet-data) on `port`, a free one if not given.
+
+    `env` adds settings to an environment without the runner's ROBOFLEET_* variables. Its output goes to
+    workdir/serve.log, or with `split_output` to serve.stdout and serve.stderr beside `workdir`. `start` again
+    after a `stop` or `kill` restarts it on the same port and data."""
+
+    def __init__(
+        self, workdir: Path, *, env: dict[str, str] | None = None, port: int | None = None, split_output: bool = False
+    ) -> None:
+        self.workdir = workdir
+        self._own_port = port is None
+        self.port = port or free_port()
+        self.extra_env = dict(env or {})
+        self.process: subprocess.Popen[str] | None = None
+        self.log = workdir / "serve.log"
+        self.split_output = split_output
+        self.stdout_file = workdir.parent / f"{workdir.name}.stdout"
+        self.stderr_file = workdir.parent / f"{workdir.name}.stderr"
+        self._admin_token: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return clean_environ({"ROBOFLEET_SERVER__PORT": str(self.port), **self.extra_env})
+
+    def start(self, *, wait: str | None = "/healthz", timeout: float = 30) -> ServeProcess:
+        """Starts serve and waits for `wait` to answer 200 (not at all if None).
+
+        A port of its own choosing that another process took meanwhile is replaced by a new free one, twice at
+        most; fails (RuntimeError) if serve exits first, (AssertionError) after `timeout` seconds."""
+        for attempt in range(3):
+            self._spawn()
+            if not wait:
+                return self
+            try:
+                self.wait_for(wait, timeout=timeout)
+                return self
+            except RuntimeError:
+                if not (self._own_port and attempt < 2 and ADDRESS_IN_USE in self.output().lower()):
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _spawn(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        out: IO[str]
+        err: IO[str] | int
+        if self.split_output:
+            out, err = self.stdout_file.open("a"), self.stderr_file.open("a")
+        else:
+            out, err = self.log.open("a"), subprocess.STDOUT
+        with out:
+            self.process = subprocess.Popen(
+                [*ROBOFLEET, "serve"], cwd=self.workdir, env=self.env, stdout=out, stderr=err, text=True
+            )
+        if not isinstance(err, int):
+            err.close()
+
+    def wait_for(self, path: str, *, status: int = 200, timeout: float = 30) -> httpx.Response:
+        """The first answer of `path` with `status`; fails (RuntimeError) if serve exits meanwhile."""
+        last: list[object] = [None]
+
+        def answered() -> httpx.Response | None:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                response = httpx.get(self.url + path, timeout=2)
+            except httpx.HTTPError as exc:
+                last[0] = exc
+                return None
+            last[0] = response.status_code
+            return response if response.status_code == status else None
+
+        return wait_until(
+            answered,
+            timeout,
+            interval=0.1,
+            message=lambda: f"{path} to answer {status} (last: {last[0]}):\n{self.output()}",
+        )
+
+    def stdout(self) -> str:
+        return self.stdout_file.read_text() if self.stdout_file.exists() else ""
+
+    def stderr(self) -> str:
+        return self.stderr_file.read_text() if self.stderr_file.exists() else ""
+
+    def output(self) -> str:
+        if self.split_output:
+            return f"--- stdout\n{self.stdout()}--- stderr\n{self.stderr()}"
+        return self.log.read_text() if self.log.exists() else ""
+
+    def cli(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> CliResult:
+        """`robofleet ARGS` run in this server's folder with its settings, as its user would run it."""
+        return run_cli(*args, cwd=self.workdir, env={**self.env, **(env or {})}, stdin=stdin)
+
+    def token(self, user: str = "admin") -> str:
+        """A new API token for `user`, made with `robofleet token create` (its last line is the token)."""
+        made = self.cli("token", "create", "--user", user)
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip().splitlines()[-1]
+
+    def agent_token(self, name: str) -> str:
+        """A token of a new user `name` with the agent role, made with the CLI as an operator would."""
+        made = self.cli("user", "create", name, "--role", "agent", "--password-stdin", stdin=f"{name}-password\n")
+        assert made.returncode == 0, made.stderr
+        return self.token(name)
+
+    def api(self, token: str | None = None, timeout: float = 20) -> httpx.Client:
+        """An HTTP client of this server authenticated with `token`, by default a new admin token."""
+        token = token or self.token()
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+
+    def admin_password(self) -> str:
+        return (self.workdir / "robofleet-data" / "initial-admin-password").read_text().strip()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Sends `sig`, then SIGKILL after `timeout` seconds; the exit code."""
+        return stop_process(self.process, sig, timeout)
+
+    def kill(self) -> int:
+        return self.stop(signal.SIGKILL)
+
+
+class AgentProcess:
+    """`robofleet agent --name NAME` connected to `server` with `token`, its state in `state_dir`, its output in
+    `log`. `start` again after a `stop` or `kill` restarts it on the same state (it finds its runs)."""
+
+    def __init__(
+        self, server: str, token: str, name: str, state_dir: Path, *, env: dict[str, str] | None = None
+    ) -> None:
+        self.server = server
+        self.token = token
+        self.name = name
+        self.state_dir = state_dir
+        self.env = clean_environ(env)
+        self.log = state_dir.parent / f"{state_dir.name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AgentProcess:
+        self.state_dir.parent.mkdir(parents=True, exist_ok=True)
+        command = ["agent", "--server", self.server, "--token", self.token, "--name", self.name]
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [*ROBOFLEET, *command, "--state-dir", str(self.state_dir)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def wait_online(self, api: httpx.Client, timeout: float = 20) -> AgentProcess:
+        """Returns once `api` (a client of the server, allowed to list agents) lists this agent."""
+        wait_until(
+            lambda: self.name in [agent["name"] for agent in api.get("/api/v1/agents").json()["items"]],
+            timeout,
+            interval=0.1,
+            message=lambda: f"agent {self.name} to connect:\n{self.output()}",
+        )
+        return self
+
+    def output(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        """Sends `sig`, then SIGKILL after `timeout` seconds; the exit code."""
+        return stop_process(self.process, sig, timeout)
+
+    def kill(self) -> int:
+        return self.stop(signal.SIGKILL)
+
+
+class Processes:
+    """Starts `robofleet serve` and `robofleet agent` processes in folders under `base`, and stops them all
+    (SIGTERM, then SIGKILL) in `stop_all`, newest first, whatever the test did to them meanwhile."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.started: list[ServeProcess | AgentProcess] = []
+        self._named: set[str] = set()
+
+    def _folder(self, stem: str) -> Path:
+        """base/stem, or base/stem-2, -3… when taken (by an earlier process or the test's own files)."""
+        taken = self._named | ({path.name for path in self.base.iterdir()} if self.base.exists() else set())
+        name = next(name for n in range(1, 1000) if (name := stem if n == 1 else f"{stem}-{n}") not in taken)
+        self._named.add(name)
+        return self.base / name
+
+    def serve(
+        self,
+        workdir: Path | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        wait: str | None = "/readyz",
+        start: bool = True,
+        split_output: bool = False,
+        timeout: float = 30,
+    ) -> ServeProcess:
+        serve = ServeProcess(workdir or self._folder("server"), env=env, port=port, split_output=split_output)
+        self.started.append(serve)
+        return serve.start(wait=wait, timeout=timeout) if start else serve
+
+    def agent(
+        self,
+        server: ServeProcess | str,
+        name: str,
+        *,
+        token: str | None = None,
+        state_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        online: httpx.Client | None = None,
+        timeout: float = 20,
+    ) -> AgentProcess:
+        if token is None:
+            assert isinstance(server, ServeProcess), "a token, or a ServeProcess to make one with"
+            token = server.agent_token(name)
+        url = server.url if isinstance(server, ServeProcess) else server
+        agent = AgentProcess(url, token, name, state_dir or self._folder("agent"), env=env)
+        self.started.append(agent)
+        agent.start()
+        if online is not None:
+            agent.wait_online(online, timeout)
+        return agent
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            process.stop()
+
+
+StartServe = Callable[..., ServeProcess]
+StartAgent = Callable[..., AgentProcess]
