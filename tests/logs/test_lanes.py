@@ -88,7 +88,8 @@ def test_ids_follow_the_turns_and_committed_rows_are_stored_as_given(store: Stor
     assert ids == sorted(ids) and len(set(ids)) == 2210
     assert len(group_early.numbers) == 2 and len(group_late.numbers) == 1  # 1,510 rows fill two blocks
     assert all(blocks.block_of(new_id) in group_early.numbers for j in early for new_id in j.ids)
-    assert stored(store) == {new_id: row.message for j in [*early, *late] for new_id, row in zip(j.ids, j.rows)}
+    expected = {new_id: row.message for j in [*early, *late] for new_id, row in zip(j.ids, j.rows, strict=True)}
+    assert stored(store) == expected
 
 
 def test_a_rolled_back_group_leaves_nothing_and_one_by_one_keeps_the_good_batches(store: Store, lanes: Lanes) -> None:
