@@ -125,6 +125,18 @@ def test_a_robot_that_keeps_its_leftovers_keeps_them(worker: Worker, kept: list[
     assert alive(escaped)
 
 
+def test_leftovers_go_while_the_agent_is_away_from_its_orchestrator(worker: Worker) -> None:
+    escaped = start(worker, "11", lives=0)
+    # Away, an agent's watch loop only looks after its runs: no output is read, no end reported.
+
+    def looked_after() -> bool:
+        worker.look_after_runs()
+        return not alive(escaped)
+
+    assert wait_until(looked_after, 10, interval=0.05)
+    assert reported_end(worker, "11")["leftovers"] == 1
+
+
 def test_another_runs_processes_are_left_alone(worker: Worker) -> None:
     others = start(worker, "5", lives=300)
     mine = start(worker, "6", lives=0)

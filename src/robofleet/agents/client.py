@@ -235,7 +235,7 @@ class AgentClient:
 
     async def _watch(self) -> None:
         """For the agent's whole life: runs that ended and new output go to the outbox while connected (away, the
-        spool files keep them); runs whose exit was acknowledged are forgotten."""
+        spool files keep them); runs whose exit was acknowledged are forgotten; ended runs' leftovers are ended."""
         while True:
             await asyncio.sleep(WATCH_SECONDS)
             try:
@@ -243,6 +243,8 @@ class AgentClient:
                     run_id = self.collectable.pop()
                     await asyncio.to_thread(self.worker.collect, run_id)
                     self.exits_queued.discard(run_id)
+                # Away, too: what ended runs left behind goes now, not once the orchestrator is back.
+                await asyncio.to_thread(self.worker.look_after_runs)
                 if self.socket is not None and not self.outbox.full:
                     await self._queue_runs()
                 await asyncio.to_thread(self.worker.processes.reap_orphans)

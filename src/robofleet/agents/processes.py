@@ -66,7 +66,8 @@ class ManagedRun:
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     paused: bool = False  # frozen (SIGSTOP); a pause at a checkpoint lives in the control directory's files
     label: str = ""  # what the run is of (a robot's name), for the records its output becomes
-    keep_leftovers: bool = False  # the robot's processes may outlive it on purpose
+    # The robot's processes may outlive it on purpose (what they write after the run ended is not read).
+    keep_leftovers: bool = False
     leftovers: int = 0  # processes of the run, beyond its shim and robot, that the agent ended
     swept: bool = False  # its leftovers were dealt with once it ended
     seen: set[Sighting] = field(default_factory=set, repr=False)  # in its tree while it lived; memory only

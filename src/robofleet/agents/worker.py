@@ -136,23 +136,24 @@ class Worker:
     def finished_runs(self) -> list[dict[str, Any]]:
         """Runs that have ended and whose output `new_output` has read to the end, with their outcome: {"run_id",
         "exit_code", "signal", "ended_at" (when the shim recorded it), "leftovers" (how many processes the run left
-        behind that the agent ended)}. They stay known until `collect`.
-
-        Called by the agent's watch loop, in a thread of its own: it also notes the living runs' process trees,
-        and ends the leftovers of the runs that ended, which blocks for up to LEFTOVER_GRACE_SECONDS."""
-        self.processes.note_trees()
-        ended = []
-        for run in list(self.processes.runs.values()):
-            outcome = self.processes.outcome(run)
-            if outcome is not None:
-                ended.append((run, outcome))
-        for run in self.processes.end_leftovers([run for run, _ in ended]):
-            self.spool.read_again(run.run_id)  # its leftovers may have written until they were ended
+        behind that the agent ended)}. They stay known until `collect`. Looks after the runs first (see
+        `look_after_runs`), so it may block for up to LEFTOVER_GRACE_SECONDS: call it in a thread."""
+        self.look_after_runs()
         return [
             {"run_id": run.run_id, **outcome, "leftovers": run.leftovers}
-            for run, outcome in ended
-            if self.spool.drained(run.run_id)
+            for run in list(self.processes.runs.values())
+            if (outcome := self.processes.outcome(run)) is not None and self.spool.drained(run.run_id)
         ]
+
+    def look_after_runs(self) -> None:
+        """What the agent's watch loop does on every pass, connected or not: note the living runs' process trees
+        (now and then), and end what the ended runs left behind, which blocks for up to LEFTOVER_GRACE_SECONDS
+        when some leftover does not go at once. Their output written until then is still read before the run's
+        end is reported."""
+        self.processes.note_trees()
+        ended = [run for run in list(self.processes.runs.values()) if self.processes.outcome(run) is not None]
+        for run in self.processes.end_leftovers(ended):
+            self.spool.read_again(run.run_id)
 
     def collect(self, run_id: str) -> None:
         run = self.processes.runs.get(run_id)
