@@ -142,7 +142,7 @@ class AgentsService:
             content = b"".join(parts)
             if hashlib.sha256(content).hexdigest() != chunk["sha256"]:
                 raise Conflict("the file changed while it was read; try again", code="checksum_mismatch")
-            details["size"] = len(content)
+            details["size"] = len(content)  # known only now: the audit record of a success carries it
             return Download(content, chunk["sha256"])
 
         details: dict[str, Any] = {"path": path}
