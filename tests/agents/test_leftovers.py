@@ -146,8 +146,8 @@ def test_another_runs_processes_are_left_alone(worker: Worker) -> None:
 
 
 def test_a_leftover_that_dropped_its_environment_is_known_from_the_run_tree(worker: Worker) -> None:
-    escaped = start(worker, "7", lives=1, before="env -i")
-    assert psutil.Process(escaped).environ() == {}  # no mark to find it by
+    escaped = start(worker, "7", lives=2, before="env -i")
+    assert wait_until(lambda: psutil.Process(escaped).environ() == {}, 5)  # no mark to find it by, once exec'd
     end = reported_end(worker, "7")  # the watch loop notes the tree while the robot lives
     assert end["leftovers"] == 1
     assert not alive(escaped)
