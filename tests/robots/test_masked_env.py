@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from robofleet.robots import store_ops
 from robofleet.store import Store
 from tests.conftest import bearer
-from tests.robots.test_lifecycle import robot, start, wait_state
+from tests.robots.conftest import RobotsApi
 
 MASK = "********"
 # Prints the secret it was given: what the robot sees is what matters.
@@ -28,9 +28,9 @@ def patch(client: TestClient, token: str, name: str, **fields: Any) -> Any:
 
 
 def test_a_patch_that_sends_back_the_mask_keeps_the_stored_secret(
-    client: TestClient, admin_token: str, store: Store
+    client: TestClient, admin_token: str, store: Store, robots: RobotsApi
 ) -> None:
-    robot(client, admin_token, "portal", SHOW_TOKEN, env={"GREETING": "hello", "API_TOKEN": "s3cret"})
+    robots.make("portal", SHOW_TOKEN, env={"GREETING": "hello", "API_TOKEN": "s3cret"})
     shown = client.get("/api/v1/robots/portal", headers=bearer(admin_token)).json()
     assert shown["env"] == {"GREETING": "hello", "API_TOKEN": MASK}
 
@@ -39,8 +39,8 @@ def test_a_patch_that_sends_back_the_mask_keeps_the_stored_secret(
     assert changed.json()["env"] == {"GREETING": "hi", "API_TOKEN": MASK, "EXTRA": "1"}
     assert stored_env(store, "portal") == {"GREETING": "hi", "API_TOKEN": "s3cret", "EXTRA": "1"}
 
-    run = start(client, admin_token, "portal")
-    assert wait_state(client, admin_token, run["id"], "succeeded", "failed")["state"] == "succeeded"
+    run = robots.start("portal")
+    assert robots.wait_run(run["id"], "succeeded", "failed")["state"] == "succeeded"
     params = {"run_id": str(run["id"]), "source": "robot:portal"}
     messages = [
         r["message"] for r in client.get("/api/v1/logs", headers=bearer(admin_token), params=params).json()["items"]
@@ -55,9 +55,9 @@ def test_a_patch_that_sends_back_the_mask_keeps_the_stored_secret(
 
 
 def test_a_mask_that_stands_for_no_stored_secret_is_refused_by_name(
-    client: TestClient, admin_token: str, store: Store
+    client: TestClient, admin_token: str, store: Store, robots: RobotsApi
 ) -> None:
-    robot(client, admin_token, "billing", SHOW_TOKEN, env={"GREETING": "hello", "API_TOKEN": "s3cret"})
+    robots.make("billing", SHOW_TOKEN, env={"GREETING": "hello", "API_TOKEN": "s3cret"})
     for env, names in (
         ({"API_TOKEN": MASK, "DB_PASSWORD": MASK}, ["DB_PASSWORD"]),  # a new name: nothing to keep
         ({"GREETING": MASK}, ["GREETING"]),  # shown in the clear: its mask was never shown

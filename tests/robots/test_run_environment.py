@@ -4,17 +4,15 @@ the run context robofleet sets on purpose, and the robot definition's own env, w
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from robofleet.agents.processes import ProcessManager, wait_until
-from tests.conftest import ServeProcess
+from robofleet.agents.processes import ProcessManager
+from tests.conftest import StartAgent, StartServe, wait_until
 
 SENTINEL = "rf_sentinel_not_real"
 STORE_WITH_PASSWORD = "postgresql+psycopg://robofleet:db-password-not-real@db.invalid/robofleet"
@@ -40,10 +38,11 @@ def run_robot(api: httpx.Client, name: str, target: Path, **fields: Any) -> tupl
     started = api.post(f"/api/v1/robots/{name}/start")
     assert started.status_code == 201, started.text
     run: dict[str, Any] = started.json()
-    deadline = time.monotonic() + 20
-    while (run := api.get(f"/api/v1/runs/{run['id']}").json())["state"] not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline, f"run {run['id']} stayed {run['state']}"
-        time.sleep(0.05)
+    run = wait_until(
+        lambda: (r := api.get(f"/api/v1/runs/{run['id']}").json())["state"] in ("succeeded", "failed") and r,
+        20,
+        message=f"run {run['id']} to end",
+    )
     assert run["state"] == "succeeded", run
     return run, json.loads(target.read_text())
 
@@ -67,7 +66,7 @@ def test_the_process_manager_drops_its_settings_but_keeps_what_it_is_given(
     run = manager.start(
         "1", dump_env_argv(target), env={"ROBOFLEET_ROBOT": "given", "ROBOFLEET_OWN": "the definition's"}
     )
-    assert wait_until(lambda: manager.outcome(run) is not None, 15)
+    wait_until(lambda: manager.outcome(run) is not None, 15, message="the run's outcome")
     assert manager.outcome(run)["exit_code"] == 0  # type: ignore[index]
     env = json.loads(target.read_text())
     assert robofleet_names(env) == {"ROBOFLEET_ROBOT", "ROBOFLEET_OWN", "ROBOFLEET_CONTROL_DIR"}
@@ -77,57 +76,36 @@ def test_the_process_manager_drops_its_settings_but_keeps_what_it_is_given(
 
 
 @pytest.mark.slow
-def test_a_robot_of_serve_sees_its_run_context_not_the_servers_settings(tmp_path: Path) -> None:
-    serve = ServeProcess(
-        tmp_path / "server", env={"ROBOFLEET_CLIENT__TOKEN": SENTINEL, "NOT_A_SETTING": "inherited"}
-    ).start(wait="/readyz")
-    try:
-        api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
-        own = {"ROBOFLEET_OWN": "the definition's own", "ROBOT_SETTING": "mine"}
-        run, env = run_robot(api, "peeker", tmp_path / "env.json", env=own)
-        assert_run_context(env, run, "peeker", serve.url)
-        assert robofleet_names(env) == RUN_CONTEXT | {"ROBOFLEET_OWN"}
-        assert env["ROBOFLEET_OWN"] == "the definition's own" and env["ROBOT_SETTING"] == "mine"
-        assert env["NOT_A_SETTING"] == "inherited"
-        assert SENTINEL not in env.values()
-        assert httpx.get(env["ROBOFLEET_URL"].rstrip("/") + "/healthz", timeout=5).status_code == 200
-    finally:
-        serve.stop()
+def test_a_robot_of_serve_sees_its_run_context_not_the_servers_settings(
+    tmp_path: Path, start_serve: StartServe
+) -> None:
+    serve = start_serve(env={"ROBOFLEET_CLIENT__TOKEN": SENTINEL, "NOT_A_SETTING": "inherited"})
+    api = serve.api()
+    own = {"ROBOFLEET_OWN": "the definition's own", "ROBOT_SETTING": "mine"}
+    run, env = run_robot(api, "peeker", tmp_path / "env.json", env=own)
+    assert_run_context(env, run, "peeker", serve.url)
+    assert robofleet_names(env) == RUN_CONTEXT | {"ROBOFLEET_OWN"}
+    assert env["ROBOFLEET_OWN"] == "the definition's own" and env["ROBOT_SETTING"] == "mine"
+    assert env["NOT_A_SETTING"] == "inherited"
+    assert SENTINEL not in env.values()
+    assert httpx.get(env["ROBOFLEET_URL"].rstrip("/") + "/healthz", timeout=5).status_code == 200
 
 
 @pytest.mark.slow
-def test_a_robot_of_a_remote_agent_sees_its_run_context_not_the_agents_settings(tmp_path: Path) -> None:
-    serve = ServeProcess(tmp_path / "server").start(wait="/readyz")
-    agent = None
-    try:
-        agent_token = serve.agent_token("pc-env")
-        api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
-        agent_env = {
-            **serve.env,
-            "ROBOFLEET_CLIENT__TOKEN": SENTINEL,
-            "ROBOFLEET_STORE__URL": STORE_WITH_PASSWORD,
-            "NOT_A_SETTING": "inherited",
-        }
-        agent = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "robofleet", "agent", "--server", serve.url, "--token", agent_token),
-                *("--name", "pc-env", "--state-dir", str(tmp_path / "agent")),
-            ],
-            env=agent_env,
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / "agent.log").open("w"),
-        )
-        deadline = time.monotonic() + 20
-        while "pc-env" not in [a["name"] for a in api.get("/api/v1/agents").json()["items"]]:
-            assert time.monotonic() < deadline, (tmp_path / "agent.log").read_text()
-            time.sleep(0.1)
-        run, env = run_robot(api, "far-peeker", tmp_path / "env.json", agent="pc-env")
-        assert_run_context(env, run, "far-peeker", serve.url)
-        assert robofleet_names(env) == RUN_CONTEXT
-        assert env["NOT_A_SETTING"] == "inherited"
-        assert SENTINEL not in env.values() and STORE_WITH_PASSWORD not in env.values()
-    finally:
-        if agent is not None:
-            agent.terminate()
-            agent.wait(10)
-        serve.stop()
+def test_a_robot_of_a_remote_agent_sees_its_run_context_not_the_agents_settings(
+    tmp_path: Path, start_serve: StartServe, start_agent: StartAgent
+) -> None:
+    serve = start_serve()
+    api = serve.api()
+    agent_env = {
+        **serve.env,
+        "ROBOFLEET_CLIENT__TOKEN": SENTINEL,
+        "ROBOFLEET_STORE__URL": STORE_WITH_PASSWORD,
+        "NOT_A_SETTING": "inherited",
+    }
+    start_agent(serve, "pc-env", env=agent_env, online=api)
+    run, env = run_robot(api, "far-peeker", tmp_path / "env.json", agent="pc-env")
+    assert_run_context(env, run, "far-peeker", serve.url)
+    assert robofleet_names(env) == RUN_CONTEXT
+    assert env["NOT_A_SETTING"] == "inherited"
+    assert SENTINEL not in env.values() and STORE_WITH_PASSWORD not in env.values()
