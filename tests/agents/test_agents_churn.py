@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 import websockets
 
-from tests.conftest import ServeProcess
+from tests.conftest import ServeProcess, StartServe
 
 pytestmark = pytest.mark.slow
 AGENTS = 300
@@ -47,11 +46,8 @@ async def churn_while_listing(serve: ServeProcess, token: str, admin: str) -> li
     return statuses
 
 
-def test_listing_agents_while_hundreds_connect_and_leave(tmp_path: Path) -> None:
-    serve = ServeProcess(tmp_path).start(wait="/readyz")
-    try:
-        statuses = asyncio.run(churn_while_listing(serve, serve.agent_token("churner"), serve.token()))
-        assert len(statuses) >= 2 * WAVES and set(statuses) == {200}, statuses
-        assert "unexpected error" not in serve.output()
-    finally:
-        serve.stop()
+def test_listing_agents_while_hundreds_connect_and_leave(start_serve: StartServe) -> None:
+    serve = start_serve()
+    statuses = asyncio.run(churn_while_listing(serve, serve.agent_token("churner"), serve.token()))
+    assert len(statuses) >= 2 * WAVES and set(statuses) == {200}, statuses
+    assert "unexpected error" not in serve.output()

@@ -12,7 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from robofleet.agents.processes import ManagedRun, ProcessManager, become_subreaper, wait_until
+from robofleet.agents.processes import ManagedRun, ProcessManager, become_subreaper
+from tests.conftest import wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "robots"
 COUNTER = [sys.executable, str(EXAMPLES / "counter.py"), "--every", "0.05"]
@@ -42,7 +43,7 @@ def gone(pid: int) -> bool:
 def spawn_tree(manager: ProcessManager, tmp_path: Path) -> tuple[ManagedRun, dict[str, int]]:
     pids_file = tmp_path / "pids.txt"
     run = manager.start("tree", [sys.executable, str(EXAMPLES / "spawner.py"), "--pids", str(pids_file)])
-    assert wait_until(lambda: pids_file.exists() and len(pids_file.read_text().splitlines()) >= 3, 10)
+    wait_until(lambda: pids_file.exists() and len(pids_file.read_text().splitlines()) >= 3, 10)
     pids = {line.split()[0]: int(line.split()[1]) for line in pids_file.read_text().splitlines()}
     grandchild = [p for p in psutil.Process(pids["child"]).children() if p.pid != pids["escaped"]]
     pids["grandchild"] = grandchild[0].pid
@@ -51,7 +52,7 @@ def spawn_tree(manager: ProcessManager, tmp_path: Path) -> tuple[ManagedRun, dic
 
 def test_output_goes_to_the_spool_and_a_finished_run_reports_its_exit_code(manager: ProcessManager) -> None:
     run = manager.start("r1", [*COUNTER, "--until", "3"])
-    assert wait_until(lambda: manager.outcome(run) is not None, 10)
+    wait_until(lambda: manager.outcome(run) is not None, 10)
     assert output(run).splitlines() == ["count 1", "count 2", "count 3"]
     assert manager.outcome(run) == {"exit_code": 0, "signal": None, "ended_at": pytest.approx(time.time(), abs=10)}
 
@@ -60,29 +61,31 @@ def test_pause_freezes_and_resume_thaws_the_whole_tree(manager: ProcessManager, 
     run, pids = spawn_tree(manager, tmp_path)
     manager.pause(run)
     frozen = lambda: all(psutil.Process(pid).status() == psutil.STATUS_STOPPED for pid in pids.values())  # noqa: E731
-    assert wait_until(frozen, 5), {name: psutil.Process(pid).status() for name, pid in pids.items()}
+    wait_until(frozen, 5, message=lambda: {name: psutil.Process(pid).status() for name, pid in pids.items()})
     manager.resume(run)
-    assert wait_until(lambda: not any(psutil.Process(p).status() == psutil.STATUS_STOPPED for p in pids.values()), 5)
+    wait_until(lambda: not any(psutil.Process(p).status() == psutil.STATUS_STOPPED for p in pids.values()), 5)
 
 
 def test_kill_leaves_no_process_and_no_zombie(manager: ProcessManager, tmp_path: Path) -> None:
     run, pids = spawn_tree(manager, tmp_path)
     manager.pause(run)  # even a frozen tree dies
     manager.kill(run)
-    assert wait_until(lambda: all(gone(pid) for pid in pids.values()), 5)
+    wait_until(lambda: all(gone(pid) for pid in pids.values()), 5)
     manager.reap_orphans()
-    assert wait_until(lambda: all(not psutil.pid_exists(pid) for pid in pids.values()), 5), {
-        name: psutil.Process(pid).status() for name, pid in pids.items() if psutil.pid_exists(pid)
-    }
+    wait_until(
+        lambda: all(not psutil.pid_exists(pid) for pid in pids.values()),
+        5,
+        message=lambda: {name: psutil.Process(pid).status() for name, pid in pids.items() if psutil.pid_exists(pid)},
+    )
     assert manager.outcome(run)["exit_code"] is None  # type: ignore[index]
 
 
 def test_safe_stop_reaches_a_paused_robot(manager: ProcessManager) -> None:
     run = manager.start("r2", COUNTER)
-    assert wait_until(lambda: "count 2" in output(run), 10)
+    wait_until(lambda: "count 2" in output(run), 10)
     manager.pause(run)
     manager.terminate(run)
-    assert wait_until(lambda: manager.outcome(run) is not None, 10)
+    wait_until(lambda: manager.outcome(run) is not None, 10)
     assert manager.outcome(run)["signal"] == signal.SIGTERM  # type: ignore[index]
 
 
@@ -104,8 +107,8 @@ def test_runs_outlive_their_agent_and_are_adopted_again(tmp_path: Path) -> None:
     run = adopted[0]
     assert manager.alive(run)
     before = len(output(run).splitlines())
-    assert wait_until(lambda: len(output(run).splitlines()) > before + 3, 10)  # still writing: no SIGPIPE
-    assert wait_until(lambda: manager.outcome(run) is not None, 15)
+    wait_until(lambda: len(output(run).splitlines()) > before + 3, 10)  # still writing: no SIGPIPE
+    wait_until(lambda: manager.outcome(run) is not None, 15)
     assert manager.outcome(run)["exit_code"] == 0  # type: ignore[index]
     manager.collect(run)
     assert ProcessManager(state).adopt() == []
@@ -117,7 +120,7 @@ def test_bad_starts_are_refused(manager: ProcessManager, tmp_path: Path) -> None
     with pytest.raises(OSError):
         manager.start("nowhere", COUNTER, cwd=str(tmp_path / "missing"))
     run = manager.start("noprog", ["/nonexistent/robot"])
-    assert wait_until(lambda: manager.outcome(run) is not None, 10)
+    wait_until(lambda: manager.outcome(run) is not None, 10)
     assert manager.outcome(run)["exit_code"] == 127  # type: ignore[index]
     assert "cannot start" in (run.run_dir / "stderr.log").read_text()
 
@@ -126,32 +129,32 @@ STEPWISE = [sys.executable, str(EXAMPLES / "stepwise.py")]
 
 
 def robot_process(manager: ProcessManager, run: ManagedRun) -> psutil.Process:
-    assert wait_until(lambda: manager.checkpoint_pid(run) is not None, 10), "the robot never declared checkpoints"
+    wait_until(lambda: manager.checkpoint_pid(run) is not None, 10, message="the robot to declare checkpoints")
     return psutil.Process(manager.checkpoint_pid(run))
 
 
 def test_an_sdk_robot_pauses_at_its_checkpoint_alive_and_resumes(manager: ProcessManager) -> None:
     run = manager.start("coop", [*STEPWISE, "--step", "0.1"])
     robot = robot_process(manager, run)
-    assert wait_until(lambda: "step 2 done" in output(run), 10)
+    wait_until(lambda: "step 2 done" in output(run), 10)
     assert manager.ask_pause(run)
-    assert wait_until(lambda: manager.pause_state(run) == "cooperative", 5)
+    wait_until(lambda: manager.pause_state(run) == "cooperative", 5)
     assert robot.status() != psutil.STATUS_STOPPED and not run.paused
     held = output(run)
     time.sleep(0.5)
     assert output(run) == held and held.endswith("done\n")
     manager.resume(run)
     assert manager.pause_state(run) is None
-    assert wait_until(lambda: len(output(run)) > len(held) + 20, 5)
+    wait_until(lambda: len(output(run)) > len(held) + 20, 5)
 
 
 def test_a_safe_stop_reaches_a_robot_holding_at_a_checkpoint(manager: ProcessManager) -> None:
     run = manager.start("coop-stop", [*STEPWISE, "--step", "0.1"])
     robot_process(manager, run)
     assert manager.ask_pause(run)
-    assert wait_until(lambda: manager.pause_state(run) == "cooperative", 5)
+    wait_until(lambda: manager.pause_state(run) == "cooperative", 5)
     manager.terminate(run)
-    assert wait_until(lambda: manager.outcome(run) is not None, 5)
+    wait_until(lambda: manager.outcome(run) is not None, 5)
     assert manager.outcome(run)["exit_code"] == 0  # type: ignore[index]
     last = output(run).splitlines()[-1]
     assert last.startswith("left after step") and last.endswith("(stop requested)")
@@ -159,7 +162,7 @@ def test_a_safe_stop_reaches_a_robot_holding_at_a_checkpoint(manager: ProcessMan
 
 def test_a_robot_without_checkpoints_cannot_be_asked_to_pause(manager: ProcessManager) -> None:
     run = manager.start("plain", COUNTER)
-    assert wait_until(lambda: "count 2" in output(run), 10)
+    wait_until(lambda: "count 2" in output(run), 10)
     assert not manager.ask_pause(run)
     assert manager.pause_state(run) is None
 
@@ -170,10 +173,10 @@ def test_a_robot_late_for_its_checkpoint_is_frozen_after_all(manager: ProcessMan
     assert manager.ask_pause(run) and manager.pause_state(run) == "asked"
     manager.freeze_unless_at_checkpoint(run)
     assert manager.pause_state(run) == "frozen"
-    assert wait_until(lambda: robot.status() == psutil.STATUS_STOPPED, 5)
+    wait_until(lambda: robot.status() == psutil.STATUS_STOPPED, 5)
     manager.resume(run)
     assert manager.pause_state(run) is None
-    assert wait_until(lambda: robot.status() != psutil.STATUS_STOPPED, 5)
+    wait_until(lambda: robot.status() != psutil.STATUS_STOPPED, 5)
 
 
 def test_a_run_paused_at_a_checkpoint_is_adopted_paused(tmp_path: Path) -> None:
@@ -199,7 +202,7 @@ def test_a_run_paused_at_a_checkpoint_is_adopted_paused(tmp_path: Path) -> None:
         time.sleep(0.3)
         assert output(run) == held
         manager.resume(run)
-        assert wait_until(lambda: len(output(run)) > len(held) + 20, 5)
+        wait_until(lambda: len(output(run)) > len(held) + 20, 5)
     finally:
         for run in list(manager.runs.values()):
             manager.kill(run)

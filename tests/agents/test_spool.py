@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from robofleet.agents.processes import wait_until
 from robofleet.agents.spool import OUTPUT_CHUNK, Output
 from robofleet.agents.worker import Worker
+from tests.conftest import wait_until
 
 # Prints `lines` numbered lines of `width` bytes to stdout (and a last word on stderr, without a newline), then exits.
 PRINTER = (
@@ -30,7 +30,7 @@ def start(worker: Worker, run_id: str, lines: int, width: int = 100) -> None:
     )
     assert started["ok"], started
     run = worker.processes.runs[run_id]
-    assert wait_until(lambda: worker.processes.outcome(run) is not None, 20)
+    wait_until(lambda: worker.processes.outcome(run) is not None, 20)
 
 
 def numbers(lines: list[dict[str, Any]]) -> list[int]:

@@ -8,8 +8,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from robofleet.agents.processes import wait_until
 from robofleet.agents.worker import Worker
+from tests.conftest import wait_until
 
 COUNTER = [sys.executable, str(Path(__file__).resolve().parents[2] / "examples" / "robots" / "counter.py")]
 
@@ -29,7 +29,7 @@ def test_a_repeated_command_id_is_not_run_twice(tmp_path: Path) -> None:
         ended.extend(worker.finished_runs())
         return bool(ended)
 
-    assert wait_until(finished, 10)
+    wait_until(finished, 10)
     assert ended[0]["run_id"] == "7" and ended[0]["exit_code"] == 0
     worker.collect("7")
     assert worker.finished_runs() == []
@@ -44,7 +44,8 @@ def test_a_command_id_repeated_while_its_first_run_goes_waits_for_that_run_and_g
     script = {"command": f"echo once >> {ran}; while [ ! -e {gate} ]; do sleep 0.02; done; echo done"}
     with ThreadPoolExecutor(3) as pool:
         first = pool.submit(worker.execute, "slow", "shell.run", script)
-        assert wait_until(ran.exists, 10) and worker.running("slow")
+        wait_until(ran.exists, 10)
+        assert worker.running("slow")
         repeats = [pool.submit(worker.execute, "slow", "shell.run", script) for _ in range(2)]
         assert not any(repeat.done() for repeat in repeats)  # they wait for the first run, not run again
         gate.touch()

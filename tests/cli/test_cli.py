@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,25 +13,19 @@ from robofleet.orchestrator import Orchestrator
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.web.app import create_app
-from tests.conftest import bearer
+from tests.conftest import CliResult, RunCli, bearer
+
+Cli = Callable[..., CliResult]
 
 
-def cli(
-    workdir: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    import os
+@pytest.fixture
+def cli(run_cli: RunCli) -> Cli:
+    """`cli(workdir, *args, stdin=None, env=None)`: `robofleet ARGS` run in `workdir` as its user runs it."""
 
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("ROBOFLEET_")}
-    return subprocess.run(
-        [sys.executable, "-m", "robofleet", *args],
-        cwd=workdir,
-        input=stdin,
-        text=True,
-        capture_output=True,
-        env={**environment, **(env or {})},
-        timeout=60,
-        check=False,
-    )
+    def run(workdir: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> CliResult:
+        return run_cli(*args, cwd=workdir, stdin=stdin, env=env)
+
+    return run
 
 
 @pytest.fixture
@@ -41,7 +34,7 @@ def workdir(tmp_path: Path, store_url: str) -> tuple[Path, dict[str, str]]:
     return tmp_path, env
 
 
-def test_user_lifecycle_from_the_cli(workdir: tuple[Path, dict[str, str]]) -> None:
+def test_user_lifecycle_from_the_cli(workdir: tuple[Path, dict[str, str]], cli: Cli) -> None:
     path, env = workdir
     created = cli(
         path, "user", "create", "mira", "--role", "operator", "--password-stdin", stdin="mira-password\n", env=env
@@ -59,7 +52,7 @@ def test_user_lifecycle_from_the_cli(workdir: tuple[Path, dict[str, str]]) -> No
     assert disabled.returncode == 0 and "disabled" in cli(path, "user", "list", env=env).stdout
 
 
-def test_cli_errors_are_clear_and_non_zero(workdir: tuple[Path, dict[str, str]]) -> None:
+def test_cli_errors_are_clear_and_non_zero(workdir: tuple[Path, dict[str, str]], cli: Cli) -> None:
     path, env = workdir
     cli(path, "user", "create", "mira", "--password-stdin", stdin="mira-password\n", env=env)
     again = cli(path, "user", "create", "mira", "--password-stdin", stdin="mira-password\n", env=env)
@@ -77,7 +70,7 @@ def test_cli_errors_are_clear_and_non_zero(workdir: tuple[Path, dict[str, str]])
     assert cli(path, "token", "revoke", "nosuch", env=env).returncode == 1
 
 
-def test_token_create_prints_the_token_alone_on_the_last_line(workdir: tuple[Path, dict[str, str]]) -> None:
+def test_token_create_prints_the_token_alone_on_the_last_line(workdir: tuple[Path, dict[str, str]], cli: Cli) -> None:
     path, env = workdir
     cli(path, "user", "create", "bot", "--role", "viewer", "--password-stdin", stdin="bot-password\n", env=env)
     created = cli(path, "token", "create", "--user", "bot", "--name", "ci", "--expires-in-days", "30", env=env)
@@ -97,7 +90,7 @@ def test_token_create_prints_the_token_alone_on_the_last_line(workdir: tuple[Pat
     assert token_id in cli(path, "token", "list", env=env).stdout
 
 
-def test_migrate_and_bad_config(tmp_path: Path) -> None:
+def test_migrate_and_bad_config(tmp_path: Path, cli: Cli) -> None:
     migrated = cli(tmp_path, "migrate")
     assert migrated.returncode == 0 and "revision" in migrated.stdout
     (tmp_path / "robofleet.toml").write_text('[store]\nurl = "mysql://nope"\n')

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import psutil
 
 from tests.kit.cli import ROBOFLEET, CliResult, clean_environ, run_cli
 from tests.kit.pg import free_port
@@ -64,20 +65,36 @@ class ServeProcess:
     def start(self, *, wait: str | None = "/healthz", timeout: float = 30) -> ServeProcess:
         """Starts serve and waits for `wait` to answer 200 (not at all if None).
 
-        A port of its own choosing that another process took meanwhile is replaced by a new free one, twice at
-        most; fails (RuntimeError) if serve exits first, (AssertionError) after `timeout` seconds."""
+        A port of its own choosing that another process took meanwhile (another test's server, in parallel runs)
+        is replaced by a new free one, twice at most; fails (RuntimeError) if serve exits first, (AssertionError)
+        after `timeout` seconds."""
         for attempt in range(3):
             self._spawn()
             if not wait:
                 return self
             try:
                 self.wait_for(wait, timeout=timeout)
-                return self
+                if self._listens():
+                    return self
+                # What answered is another process on our port: ours failed to bind it and is on its way out.
+                assert self.process is not None
+                self.process.wait(timeout=timeout)
+                raise RuntimeError(f"serve exited with {self.process.returncode}:\n{self.output()}")
             except RuntimeError:
                 if not (self._own_port and attempt < 2 and ADDRESS_IN_USE in self.output().lower()):
                     raise
                 self.port = free_port()
         raise AssertionError("unreachable")
+
+    def _listens(self) -> bool:
+        """Whether this serve process itself listens on `port` (not another that answered there)."""
+        if self.process is None or self.process.poll() is not None:
+            return False
+        try:
+            sockets = psutil.Process(self.process.pid).net_connections(kind="tcp")
+        except psutil.Error:
+            return False
+        return any(s.status == psutil.CONN_LISTEN and s.laddr and s.laddr.port == self.port for s in sockets)
 
     def _spawn(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from robofleet.agents.processes import wait_until
 from robofleet.sdk import control
+from tests.conftest import wait_until
 
 TIGHT_LOOP = """
 import json, os, time
@@ -95,15 +95,15 @@ def test_a_robot_waiting_between_steps_pauses_there_and_a_stop_ends_it_at_once(
 ) -> None:
     process = robot(SLEEPER, control_dir, tmp_path)
     processes.append(process)
-    assert wait_until(lambda: "beat 3" in lines(tmp_path), 10)
+    wait_until(lambda: "beat 3" in lines(tmp_path), 10)
     assert control.read(control_dir, control.DECLARED) == str(process.pid)
     ask(control_dir, process, "first")  # it sleeps in wait(30): the signal wakes it, it holds
-    assert wait_until(lambda: control.read(control_dir, control.ACKNOWLEDGED) == "first", 2)
+    wait_until(lambda: control.read(control_dir, control.ACKNOWLEDGED) == "first", 2)
     control.remove(control_dir, control.REQUEST)
     process.send_signal(signal.SIGUSR1)
-    assert wait_until(lambda: control.read(control_dir, control.ACKNOWLEDGED) is None, 2)  # resumed: waits on
+    wait_until(lambda: control.read(control_dir, control.ACKNOWLEDGED) is None, 2)  # resumed: waits on
     ask(control_dir, process, "second")
-    assert wait_until(lambda: control.read(control_dir, control.ACKNOWLEDGED) == "second", 2)
+    wait_until(lambda: control.read(control_dir, control.ACKNOWLEDGED) == "second", 2)
     began = time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert process.wait(5) == 0 and time.monotonic() - began < 1.0
@@ -117,17 +117,17 @@ def test_an_acknowledgement_names_the_request_it_honours(
     code = "from robofleet import sdk\nwhile not sdk.checkpoint():\n    print('step', flush=True)\n    sdk.wait(0.02)\n"
     process = robot(code, control_dir, tmp_path)
     processes.append(process)
-    assert wait_until(lambda: len(lines(tmp_path)) > 3, 10)
+    wait_until(lambda: len(lines(tmp_path)) > 3, 10)
     ask(control_dir, process, "one")
-    assert wait_until(lambda: control.read(control_dir, control.ACKNOWLEDGED) == "one", 2)
+    wait_until(lambda: control.read(control_dir, control.ACKNOWLEDGED) == "one", 2)
     held = len(lines(tmp_path))
     ask(control_dir, process, "two")  # withdrawn and asked again while it held: it holds on, for "two"
-    assert wait_until(lambda: control.read(control_dir, control.ACKNOWLEDGED) == "two", 2)
+    wait_until(lambda: control.read(control_dir, control.ACKNOWLEDGED) == "two", 2)
     time.sleep(0.3)
     assert len(lines(tmp_path)) == held
     control.remove(control_dir, control.REQUEST)
     process.send_signal(signal.SIGUSR1)
-    assert wait_until(lambda: len(lines(tmp_path)) > held + 3, 2)
+    wait_until(lambda: len(lines(tmp_path)) > held + 3, 2)
 
 
 def test_checkpoints_outside_a_run_change_nothing(tmp_path: Path, processes: list[subprocess.Popen[str]]) -> None:

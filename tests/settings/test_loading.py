@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 from robofleet.errors import ConfigError
 from robofleet.settings import load_settings
 from robofleet.settings.render import as_toml, masked_tree
+from tests.conftest import RunCli
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -94,24 +93,12 @@ def test_show_masks_secrets(tmp_path: Path) -> None:
     assert masked_tree(settings)["users"][0]["password_hash"] == "********"
 
 
-def test_cli_settings_show_and_its_errors(tmp_path: Path) -> None:
+def test_cli_settings_show_and_its_errors(tmp_path: Path, run_cli: RunCli) -> None:
     good = write(tmp_path, "[server]\nport = 9001\n")
-    shown = subprocess.run(
-        [sys.executable, "-m", "robofleet", "settings", "show", "--config", str(good)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
+    shown = run_cli("settings", "show", "--config", str(good))
     assert shown.returncode == 0, shown.stderr
     assert tomllib.loads(shown.stdout)["server"]["port"] == 9001
     bad = write(tmp_path, "[server]\nport = -4\n")
-    refused = subprocess.run(
-        [sys.executable, "-m", "robofleet", "settings", "show", "--config", str(bad)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
+    refused = run_cli("settings", "show", "--config", str(bad))
     assert refused.returncode == 2
     assert "server.port" in refused.stderr and "line 2" in refused.stderr

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,42 +12,9 @@ import httpx
 import pytest
 
 from robofleet.server import GRACEFUL_STOP_SECONDS
-from tests.conftest import ServeProcess
+from tests.conftest import CliResult, RunCli, ServeProcess, StartServe
 
 pytestmark = pytest.mark.slow
-
-
-class SplitServe(ServeProcess):
-    """`ServeProcess` keeping stdout apart from stderr: what serve prints for its user, apart from its log."""
-
-    def __init__(self, workdir: Path) -> None:
-        super().__init__(workdir)
-        self.stdout_file = workdir.parent / f"{workdir.name}.stdout"
-        self.stderr_file = workdir.parent / f"{workdir.name}.stderr"
-
-    def start(self, *, wait: str | None = "/healthz", timeout: float = 30) -> SplitServe:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with self.stdout_file.open("a") as out, self.stderr_file.open("a") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "robofleet", "serve"],
-                cwd=self.workdir,
-                env=self.env,
-                stdout=out,
-                stderr=err,
-                text=True,
-            )
-        if wait:
-            self.wait_for(wait, timeout=timeout)
-        return self
-
-    def stdout(self) -> str:
-        return self.stdout_file.read_text() if self.stdout_file.exists() else ""
-
-    def stderr(self) -> str:
-        return self.stderr_file.read_text() if self.stderr_file.exists() else ""
-
-    def output(self) -> str:
-        return f"--- stdout\n{self.stdout()}--- stderr\n{self.stderr()}"
 
 
 def login(serve: ServeProcess, username: str, password: str) -> httpx.Response:
@@ -70,95 +34,83 @@ def follow_stream(url: str, headers: dict[str, str], opened: threading.Event) ->
     return "ended"
 
 
-def test_embedded_store_first_start_restart_and_kill_9(tmp_path: Path) -> None:
+def test_embedded_store_first_start_restart_and_kill_9(tmp_path: Path, start_serve: StartServe) -> None:
     site = tmp_path / "site"
-    serve = SplitServe(site).start(wait="/readyz")
-    try:
-        assert httpx.get(f"{serve.url}/healthz").json() == {"status": "ok"}
-        ready = httpx.get(f"{serve.url}/readyz")
-        assert ready.status_code == 200 and ready.json()["store"] == "sqlite"
-        assert (site / "robofleet-data" / "robofleet.db").is_file()
+    serve = start_serve(site, split_output=True)  # what serve prints for its user (stdout), apart from its log
+    assert httpx.get(f"{serve.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{serve.url}/readyz")
+    assert ready.status_code == 200 and ready.json()["store"] == "sqlite"
+    assert (site / "robofleet-data" / "robofleet.db").is_file()
 
-        password_file = site / "robofleet-data" / "initial-admin-password"
-        assert password_file.stat().st_mode & 0o777 == 0o600
-        first_bytes, first_mtime = password_file.read_bytes(), password_file.stat().st_mtime_ns
-        password = serve.admin_password()
-        assert len(password) >= 16
-        # Printed once, on stdout, in the banner; never in the log.
-        assert serve.stdout().count(password) == 1 and serve.stdout().count("First start") == 1
-        assert password not in serve.stderr()
+    password_file = site / "robofleet-data" / "initial-admin-password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    first_bytes, first_mtime = password_file.read_bytes(), password_file.stat().st_mtime_ns
+    password = serve.admin_password()
+    assert len(password) >= 16
+    # Printed once, on stdout, in the banner; never in the log.
+    assert serve.stdout().count(password) == 1 and serve.stdout().count("First start") == 1
+    assert password not in serve.stderr()
 
-        signed_in = login(serve, "admin", password)
-        assert signed_in.status_code == 200 and "robofleet_session" in signed_in.headers["set-cookie"]
-        assert login(serve, "admin", password + "x").status_code == 401
+    signed_in = login(serve, "admin", password)
+    assert signed_in.status_code == 200 and "robofleet_session" in signed_in.headers["set-cookie"]
+    assert login(serve, "admin", password + "x").status_code == 401
 
-        headers = {"Authorization": f"Bearer {serve.token('admin')}"}
-        created = httpx.post(
+    headers = {"Authorization": f"Bearer {serve.token('admin')}"}
+    created = httpx.post(
+        f"{serve.url}/api/v1/users",
+        headers=headers,
+        json={"username": "keeper", "password": "keeper-password", "roles": ["viewer"]},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["username"] == "keeper" and created.json()["roles"] == ["viewer"]
+    kept_logs = httpx.get(f"{serve.url}/api/v1/logs", headers=headers, params={"q": password})
+    assert kept_logs.status_code == 200 and kept_logs.json()["items"] == []
+
+    # SIGTERM: a graceful stop (uvicorn re-raises the signal after shutting down, hence -15 or 0), prompt even
+    # with a live stream open, as a browser left on the panel holds one.
+    with ThreadPoolExecutor(1) as pool:
+        opened = threading.Event()
+        streaming = pool.submit(follow_stream, f"{serve.url}/api/v1/logs/stream", headers, opened)
+        assert opened.wait(10), streaming.result()
+        began = time.monotonic()
+        assert serve.stop(timeout=30) in (0, -signal.SIGTERM)
+        assert time.monotonic() - began < GRACEFUL_STOP_SECONDS + 5
+    serve.start(wait="/readyz")
+    kept = httpx.get(f"{serve.url}/api/v1/users/keeper", headers=headers)
+    assert kept.status_code == 200 and kept.json()["roles"] == ["viewer"]
+    assert login(serve, "keeper", "keeper-password").status_code == 200
+    assert login(serve, "admin", password).status_code == 200
+    assert serve.stdout().count("First start") == 1 and serve.stdout().count(password) == 1
+    assert password_file.read_bytes() == first_bytes and password_file.stat().st_mtime_ns == first_mtime
+    assert password_file.stat().st_mode & 0o777 == 0o600
+
+    # kill -9 right after the 201s: whatever was acknowledged is durable.
+    def create(index: int) -> httpx.Response:
+        return httpx.post(
             f"{serve.url}/api/v1/users",
             headers=headers,
-            json={"username": "keeper", "password": "keeper-password", "roles": ["viewer"]},
+            json={"username": f"acked{index}", "password": f"acked-password-{index}"},
+            timeout=30,
         )
-        assert created.status_code == 201, created.text
-        assert created.json()["username"] == "keeper" and created.json()["roles"] == ["viewer"]
-        kept_logs = httpx.get(f"{serve.url}/api/v1/logs", headers=headers, params={"q": password})
-        assert kept_logs.status_code == 200 and kept_logs.json()["items"] == []
 
-        # SIGTERM: a graceful stop (uvicorn re-raises the signal after shutting down, hence -15 or 0), prompt even
-        # with a live stream open, as a browser left on the panel holds one.
-        with ThreadPoolExecutor(1) as pool:
-            opened = threading.Event()
-            streaming = pool.submit(follow_stream, f"{serve.url}/api/v1/logs/stream", headers, opened)
-            assert opened.wait(10), streaming.result()
-            began = time.monotonic()
-            assert serve.stop(timeout=30) in (0, -signal.SIGTERM)
-            assert time.monotonic() - began < GRACEFUL_STOP_SECONDS + 5
-        serve.start(wait="/readyz")
-        kept = httpx.get(f"{serve.url}/api/v1/users/keeper", headers=headers)
-        assert kept.status_code == 200 and kept.json()["roles"] == ["viewer"]
-        assert login(serve, "keeper", "keeper-password").status_code == 200
-        assert login(serve, "admin", password).status_code == 200
-        assert serve.stdout().count("First start") == 1 and serve.stdout().count(password) == 1
-        assert password_file.read_bytes() == first_bytes and password_file.stat().st_mtime_ns == first_mtime
-        assert password_file.stat().st_mode & 0o777 == 0o600
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(create, range(8)))
+    last = create(8)
+    assert serve.kill() == -signal.SIGKILL
+    acknowledged = [r.json()["username"] for r in [*answers, last] if r.status_code == 201]
+    assert len(acknowledged) == 9, [r.text for r in answers]
 
-        # kill -9 right after the 201s: whatever was acknowledged is durable.
-        def create(index: int) -> httpx.Response:
-            return httpx.post(
-                f"{serve.url}/api/v1/users",
-                headers=headers,
-                json={"username": f"acked{index}", "password": f"acked-password-{index}"},
-                timeout=30,
-            )
-
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(create, range(8)))
-        last = create(8)
-        assert serve.kill() == -signal.SIGKILL
-        acknowledged = [r.json()["username"] for r in [*answers, last] if r.status_code == 201]
-        assert len(acknowledged) == 9, [r.text for r in answers]
-
-        serve.start(wait="/readyz")
-        for username in ["keeper", *acknowledged]:
-            assert httpx.get(f"{serve.url}/api/v1/users/{username}", headers=headers).status_code == 200, username
-        assert login(serve, "acked8", "acked-password-8").status_code == 200
-        assert serve.stdout().count("First start") == 1
-        assert password_file.read_bytes() == first_bytes
-    finally:
-        serve.stop()
+    serve.start(wait="/readyz")
+    for username in ["keeper", *acknowledged]:
+        assert httpx.get(f"{serve.url}/api/v1/users/{username}", headers=headers).status_code == 200, username
+    assert login(serve, "acked8", "acked-password-8").status_code == 200
+    assert serve.stdout().count("First start") == 1
+    assert password_file.read_bytes() == first_bytes
 
 
-def serve_once(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def serve_once(run_cli: RunCli, cwd: Path, *args: str, env: dict[str, str] | None = None) -> CliResult:
     """`robofleet [ARGS] serve` with no ROBOFLEET_* variable but `env`, expected to stop before serving."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("ROBOFLEET_")}
-    return subprocess.run(
-        [sys.executable, "-m", "robofleet", *args, "serve"],
-        cwd=cwd,
-        env={**environment, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(*args, "serve", cwd=cwd, env=env)
 
 
 @pytest.mark.parametrize(
@@ -170,7 +122,7 @@ def serve_once(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subp
     ],
 )
 def test_an_invalid_settings_file_stops_serve_naming_key_file_and_line(
-    tmp_path: Path, text: str, key: str, line: int
+    tmp_path: Path, text: str, key: str, line: int, run_cli: RunCli
 ) -> None:
     settings = tmp_path / "etc" / "site.toml"
     settings.parent.mkdir()
@@ -180,7 +132,7 @@ def test_an_invalid_settings_file_stops_serve_naming_key_file_and_line(
     for args in (("--config", str(settings)), ()):
         if not args:  # the same mistake in ./robofleet.toml, found without --config
             (work / "robofleet.toml").write_text(text)
-        result = serve_once(work, *args)
+        result = serve_once(run_cli, work, *args)
         named = str(settings) if args else "robofleet.toml"
         assert result.returncode == 2, result.stdout + result.stderr
         assert key in result.stderr and f"{named} line {line}" in result.stderr, result.stderr
@@ -193,10 +145,10 @@ def test_an_invalid_settings_file_stops_serve_naming_key_file_and_line(
     [("ROBOFLEET_SERVER__PROT", "1", "server.prot"), ("ROBOFLEET_SERVER__PORT", "abc", "server.port")],
 )
 def test_an_invalid_environment_variable_stops_serve_naming_it(
-    tmp_path: Path, variable: str, value: str, key: str
+    tmp_path: Path, variable: str, value: str, key: str, run_cli: RunCli
 ) -> None:
     (tmp_path / "robofleet.toml").write_text("[server]\nport = 8080\n")  # the variable overrides the file
-    result = serve_once(tmp_path, env={variable: value})
+    result = serve_once(run_cli, tmp_path, env={variable: value})
     assert result.returncode == 2, result.stdout + result.stderr
     assert key in result.stderr and variable in result.stderr and "robofleet.toml" not in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "robofleet-data").exists()
