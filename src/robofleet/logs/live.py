@@ -13,7 +13,7 @@ import orjson
 from robofleet.logs.filters import Filters
 from robofleet.logs.globs import glob_pattern, is_glob
 from robofleet.logs.ingest import Row
-from robofleet.logs.records import RecordOut, record_out, time_text
+from robofleet.logs.records import RecordOut, records_out
 
 UNFILTERED = Filters()
 # The stream's text is made here, in the logs domain: a record's event is rendered once, on a writer lane, and
@@ -32,11 +32,7 @@ def ready_event(last_id: int) -> str:
 
 
 def _events(ids: list[int], rows: list[Row]) -> list[str]:
-    times: dict[datetime, str] = {}  # a batch's records often share a time (when received)
-    return [
-        log_event(record_out(new_id, row, times.get(row.time) or times.setdefault(row.time, time_text(row.time))))
-        for new_id, row in zip(ids, rows, strict=True)
-    ]
+    return [log_event(item) for item in records_out(ids, rows)]
 
 
 @dataclass(frozen=True, slots=True)

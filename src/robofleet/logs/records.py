@@ -4,6 +4,7 @@ an SSE `log` event of the live tail, whether the record was read from the store 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypedDict
 
@@ -44,18 +45,26 @@ def time_text(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def record_out(record_id: int, record: Stored, time: str | None = None) -> RecordOut:
-    """The record as readers get it. `time`: its `time_text` when already made (a batch's records often share a
-    time, when received, and the live tail renders thousands a second)."""
-    fields = record.fields
-    return {
-        "id": record_id,
-        "time": time or time_text(record.time),
-        "level": LEVEL_NAMES.get(record.level) or str(record.level),
-        "source": record.source,
-        "run_id": record.run_id,
-        "message": record.message,
-        # a JSON column read without its type (a raw query) comes back as text
-        "fields": fields if isinstance(fields, dict) else json.loads(fields or "{}"),
-        "truncated": record.truncated,
-    }
+def records_out(ids: Sequence[int], records: Sequence[Stored]) -> list[RecordOut]:
+    """The records, each with its id, as readers get them. A batch at a time: the live tail renders thousands of
+    records a second, and a batch's records often share a time (when received), rendered once here."""
+    times: dict[datetime, str] = {}
+    return [
+        {
+            "id": record_id,
+            "time": times.get(record.time) or times.setdefault(record.time, time_text(record.time)),
+            "level": LEVEL_NAMES.get(record.level) or str(record.level),
+            "source": record.source,
+            "run_id": record.run_id,
+            "message": record.message,
+            # a JSON column read without its type (a raw query) comes back as text
+            "fields": record.fields if isinstance(record.fields, dict) else json.loads(record.fields or "{}"),
+            "truncated": record.truncated,
+        }
+        for record_id, record in zip(ids, records, strict=True)
+    ]
+
+
+def rows_out(rows: Sequence[Any]) -> list[RecordOut]:
+    """Rows read from the log table (each has its id) as readers get them."""
+    return records_out([row.id for row in rows], rows)

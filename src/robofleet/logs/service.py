@@ -25,7 +25,7 @@ from robofleet.logs.filters import Filters
 from robofleet.logs.handler import StoreLogHandler
 from robofleet.logs.ingest import ANYONE, Row, Sender, parse_batch
 from robofleet.logs.live import HEARTBEAT, Published, log_event, ready_event
-from robofleet.logs.records import RecordOut, record_out
+from robofleet.logs.records import RecordOut, rows_out
 from robofleet.logs.writer import LogWriter
 from robofleet.robots.models import RUN_USER, Run
 from robofleet.settings.model import LogsSettings
@@ -193,7 +193,7 @@ class LogService:
                 connection, filters, after=after, before=before, ascending=reading_up, limit=limit + 1
             )
         more = len(rows) > limit
-        items = [record_out(row.id, row) for row in rows[:limit]]
+        items = rows_out(rows[:limit])
         # Where reading stopped: past the last record read, or where a search cut short by its budget got to.
         onward = items[-1]["id"] if more and items else resume
         if backward:
@@ -227,7 +227,7 @@ class LogService:
                     limit=min(EXPORT_CHUNK, max_records - sent),
                 )
             if rows:
-                chunk = [record_out(row.id, row) for row in rows]
+                chunk = rows_out(rows)
                 yield chunk
                 sent += len(chunk)
                 position = chunk[-1]["id"]
@@ -294,7 +294,7 @@ class LogService:
         while True:
             rows, resume = await asyncio.to_thread(self._backlog, filters, last)
             last = resume if resume is not None else rows[-1].id if rows else last
-            yield "".join(log_event(record_out(row.id, row)) for row in rows), last
+            yield "".join(log_event(item) for item in rows_out(rows)), last
             if resume is None and len(rows) < BACKLOG_CHUNK:
                 return
 
