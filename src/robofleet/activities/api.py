@@ -8,21 +8,22 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select
 
-from robofleet.activities.models import STATES, Activity
-from robofleet.activities.processor import TOPIC, Processor
+from robofleet.activities import store_ops
+from robofleet.activities.models import Activity, ActivityState
+from robofleet.activities.processor import TOPIC
 from robofleet.activities.schemas import ActionOut, ActivityBatchIn, ActivityIn, ActivityOut, Submitted
 from robofleet.activities.store_ops import activity_out
 from robofleet.auth.principal import Principal
-from robofleet.errors import Invalid, RobofleetError, StoreUnavailable
+from robofleet.errors import Invalid, RobofleetError
 from robofleet.orchestrator import Orchestrator
 from robofleet.store.pagination import Page, paginate
 from robofleet.web.context import get_context
+from robofleet.web.deps import processor_of
 from robofleet.web.errors import describe_validation
 from robofleet.web.schemas import PageOut
 from robofleet.web.security import Require
-from robofleet.web.sse import sse_message, sse_stream
+from robofleet.web.sse import sse_message, sse_response, sse_stream
 
 router = APIRouter(prefix="/api/v1", tags=["activities"])
 MAX_WAIT = 300.0
@@ -61,13 +62,6 @@ SUBMIT_SCHEMA = {
         },
     },
 }
-
-
-def processor_of(ctx: Orchestrator) -> Processor:
-    processor = ctx.processor
-    if processor is None:
-        raise StoreUnavailable("the activity processor is not running yet: the store is not ready")
-    return processor
 
 
 def parse_submission(raw: Any, batch_flag: bool) -> tuple[list[ActivityIn], bool]:
@@ -128,7 +122,7 @@ async def submit(
 def list_activities(
     principal: Principal = Depends(Require("activities:read")),
     ctx: Orchestrator = Depends(get_context),
-    state: str | None = Query(None, description=f"One of {', '.join(STATES)}"),
+    state: ActivityState | None = None,
     action: str | None = Query(None, max_length=128, description="Name or prefix, e.g. users."),
     requested_by: str | None = Query(None, max_length=128),
     batch_id: int | None = None,
@@ -136,17 +130,7 @@ def list_activities(
     cursor: str | None = Query(None, max_length=200),
 ) -> PageOut[ActivityOut]:
     """Newest first."""
-    if state is not None and state not in STATES:
-        raise Invalid(f"state must be one of {', '.join(STATES)}", details={"field": "state"})
-    stmt = select(Activity)
-    if state:
-        stmt = stmt.where(Activity.state == state)
-    if action:
-        stmt = stmt.where(Activity.action.startswith(action))
-    if requested_by:
-        stmt = stmt.where(Activity.requested_by.startswith(requested_by))
-    if batch_id is not None:
-        stmt = stmt.where(Activity.batch_id == batch_id)
+    stmt = store_ops.list_query(state, action, requested_by, batch_id)
     with ctx.store.transaction() as session:
         page = paginate(session, stmt, Activity.id, limit=limit, cursor=cursor, descending=True)
         return PageOut.of(Page([activity_out(row) for row in page.items], page.next_cursor))
@@ -162,11 +146,7 @@ async def stream(
     def render(payload: dict[str, Any]) -> str:
         return sse_message("activity", payload, event_id=f"{payload['id']}-{payload['state']}")
 
-    return StreamingResponse(
-        sse_stream(hub, TOPIC, render, request.is_disconnected),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store"},
-    )
+    return sse_response(sse_stream(hub, TOPIC, render, request.is_disconnected))
 
 
 @router.get("/activities/{activity_id}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
@@ -10,9 +11,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from robofleet.store.base import Base, BigId, UTCDateTime, utcnow
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+
+class ActivityState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+QUEUED, RUNNING, SUCCEEDED = ActivityState.QUEUED, ActivityState.RUNNING, ActivityState.SUCCEEDED
+FAILED, CANCELLED = ActivityState.FAILED, ActivityState.CANCELLED
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
-STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+STATES = tuple(ActivityState)
 
 
 class Activity(Base):

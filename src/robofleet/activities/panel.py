@@ -10,7 +10,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from robofleet.activities.api import processor_of
 from robofleet.activities.console import run_python
 from robofleet.activities.registry import Registry
 from robofleet.activities.schemas import ActivityIn
@@ -18,6 +17,7 @@ from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid, RobofleetError
 from robofleet.orchestrator import Orchestrator
 from robofleet.web.context import get_context
+from robofleet.web.deps import processor_of
 from robofleet.web.security import Require
 from robofleet.web.templating import page, templates
 

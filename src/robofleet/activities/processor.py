@@ -16,7 +16,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import select
 
 from robofleet.activities import store_ops
-from robofleet.activities.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Activity
+from robofleet.activities.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Activity, ActivityState
 from robofleet.activities.registry import Action, ActionContext, Registry
 from robofleet.activities.schemas import ActivityIn, ActivityOut
 from robofleet.activities.writers import ActivityWriter, CommitterWriter, Finished, PostgresWriter, Started
@@ -295,7 +295,7 @@ class Processor:
         future.add_done_callback(lambda done: loop.call_soon_threadsafe(durable, done))
 
     def _settled(self, job: Job, finished: Finished) -> None:
-        job.out.state, job.out.result, job.out.error = finished.state, finished.result, finished.error
+        job.out.state, job.out.result, job.out.error = ActivityState(finished.state), finished.result, finished.error
         job.out.finished_at = finished.at
         if job.out.started_at:
             job.out.duration_ms = round((finished.at - job.out.started_at).total_seconds() * 1000, 3)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from robofleet.activities.models import ActivityState
+
 
 class ActivityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -31,7 +33,7 @@ class ActivityOut(BaseModel):
     action: str
     args: dict[str, Any]
     mode: str
-    state: str
+    state: ActivityState
     result: Any = None
     error: dict[str, Any] | None = None
     requested_by: str

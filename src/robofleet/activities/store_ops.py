@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session
 
@@ -208,3 +208,17 @@ def fail_interrupted(session: Session, at: datetime) -> int:
 
 def queued(session: Session) -> list[Activity]:
     return list(session.scalars(select(Activity).where(Activity.state == QUEUED).order_by(Activity.id)))
+
+
+def list_query(state: str | None, action: str | None, requested_by: str | None, batch_id: int | None) -> Select[Any]:
+    """Activities filtered by state, action name prefix, requester prefix and batch, for keyset paging by id."""
+    stmt = select(Activity)
+    if state:
+        stmt = stmt.where(Activity.state == state)
+    if action:
+        stmt = stmt.where(Activity.action.startswith(action))
+    if requested_by:
+        stmt = stmt.where(Activity.requested_by.startswith(requested_by))
+    if batch_id is not None:
+        stmt = stmt.where(Activity.batch_id == batch_id)
+    return stmt

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +9,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 
 from robofleet.auth import roles, tokens, users
 from robofleet.auth.api import read_audit
@@ -21,6 +19,7 @@ from robofleet.errors import RobofleetError
 from robofleet.orchestrator import Orchestrator
 from robofleet.web.context import get_context
 from robofleet.web.errors import describe_validation
+from robofleet.web.forms import form_of, submit
 from robofleet.web.security import Require
 from robofleet.web.templating import page, redirect
 
@@ -36,20 +35,6 @@ USERS, ROLES, TOKENS, AUDIT = (
 def words(value: Any) -> list[str]:
     """Splits a free-text box of names on commas and whitespace."""
     return [part for part in str(value or "").replace(",", " ").split() if part]
-
-
-async def submit(back: str, action: Callable[[], Any], notice: str) -> Response:
-    try:
-        await run_in_threadpool(action)
-    except ValidationError as exc:
-        return redirect(back, error=describe_validation(list(exc.errors()))[0])
-    except RobofleetError as exc:
-        return redirect(back, error=exc.message)
-    return redirect(back, notice=notice)
-
-
-async def form_of(request: Request) -> FormData:
-    return await request.form()
 
 
 @router.get("/users")

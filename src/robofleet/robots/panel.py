@@ -14,7 +14,6 @@ from robofleet.auth.permissions import RobotRef
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, RobofleetError
 from robofleet.orchestrator import Orchestrator
-from robofleet.robots.api import service_of
 from robofleet.robots.models import ACTIVE, PAUSED, RUNNING
 from robofleet.robots.panel_forms import (
     LABELS,
@@ -29,6 +28,7 @@ from robofleet.robots.panel_forms import (
 )
 from robofleet.robots.schemas import RobotOut, RunOut
 from robofleet.web.context import get_context
+from robofleet.web.deps import robots_of
 from robofleet.web.security import Require
 from robofleet.web.templating import page, redirect
 
@@ -40,7 +40,7 @@ ROBOTS = "/panel/robots"
 def latest_runs(ctx: Orchestrator, principal: Principal, robot: str | None, limit: int) -> list[dict[str, object]]:
     """Newest first, each with what the runs table shows besides its state: whether a pause is on its way, and how
     a paused run was paused (runs.js says the same of the runs that change live)."""
-    runs = service_of(ctx).list_runs(principal, robot=robot, state=None, limit=limit, cursor=None).items
+    runs = robots_of(ctx).list_runs(principal, robot=robot, state=None, limit=limit, cursor=None).items
     return [
         {
             **run.model_dump(mode="json"),
@@ -74,7 +74,7 @@ def fleet_page(
     principal: Principal = Depends(Require("robots:read", panel=True)),
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
-    robots = service_of(ctx).list_robots(principal, limit=500, cursor=None).items
+    robots = robots_of(ctx).list_robots(principal, limit=500, cursor=None).items
     runs = latest_runs(ctx, principal, None, 500)
     current: dict[str, dict[str, object]] = {}
     for run in runs:  # newest first: the first seen per robot is its latest
@@ -98,7 +98,7 @@ def robots_page(
 def _robots_page(
     request: Request, principal: Principal, ctx: Orchestrator, form: RobotForm, status: int = 200
 ) -> Response:
-    robots = service_of(ctx).list_robots(principal, limit=500, cursor=None).items
+    robots = robots_of(ctx).list_robots(principal, limit=500, cursor=None).items
     response = page(
         request,
         "robots.html",
@@ -126,7 +126,7 @@ async def robot_create(
     def create() -> Response:
         form = RobotForm(values)
         try:
-            robot = service_of(ctx).create_robot(principal, parse_create(values))
+            robot = robots_of(ctx).create_robot(principal, parse_create(values))
         except FormInvalid as exc:
             form.errors = exc.errors
             return _robots_page(request, principal, ctx, form, status=422)
@@ -154,7 +154,7 @@ def robot_page(
 def _robot_page(
     request: Request, principal: Principal, ctx: Orchestrator, name: str, form: RobotForm | None, status: int = 200
 ) -> Response:
-    robot = service_of(ctx).get_robot(principal, name)
+    robot = robots_of(ctx).get_robot(principal, name)
     runs = latest_runs(ctx, principal, name, 50)
     target = RobotRef(robot.name, tuple(robot.tags))
     allowed = {
@@ -192,7 +192,7 @@ async def robot_update(
     back = f"{ROBOTS}/{name}"
 
     def update() -> Response:
-        service = service_of(ctx)
+        service = robots_of(ctx)
         form = RobotForm(values)
         try:
             change = parse_update(values, service.get_robot(principal, name))
@@ -227,7 +227,7 @@ async def robot_delete(
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     try:
-        await run_in_threadpool(service_of(ctx).delete_robot, principal, name)
+        await run_in_threadpool(robots_of(ctx).delete_robot, principal, name)
     except RobofleetError as exc:
         return redirect(f"{ROBOTS}/{name}", error=exc.message)
     return redirect(ROBOTS, notice=f"Robot {name} deleted.")
@@ -241,7 +241,7 @@ async def robot_action(
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
     back = f"/panel/robots/{name}"
-    service = service_of(ctx)
+    service = robots_of(ctx)
     try:
         if action == "start":
             run = await service.start(principal, name)

@@ -7,6 +7,8 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from fastapi.responses import StreamingResponse
+
 from robofleet.events import CLOSING, EventHub
 
 HEARTBEAT_SECONDS = 15.0
@@ -43,3 +45,8 @@ async def sse_stream(
             text = render(payload)
             if text is not None:
                 yield text
+
+
+def sse_response(stream: AsyncIterator[str]) -> StreamingResponse:
+    """A live stream as the browser's EventSource and `robofleet logs --follow` expect it: never cached."""
+    return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
