@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
 
 from robofleet.orchestrator import Orchestrator
 from robofleet.settings.model import Settings
-from robofleet.store import Store
 from robofleet.web.app import create_app
 from tests.activities import recording_actions
 
@@ -30,10 +30,24 @@ def client(context: Orchestrator) -> Iterator[TestClient]:
         yield test_client
 
 
+@dataclass
+class Recorded:
+    """What the test actions of recording_actions did: `executed` (their seq, in order) and `concurrency`
+    ("now", "peak": how many ran at once)."""
+
+    executed: list[int]
+    concurrency: dict[str, int]
+
+
+@pytest.fixture
+def recorded() -> Recorded:
+    """The records of the test actions, empty when the test begins."""
+    recording_actions.reset()
+    return Recorded(recording_actions.executed, recording_actions.concurrency)
+
+
 def submit(client: TestClient, token: str, body: object, **params: object) -> dict:  # type: ignore[type-arg]
+    """POSTs `body` to /api/v1/activities with `params`; the answer, or a failure unless it is a 201."""
     response = client.post("/api/v1/activities", headers={"Authorization": f"Bearer {token}"}, json=body, params=params)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
-
-
-__all__ = ["Store", "submit"]

@@ -8,9 +8,8 @@ import time
 
 from fastapi.testclient import TestClient
 
-from tests.activities import recording_actions
-from tests.activities.conftest import submit
-from tests.conftest import bearer
+from tests.activities.conftest import Recorded, submit
+from tests.conftest import bearer, wait_until
 
 
 def wait_all(client: TestClient, token: str, ids: list[int], seconds: float = 30) -> list[dict]:  # type: ignore[type-arg]
@@ -28,7 +27,9 @@ def test_echo_round_trip(client: TestClient, admin_token: str) -> None:
     assert stored["state"] == "succeeded" and stored["result"] == {"message": "hello"}
 
 
-def test_sync_activities_run_one_at_a_time_in_arrival_order(client: TestClient, admin_token: str) -> None:
+def test_sync_activities_run_one_at_a_time_in_arrival_order(
+    client: TestClient, admin_token: str, recorded: Recorded
+) -> None:
     def submitter(offset: int) -> list[int]:
         ids = []
         for n in range(15):
@@ -41,23 +42,27 @@ def test_sync_activities_run_one_at_a_time_in_arrival_order(client: TestClient, 
     results = wait_all(client, admin_token, all_ids)
     assert {r["state"] for r in results} == {"succeeded"}
     by_id = sorted(results, key=lambda r: r["id"])
-    assert recording_actions.executed == [r["args"]["seq"] for r in by_id]
-    assert recording_actions.concurrency["peak"] == 1
+    assert recorded.executed == [r["args"]["seq"] for r in by_id]
+    assert recorded.concurrency["peak"] == 1
     for earlier, later in itertools.pairwise(by_id):
         assert earlier["finished_at"] <= later["started_at"]
 
 
-def test_async_activities_run_concurrently_up_to_the_bound(client: TestClient, admin_token: str) -> None:
+def test_async_activities_run_concurrently_up_to_the_bound(
+    client: TestClient, admin_token: str, recorded: Recorded
+) -> None:
     body = [{"action": "test.record", "args": {"seq": n, "seconds": 0.3}, "mode": "async"} for n in range(9)]
     began = time.monotonic()
     answer = submit(client, admin_token, body, wait=30)
     elapsed = time.monotonic() - began
     assert {a["state"] for a in answer["activities"]} == {"succeeded"}
-    assert recording_actions.concurrency["peak"] == 3  # activities.max_concurrent in these tests
+    assert recorded.concurrency["peak"] == 3  # activities.max_concurrent in these tests
     assert 0.85 < elapsed < 5  # three rounds of three, not nine in a row, not all at once
 
 
-def test_a_batch_runs_in_order_and_stops_at_the_first_failure(client: TestClient, admin_token: str) -> None:
+def test_a_batch_runs_in_order_and_stops_at_the_first_failure(
+    client: TestClient, admin_token: str, recorded: Recorded
+) -> None:
     body = {
         "batch": True,
         "activities": [
@@ -71,7 +76,7 @@ def test_a_batch_runs_in_order_and_stops_at_the_first_failure(client: TestClient
     assert activities[1]["error"]["message"] == "RuntimeError: failing on purpose"
     assert activities[2]["error"]["code"] == "batch_stopped"
     assert len({a["batch_id"] for a in activities}) == 1 and [a["batch_index"] for a in activities] == [0, 1, 2]
-    assert recording_actions.executed == [1]
+    assert recorded.executed == [1]
 
 
 def test_a_plain_list_runs_every_item(client: TestClient, admin_token: str) -> None:
@@ -80,28 +85,34 @@ def test_a_plain_list_runs_every_item(client: TestClient, admin_token: str) -> N
     assert [a["state"] for a in activities] == ["failed", "succeeded"]
 
 
-def test_the_same_idempotency_key_returns_the_first_activity(client: TestClient, admin_token: str) -> None:
+def test_the_same_idempotency_key_returns_the_first_activity(
+    client: TestClient, admin_token: str, recorded: Recorded
+) -> None:
     body = {"action": "test.record", "args": {"seq": 7}, "idempotency_key": "invoice-42"}
     first = submit(client, admin_token, body, wait=10)["activities"][0]
     again = submit(client, admin_token, body, wait=10)["activities"][0]
     assert again["id"] == first["id"] and again["state"] == "succeeded"
-    assert recording_actions.executed == [7]
+    assert recorded.executed == [7]
 
 
-def test_cancel_a_queued_activity_but_not_a_running_one(client: TestClient, admin_token: str) -> None:
+def test_cancel_a_queued_activity_but_not_a_running_one(
+    client: TestClient, admin_token: str, recorded: Recorded
+) -> None:
     blocker = submit(client, admin_token, {"action": "test.record", "args": {"seq": 1, "seconds": 0.6}})["ids"][0]
     queued = submit(client, admin_token, {"action": "test.record", "args": {"seq": 2}})["ids"][0]
-    deadline = time.monotonic() + 5
-    while client.get(f"/api/v1/activities/{blocker}", headers=bearer(admin_token)).json()["state"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(
+        lambda: client.get(f"/api/v1/activities/{blocker}", headers=bearer(admin_token)).json()["state"] == "running",
+        5,
+        interval=0.01,
+        message="the blocker to run",
+    )
     refused = client.post(f"/api/v1/activities/{blocker}/cancel", headers=bearer(admin_token))
     assert refused.status_code == 409 and "running" in refused.json()["error"]["message"]
     cancelled = client.post(f"/api/v1/activities/{queued}/cancel", headers=bearer(admin_token))
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
     wait_all(client, admin_token, [blocker])
     time.sleep(0.1)
-    assert recording_actions.executed == [1]
+    assert recorded.executed == [1]
     again = client.post(f"/api/v1/activities/{queued}/cancel", headers=bearer(admin_token))
     assert again.status_code == 409
     assert client.post("/api/v1/activities/999999/cancel", headers=bearer(admin_token)).status_code == 404

@@ -253,7 +253,10 @@ class Processes:
     ) -> ServeProcess:
         serve = ServeProcess(workdir or self._folder("server"), env=env, port=port, split_output=split_output)
         self.started.append(serve)
-        return serve.start(wait=wait, timeout=timeout) if start else serve
+        if not start:
+            serve.workdir.mkdir(parents=True, exist_ok=True)  # its CLI runs there before it starts
+            return serve
+        return serve.start(wait=wait, timeout=timeout)
 
     def agent(
         self,

@@ -3,20 +3,16 @@ stops at once when the server refuses it."""
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ServeProcess
+from tests.conftest import ServeProcess, StartServe, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -35,22 +31,15 @@ class Follower:
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []
-        self._lines: queue.Queue[str] = queue.Queue()
         for stream, kept in ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr)):
             threading.Thread(target=self._read, args=(stream, kept), daemon=True).start()
 
     def _read(self, stream: Iterator[str] | None, kept: list[str]) -> None:
         for line in stream or ():
             kept.append(line.rstrip("\n"))
-            self._lines.put(line)
 
     def wait_until(self, printed: Callable[[], bool], timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while not printed():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not printed in {timeout}s; stdout {self.stdout}, stderr {self.stderr}")
-            with contextlib.suppress(queue.Empty):
-                self._lines.get(timeout=0.1)
+        wait_until(printed, timeout, 0.1, lambda: f"it printed; stdout {self.stdout}, stderr {self.stderr}")
 
     def messages(self) -> list[str]:
         return [line.split(" robot:follow ", 1)[1] for line in self.stdout if " robot:follow " in line]
@@ -61,6 +50,24 @@ class Follower:
         return self.process.wait(timeout=10)
 
 
+@pytest.fixture
+def follow() -> Iterator[Callable[..., Follower]]:
+    """`follow(serve, token, *args)`: a started Follower, stopped when the test ends."""
+    started: list[Follower] = []
+
+    def start(serve: ServeProcess, token: str, *args: str) -> Follower:
+        started.append(Follower(serve, token, *args))
+        return started[-1]
+
+    yield start
+    for follower in started:
+        try:
+            follower.stop()
+        except subprocess.TimeoutExpired:
+            follower.process.kill()
+            follower.process.wait(10)
+
+
 def post(serve: ServeProcess, token: str, *messages: str) -> None:
     records = [{"message": message, "source": "robot:follow"} for message in messages]
     answer = httpx.post(
@@ -69,58 +76,51 @@ def post(serve: ServeProcess, token: str, *messages: str) -> None:
     assert answer.status_code == 201, answer.text
 
 
-def test_follow_resumes_after_a_server_restart_without_losing_or_repeating_a_record(tmp_path: Path) -> None:
-    serve = ServeProcess(tmp_path).start(wait="/readyz")
-    try:
-        token = serve.token()
-        post(serve, token, "before 1", "before 2")
-        follower = Follower(serve, token, "--source", "robot:follow")
-        try:
-            follower.wait_until(lambda: "before 2" in follower.messages())
-            post(serve, token, "live before the restart")
-            follower.wait_until(lambda: "live before the restart" in follower.messages())
-            serve.stop()
-            serve.start(wait="/readyz")
-            post(serve, token, "after 1")  # most likely stored before it reconnects: it comes from the backlog
-            post(serve, token, "after 2")
-            follower.wait_until(lambda: "after 2" in follower.messages())
-            post(serve, token, "after 3")  # and live again
-            follower.wait_until(lambda: "after 3" in follower.messages())
-        finally:
-            code = follower.stop()
-        assert code == 0, follower.stderr
-        assert follower.messages() == [
-            "before 1",
-            "before 2",
-            "live before the restart",
-            "after 1",
-            "after 2",
-            "after 3",
-        ]
-        notes = [line for line in follower.stderr if line.startswith("robofleet:")]
-        assert len(notes) == 1 and notes[0].startswith("robofleet: stream lost (") and "reconnecting" in notes[0]
-    finally:
-        serve.stop()
+def test_follow_resumes_after_a_server_restart_without_losing_or_repeating_a_record(
+    start_serve: StartServe, follow: Callable[..., Follower]
+) -> None:
+    serve = start_serve()
+    token = serve.token()
+    post(serve, token, "before 1", "before 2")
+    follower = follow(serve, token, "--source", "robot:follow")
+    follower.wait_until(lambda: "before 2" in follower.messages())
+    post(serve, token, "live before the restart")
+    follower.wait_until(lambda: "live before the restart" in follower.messages())
+    serve.stop()
+    serve.start(wait="/readyz")
+    post(serve, token, "after 1")  # most likely stored before it reconnects: it comes from the backlog
+    post(serve, token, "after 2")
+    follower.wait_until(lambda: "after 2" in follower.messages())
+    post(serve, token, "after 3")  # and live again
+    follower.wait_until(lambda: "after 3" in follower.messages())
+    code = follower.stop()
+    assert code == 0, follower.stderr
+    assert follower.messages() == [
+        "before 1",
+        "before 2",
+        "live before the restart",
+        "after 1",
+        "after 2",
+        "after 3",
+    ]
+    notes = [line for line in follower.stderr if line.startswith("robofleet:")]
+    assert len(notes) == 1 and notes[0].startswith("robofleet: stream lost (") and "reconnecting" in notes[0]
 
 
-def test_follow_stops_at_once_when_the_server_refuses_it_after_a_reconnect(tmp_path: Path) -> None:
-    serve = ServeProcess(tmp_path).start(wait="/readyz")
-    try:
-        made = serve.cli("token", "create", "--user", "admin", "--name", "follower")
-        assert made.returncode == 0, made.stderr
-        token_id, token = made.stdout.split()[1], made.stdout.strip().splitlines()[-1]
-        post(serve, token, "seen")
-        follower = Follower(serve, token, "--source", "robot:follow")
-        try:
-            follower.wait_until(lambda: "seen" in follower.messages())
-            serve.kill()  # a crash this time: no graceful wait for open streams
-            revoked = serve.cli("token", "revoke", token_id)
-            assert revoked.returncode == 0, revoked.stderr
-            serve.start(wait="/readyz")
-            code = follower.process.wait(timeout=20)
-        finally:
-            follower.stop()
-        assert code == 1
-        assert any(line.startswith("robofleet: 401 ") for line in follower.stderr), follower.stderr
-    finally:
-        serve.stop()
+def test_follow_stops_at_once_when_the_server_refuses_it_after_a_reconnect(
+    start_serve: StartServe, follow: Callable[..., Follower]
+) -> None:
+    serve = start_serve()
+    made = serve.cli("token", "create", "--user", "admin", "--name", "follower")
+    assert made.returncode == 0, made.stderr
+    token_id, token = made.stdout.split()[1], made.stdout.strip().splitlines()[-1]
+    post(serve, token, "seen")
+    follower = follow(serve, token, "--source", "robot:follow")
+    follower.wait_until(lambda: "seen" in follower.messages())
+    serve.kill()  # a crash this time: no graceful wait for open streams
+    revoked = serve.cli("token", "revoke", token_id)
+    assert revoked.returncode == 0, revoked.stderr
+    serve.start(wait="/readyz")
+    code = follower.process.wait(timeout=20)
+    assert code == 1
+    assert any(line.startswith("robofleet: 401 ") for line in follower.stderr), follower.stderr

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from tests.conftest import ServeProcess
+from tests.conftest import StartServe, wait_until
 
 # The robot posts a batch with its run's token and writes the answer where the test can read it.
 ROBOT = """
@@ -29,28 +26,22 @@ open(sys.argv[1], "w").write(json.dumps({"status": answer.status_code, "body": a
 """
 
 
-def test_a_run_token_sends_as_its_robot_and_run_only(tmp_path: Path, store_url: str) -> None:
+def test_a_run_token_sends_as_its_robot_and_run_only(tmp_path: Path, store_url: str, start_serve: StartServe) -> None:
     env = {} if store_url.startswith("sqlite") else {"ROBOFLEET_STORE__URL": store_url}
-    serve = ServeProcess(tmp_path / "server", env=env).start(wait="/readyz")
+    serve = start_serve(env=env)
     answer_file = tmp_path / "answer.json"
-    try:
-        api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
-        made = api.post(
-            "/api/v1/robots", json={"name": "invoices", "argv": [sys.executable, "-c", ROBOT, str(answer_file)]}
-        )
-        assert made.status_code == 201, made.text
-        run = api.post("/api/v1/robots/invoices/start").json()
-        deadline = time.monotonic() + 30
-        while not answer_file.exists() or not answer_file.read_text():
-            assert time.monotonic() < deadline, serve.output()
-            time.sleep(0.1)
-        answer = json.loads(answer_file.read_text())
-        assert answer["status"] == 207, answer
-        reasons = {item["index"]: item["error"] for item in answer["body"]["rejected"]}
-        assert sorted(reasons) == [2, 3, 4], reasons
-        assert "robot:invoices only" in reasons[2] and f"run {run['id']} only" in reasons[3]
-        stored = api.get("/api/v1/logs", params={"q": "mine", "order": "asc"}).json()["items"]
-        assert [(r["source"], r["run_id"]) for r in stored] == [("robot:invoices", str(run["id"]))] * 2
-        assert api.get("/api/v1/logs", params={"source": "orchestrator", "q": "orchestrator"}).json()["items"] == []
-    finally:
-        serve.stop()
+    api = serve.api()
+    made = api.post(
+        "/api/v1/robots", json={"name": "invoices", "argv": [sys.executable, "-c", ROBOT, str(answer_file)]}
+    )
+    assert made.status_code == 201, made.text
+    run = api.post("/api/v1/robots/invoices/start").json()
+    wait_until(lambda: answer_file.exists() and answer_file.read_text(), 30, 0.1, serve.output)
+    answer = json.loads(answer_file.read_text())
+    assert answer["status"] == 207, answer
+    reasons = {item["index"]: item["error"] for item in answer["body"]["rejected"]}
+    assert sorted(reasons) == [2, 3, 4], reasons
+    assert "robot:invoices only" in reasons[2] and f"run {run['id']} only" in reasons[3]
+    stored = api.get("/api/v1/logs", params={"q": "mine", "order": "asc"}).json()["items"]
+    assert [(r["source"], r["run_id"]) for r in stored] == [("robot:invoices", str(run["id"]))] * 2
+    assert api.get("/api/v1/logs", params={"source": "orchestrator", "q": "orchestrator"}).json()["items"] == []

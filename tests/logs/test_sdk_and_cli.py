@@ -4,40 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from robofleet.sdk import RobofleetLogHandler
-from tests.conftest import ServeProcess, free_port
+from tests.conftest import StartServe
 
 pytestmark = pytest.mark.slow
 
 
-def cli(workdir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "robofleet", *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_sdk_handler_survives_the_orchestrator_being_down(tmp_path: Path) -> None:
-    serve = ServeProcess(tmp_path, port=free_port())
+def test_sdk_handler_survives_the_orchestrator_being_down(start_serve: StartServe) -> None:
+    serve = start_serve(start=False)
     for name, role in (("invoices-bot", "robot"), ("boss", "admin")):
-        command = [sys.executable, "-m", "robofleet", "user", "create", name, "--role", role, "--password-stdin"]
-        subprocess.run(
-            command, cwd=tmp_path, env=serve.env, input="long-password\n", text=True, check=True, capture_output=True
-        )
-    token = cli(tmp_path, serve.env, "token", "create", "--user", "invoices-bot").stdout.strip().splitlines()[-1]
+        made = serve.cli("user", "create", name, "--role", role, "--password-stdin", stdin="long-password\n")
+        assert made.returncode == 0, made.stderr
+    token = serve.cli("token", "create", "--user", "invoices-bot").stdout.strip().splitlines()[-1]
     handler = RobofleetLogHandler(
         serve.url,
         token,
@@ -60,7 +43,7 @@ def test_sdk_handler_survives_the_orchestrator_being_down(tmp_path: Path) -> Non
         assert handler.send_now(1.0) is False and handler.pending == 50 and handler.dropped == 30
         serve.start(wait="/readyz")
         assert handler.send_now(15.0) is True
-        made = cli(tmp_path, serve.env, "token", "create", "--user", "boss")
+        made = serve.cli("token", "create", "--user", "boss")
         assert made.returncode == 0, made.stderr
         reader = made.stdout.strip().splitlines()[-1]
         headers = {"Authorization": f"Bearer {reader}"}
@@ -77,39 +60,35 @@ def test_sdk_handler_survives_the_orchestrator_being_down(tmp_path: Path) -> Non
     finally:
         robot.removeHandler(handler)
         handler.close()
-        serve.stop()
 
 
-def test_logs_cli_and_stream_resume(tmp_path: Path) -> None:
-    serve = ServeProcess(tmp_path).start(wait="/readyz")
-    try:
-        token = serve.token()
-        env = {**serve.env, "ROBOFLEET_CLIENT__TOKEN": token}
-        headers = {"Authorization": f"Bearer {token}"}
-        records = [{"message": f"line {n}", "source": "robot:cli", "run_id": "r9"} for n in range(5)]
-        first = httpx.post(f"{serve.url}/api/v1/logs", json={"records": records}, headers=headers).json()
-        printed = cli(tmp_path, env, "logs", "--source", "robot:cli", "--limit", "3")
-        assert printed.returncode == 0, printed.stderr
-        assert [line.split()[-1] for line in printed.stdout.splitlines()] == ["2", "3", "4"]
-        as_json = cli(tmp_path, env, "logs", "--run", "r9", "--json", "--limit", "1")
-        assert json.loads(as_json.stdout)["message"] == "line 4"
-        assert cli(tmp_path, env, "logs", "--level", "LOUD").returncode == 1
+def test_logs_cli_and_stream_resume(start_serve: StartServe) -> None:
+    serve = start_serve()
+    token = serve.token()
+    env = {"ROBOFLEET_CLIENT__TOKEN": token}
+    headers = {"Authorization": f"Bearer {token}"}
+    records = [{"message": f"line {n}", "source": "robot:cli", "run_id": "r9"} for n in range(5)]
+    first = httpx.post(f"{serve.url}/api/v1/logs", json={"records": records}, headers=headers).json()
+    printed = serve.cli("logs", "--source", "robot:cli", "--limit", "3", env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert [line.split()[-1] for line in printed.stdout.splitlines()] == ["2", "3", "4"]
+    as_json = serve.cli("logs", "--run", "r9", "--json", "--limit", "1", env=env)
+    assert json.loads(as_json.stdout)["message"] == "line 4"
+    assert serve.cli("logs", "--level", "LOUD", env=env).returncode == 1
 
-        with httpx.stream(
-            "GET",
-            f"{serve.url}/api/v1/logs/stream",
-            params={"source": "robot:cli"},
-            timeout=20,
-            headers={**headers, "Last-Event-ID": str(first["first_id"] + 1)},
-        ) as stream:
-            later = [{"message": "live one", "source": "robot:cli"}, {"message": "other", "source": "robot:x"}]
-            httpx.post(f"{serve.url}/api/v1/logs", json={"records": later}, headers=headers)
-            got = []
-            for line in stream.iter_lines():
-                if line.startswith("data:") and '"message"' in line:
-                    got.append(json.loads(line[5:])["message"])
-                    if len(got) == 4:
-                        break
-        assert got == ["line 2", "line 3", "line 4", "live one"]
-    finally:
-        serve.stop()
+    with httpx.stream(
+        "GET",
+        f"{serve.url}/api/v1/logs/stream",
+        params={"source": "robot:cli"},
+        timeout=20,
+        headers={**headers, "Last-Event-ID": str(first["first_id"] + 1)},
+    ) as stream:
+        later = [{"message": "live one", "source": "robot:cli"}, {"message": "other", "source": "robot:x"}]
+        httpx.post(f"{serve.url}/api/v1/logs", json={"records": later}, headers=headers)
+        got = []
+        for line in stream.iter_lines():
+            if line.startswith("data:") and '"message"' in line:
+                got.append(json.loads(line[5:])["message"])
+                if len(got) == 4:
+                    break
+    assert got == ["line 2", "line 3", "line 4", "live one"]

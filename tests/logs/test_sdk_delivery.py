@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from robofleet.sdk import RobofleetLogHandler
-from tests.conftest import ServeProcess
+from tests.conftest import ServeProcess, StartServe
 
 pytestmark = pytest.mark.slow
 
@@ -46,14 +46,11 @@ class Orchestrator:
 
 
 @pytest.fixture(scope="module")
-def orchestrator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orchestrator]:
-    serve = ServeProcess(tmp_path_factory.mktemp("orchestrator")).start(wait="/readyz")
-    try:
-        made = serve.cli("user", "create", "robot-1", "--role", "robot", "--password-stdin", stdin="long-password\n")
-        assert made.returncode == 0, made.stderr
-        yield Orchestrator(serve, serve.token("robot-1"), serve.token())
-    finally:
-        serve.stop()
+def orchestrator(start_module_serve: StartServe) -> Orchestrator:
+    serve = start_module_serve()
+    made = serve.cli("user", "create", "robot-1", "--role", "robot", "--password-stdin", stdin="long-password\n")
+    assert made.returncode == 0, made.stderr
+    return Orchestrator(serve, serve.token("robot-1"), serve.token())
 
 
 @pytest.fixture

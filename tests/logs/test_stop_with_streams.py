@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ServeProcess
+from tests.conftest import StartServe
 
 pytestmark = pytest.mark.slow
 
 
-def test_sigterm_ends_live_streams_and_stops_promptly(tmp_path: Path) -> None:
-    serve = ServeProcess(tmp_path).start(wait="/readyz")
+def test_sigterm_ends_live_streams_and_stops_promptly(start_serve: StartServe) -> None:
+    serve = start_serve()
     headers = {"Authorization": f"Bearer {serve.token()}"}
     ended: list[str] = []
 

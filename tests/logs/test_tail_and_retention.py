@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +14,7 @@ from robofleet.logs.ingest import Row
 from robofleet.logs.service import LIVE_BATCHES, LogService
 from robofleet.settings.model import LogsSettings, Settings
 from robofleet.store import Store
+from tests.conftest import wait_until_async
 
 
 def rows(count: int, *, start: int = 0, source: str = "robot:tail", when: datetime | None = None) -> list[Row]:
@@ -95,12 +95,11 @@ async def test_the_orchestrators_own_logs_land_in_the_store(store: Store, settin
             raise ValueError("boom")
         except ValueError:
             logging.getLogger("robofleet.example").exception("step failed")
-        deadline = time.monotonic() + 5
-        while True:
-            found = service.search(Filters(source="orchestrator"), limit=10, cursor=None, order="asc")["items"]
-            if len(found) >= 2 or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.05)
+
+        def own_lines() -> list[dict[str, Any]]:
+            return service.search(Filters(source="orchestrator"), limit=10, cursor=None, order="asc")["items"]
+
+        found = await wait_until_async(lambda: lines if len(lines := own_lines()) >= 2 else None, 5, message=own_lines)
         assert found[0]["message"] == "disk almost full on pc-07" and found[0]["level"] == "WARNING"
         assert found[0]["fields"]["logger"] == "robofleet.example"
         assert "ValueError: boom" in found[1]["message"] and found[1]["level"] == "ERROR"

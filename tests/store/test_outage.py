@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +21,7 @@ import pytest
 from robofleet.errors import StoreUnavailable
 from robofleet.settings.model import StoreSettings
 from robofleet.store import Store
-from tests.conftest import ServeProcess, ThrowawayCluster, pg_bin, skip_or_fail
+from tests.conftest import ServeProcess, StartServe, ThrowawayCluster, pg_bin, skip_or_fail, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +45,10 @@ def cluster() -> Iterator[ThrowawayCluster]:
         made.destroy()
 
 
-def serve_on(cluster: ThrowawayCluster, workdir: Path, **env: str) -> ServeProcess:
+def serve_on(start_serve: StartServe, cluster: ThrowawayCluster, **env: str) -> ServeProcess:
+    """A `robofleet serve` on the cluster's database, not started yet."""
     url = cluster.server().url("postgres")
-    return ServeProcess(workdir, env={"ROBOFLEET_STORE__URL": url, **env})
+    return start_serve(env={"ROBOFLEET_STORE__URL": url, **env}, start=False)
 
 
 def timed(method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, float]:
@@ -60,17 +60,19 @@ def timed(method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, float]:
 def poll(url: str, want: int, *, headers: dict[str, str] | None = None, timeout: float = 15) -> float:
     """Seconds until GET `url` answers `want`."""
     began = time.monotonic()
-    last: object = None
-    while time.monotonic() - began < timeout:
+    last: list[object] = [None]
+
+    def answered() -> bool:
         try:
             response = httpx.get(url, headers=headers, timeout=BOUND)
-            if response.status_code == want:
-                return time.monotonic() - began
-            last = f"{response.status_code} {response.text[:200]}"
         except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.05)
-    raise AssertionError(f"{url} did not answer {want} within {timeout} s (last: {last})")
+            last[0] = exc
+            return False
+        last[0] = f"{response.status_code} {response.text[:200]}"
+        return response.status_code == want
+
+    wait_until(answered, timeout, message=lambda: f"{url} to answer {want} (last: {last[0]})")
+    return time.monotonic() - began
 
 
 def assert_unavailable(response: httpx.Response, took: float) -> None:
@@ -116,94 +118,86 @@ def no_unexpected_errors(serve: ServeProcess) -> None:
 
 
 def test_serve_rides_out_stopped_database_and_recovers_without_restart(
-    tmp_path: Path, cluster: ThrowawayCluster
+    cluster: ThrowawayCluster, start_serve: StartServe
 ) -> None:
-    serve = serve_on(cluster, tmp_path).start(wait="/readyz")
-    try:
-        headers = {"Authorization": f"Bearer {serve.token()}"}
-        pid = serve.process.pid if serve.process else None
-        warm_pool(serve, headers)
-        assert echo(serve, headers, "warm").json()["activities"][0]["state"] == "succeeded"
-        created = httpx.post(
-            f"{serve.url}/api/v1/users", headers=headers, json={"username": "before", "password": "before-password"}
+    serve = serve_on(start_serve, cluster).start(wait="/readyz")
+    headers = {"Authorization": f"Bearer {serve.token()}"}
+    pid = serve.process.pid if serve.process else None
+    warm_pool(serve, headers)
+    assert echo(serve, headers, "warm").json()["activities"][0]["state"] == "succeeded"
+    created = httpx.post(
+        f"{serve.url}/api/v1/users", headers=headers, json={"username": "before", "password": "before-password"}
+    )
+    assert created.status_code == 201
+
+    for mode in ("fast", "immediate"):  # a clean shutdown, then a crash
+        cluster.stop(mode)
+        health, took = timed("GET", f"{serve.url}/healthz")
+        assert health.status_code == 200 and took < 1
+        assert "connect" in assert_not_ready(serve)
+        assert_unavailable(*timed("GET", f"{serve.url}/api/v1/users", headers=headers))
+        assert_unavailable(
+            *timed("POST", f"{serve.url}/api/v1/users", headers=headers, json={"username": "x", "password": "x" * 12})
         )
-        assert created.status_code == 201
-
-        for mode in ("fast", "immediate"):  # a clean shutdown, then a crash
-            cluster.stop(mode)
-            health, took = timed("GET", f"{serve.url}/healthz")
-            assert health.status_code == 200 and took < 1
-            assert "connect" in assert_not_ready(serve)
-            assert_unavailable(*timed("GET", f"{serve.url}/api/v1/users", headers=headers))
-            assert_unavailable(
-                *timed(
-                    "POST", f"{serve.url}/api/v1/users", headers=headers, json={"username": "x", "password": "x" * 12}
-                )
-            )
-            assert_unavailable(
-                *timed("POST", f"{serve.url}/api/v1/auth/login", json={"username": "admin", "password": "x" * 12})
-            )
-            assert_unavailable(
-                *timed(
-                    "POST",
-                    f"{serve.url}/api/v1/activities",
-                    headers=headers,
-                    json={"action": "system.echo", "args": {}},
-                )
-            )
-            with ThreadPoolExecutor(16) as pool:  # a burst: every answer a bounded 503, none a 500
-                burst = list(pool.map(lambda _: timed("GET", f"{serve.url}/api/v1/users", headers=headers), range(32)))
-            for response, took in burst:
-                assert_unavailable(response, took)
-
-            cluster.start()
-            assert poll(f"{serve.url}/readyz", 200) < 5
-            assert poll(f"{serve.url}/api/v1/users", 200, headers=headers) < 5
-            assert "before" in users(serve, headers)
-            again = httpx.post(
-                f"{serve.url}/api/v1/users",
+        assert_unavailable(
+            *timed("POST", f"{serve.url}/api/v1/auth/login", json={"username": "admin", "password": "x" * 12})
+        )
+        assert_unavailable(
+            *timed(
+                "POST",
+                f"{serve.url}/api/v1/activities",
                 headers=headers,
-                json={"username": f"after-{mode}", "password": "after-password"},
+                json={"action": "system.echo", "args": {}},
             )
-            assert again.status_code == 201, again.text
-            assert echo(serve, headers, mode).json()["activities"][0]["result"] == {"message": mode}
+        )
+        with ThreadPoolExecutor(16) as pool:  # a burst: every answer a bounded 503, none a 500
+            burst = list(pool.map(lambda _: timed("GET", f"{serve.url}/api/v1/users", headers=headers), range(32)))
+        for response, took in burst:
+            assert_unavailable(response, took)
 
-        assert serve.process is not None and serve.process.poll() is None and serve.process.pid == pid
-        assert {"before", "after-fast", "after-immediate"} <= set(users(serve, headers))
-        no_unexpected_errors(serve)
+        cluster.start()
+        assert poll(f"{serve.url}/readyz", 200) < 5
+        assert poll(f"{serve.url}/api/v1/users", 200, headers=headers) < 5
+        assert "before" in users(serve, headers)
+        again = httpx.post(
+            f"{serve.url}/api/v1/users",
+            headers=headers,
+            json={"username": f"after-{mode}", "password": "after-password"},
+        )
+        assert again.status_code == 201, again.text
+        assert echo(serve, headers, mode).json()["activities"][0]["result"] == {"message": mode}
 
-        cluster.stop("immediate")  # a stop while the store is away is prompt too
-        began = time.monotonic()
-        assert serve.stop(timeout=BOUND) in (0, -signal.SIGTERM)
-        assert time.monotonic() - began < BOUND
-    finally:
-        serve.stop()
+    assert serve.process is not None and serve.process.poll() is None and serve.process.pid == pid
+    assert {"before", "after-fast", "after-immediate"} <= set(users(serve, headers))
+    no_unexpected_errors(serve)
+
+    cluster.stop("immediate")  # a stop while the store is away is prompt too
+    began = time.monotonic()
+    assert serve.stop(timeout=BOUND) in (0, -signal.SIGTERM)
+    assert time.monotonic() - began < BOUND
 
 
 def test_serve_started_while_its_database_is_down_becomes_ready_by_itself(
-    tmp_path: Path, cluster: ThrowawayCluster
+    cluster: ThrowawayCluster, start_serve: StartServe
 ) -> None:
     cluster.stop()
-    serve = serve_on(cluster, tmp_path).start(wait="/healthz")
-    try:
-        assert "connect" in assert_not_ready(serve)
-        assert_unavailable(*timed("GET", f"{serve.url}/api/v1/me"))
-        assert_unavailable(*timed("GET", f"{serve.url}/api/v1/users", headers={"Authorization": "Bearer rf_x"}))
-        assert not (tmp_path / "robofleet-data" / "initial-admin-password").exists()
-        assert "First start" not in serve.output()
+    serve = serve_on(start_serve, cluster).start(wait="/healthz")
+    assert "connect" in assert_not_ready(serve)
+    assert_unavailable(*timed("GET", f"{serve.url}/api/v1/me"))
+    assert_unavailable(*timed("GET", f"{serve.url}/api/v1/users", headers={"Authorization": "Bearer rf_x"}))
+    assert not (serve.workdir / "robofleet-data" / "initial-admin-password").exists()
+    assert "First start" not in serve.output()
 
-        cluster.start()
-        assert poll(f"{serve.url}/readyz", 200) < 2 * 2.0 + 3  # retried every 2 s (server.RETRY_SECONDS)
-        password = serve.admin_password()
-        assert serve.output().count(password) == 1
-        login = httpx.post(f"{serve.url}/api/v1/auth/login", json={"username": "admin", "password": password})
-        assert login.status_code == 200
-        headers = {"Authorization": f"Bearer {serve.token()}"}
-        assert users(serve, headers) == ["admin"]
-        assert echo(serve, headers, "late").json()["activities"][0]["state"] == "succeeded"  # background services
-        no_unexpected_errors(serve)
-    finally:
-        serve.stop()
+    cluster.start()
+    assert poll(f"{serve.url}/readyz", 200) < 2 * 2.0 + 3  # retried every 2 s (server.RETRY_SECONDS)
+    password = serve.admin_password()
+    assert serve.output().count(password) == 1
+    login = httpx.post(f"{serve.url}/api/v1/auth/login", json={"username": "admin", "password": password})
+    assert login.status_code == 200
+    headers = {"Authorization": f"Bearer {serve.token()}"}
+    assert users(serve, headers) == ["admin"]
+    assert echo(serve, headers, "late").json()["activities"][0]["state"] == "succeeded"  # background services
+    no_unexpected_errors(serve)
 
 
 @contextmanager
@@ -222,50 +216,49 @@ def frozen(cluster: ThrowawayCluster) -> Iterator[None]:
                 process.resume()
 
 
-def test_a_database_that_stops_answering_gets_bounded_503s_not_hangs(tmp_path: Path, cluster: ThrowawayCluster) -> None:
+def test_a_database_that_stops_answering_gets_bounded_503s_not_hangs(
+    cluster: ThrowawayCluster, start_serve: StartServe
+) -> None:
     timeout = 2  # store.connect_timeout: also how long a pooled connection's ping may take
-    serve = serve_on(cluster, tmp_path, ROBOFLEET_STORE__CONNECT_TIMEOUT=str(timeout)).start(wait="/readyz")
+    serve = serve_on(start_serve, cluster, ROBOFLEET_STORE__CONNECT_TIMEOUT=str(timeout)).start(wait="/readyz")
     bound = 2 * timeout + 1  # a stale pooled connection's ping, then a new connection, both given up
-    try:
-        headers = {"Authorization": f"Bearer {serve.token()}"}
-        warm_pool(serve, headers)
-        assert echo(serve, headers, "warm").status_code == 201
-        time.sleep(1.1)  # let the activity writer's held connection go quiet, so it is checked before reuse
+    headers = {"Authorization": f"Bearer {serve.token()}"}
+    warm_pool(serve, headers)
+    assert echo(serve, headers, "warm").status_code == 201
+    time.sleep(1.1)  # let the activity writer's held connection go quiet, so it is checked before reuse
 
-        with frozen(cluster), ThreadPoolExecutor(12) as pool:  # all at once: the bounds hold under a burst
-            calls = [pool.submit(timed, "GET", f"{serve.url}/api/v1/users", headers=headers) for _ in range(8)]
-            submitted = pool.submit(
-                timed,
-                "POST",
-                f"{serve.url}/api/v1/activities",
-                headers=headers,
-                json={"action": "system.echo", "args": {"message": "x"}},
-            )
-            readiness = pool.submit(timed, "GET", f"{serve.url}/readyz")
-            time.sleep(0.2)
-            health, took = timed("GET", f"{serve.url}/healthz")
-            assert health.status_code == 200 and took < 1  # answered while the others wait on the store
-            for call in [*calls, submitted]:
-                response, took = call.result()
-                assert_unavailable(response, took)
-                assert took < bound
-            response, took = readiness.result()
-            assert response.status_code == 503 and response.json()["reason"] and took < bound
+    with frozen(cluster), ThreadPoolExecutor(12) as pool:  # all at once: the bounds hold under a burst
+        calls = [pool.submit(timed, "GET", f"{serve.url}/api/v1/users", headers=headers) for _ in range(8)]
+        submitted = pool.submit(
+            timed,
+            "POST",
+            f"{serve.url}/api/v1/activities",
+            headers=headers,
+            json={"action": "system.echo", "args": {"message": "x"}},
+        )
+        readiness = pool.submit(timed, "GET", f"{serve.url}/readyz")
+        time.sleep(0.2)
+        health, took = timed("GET", f"{serve.url}/healthz")
+        assert health.status_code == 200 and took < 1  # answered while the others wait on the store
+        for call in [*calls, submitted]:
+            response, took = call.result()
+            assert_unavailable(response, took)
+            assert took < bound
+        response, took = readiness.result()
+        assert response.status_code == 503 and response.json()["reason"] and took < bound
 
-        assert poll(f"{serve.url}/readyz", 200) < 5
-        assert poll(f"{serve.url}/api/v1/users", 200, headers=headers) < 5
-        assert echo(serve, headers, "thawed").json()["activities"][0]["result"] == {"message": "thawed"}
-        no_unexpected_errors(serve)
+    assert poll(f"{serve.url}/readyz", 200) < 5
+    assert poll(f"{serve.url}/api/v1/users", 200, headers=headers) < 5
+    assert echo(serve, headers, "thawed").json()["activities"][0]["result"] == {"message": "thawed"}
+    no_unexpected_errors(serve)
 
-        with frozen(cluster), ThreadPoolExecutor(1) as pool:  # SIGTERM while a request waits on a hung store
-            waiting = pool.submit(timed, "GET", f"{serve.url}/api/v1/users", headers=headers)
-            time.sleep(0.3)
-            began = time.monotonic()
-            assert serve.stop(timeout=BOUND) in (0, -signal.SIGTERM)
-            assert time.monotonic() - began < BOUND
-            assert_unavailable(*waiting.result())  # answered before the stop, not cut off
-    finally:
-        serve.stop()
+    with frozen(cluster), ThreadPoolExecutor(1) as pool:  # SIGTERM while a request waits on a hung store
+        waiting = pool.submit(timed, "GET", f"{serve.url}/api/v1/users", headers=headers)
+        time.sleep(0.3)
+        began = time.monotonic()
+        assert serve.stop(timeout=BOUND) in (0, -signal.SIGTERM)
+        assert time.monotonic() - began < BOUND
+        assert_unavailable(*waiting.result())  # answered before the stop, not cut off
 
 
 def test_the_store_gives_up_on_a_frozen_database_within_its_connect_timeout(cluster: ThrowawayCluster) -> None:
