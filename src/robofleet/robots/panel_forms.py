@@ -33,6 +33,7 @@ LABELS: dict[str, str] = {
     "restart.window_seconds": "Failure window",
     "tags": "Tags",
     "description": "Description",
+    "keep_leftovers": "Keep leftovers",
 }
 
 # Pydantic's wording where it would puzzle an operator; the rest of its messages read well enough.
@@ -109,6 +110,7 @@ def _texts(definition: Mapping[str, Any]) -> dict[str, str]:
         "restart.window_seconds": number(restart.window_seconds),
         "tags": ", ".join(definition.get("tags") or []),
         "description": str(definition.get("description") or ""),
+        "keep_leftovers": "on" if definition.get("keep_leftovers") else "",
     }
 
 
@@ -180,5 +182,6 @@ def _fields(values: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         "restart": {name: text(f"restart.{name}") for name in RESTART_FIELDS},
         "tags": [tag.strip() for tag in values.get("tags", "").split(",") if tag.strip()],
         "description": text("description"),
+        "keep_leftovers": text("keep_leftovers") == "on",  # an unchecked box is not sent at all
     }
     return data, errors

@@ -91,6 +91,13 @@
     stateCell(cells[1], run);
     cells[2].textContent = run.pid || "";
     cells[3].textContent = run.exit_code === null ? "" : String(run.exit_code);
+    if (run.leftovers) {
+      const left = document.createElement("span");
+      left.className = "muted leftovers";
+      left.title = "Processes this run left behind, ended with it";
+      left.textContent = " +" + run.leftovers + " left behind";
+      cells[3].appendChild(left);
+    }
     cells[4].textContent = time(run.started_at);
     cells[5].textContent = time(run.ended_at);
     cells[6].textContent = run.requested_by;
