@@ -31,20 +31,19 @@ from robofleet.orchestrator import Orchestrator
 from robofleet.store.pagination import Page, paginate
 from robofleet.web.context import get_context
 from robofleet.web.cookies import clear_session_cookie, set_session_cookie
+from robofleet.web.deps import Cursor, Limit
 from robofleet.web.schemas import PageOut
 from robofleet.web.security import PUBLIC, Require, client_ip
 
 router = APIRouter(prefix="/api/v1")
-Limit = Query(100, ge=1, le=500)
-Cursor = Query(None, max_length=200)
 
 
 @router.get("/users", tags=["users"])
 def list_users(
     principal: Principal = Depends(Require("users:read")),
     ctx: Orchestrator = Depends(get_context),
-    limit: int = Limit,
-    cursor: str | None = Cursor,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> PageOut[UserOut]:
     return PageOut.of(users.list_users(ctx.store, principal, limit=limit, cursor=cursor))
 
@@ -85,8 +84,8 @@ def delete_user(
 def list_roles(
     principal: Principal = Depends(Require("roles:read")),
     ctx: Orchestrator = Depends(get_context),
-    limit: int = Limit,
-    cursor: str | None = Cursor,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> PageOut[RoleOut]:
     return PageOut.of(roles.list_roles(ctx.store, principal, limit=limit, cursor=cursor))
 
@@ -128,8 +127,8 @@ def list_tokens(
     principal: Principal = Depends(Require(None)),
     ctx: Orchestrator = Depends(get_context),
     user: str | None = Query(None, max_length=64),
-    limit: int = Limit,
-    cursor: str | None = Cursor,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> PageOut[TokenOut]:
     """Every token for holders of `tokens:read`; the caller's own tokens otherwise."""
     return PageOut.of(tokens.list_tokens(ctx.store, principal, user=user, limit=limit, cursor=cursor))
@@ -161,8 +160,8 @@ def list_audit(
     outcome: str | None = Query(None, max_length=16),
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: int = Limit,
-    cursor: str | None = Cursor,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> PageOut[AuditOut]:
     """Newest first."""
     return PageOut.of(
