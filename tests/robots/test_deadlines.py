@@ -88,3 +88,26 @@ def test_a_kill_asked_before_a_restart_still_ends_killed(start_serve: StartServe
     assert killed.status_code == 200
     ended = wait_until(lambda: (found := run_of(api, run["id"]))["state"] != "running" and found)
     assert ended["state"] == "killed" and ended["ended_at"] is not None
+
+
+def test_a_planned_restart_survives_serve_being_killed(start_serve: StartServe, store_url: str) -> None:
+    serve = start_serve(env=serve_env(store_url))
+    api = serve.api()
+    failing = [sys.executable, "-c", "import sys, time; time.sleep(0.5); sys.exit(3)"]
+    restart = {"policy": "on-failure", "backoff_seconds": 4, "give_up_after": 2}
+    assert api.post("/api/v1/robots", json={"name": "flaky", "argv": failing, "restart": restart}).status_code == 201
+    first = api.post("/api/v1/robots/flaky/start").json()
+    wait_until(lambda: run_of(api, first["id"])["state"] == "failed", message="the first run to fail")
+    serve.kill()  # the restart is planned 4 s on; nothing in memory survives this
+
+    serve.start(wait="/readyz")
+    api = serve.api()
+
+    def runs() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = api.get("/api/v1/runs", params={"robot": "flaky"}).json()["items"]
+        return items
+
+    again = wait_until(lambda: len(runs()) >= 2 and runs(), timeout=20, message="the planned restart")
+    assert again[0]["manual"] is False and again[0]["requested_by"] == "restart-policy"
+    wait_until(lambda: len(runs()) == 2 and runs()[0]["state"] == "failed", message="the second run to fail")
+    assert len(runs()) == 2  # given up after 2 failures: not started a third time, nor twice after the restart

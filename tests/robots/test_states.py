@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 
 from robofleet.errors import Conflict
 from robofleet.robots.models import Run
+from robofleet.robots.restarts import restart_delay
+from robofleet.robots.schemas import RestartPolicy
 from robofleet.robots.states import ACTIVE, ENDED, TRANSITIONS, RunState, may_move
 from robofleet.robots.store_ops import transition
 
@@ -56,3 +58,11 @@ def test_the_openapi_document_lists_the_states(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert schemas["RunState"]["enum"] == [state.value for state in RunState]
     assert schemas["RunOut"]["properties"]["state"] == {"$ref": "#/components/schemas/RunState"}
+
+
+def test_the_restart_policy_is_a_pure_decision() -> None:
+    policy = RestartPolicy(policy="on-failure", backoff_seconds=2, give_up_after=3)
+    assert [restart_delay(policy, manual_stop=False, failures=n) for n in (1, 2, 3)] == [2.0, 4.0, None]
+    assert restart_delay(policy, manual_stop=True, failures=1) is None
+    assert restart_delay(RestartPolicy(), manual_stop=False, failures=1) is None  # "never"
+    assert restart_delay(RestartPolicy(policy="on-failure", backoff_seconds=200), manual_stop=False, failures=4) == 300

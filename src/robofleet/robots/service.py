@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -39,7 +39,7 @@ from robofleet.robots.models import (
     Run,
 )
 from robofleet.robots.pausing import Pauses
-from robofleet.robots.restarts import restart_delay
+from robofleet.robots.restarts import restart_delay, policy_of
 from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunOut
 from robofleet.robots.store_ops import RobotScope, ref
 from robofleet.runtime import Loop, Tasks, Timers
@@ -65,7 +65,7 @@ class RobotsService:
         self.events = events
         self.server_url = server_url
         self.agent_grace_seconds = agent_grace_seconds
-        self.tasks = Tasks()  # pending restarts, agents gone watched for their grace period
+        self.tasks = Tasks()  # agents gone, watched for their grace period
         self.timers = Timers()
         self.deadlines = Loop("robots-deadlines", DEADLINE_PASS_SECONDS, self.enforce_deadlines)
         self.pauses = Pauses(hub, self._update)
@@ -217,6 +217,7 @@ class RobotsService:
                 )
                 store_ops.transition(run, STARTING, now, principal.actor)
                 robot.manual_stop = False
+                robot.restart_at = None  # a start, manual or planned, replaces a planned restart
                 session.add(run)
                 session.flush()
                 spec = {
@@ -315,6 +316,7 @@ class RobotsService:
                     )
                 if action in ("stop", "kill") and robot is not None:
                     robot.manual_stop = True  # remembered: the scheduler leaves it alone until a manual start
+                    robot.restart_at = None
                 if action == "kill":
                     run.kill_requested_by = principal.actor  # stored: its end is "killed" after a restart too
                 return run, robot
@@ -410,22 +412,32 @@ class RobotsService:
             await self._maybe_restart(robot)
 
     async def _maybe_restart(self, name: str) -> None:
-        def decide() -> float | None:
+        """After a failure: the restart policy's next start is planned (stored with the robot) and the deadline
+        loop is woken at it."""
+
+        def plan() -> datetime | None:
+            now = utcnow()
             with self.store.transaction() as session:
-                return restart_delay(session, name, utcnow())
+                robot = store_ops.find_robot(session, name)
+                policy = policy_of(robot.restart)
+                since = now - timedelta(seconds=policy.window_seconds)
+                failures = store_ops.recent_failures(session, name, since)
+                delay = restart_delay(policy, manual_stop=robot.manual_stop, failures=failures)
+                if delay is None:
+                    if policy.policy == "on-failure" and not robot.manual_stop:
+                        log.warning(
+                            "robot %s failed %d times in %.0f s: no more restarts until a manual start",
+                            name,
+                            failures,
+                            policy.window_seconds,
+                        )
+                    return None
+                robot.restart_at = now + timedelta(seconds=delay)
+                return robot.restart_at
 
-        delay = await asyncio.to_thread(decide)
-        if delay is None:
-            return
-
-        async def again() -> None:
-            await asyncio.sleep(delay)
-            try:
-                await self.start(system_principal("restart-policy"), name, manual=False)
-            except RobofleetError as exc:
-                log.warning("restart of %s failed: %s", name, exc.message)
-
-        self.tasks.spawn(again(), name=f"restart {name}")
+        planned = await asyncio.to_thread(plan)
+        if planned is not None:
+            self._wake_at(planned)
 
     def watch_gone(self, agent: str, grace_seconds: float | None = None) -> None:
         """`agent` is offline: its active runs are lost unless it is back within its grace period."""
@@ -474,7 +486,7 @@ class RobotsService:
     async def enforce_deadlines(self) -> None:
         """One pass of the deadline loop: a stopping run past its stop deadline is killed (it still ends
         "stopped": the stop was asked, the kill enforced it); a running or paused run past its max runtime is
-        stopped safely. Then the loop is woken at the next deadline."""
+        stopped safely; a robot whose planned restart is due starts. Then the loop is woken at the next deadline."""
         now = utcnow()
         due = await asyncio.to_thread(self._read_only, lambda session: store_ops.deadlines_due(session, now))
         for run in due:
@@ -487,6 +499,11 @@ class RobotsService:
                 except RobofleetError as exc:
                     log.warning("could not stop run %s at its max_runtime: %s", run.run_id, exc.message)
                     await self._update(run.run_id, "max_runtime", runtime_deadline=now + _retry())
+        for name in await asyncio.to_thread(self._read_only, lambda session: store_ops.restarts_due(session, now)):
+            try:
+                await self.start(system_principal("restart-policy"), name, manual=False)
+            except RobofleetError as exc:
+                log.warning("restart of %s failed: %s", name, exc.message)
         upcoming = await asyncio.to_thread(self._read_only, store_ops.next_deadline)
         if upcoming is not None:
             self._wake_at(upcoming)
@@ -503,7 +520,7 @@ class RobotsService:
         # Done: the agent reports its end. A deadline left would kill it again at every pass.
         await self._update(run_id, "system", only_from=(STOPPING,), stop_deadline=None)
 
-    def _wake_at(self, deadline: Any) -> None:
+    def _wake_at(self, deadline: datetime) -> None:
         self.timers.set("next-deadline", (deadline - utcnow()).total_seconds(), self._wake_deadlines)
 
     async def _wake_deadlines(self) -> None:

@@ -13,7 +13,7 @@ from robofleet.auth.permissions import RobotRef, robot_scope
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, NotFound
 from robofleet.robots.masking import masked
-from robofleet.robots.models import ACTIVE, PAUSED, RUNNING, STOPPING, Robot, Run
+from robofleet.robots.models import ACTIVE, FAILED, PAUSED, RUNNING, STOPPING, Robot, Run
 from robofleet.robots.schemas import RestartPolicy, RobotOut, RunOut
 from robofleet.robots.states import may_move
 
@@ -171,11 +171,25 @@ def deadlines_due(session: Session, now: datetime) -> list[DueDeadline]:
     return [DueDeadline(*row) for row in rows]
 
 
+def recent_failures(session: Session, robot: str, since: datetime) -> int:
+    stmt = select(func.count(Run.id)).where(Run.robot == robot, Run.state == FAILED, Run.ended_at >= since)
+    return int(session.scalar(stmt) or 0)
+
+
+def restarts_due(session: Session, now: datetime) -> list[str]:
+    """Robots whose planned restart is due, each taken (its plan cleared) in this transaction: started once."""
+    robots = list(session.scalars(select(Robot).where(Robot.restart_at <= now).order_by(Robot.restart_at)))
+    for robot in robots:
+        robot.restart_at = None
+    return [robot.name for robot in robots]
+
+
 def next_deadline(session: Session) -> datetime | None:
-    """The earliest stored deadline of an active run (stop deadlines of stopping runs, max runtimes of others)."""
+    """The earliest stored deadline: stop deadlines of stopping runs, max runtimes of the others, planned restarts."""
     stop = session.scalar(select(func.min(Run.stop_deadline)).where(Run.state == STOPPING))
     runtime = session.scalar(select(func.min(Run.runtime_deadline)).where(Run.state.in_((RUNNING, PAUSED))))
-    found: Sequence[datetime] = [value for value in (stop, runtime) if value is not None]
+    restart = session.scalar(select(func.min(Robot.restart_at)))
+    found: Sequence[datetime] = [value for value in (stop, runtime, restart) if value is not None]
     return min(found) if found else None
 
 

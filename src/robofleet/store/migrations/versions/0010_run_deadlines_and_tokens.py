@@ -1,5 +1,5 @@
-"""runs: stored stop and max-runtime deadlines, a kill asked, its own token, leftovers ended; robots: keep_leftovers;
-api_tokens: the run a token acts for
+"""runs: stored stop and max-runtime deadlines, a kill asked, its own token, leftovers ended; robots: keep_leftovers,
+a restart planned; api_tokens: the run a token acts for
 
 Revision ID: 0010
 Revises: 0009
@@ -30,6 +30,8 @@ def upgrade() -> None:
         batch_op.create_index("ix_runs_runtime_deadline", ["runtime_deadline"], unique=False)
     with op.batch_alter_table("robots", schema=None) as batch_op:
         batch_op.add_column(sa.Column("keep_leftovers", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(sa.Column("restart_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index("ix_robots_restart_at", ["restart_at"], unique=False)
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.add_column(sa.Column("run_id", BIG_ID, nullable=True))
         batch_op.add_column(sa.Column("robot", sa.String(length=64), nullable=True))
@@ -40,6 +42,8 @@ def downgrade() -> None:
         batch_op.drop_column("robot")
         batch_op.drop_column("run_id")
     with op.batch_alter_table("robots", schema=None) as batch_op:
+        batch_op.drop_index("ix_robots_restart_at")
+        batch_op.drop_column("restart_at")
         batch_op.drop_column("keep_leftovers")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index("ix_runs_runtime_deadline")
