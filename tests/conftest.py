@@ -55,6 +55,19 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 STORES = ["sqlite", "postgresql"]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Captured output as text any process can be sent: a robot's undecodable file name (a lone surrogate) is
+    shown escaped, so that a pytest-xdist worker can report the test to the controller."""
+    report: pytest.TestReport = yield
+    report.sections = [(title, printable(text)) for title, text in report.sections]
+    return report
+
+
+def printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def skip_or_fail(reason: str) -> None:
     """Outside CI a missing PostgreSQL skips, saying how to enable it; in CI it fails, so CI proves both stores."""
     if IN_CI:
