@@ -9,6 +9,9 @@ from robofleet.auth.models import Role, User
 from robofleet.auth.permissions import Grant, RobotRef, is_allowed
 from robofleet.errors import Forbidden
 
+# The built-in user that owns every robot run's own API token (it cannot log in); such a token is bound to its run.
+RUN_USER = "robot-runs"
+
 
 @dataclass(frozen=True)
 class RunBinding:

@@ -11,18 +11,16 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import select
 from starlette.concurrency import iterate_in_threadpool
 
-from robofleet.auth.permissions import robot_scope
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid, StoreUnavailable
 from robofleet.logs.filters import Filters
 from robofleet.logs.ingest import Refused, parse_level
 from robofleet.logs.service import MAX_ID, LogService
 from robofleet.orchestrator import Orchestrator
-from robofleet.robots.models import Robot
 from robofleet.web.context import get_context
+from robofleet.web.deps import robots_of
 from robofleet.web.security import Require
 from robofleet.web.sse import HEARTBEAT_SECONDS
 
@@ -107,17 +105,12 @@ def filters_from(
 
 def visible_to(principal: Principal, ctx: Orchestrator, filters: Filters) -> Filters:
     """`filters` narrowed to the robots a reader whose logs:read is scoped (robot globs, tags) may see: their
-    records only, not the orchestrator's or the agents' (which tell of every robot)."""
-    scope = robot_scope(principal.grants, "logs:read")
+    records only, not the orchestrator's or the agents' (which tell of every robot). The robots are the robots
+    service's one answer (`robot_scope`); its globs stand too, for the records of robots since deleted."""
+    scope = robots_of(ctx).robot_scope(principal, "logs:read")
     if scope is None:
         return filters
-    globs, tags = scope
-    tagged: list[str] = []
-    if tags:
-        with ctx.store.connection() as connection:
-            robots = connection.execute(select(Robot.name, Robot.tags)).all()
-        tagged = [name for name, held in robots if set(held or ()) & set(tags)]
-    return replace(filters, visible=tuple(f"robot:{name}" for name in (*globs, *tagged)))
+    return replace(filters, visible=tuple(f"robot:{name}" for name in (*scope.globs, *sorted(scope.names))))
 
 
 class FilterParams:
@@ -139,10 +132,7 @@ async def ingest(
 ) -> JSONResponse:
     """Store a batch; each bad record is refused with its index and reason while the good ones are kept."""
     service = service_of(ctx)
-    sender = service.known_sender(principal)
-    if sender is None:  # a robot run's token, seen for the first time
-        sender = await asyncio.to_thread(service.sender_of, principal)
-    result = await asyncio.wrap_future(service.ingest(await request.body(), sender))
+    result = await asyncio.wrap_future(service.ingest(await request.body(), service.sender_of(principal)))
     answer = {
         "accepted": result.accepted,
         "rejected": result.rejected,

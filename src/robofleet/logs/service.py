@@ -16,8 +16,7 @@ import orjson
 from sqlalchemy import func, select
 
 from robofleet.auth.audit import record
-from robofleet.auth.models import ApiToken
-from robofleet.auth.principal import Principal, system_principal
+from robofleet.auth.principal import RUN_USER, Principal, system_principal
 from robofleet.errors import Forbidden, Invalid, RobofleetError
 from robofleet.events import CLOSING, LAGGED, EventHub
 from robofleet.logs import store_ops
@@ -27,7 +26,6 @@ from robofleet.logs.ingest import ANYONE, Row, Sender, parse_batch
 from robofleet.logs.live import HEARTBEAT, Published, log_event, ready_event
 from robofleet.logs.records import RecordOut, rows_out
 from robofleet.logs.writer import LogWriter
-from robofleet.robots.models import RUN_USER, Run
 from robofleet.settings.model import LogsSettings
 from robofleet.store import Store
 from robofleet.store.base import utcnow
@@ -43,7 +41,6 @@ BACKLOG_CHUNK = 500
 # records: a stalled viewer must not hold them all in memory).
 LIVE_BATCHES = 16
 RETENTION_BATCH = 5000
-RUN_SENDERS_KEPT = 10_000
 MAX_ID = 2**63 - 1  # ids are BIGINT on both stores
 
 
@@ -63,7 +60,6 @@ class LogService:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._handler: logging.Handler | None = None
-        self._run_senders: dict[str, Sender] = {}  # token id -> what that robot run's token sends as
 
     def start(self, loop: asyncio.AbstractEventLoop, *, own_logs: bool) -> None:
         """Announce new records on `loop`, run retention on it, and keep the orchestrator's own logs."""
@@ -85,33 +81,16 @@ class LogService:
 
     # ---- writing -----------------------------------------------------------------------------------------
 
-    def sender_of(self, principal: Principal) -> Sender:
-        """What `principal` may send as. A robot run's token (owned by the built-in user robot-runs, named
-        "run <id>") writes as its robot and run only: a robot cannot pass its lines off as another's."""
-        known = self.known_sender(principal)
-        if known is not None:
-            return known
-        assert principal.token_id is not None
-        with self.store.connection() as connection:
-            name = connection.scalar(select(ApiToken.name).where(ApiToken.id == principal.token_id)) or ""
-            run_id = name.removeprefix("run ")
-            robot = (
-                connection.scalar(select(Run.robot).where(Run.id == int(run_id)))
-                if run_id.isascii() and run_id.isdigit()
-                else None
-            )
-        if robot is None:  # a token of robot-runs that belongs to no run: it may send nothing
+    @staticmethod
+    def sender_of(principal: Principal) -> Sender:
+        """What `principal` may send as, without a query. A robot run's own token is bound to its run (the token's
+        columns, `Principal.run`) and writes as that robot and run only: a robot cannot pass its lines off as
+        another's. A token of the run user bound to no run may send nothing."""
+        if principal.run is not None:
+            return Sender(f"robot:{principal.run.robot}", str(principal.run.run_id))
+        if principal.username == RUN_USER:
             raise Forbidden("this run token belongs to no run", details={"permission": "logs:write"})
-        if len(self._run_senders) >= RUN_SENDERS_KEPT:
-            self._run_senders.clear()
-        pinned = self._run_senders[principal.token_id] = Sender(f"robot:{robot}", run_id)
-        return pinned
-
-    def known_sender(self, principal: Principal) -> Sender | None:
-        """`sender_of` when it needs no query (None: a run's token not seen yet)."""
-        if principal.username != RUN_USER or principal.token_id is None:
-            return Sender(as_orchestrator=principal.can("logs:admin"))
-        return self._run_senders.get(principal.token_id)
+        return Sender(as_orchestrator=principal.can("logs:admin"))
 
     def ingest(self, body: bytes, sender: Sender = ANYONE) -> Future[IngestResult]:
         """Decode and validate a POSTed body of `{"records": [...]}` and store the good records; the future resolves

@@ -14,11 +14,7 @@ from robofleet.store.base import Base, BigId, UTCDateTime, utcnow
 QUEUED, STARTING, RUNNING, PAUSED = RunState.QUEUED, RunState.STARTING, RunState.RUNNING, RunState.PAUSED
 STOPPING, SUCCEEDED, FAILED = RunState.STOPPING, RunState.SUCCEEDED, RunState.FAILED
 STOPPED, KILLED, LOST = RunState.STOPPED, RunState.KILLED, RunState.LOST
-__all__ = ["ACTIVE", "ENDED", "RUN_USER", "Robot", "Run", "RunState"]
-
-
-# The built-in user that owns every run's own API token (it cannot log in); the log store pins such a token to its run.
-RUN_USER = "robot-runs"
+__all__ = ["ACTIVE", "ENDED", "Robot", "Run", "RunState"]
 
 
 class Robot(Base):

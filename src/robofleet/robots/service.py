@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from robofleet.agents.hub import AgentHub
 from robofleet.auth.audit import audited
 from robofleet.auth.permissions import RobotRef
-from robofleet.auth.principal import Principal, RunBinding, system_principal
+from robofleet.auth.principal import RUN_USER, Principal, RunBinding, system_principal
 from robofleet.auth.schemas import TokenCreate
 from robofleet.auth.tokens import create_token, revoke_token
 from robofleet.auth.users import ensure_service_user
@@ -29,7 +29,6 @@ from robofleet.robots.models import (
     LOST,
     PAUSED,
     QUEUED,
-    RUN_USER,
     RUNNING,
     STARTING,
     STOPPED,
@@ -39,7 +38,7 @@ from robofleet.robots.models import (
     Run,
 )
 from robofleet.robots.pausing import Pauses
-from robofleet.robots.restarts import restart_delay, policy_of
+from robofleet.robots.restarts import policy_of, restart_delay
 from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunOut
 from robofleet.robots.store_ops import RobotScope, ref
 from robofleet.runtime import Loop, Tasks, Timers
@@ -73,6 +72,7 @@ class RobotsService:
     async def startup(self) -> None:
         """Enforce the stored deadlines (also those that passed while `serve` was down), and lose the runs of
         remote agents that do not come back within their grace period."""
+        await asyncio.to_thread(self.revoke_leftover_tokens)
         self.deadlines.start()
         agents = await asyncio.to_thread(self._read_only, store_ops.agents_with_active_runs)
         for agent in agents:
@@ -549,10 +549,22 @@ class RobotsService:
         return out
 
     def _revoke_run_token(self, run_id: int) -> None:
+        """Revoke the ended run's token, then forget it: a crash between the two revokes it again at the next
+        start (`revoke_leftover_tokens`), never leaves it valid."""
         with self.store.transaction() as session:
             token_id = store_ops.find_run(session, run_id).token_id
-        if token_id is not None:
-            revoke_token(self.store, system_principal("robots"), token_id)
+        if token_id is None:
+            return
+        revoke_token(self.store, system_principal("robots"), token_id)
+        with self.store.transaction() as session:
+            store_ops.find_run(session, run_id).token_id = None
+
+    def revoke_leftover_tokens(self) -> int:
+        """Revoke the tokens of runs that ended without it (serve killed between a run's end and the revoke)."""
+        ended = self._read_only(store_ops.ended_with_token)
+        for run_id in ended:
+            self._revoke_run_token(run_id)
+        return len(ended)
 
     async def _update(
         self,

@@ -13,7 +13,7 @@ from robofleet.auth.permissions import RobotRef, robot_scope
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, NotFound
 from robofleet.robots.masking import masked
-from robofleet.robots.models import ACTIVE, FAILED, PAUSED, RUNNING, STOPPING, Robot, Run
+from robofleet.robots.models import ACTIVE, ENDED, FAILED, PAUSED, RUNNING, STOPPING, Robot, Run
 from robofleet.robots.schemas import RestartPolicy, RobotOut, RunOut
 from robofleet.robots.states import may_move
 
@@ -94,6 +94,11 @@ def active_run_ids(session: Session, *, agent: str | None = None, state: str | N
     if agent is not None:
         stmt = stmt.where(Run.agent == agent)
     return list(session.scalars(stmt.order_by(Run.id)))
+
+
+def ended_with_token(session: Session) -> list[int]:
+    """Ended runs whose own token was not revoked yet."""
+    return list(session.scalars(select(Run.id).where(Run.state.in_(ENDED), Run.token_id.is_not(None))))
 
 
 def agents_with_active_runs(session: Session) -> list[str]:

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any
 
+from robofleet.errors import StoreUnavailable
+
 log = logging.getLogger(__name__)
 
 Gate = Callable[[], Awaitable[bool]]
@@ -130,6 +132,8 @@ class Loop:
                     await self.run_once()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as exc:  # an outage: said once per pass, without a traceback
+                log.warning("loop %s waits for the store: %s", self.name, exc.message)
             except Exception:
                 log.exception("loop %s: a pass failed; it goes on", self.name)
             with contextlib.suppress(TimeoutError):

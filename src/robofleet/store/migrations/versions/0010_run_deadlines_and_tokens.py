@@ -17,6 +17,23 @@ depends_on = None
 
 # Frozen here: a migration means the same thing for ever, whatever the live models become.
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+BIND_RUN_TOKENS = """
+UPDATE api_tokens
+SET run_id = (SELECT runs.id FROM runs WHERE 'run ' || runs.id = api_tokens.name),
+    robot = (SELECT runs.robot FROM runs WHERE 'run ' || runs.id = api_tokens.name)
+WHERE user_id IN (SELECT id FROM users WHERE username = 'robot-runs') AND revoked_at IS NULL
+"""
+REVOKE_ENDED_RUN_TOKENS = """
+UPDATE api_tokens SET revoked_at = CURRENT_TIMESTAMP
+WHERE user_id IN (SELECT id FROM users WHERE username = 'robot-runs') AND revoked_at IS NULL
+    AND run_id IN (SELECT id FROM runs WHERE state IN ('succeeded', 'failed', 'stopped', 'killed', 'lost'))
+"""
+KEEP_RUN_TOKEN_IDS = """
+UPDATE runs
+SET token_id = (SELECT api_tokens.id FROM api_tokens WHERE api_tokens.run_id = runs.id
+    AND api_tokens.revoked_at IS NULL)
+WHERE runs.state IN ('queued', 'starting', 'running', 'paused', 'stopping')
+"""
 
 
 def upgrade() -> None:
@@ -35,6 +52,10 @@ def upgrade() -> None:
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.add_column(sa.Column("run_id", BIG_ID, nullable=True))
         batch_op.add_column(sa.Column("robot", sa.String(length=64), nullable=True))
+    # Runs live across the upgrade keep their token: it was named "run <id>"; now its columns say so.
+    op.execute(BIND_RUN_TOKENS)
+    op.execute(REVOKE_ENDED_RUN_TOKENS)  # ended while serve was down, before their end revoked them
+    op.execute(KEEP_RUN_TOKEN_IDS)
 
 
 def downgrade() -> None:
