@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+
+class Service(Protocol):
+    """A domain's long-lived service as the orchestrator runs it: started once the store is ready, stopped in
+    reverse order of the starts. `stop()` cancels every task it started and leaves its stored state as it is."""
+
+    async def startup(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,9 @@ class Domain:
     panel: tuple[str, ...] = ()  # "module:attribute" of each panel router
     templates: bool = False  # the package has a templates/ folder for the panel
     navigation: tuple[NavEntry, ...] = ()
+    # "module:factory": factory(orchestrator) -> Service. Built and started after the built-in services (store,
+    # logs, agents, robots) and before the activity processor, so that pending activities find it running.
+    service: str | None = None
 
 
 def load(reference: str) -> Any:

@@ -3,6 +3,8 @@ templates and navigation are all read from it: a new domain is its own package a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
@@ -20,24 +22,24 @@ DOMAINS: tuple[Domain, ...] = (
 )
 
 
-def metadata() -> MetaData:
+def metadata(domains: Sequence[Domain] = DOMAINS) -> MetaData:
     """Every domain's tables, as Alembic and the schema tests see them."""
     from robofleet.store.base import Base
 
-    for domain in DOMAINS:
+    for domain in domains:
         for module in domain.tables:
             load(module)
     return Base.metadata
 
 
-def action_registrars() -> list[str]:
-    return [domain.actions for domain in DOMAINS if domain.actions]
+def action_registrars(domains: Sequence[Domain] = DOMAINS) -> list[str]:
+    return [domain.actions for domain in domains if domain.actions]
 
 
-def routers() -> list[APIRouter]:
+def routers(domains: Sequence[Domain] = DOMAINS) -> list[APIRouter]:
     """API routers of every domain first, then the panel's: no panel path shadows an API path."""
-    api = [load(reference) for domain in DOMAINS for reference in domain.api]
-    panel = [load(reference) for domain in DOMAINS for reference in domain.panel]
+    api = [load(reference) for domain in domains for reference in domain.api]
+    panel = [load(reference) for domain in domains for reference in domain.panel]
     return [*api, *panel]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,8 +20,8 @@ from robofleet.activities.registry import Registry, load_modules
 from robofleet.agents.hub import AgentHub, HubListeners
 from robofleet.agents.local import LocalAgent
 from robofleet.auth.bootstrap import InitialAdmin, apply_config, ensure_builtin_roles, ensure_initial_admin
-from robofleet.domain import load
-from robofleet.domains import action_registrars
+from robofleet.domain import Domain, Service, load
+from robofleet.domains import DOMAINS, action_registrars
 from robofleet.errors import ConfigError, StoreUnavailable
 from robofleet.events import EventHub
 from robofleet.logs.ingest import Row
@@ -34,10 +35,10 @@ log = logging.getLogger("robofleet.server")
 RETRY_SECONDS = 2.0
 
 
-def build_registry(settings: Settings) -> Registry:
+def build_registry(settings: Settings, domains: Sequence[Domain] = DOMAINS) -> Registry:
     """Every domain's operations, then the deployment's modules; ConfigError when one of those cannot be loaded."""
     registry = Registry()
-    for registrar in action_registrars():
+    for registrar in action_registrars(domains):
         load(registrar)(registry)
     load_modules(registry, settings.activities.modules)
     return registry
@@ -79,11 +80,13 @@ class Orchestrator:
         ready: bool = False,
         registry: Registry | None = None,
         events: EventHub | None = None,
+        domains: Sequence[Domain] = DOMAINS,
     ) -> None:
         self.settings = settings
+        self.domains = tuple(domains)
         self.store = store or Store(settings.store)
         self.events = events or EventHub()
-        self.registry = registry or build_registry(settings)
+        self.registry = registry or build_registry(settings, self.domains)
         self.ready = ready
         self.not_ready_reason = "the store has not been prepared yet"
         self.logs: LogService | None = None
@@ -91,6 +94,7 @@ class Orchestrator:
         self.robots: RobotsService | None = None
         self.local_agent: LocalAgent | None = None
         self.processor: Processor | None = None
+        self.services: dict[str, Service] = {}  # by domain name: the services of domains that bring one
         self._stack = AsyncExitStack()
         self._starting: asyncio.Task[None] | None = None
 
@@ -185,6 +189,12 @@ class Orchestrator:
         if not self.robots.deadlines.running:
             # After the local agent: a deadline that passed while serve was down is enforced on a connected agent.
             await self.robots.startup()
+        for domain in self.domains:
+            if domain.service is not None and domain.name not in self.services:
+                service: Service = load(domain.service)(self)
+                await service.startup()
+                self.services[domain.name] = service
+                self._stack.push_async_callback(self._stop_service, domain.name)
         if self.processor is None:
             processor = Processor(self, self.registry, self.events)
             try:
@@ -209,6 +219,18 @@ class Orchestrator:
             runs_vanished=robots.runs_vanished,
             store_output=store_output,
         )
+
+    def service(self, domain: str) -> Service:
+        """The running service of `domain`; StoreUnavailable until it started."""
+        service = self.services.get(domain)
+        if service is None:
+            raise StoreUnavailable(f"{domain} is not available yet: the store is not ready")
+        return service
+
+    async def _stop_service(self, domain: str) -> None:
+        service = self.services.pop(domain, None)
+        if service is not None:
+            await service.stop()
 
     async def _stop_processor(self) -> None:
         if self.processor is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
@@ -12,7 +12,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from robofleet import __version__
-from robofleet.domains import routers
+from robofleet.domain import Domain
+from robofleet.domains import DOMAINS, routers
 from robofleet.orchestrator import Orchestrator
 from robofleet.web import errors, health, metrics, panel
 from robofleet.web.limits import BodySizeLimit
@@ -50,8 +51,8 @@ class SecurityHeaders:
 OWN_ROUTERS: list[APIRouter] = [health.router, metrics.router, panel.router]
 
 
-def all_routers() -> list[APIRouter]:
-    return [*routers(), *OWN_ROUTERS]
+def all_routers(domains: Sequence[Domain] = DOMAINS) -> list[APIRouter]:
+    return [*routers(domains), *OWN_ROUTERS]
 
 
 def create_app(orchestrator: Orchestrator, *, config_path: Path | None = None) -> FastAPI:
@@ -75,7 +76,7 @@ def create_app(orchestrator: Orchestrator, *, config_path: Path | None = None) -
     app.state.config_path = str(config_path) if config_path else None
     app.state.metrics = metrics.Metrics()
     errors.install(app)
-    for router in all_routers():
+    for router in all_routers(orchestrator.domains):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=orchestrator.settings.server.max_body_bytes)
