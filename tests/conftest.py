@@ -26,7 +26,8 @@ from robofleet.web.app import create_app
 from tests.kit import cli as kit_cli
 from tests.kit.browser import chromium, log_in
 from tests.kit.cli import CliResult
-from tests.kit.pg import HOW_TO_ENABLE, PgServer, ThrowawayCluster, answers, free_port, pg_bin
+from tests.kit.pg import HOW_TO_ENABLE, PgServer, ThrowawayCluster, answers, pg_bin
+from tests.kit.ports import free_port
 from tests.kit.proxy import FlakyProxy
 from tests.kit.serve import AgentProcess, Processes, ServeProcess, StartAgent, StartServe
 from tests.kit.waiting import wait_until, wait_until_async

@@ -5,10 +5,8 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -16,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from tests.kit.ports import free_port
+from tests.kit.waiting import wait_until
 
 HOW_TO_ENABLE = (
     "PostgreSQL tests need a server at 127.0.0.1:5432 with trust auth for user 'postgres', or the PostgreSQL "
@@ -54,12 +55,6 @@ def answers(host: str, port: int, user: str = "postgres") -> bool:
             return True
     except psycopg.Error:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pg_bin() -> Path | None:
@@ -112,8 +107,8 @@ class ThrowawayCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def wait_until_answers(self, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while not answers("127.0.0.1", self.port):
-            if time.monotonic() > deadline:
-                raise TimeoutError("throwaway PostgreSQL did not come up")
-            time.sleep(0.1)
+        """Returns once the cluster answers; fails (TimeoutError) after `timeout` seconds."""
+        try:
+            wait_until(lambda: answers("127.0.0.1", self.port), timeout, 0.1, "the throwaway PostgreSQL to come up")
+        except AssertionError as exc:
+            raise TimeoutError(str(exc)) from exc

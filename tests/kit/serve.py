@@ -13,7 +13,7 @@ import httpx
 import psutil
 
 from tests.kit.cli import ROBOFLEET, CliResult, clean_environ, run_cli
-from tests.kit.pg import free_port
+from tests.kit.ports import free_port
 from tests.kit.waiting import wait_until
 
 ADDRESS_IN_USE = "address already in use"
