@@ -26,6 +26,7 @@ from robofleet.logs.ingest import ANYONE, Row, Sender, parse_batch
 from robofleet.logs.live import HEARTBEAT, Published, log_event, ready_event
 from robofleet.logs.records import RecordOut, rows_out
 from robofleet.logs.writer import LogWriter
+from robofleet.runtime import Loop
 from robofleet.settings.model import LogsSettings
 from robofleet.store import Store
 from robofleet.store.base import utcnow
@@ -58,13 +59,13 @@ class LogService:
         self.hub = hub
         self.writer = LogWriter(store, on_written=self._announce)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._housekeeping: asyncio.Task[None] | None = None
+        self.retention = Loop("logs-retention", settings.housekeeping_seconds, self._retain, wait_first=True)
         self._handler: logging.Handler | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop, *, own_logs: bool) -> None:
         """Announce new records on `loop`, run retention on it, and keep the orchestrator's own logs."""
         self.loop = loop
-        self._housekeeping = loop.create_task(self.run_housekeeping())
+        self.retention.start()
         if own_logs:
             self._handler = StoreLogHandler(self.write, max_message_bytes=self.settings.max_message_bytes)
             self._handler.setLevel(self.settings.level)
@@ -75,8 +76,8 @@ class LogService:
             logging.getLogger().removeHandler(self._handler)
             self._handler.close()
             self._handler = None
-        if self._housekeeping is not None and self.loop is not None:
-            self.loop.call_soon_threadsafe(self._housekeeping.cancel)
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.retention.cancel)
         self.writer.close()
 
     # ---- writing -----------------------------------------------------------------------------------------
@@ -330,13 +331,8 @@ class LogService:
             if deleted < RETENTION_BATCH:
                 return total
 
-    async def run_housekeeping(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.housekeeping_seconds)
-            try:
-                await asyncio.to_thread(self.housekeeping)
-            except Exception:
-                log.exception("log retention failed; it will run again")
+    async def _retain(self) -> None:
+        await asyncio.to_thread(self.housekeeping)
 
 
 def _with_lone_surrogates_replaced(body: bytes) -> Any:

@@ -96,12 +96,19 @@ class Loop:
     only when the gate says so."""
 
     def __init__(
-        self, name: str, period: float, run_once: Callable[[], Awaitable[Any]], *, gate: Gate | None = None
+        self,
+        name: str,
+        period: float,
+        run_once: Callable[[], Awaitable[Any]],
+        *,
+        gate: Gate | None = None,
+        wait_first: bool = False,
     ) -> None:
         self.name = name
         self.period = period
         self.run_once = run_once
         self.gate = gate
+        self.wait_first = wait_first  # the first pass comes a period after the start, not at once
         self._task: asyncio.Task[None] | None = None
         self._woken = asyncio.Event()
 
@@ -117,6 +124,12 @@ class Loop:
     def wake(self) -> None:
         self._woken.set()
 
+    def cancel(self) -> None:
+        """Stop without waiting for the pass in flight to end (call on the event loop's thread)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is None:
@@ -126,6 +139,8 @@ class Loop:
             await task
 
     async def _run(self) -> None:
+        if self.wait_first:
+            await self._wait()
         while True:
             try:
                 if self.gate is None or await self.gate():
@@ -136,6 +151,9 @@ class Loop:
                 log.warning("loop %s waits for the store: %s", self.name, exc.message)
             except Exception:
                 log.exception("loop %s: a pass failed; it goes on", self.name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self.period)
-            self._woken.clear()
+            await self._wait()
+
+    async def _wait(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), self.period)
+        self._woken.clear()
