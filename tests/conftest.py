@@ -47,6 +47,7 @@ __all__ = [
     "bearer",
     "free_port",
     "log_in",
+    "pg_bin",
     "skip_or_fail",
     "wait_until",
     "wait_until_async",

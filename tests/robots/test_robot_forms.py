@@ -34,7 +34,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory, start_module_serve: StartSer
 
 @pytest.fixture(scope="module")
 def api(serve: ServeProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}) as client:
+    with serve.api(timeout=5) as client:
         yield client
 
 

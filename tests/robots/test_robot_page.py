@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 from playwright.sync_api import Browser
@@ -68,7 +67,7 @@ def test_the_robot_page_shows_a_pause_on_its_way_and_how_each_run_was_paused(
     )
     serve = start_serve(tmp_path)
     first_row = "#runs tbody tr:first-child"
-    api = httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {serve.token()}"}, timeout=20)
+    api = serve.api()
     page = browser.new_page()
     log_in(page, serve.url, "admin", serve.admin_password(), "/panel/robots/steps")
     page.wait_for_selector("#live-state:text('live')")
