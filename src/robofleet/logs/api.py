@@ -14,15 +14,15 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
 from robofleet.auth.principal import Principal
-from robofleet.errors import Invalid, StoreUnavailable
+from robofleet.errors import Invalid
 from robofleet.logs.filters import Filters
 from robofleet.logs.ingest import Refused, parse_level
-from robofleet.logs.service import MAX_ID, LogService
+from robofleet.logs.service import MAX_ID
 from robofleet.orchestrator import Orchestrator
 from robofleet.web.context import get_context
-from robofleet.web.deps import robots_of
+from robofleet.web.deps import logs_of, robots_of
 from robofleet.web.security import Require
-from robofleet.web.sse import HEARTBEAT_SECONDS
+from robofleet.web.sse import HEARTBEAT_SECONDS, sse_response
 
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"])
 EXPORT_MAX = 10_000_000
@@ -68,12 +68,6 @@ INGEST_SCHEMA = {
         },
     }
 }
-
-
-def service_of(ctx: Orchestrator) -> LogService:
-    if ctx.logs is None:
-        raise StoreUnavailable("the log store is not running yet: the store is not ready")
-    return ctx.logs
 
 
 def filters_from(
@@ -131,7 +125,7 @@ async def ingest(
     request: Request, principal: Principal = Depends(Require("logs:write")), ctx: Orchestrator = Depends(get_context)
 ) -> JSONResponse:
     """Store a batch; each bad record is refused with its index and reason while the good ones are kept."""
-    service = service_of(ctx)
+    service = logs_of(ctx)
     result = await asyncio.wrap_future(service.ingest(await request.body(), service.sender_of(principal)))
     answer = {
         "accepted": result.accepted,
@@ -159,7 +153,7 @@ def search(
 ) -> dict[str, Any]:
     """A page of matching records; `next_cursor` continues, `prev_cursor` goes back the other way."""
     filters = visible_to(principal, ctx, params.filters)
-    return service_of(ctx).search(filters, limit=limit, cursor=cursor, order=order)
+    return logs_of(ctx).search(filters, limit=limit, cursor=cursor, order=order)
 
 
 @router.get("/export")
@@ -171,7 +165,7 @@ def export(
     order: Literal["asc", "desc"] = Query("asc", description="asc: oldest first"),
 ) -> StreamingResponse:
     """Every matching record (up to `limit`) as NDJSON, oldest first unless order=desc, streamed."""
-    service = service_of(ctx)
+    service = logs_of(ctx)
     filters = visible_to(principal, ctx, params.filters)
 
     def lines() -> Iterator[str]:
@@ -194,7 +188,7 @@ async def stream(
     after: int | None = Query(None, ge=0, le=MAX_ID, description="Resume after this id (or Last-Event-ID)"),
 ) -> StreamingResponse:
     """Server-sent events: `log` per matching record as it is stored; resumes from `Last-Event-ID`."""
-    service = service_of(ctx)
+    service = logs_of(ctx)
     header = request.headers.get("last-event-id")
     if after is None and header:
         if not (header.isascii() and header.isdigit()) or int(header) > MAX_ID:
@@ -208,6 +202,4 @@ async def stream(
         async for text in service.tail(filters, after, request.is_disconnected, heartbeat=HEARTBEAT_SECONDS):
             yield text
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    )
+    return sse_response(events())

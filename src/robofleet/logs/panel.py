@@ -11,9 +11,10 @@ from fastapi.responses import Response
 
 from robofleet.auth.principal import Principal
 from robofleet.errors import RobofleetError
-from robofleet.logs.api import filters_from, service_of, visible_to
+from robofleet.logs.api import filters_from, visible_to
 from robofleet.orchestrator import Orchestrator
 from robofleet.web.context import get_context
+from robofleet.web.deps import logs_of
 from robofleet.web.security import Require
 from robofleet.web.templating import page
 
@@ -56,7 +57,7 @@ def logs_page(
             raise RobofleetError(
                 "since and until must be times like 2026-01-31T08:00 or 2026-01-31T08:00:00Z"
             ) from None
-        result = service_of(ctx).search(visible_to(principal, ctx, filters), limit=200, cursor=cursor, order="desc")
+        result = logs_of(ctx).search(visible_to(principal, ctx, filters), limit=200, cursor=cursor, order="desc")
     except RobofleetError as exc:
         error = exc.message
     return page(

@@ -48,5 +48,8 @@ async def sse_stream(
 
 
 def sse_response(stream: AsyncIterator[str]) -> StreamingResponse:
-    """A live stream as the browser's EventSource and `robofleet logs --follow` expect it: never cached."""
-    return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    """A live stream as the browser's EventSource and `robofleet logs --follow` expect it: never cached, and not
+    held back by a buffering reverse proxy (nginx reads X-Accel-Buffering)."""
+    return StreamingResponse(
+        stream, media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
