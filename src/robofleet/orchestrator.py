@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -165,10 +165,10 @@ class Orchestrator:
             logs = LogService(self.store, self.settings.logs, self.events)
             logs.start(asyncio.get_running_loop(), own_logs=self.settings.logs.store_own)
             self.logs = logs
-            self._stack.push_async_callback(self._stop_logs)
+            self._owns("logs", lambda: asyncio.to_thread(logs.stop))
         if self.hub is None:
             self.hub = AgentHub()
-            self._stack.push_async_callback(self._stop_hub)
+            self._owns("hub", self.hub.stop)
         if self.robots is None:
             robots = RobotsService(
                 self.store,
@@ -180,12 +180,12 @@ class Orchestrator:
             await asyncio.to_thread(robots.apply_config, self.settings.robots)
             self._listen(self.hub, robots, self.logs)
             self.robots = robots
-            self._stack.push_async_callback(self._stop_robots)
+            self._owns("robots", robots.stop)
         if self.settings.agents.local and self.local_agent is None:
             local = LocalAgent(self.settings, self.hub)
             await local.start()
             self.local_agent = local
-            self._stack.push_async_callback(self._stop_local_agent)
+            self._owns("local_agent", local.stop)
         if not self.robots.deadlines.running:
             # After the local agent: a deadline that passed while serve was down is enforced on a connected agent.
             await self.robots.startup()
@@ -203,7 +203,7 @@ class Orchestrator:
                 await processor.stop()
                 raise
             self.processor = processor
-            self._stack.push_async_callback(self._stop_processor)
+            self._owns("processor", processor.stop)
 
     @staticmethod
     def _listen(hub: AgentHub, robots: RobotsService, logs: LogService) -> None:
@@ -232,27 +232,12 @@ class Orchestrator:
         if service is not None:
             await service.stop()
 
-    async def _stop_processor(self) -> None:
-        if self.processor is not None:
-            await self.processor.stop()
-            self.processor = None
+    def _owns(self, attribute: str, stop: Callable[[], Awaitable[object]]) -> None:
+        """The service now in `attribute` is stopped by `stop` when the orchestrator stops (in reverse order of the
+        starts), and forgotten then: a stopped orchestrator holds no service."""
 
-    async def _stop_local_agent(self) -> None:
-        if self.local_agent is not None:
-            await self.local_agent.stop()
-            self.local_agent = None
+        async def release() -> None:
+            await stop()
+            setattr(self, attribute, None)
 
-    async def _stop_robots(self) -> None:
-        if self.robots is not None:
-            await self.robots.stop()
-            self.robots = None
-
-    async def _stop_hub(self) -> None:
-        if self.hub is not None:
-            await self.hub.stop()
-            self.hub = None
-
-    async def _stop_logs(self) -> None:
-        if self.logs is not None:
-            await asyncio.to_thread(self.logs.stop)
-            self.logs = None
+        self._stack.push_async_callback(release)

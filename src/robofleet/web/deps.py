@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Query
 
@@ -17,34 +17,29 @@ from robofleet.web.context import get_context
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the page before")]
 Context = Annotated[Orchestrator, Depends(get_context)]
+T = TypeVar("T")
 
 
-def _not_ready(what: str) -> StoreUnavailable:
-    return StoreUnavailable(f"{what} not available yet: the store is not ready")
+def _started(service: T | None, what: str) -> T:
+    if service is None:
+        raise StoreUnavailable(f"{what} not available yet: the store is not ready")
+    return service
 
 
 def robots_of(ctx: Orchestrator) -> RobotsService:
-    if ctx.robots is None:
-        raise _not_ready("robots are")
-    return ctx.robots
+    return _started(ctx.robots, "robots are")
 
 
 def logs_of(ctx: Orchestrator) -> LogService:
-    if ctx.logs is None:
-        raise _not_ready("logs are")
-    return ctx.logs
+    return _started(ctx.logs, "logs are")
 
 
 def processor_of(ctx: Orchestrator) -> Processor:
-    if ctx.processor is None:
-        raise _not_ready("activities are")
-    return ctx.processor
+    return _started(ctx.processor, "activities are")
 
 
 def hub_of(ctx: Orchestrator) -> AgentHub:
-    if ctx.hub is None:
-        raise _not_ready("agents are")
-    return ctx.hub
+    return _started(ctx.hub, "agents are")
 
 
 # The dependency forms: async, so FastAPI spends no worker thread on them.
