@@ -52,7 +52,6 @@ class ServeProcess:
         self.split_output = split_output
         self.stdout_file = workdir.parent / f"{workdir.name}.stdout"
         self.stderr_file = workdir.parent / f"{workdir.name}.stderr"
-        self._admin_token: str | None = None
 
     @property
     def url(self) -> str:
@@ -281,8 +280,15 @@ class Processes:
         return agent
 
     def stop_all(self) -> None:
+        """Stops every process, even when stopping one fails; then raises the first failure."""
+        failures: list[BaseException] = []
         for process in reversed(self.started):
-            process.stop()
+            try:
+                process.stop()
+            except (OSError, subprocess.SubprocessError) as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
 
 StartServe = Callable[..., ServeProcess]
