@@ -42,7 +42,9 @@ def start_escaper(client: TestClient, token: str, tmp_path: Path, *, keep: bool)
     assert client.post("/api/v1/robots", headers=bearer(token), json=robot).status_code == 201
     run: dict[str, Any] = client.post(f"/api/v1/robots/{robot['name']}/start", headers=bearer(token)).json()
     grandchild = wait_until(lambda: pid_file.exists() and pid_file.read_text() and int(pid_file.read_text()))
-    assert alive(grandchild) and os.getsid(grandchild) != os.getsid(run["pid"])
+    # `setsid` leaves the robot's session a moment after its pid is known.
+    wait_until(lambda: os.getsid(grandchild) != os.getsid(run["pid"]), message="the grandchild to leave the session")
+    assert alive(grandchild)
     return run, grandchild
 
 
