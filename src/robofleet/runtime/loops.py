@@ -154,6 +154,9 @@ class Loop:
             await self._wait()
 
     async def _wait(self) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that comes as the wait ends (a wake),
+        # and a loop that missed its stop would run for ever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), self.period)
+            async with asyncio.timeout(self.period):
+                await self._woken.wait()
         self._woken.clear()

@@ -127,8 +127,11 @@ class HeldPostgresChannel:
         async with self._lock:
             try:
                 connection = await self._usable()
-                # A server that stopped answering must not hold a caller for ever.
-                cursor = await asyncio.wait_for(connection.execute(statement, params), self.timeout)
+                # A server that stopped answering must not hold a caller for ever. asyncio.timeout, not wait_for:
+                # on 3.11 wait_for loses a cancellation that comes as the statement ends, and psycopg ends a
+                # cancelled statement by cancelling it on the server (a stopping processor then never stopped).
+                async with asyncio.timeout(self.timeout):
+                    cursor = await connection.execute(statement, params)
                 self._quiet.used()
                 return await cursor.fetchall() if rows else []
             except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
@@ -142,7 +145,8 @@ class HeldPostgresChannel:
             if not self._quiet.spell():
                 return self._connection
             try:
-                await asyncio.wait_for(self._connection.execute("SELECT 1"), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await self._connection.execute("SELECT 1")
                 return self._connection
             except (psycopg.Error, OSError, TimeoutError):
                 await self._drop()
