@@ -52,6 +52,13 @@
       pausing.title = "Asked to pause: it holds at its next checkpoint";
       cell.append(" ", pausing);
     }
+    if (run.state === "stopping" && run.stop_deadline) {
+      const deadline = document.createElement("span");
+      deadline.className = "muted stop-deadline";
+      deadline.title = "Asked to stop: it is killed at this time unless it ends first";
+      deadline.textContent = "killed at " + time(run.stop_deadline);
+      cell.append(" ", deadline);
+    }
     const how = howPaused(run);
     if (how) {
       const note = document.createElement("span");
