@@ -55,9 +55,14 @@ def test_a_safe_stop_is_enforced_after_serve_was_killed(start_serve: StartServe,
     assert ended["state"] == "stopped", ended  # the stop was asked; the kill enforced it
     assert ended["stop_deadline"] is None and ended["ended_at"] is not None
     assert wait_until(lambda: gone(run["pid"]), message="the robot's process to be gone")
-    tokens = api.get("/api/v1/tokens", params={"user": "robot-runs"}).json()["items"]
-    own = [token for token in tokens if token["name"] == f"run {run['id']}"]
-    assert len(own) == 1 and own[0]["revoked_at"] is not None  # revoked at its end, after the restart
+
+    def own_token() -> dict[str, Any]:
+        tokens = api.get("/api/v1/tokens", params={"user": "robot-runs"}).json()["items"]
+        own: list[dict[str, Any]] = [token for token in tokens if token["name"] == f"run {run['id']}"]
+        assert len(own) == 1
+        return own[0]
+
+    wait_until(lambda: own_token()["revoked_at"], message="its token to be revoked at its end, after the restart")
 
 
 def test_max_runtime_is_enforced_after_serve_was_killed(start_serve: StartServe, store_url: str) -> None:

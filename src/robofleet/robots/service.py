@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,6 +54,7 @@ ACTIONS = ("pause", "resume", "stop", "kill")
 DEADLINE_PASS_SECONDS = 5.0
 # A kill at a stop deadline that could not reach the agent is tried again this much later.
 KILL_RETRY_SECONDS = 5.0
+Also = Callable[[Session, Run], None]  # more of the same transaction as a run's change
 
 
 class RobotsService:
@@ -400,44 +402,25 @@ class RobotsService:
             return
         state, robot = decided
         leftovers = outcome.get("leftovers")
+        planned: list[datetime] = []
+
+        def plan(session: Session, run: Run) -> None:
+            # In the transaction of the failure: a crash right after it cannot lose the restart.
+            at = plan_restart(session, robot, utcnow())
+            if at is not None:
+                planned.append(at)
+
         await self._finish(
             number,
             state,
             "agent:" + agent,
             only_from=(*ACTIVE, LOST),
+            also=plan if state == FAILED else None,
             exit_code=outcome.get("exit_code"),
             leftovers=leftovers if isinstance(leftovers, int) else None,
         )
-        if state == FAILED:
-            await self._maybe_restart(robot)
-
-    async def _maybe_restart(self, name: str) -> None:
-        """After a failure: the restart policy's next start is planned (stored with the robot) and the deadline
-        loop is woken at it."""
-
-        def plan() -> datetime | None:
-            now = utcnow()
-            with self.store.transaction() as session:
-                robot = store_ops.find_robot(session, name)
-                policy = policy_of(robot.restart)
-                since = now - timedelta(seconds=policy.window_seconds)
-                failures = store_ops.recent_failures(session, name, since)
-                delay = restart_delay(policy, manual_stop=robot.manual_stop, failures=failures)
-                if delay is None:
-                    if policy.policy == "on-failure" and not robot.manual_stop:
-                        log.warning(
-                            "robot %s failed %d times in %.0f s: no more restarts until a manual start",
-                            name,
-                            failures,
-                            policy.window_seconds,
-                        )
-                    return None
-                robot.restart_at = now + timedelta(seconds=delay)
-                return robot.restart_at
-
-        planned = await asyncio.to_thread(plan)
-        if planned is not None:
-            self._wake_at(planned)
+        if planned:
+            self._wake_at(planned[0])
 
     def watch_gone(self, agent: str, grace_seconds: float | None = None) -> None:
         """`agent` is offline: its active runs are lost unless it is back within its grace period."""
@@ -529,7 +512,14 @@ class RobotsService:
     # ---- helpers ----------------------------------------------------------------------------------------------
 
     async def _finish(
-        self, run_id: int, state: str, by: str, *, only_from: tuple[str, ...], **fields: Any
+        self,
+        run_id: int,
+        state: str,
+        by: str,
+        *,
+        only_from: tuple[str, ...],
+        also: Also | None = None,
+        **fields: Any,
     ) -> RunOut | None:
         """The run's end, with its token revoked and its deadlines cleared; None when it was no longer in one of
         the states `only_from` (ended meanwhile)."""
@@ -542,6 +532,7 @@ class RobotsService:
             ended_at=utcnow(),
             stop_deadline=None,
             runtime_deadline=None,
+            also=also,
             **fields,
         )
         if out is not None:
@@ -574,10 +565,11 @@ class RobotsService:
         state: str | None = None,
         only_from: tuple[str, ...] | None = None,
         note: dict[str, Any] | None = None,
+        also: Also | None = None,
         **fields: Any,
     ) -> RunOut | None:
-        """A transition to `state` (or, without one, a change of `fields` only); None, changing nothing, when
-        the run is no longer in one of the states `only_from`."""
+        """A transition to `state` (or, without one, a change of `fields` only), and `also` in the same
+        transaction; None, changing nothing, when the run is no longer in one of the states `only_from`."""
 
         def write() -> RunOut | None:
             with self.store.transaction() as session:
@@ -589,6 +581,8 @@ class RobotsService:
                         setattr(run, key, value)
                 else:
                     store_ops.transition(run, state, utcnow(), by, note=note, **fields)
+                if also is not None:
+                    also(session, run)
                 return store_ops.run_out(run)
 
         out = await asyncio.to_thread(write)
@@ -609,6 +603,28 @@ class RobotsService:
             if asyncio.get_running_loop().time() > deadline:
                 return
             await asyncio.sleep(0.1)
+
+
+def plan_restart(session: Session, name: str, now: datetime) -> datetime | None:
+    """After a failure of robot `name`: its next start under the restart policy, stored with the robot (the
+    deadline loop starts it then, also after a restart of serve); None when it is not to restart."""
+    robot: Robot | None = session.scalar(store_ops.robot_query(name))
+    if robot is None:
+        return None
+    policy = policy_of(robot.restart)
+    failures = store_ops.recent_failures(session, name, now - timedelta(seconds=policy.window_seconds))
+    delay = restart_delay(policy, manual_stop=robot.manual_stop, failures=failures)
+    if delay is None:
+        if policy.policy == "on-failure" and not robot.manual_stop:
+            log.warning(
+                "robot %s failed %d times in %.0f s: no more restarts until a manual start",
+                name,
+                failures,
+                policy.window_seconds,
+            )
+        return None
+    robot.restart_at = now + timedelta(seconds=delay)
+    return robot.restart_at
 
 
 def _retry() -> timedelta:

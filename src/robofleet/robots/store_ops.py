@@ -65,8 +65,12 @@ def run_out(run: Run) -> RunOut:
     )
 
 
+def robot_query(name: str) -> Select[Any]:
+    return select(Robot).where(Robot.name == name)
+
+
 def find_robot(session: Session, name: str) -> Robot:
-    robot = session.scalar(select(Robot).where(Robot.name == name))
+    robot: Robot | None = session.scalar(robot_query(name))
     if robot is None:
         raise NotFound(f"no robot named {name!r}", details={"robot": name})
     return robot
