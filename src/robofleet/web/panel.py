@@ -17,7 +17,7 @@ from robofleet.errors import Locked, RobofleetError, StoreUnavailable, Unauthent
 from robofleet.orchestrator import Orchestrator
 from robofleet.web.context import context_of, get_context
 from robofleet.web.cookies import clear_session_cookie, cookie_secure, set_session_cookie
-from robofleet.web.security import PUBLIC, Require, client_ip
+from robofleet.web.security import PUBLIC, Require, client_ip, same_secret
 from robofleet.web.templating import page
 
 router = APIRouter(prefix="/panel", include_in_schema=False)
@@ -78,7 +78,7 @@ async def login_submit(request: Request, ctx: Orchestrator = Depends(get_context
     password = str(form.get("password", ""))[:1024]
     next_url = safe_next(str(form.get("next", "")))
     expected = request.cookies.get(LOGIN_CSRF_COOKIE)
-    if not expected or not secrets.compare_digest(expected, str(form.get("csrf_token", ""))):
+    if not expected or not same_secret(str(form.get("csrf_token", "")), expected):
         return _login_form(
             request, next_url, error="The form expired; please log in again.", username=username, status=403
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
@@ -107,8 +109,14 @@ async def check_csrf(request: Request, principal: Principal) -> None:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    if not sent or sent != principal.csrf_token:
+    if not sent or not principal.csrf_token or not same_secret(sent, principal.csrf_token):
         raise Forbidden(
             f"missing or wrong CSRF token: send the {CSRF_HEADER} header or the {CSRF_FIELD} form field",
             code="csrf_failed",
         )
+
+
+def same_secret(sent: str, expected: str) -> bool:
+    """Whether `sent` is `expected`, compared in constant time. As bytes: `secrets.compare_digest` raises on a str
+    with non-ASCII characters, which a header or form field may carry."""
+    return secrets.compare_digest(sent.encode(), expected.encode())
