@@ -250,6 +250,9 @@ def token_create(
     name: Annotated[str, typer.Option(help="What the token is for")] = "",
     scope: Annotated[list[str] | None, typer.Option("--scope", help="Permission to keep; repeatable")] = None,
     expires_in_days: Annotated[float | None, typer.Option(help="Lifetime in days (default: no expiry)")] = None,
+    agent: Annotated[
+        str | None, typer.Option(help="The agent name this token connects as (the name then belongs to the user)")
+    ] = None,
 ) -> None:
     """Create an API token; its secret is printed alone on the last line."""
     from pydantic import ValidationError
@@ -260,7 +263,9 @@ def token_create(
 
     store = open_store()
     try:
-        data = TokenCreate(user=user, name=name, scopes=scope or [], expires_in_days=expires_in_days)
+        data = TokenCreate(
+            user=user, name=name, scopes=scope or [], expires_in_days=expires_in_days, agent=agent or None
+        )
     except ValidationError as exc:
         fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     created = run_service(lambda: create_token(store, cli_principal(), data))

@@ -59,6 +59,8 @@ class ApiToken(Base):
     # A robot run's own token acts for that run and its robot only (its logs, its queue items); None for others.
     run_id: Mapped[int | None] = mapped_column(BigId)
     robot: Mapped[str | None] = mapped_column(String(64))
+    # The one agent name this token may connect as (an agent name belongs to one user); None for other tokens.
+    agent: Mapped[str | None] = mapped_column(String(64), index=True)
     user: Mapped[User] = relationship(lazy="joined")
 
 

@@ -21,7 +21,10 @@ PERMISSIONS: dict[str, str] = {
     "activities:run": "Submit activities",
     "console:execute": "Run Python inside the orchestrator (when enabled)",
     "robots:read": "List and view robots and runs",
-    "robots:write": "Create, change and delete robots",
+    "robots:write": (
+        "Change robots' description, tags, limits, timeouts, restart policy and leftovers, and delete robots; "
+        "creating a robot or changing its command line (argv, cwd, agent, env, session) takes agents:admin too"
+    ),
     "robots:start": "Start robots",
     "robots:stop": "Stop, pause, resume and kill runs",
     "schedules:read": "List schedules",
@@ -33,7 +36,10 @@ PERMISSIONS: dict[str, str] = {
     "logs:admin": "Send logs as the orchestrator itself (source orchestrator)",
     "agents:read": "List agents and their system info",
     "agents:connect": "Connect as an agent",
-    "agents:admin": "Remote shell and file transfer on agents",
+    "agents:admin": (
+        "Run code on agents: remote shell, file transfer, and defining robots' command lines "
+        "(argv, cwd, agent, env, session), which run as the agent's OS user"
+    ),
     "sessions:read": "View graphical sessions and screenshots",
     "sessions:control": "Send input to graphical sessions",
 }

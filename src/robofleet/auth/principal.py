@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
+from datetime import datetime
 
 from robofleet.auth.models import Role, User
 from robofleet.auth.permissions import Grant, RobotRef, is_allowed
@@ -33,6 +34,8 @@ class Principal:
     source_ip: str = ""
     roles: tuple[str, ...] = ()
     run: RunBinding | None = None  # set for a robot run's own token
+    agent: str | None = None  # set for a token bound to an agent name: the only name it connects and logs as
+    token_expires_at: datetime | None = None  # a token's own expiry: no token it makes outlives it
 
     def can(self, permission: str, robot: RobotRef | None = None) -> bool:
         return is_allowed(self.grants, permission, scopes=self.scopes, robot=robot)

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+# An agent's name: it appears in paths (/agents/{name}) and log sources (agent:<name>), so no '/' and no spaces.
+AgentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{1,64}$")]
 Password = Annotated[str, Field(min_length=8, max_length=1024)]
 
@@ -69,6 +71,9 @@ class TokenCreate(Input):
     scopes: list[str] = Field(default_factory=list, max_length=200, description="Empty: all of the owner's")
     expires_in_days: float | None = Field(None, gt=0, le=3650)
     expires_at: datetime | None = None
+    agent: AgentName | None = Field(
+        None, description="The one agent name this token connects as; the name then belongs to the token's user"
+    )
 
 
 class TokenOut(BaseModel):
@@ -81,6 +86,7 @@ class TokenOut(BaseModel):
     last_used_at: datetime | None
     created_at: datetime
     created_by: str
+    agent: str | None = None
 
 
 class TokenCreated(TokenOut):
