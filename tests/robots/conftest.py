@@ -87,6 +87,23 @@ class RobotsApi:
         )
 
 
+def someone(api: httpx.Client, name: str, permissions: list[str], *, robot_globs: tuple[str, ...] = ()) -> str:
+    """A token of a new user `name` whose one role (also `name`) grants `permissions`, narrowed to `robot_globs`;
+    made through the API by `api`'s administrator."""
+    role = {"name": name, "permissions": permissions, "robot_globs": list(robot_globs)}
+    assert api.post("/api/v1/roles", json=role).status_code == 201
+    user = {"username": name, "password": f"{name}-password", "roles": [name]}
+    assert api.post("/api/v1/users", json=user).status_code == 201
+    made = api.post("/api/v1/tokens", json={"user": name})
+    assert made.status_code == 201, made.text
+    return str(made.json()["token"])
+
+
+def serve_env(store_url: str) -> dict[str, str]:
+    """The settings of a `robofleet serve` on the test's store (SQLite: its own file in its folder)."""
+    return {} if store_url.startswith("sqlite") else {"ROBOFLEET_STORE__URL": store_url}
+
+
 @pytest.fixture
 def robots(client: TestClient, admin_token: str) -> RobotsApi:
     """`RobotsApi` of the in-process app (`client`), as its administrator."""

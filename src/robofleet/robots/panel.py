@@ -14,6 +14,7 @@ from robofleet.auth.permissions import RobotRef
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, RobofleetError
 from robofleet.orchestrator import Orchestrator
+from robofleet.robots.command_line import DEFINE_PERMISSION
 from robofleet.robots.models import ACTIVE, PAUSED, RUNNING
 from robofleet.robots.panel_forms import (
     LABELS,
@@ -109,6 +110,7 @@ def _robots_page(
         form=form,
         agents=agent_names(ctx, robots),
         policies=POLICIES,
+        define=principal.can(DEFINE_PERMISSION),
     )
     if form.open:
         response.headers["Cache-Control"] = "no-store"  # it echoes what was typed, env values included
@@ -175,6 +177,7 @@ def _robot_page(
         form=form or form_of(robot),
         agents=agent_names(ctx, [robot]),
         policies=POLICIES,
+        define=principal.can(DEFINE_PERMISSION),
     )
     if form is not None:
         response.headers["Cache-Control"] = "no-store"

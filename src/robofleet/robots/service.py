@@ -22,6 +22,13 @@ from robofleet.auth.users import ensure_service_user
 from robofleet.errors import ConfigError, Conflict, Forbidden, RobofleetError
 from robofleet.events import EventHub
 from robofleet.robots import store_ops
+from robofleet.robots.command_line import (
+    COMMAND_FIELDS,
+    RELOCATING_FIELDS,
+    command_changes,
+    refuse_carried_secrets,
+    require_define,
+)
 from robofleet.robots.masking import unmasked
 from robofleet.robots.models import (
     ACTIVE,
@@ -111,6 +118,7 @@ class RobotsService:
     def create_robot(self, principal: Principal, data: RobotCreate, *, from_config: bool = False) -> RobotOut:
         with audited(self.store, principal, "robot.create", data.name) as session:
             principal.require("robots:write", RobotRef(data.name, tuple(data.tags)))
+            require_define(principal, data.name, list(COMMAND_FIELDS), creating=True)
             if store_ops.robot_exists(session, data.name):
                 raise Conflict(f"a robot named {data.name!r} exists already", details={"robot": data.name})
             unmasked(data.env, {})  # a mask copied from another robot stands for nothing here
@@ -142,6 +150,11 @@ class RobotsService:
             principal.require("robots:write", ref(robot))
             if data.env is not None:
                 changes["env"] = unmasked(data.env, robot.env)  # what GET showed, sent back: the secrets stay
+            changed = command_changes({key: getattr(robot, key) for key in COMMAND_FIELDS}, changes)
+            require_define(principal, name, changed)
+            moved = [key for key in changed if key in RELOCATING_FIELDS]
+            if moved:
+                refuse_carried_secrets(robot.env, data.env if "env" in changes else None, moved)
             for key, value in changes.items():
                 setattr(robot, key, value)
             if data.restart is not None:
