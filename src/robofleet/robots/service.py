@@ -393,14 +393,33 @@ class RobotsService:
         with self.store.transaction() as session:
             return [run.id for run in store_ops.active_runs(session, name)]
 
+    def run_agent(self, run_id: str) -> str | None:
+        """The name of the agent run `run_id` was started on (it never changes), None when there is no such run (or
+        `run_id` is no run number). One primary-key read: blocking, so the event loop asks it in a thread; raises
+        StoreUnavailable when the store cannot answer."""
+        number = store_ops.run_number(run_id)
+        if number is None:
+            return None
+        with self.store.transaction() as session:
+            return store_ops.agent_of_run(session, number)
+
     async def run_exited(self, agent: str, run_id: str, outcome: dict[str, Any]) -> None:
         """The agent saw the process end: the run's final state follows from how it was asked to end (a kill or a
-        stop, as stored), else from its exit code. `outcome["leftovers"]`: processes it left behind, ended."""
-        number = int(run_id)
+        stop, as stored), else from its exit code. `outcome["leftovers"]`: processes it left behind, ended. An end
+        reported by another agent than the run's is ignored (logged): an agent reports on its own runs only."""
+        number = store_ops.run_number(run_id)
+        if number is None:
+            log.warning("agent %s reported the end of run %r, which is no run number: ignored", agent, run_id[:40])
+            return
 
         def decide() -> tuple[str, str] | None:
             with self.store.transaction() as session:
                 run = store_ops.find_run(session, number)
+                if run.agent != agent:
+                    log.warning(
+                        "agent %s reported the end of run %s, which runs on agent %s: ignored", agent, number, run.agent
+                    )
+                    return None
                 if run.state not in (*ACTIVE, LOST):  # a lost run whose end the returning agent reports is settled
                     return None
                 code = outcome.get("exit_code")

@@ -89,6 +89,22 @@ def find_run(session: Session, run_id: int, *, lock: bool = False) -> Run:
     return run
 
 
+# Run ids are 64-bit integers on both stores.
+MAX_RUN_ID = 2**63 - 1
+
+
+def run_number(run_id: str) -> int | None:
+    """`run_id` as a run's number, None when it cannot be one (not a positive 64-bit integer)."""
+    if not run_id.isascii() or not run_id.isdigit():
+        return None
+    number = int(run_id)
+    return number if 0 < number <= MAX_RUN_ID else None
+
+
+def agent_of_run(session: Session, run_id: int) -> str | None:
+    return session.scalar(select(Run.agent).where(Run.id == run_id))
+
+
 def active_runs(session: Session, robot: str) -> list[Run]:
     return list(session.scalars(select(Run).where(Run.robot == robot, Run.state.in_(ACTIVE)).order_by(Run.id)))
 
