@@ -28,6 +28,8 @@ PG_TCP_OPTIONS = {
 
 
 def build_engine(store: StoreSettings) -> Engine:
+    """The engine of `store`. Its errors never carry a statement's parameters (hide_parameters): a robot's env
+    secrets would otherwise reach a traceback, serve's log and the log store that viewers read."""
     url = make_url(store.effective_url())
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -37,6 +39,7 @@ def build_engine(store: StoreSettings) -> Engine:
             connect_args={"timeout": 15, "check_same_thread": False},
             pool_size=store.pool_size,
             pool_pre_ping=True,
+            hide_parameters=True,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -48,6 +51,7 @@ def build_engine(store: StoreSettings) -> Engine:
         pool_timeout=store.connect_timeout,
         # Not pool_pre_ping: its ping waits for ever on a server that stopped answering; ours gives up.
         pool_pre_ping=False,
+        hide_parameters=True,
     )
     event.listen(engine, "connect", _mark_fresh)
     event.listen(engine, "checkout", _ping_on_checkout(store.connect_timeout))
