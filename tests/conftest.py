@@ -189,10 +189,12 @@ def start_serve(processes: Processes) -> StartServe:
 
 @pytest.fixture
 def start_agent(processes: Processes) -> StartAgent:
-    """`start_agent(server, name, *, token=None, state_dir=None, env=None, online=None)`: a `robofleet agent`
-    named `name` connected to `server` (a ServeProcess, or a URL with a `token`); with `online` (an admin API
-    client) it returns once the server lists it. A token of a new agent user `name` is made when none is given.
-    Stopped (SIGTERM, then SIGKILL) when the test ends."""
+    """`start_agent(server, name, *, token=None, state_dir=None, env=None, online=None, token_in_env=False)`: a
+    `robofleet agent` named `name` connected to `server` (a ServeProcess, or a URL with a `token`); with `online`
+    (an admin API client) it returns once the server lists it. When no token is given, a new agent user `name`
+    gets a token bound to the agent name `name` (`ServeProcess.agent_token`). The token goes in a 0600 file
+    (`--token-file`), or with `token_in_env` in ROBOFLEET_AGENT_TOKEN; never on the command line. Stopped
+    (SIGTERM, then SIGKILL) when the test ends."""
     return processes.agent
 
 

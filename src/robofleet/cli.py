@@ -98,25 +98,67 @@ def serve(config: ConfigOption = None) -> None:
         fail(str(exc), 2)
 
 
+AGENT_TOKEN_ENV = "ROBOFLEET_AGENT_TOKEN"
+
+
 @app.command()
 def agent(
     server: Annotated[str, typer.Option("--server", help="Orchestrator URL, e.g. https://rpa.example")],
-    token: Annotated[str, typer.Option("--token", help="Token of a user with the agent role")],
-    name: Annotated[str | None, typer.Option("--name", help="Agent name (default: this host's name)")] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help=f"A file (mode 0600) holding the agent's token; or set {AGENT_TOKEN_ENV}. The token is made with "
+            "`robofleet token create --user <agent user> --agent <name>`",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help=f"The token itself: every local user sees it in ps; prefer --token-file or {AGENT_TOKEN_ENV}",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Agent name, the one its token is bound to (default: this host's)")
+    ] = None,
     state_dir: Annotated[Path, typer.Option("--state-dir", help="Where runs are tracked")] = Path("robofleet-agent"),
     allowed_root: Annotated[list[Path] | None, typer.Option("--allowed-root", help="Folder files may move in")] = None,
 ) -> None:
     """Run an agent: connect out to the orchestrator and run robots on this machine."""
     import asyncio
     import logging
+    import os
     import socket
 
     from robofleet.agents.client import AgentClient
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    client = AgentClient(server, token, name or socket.gethostname(), state_dir, allowed_root or [])
+    # Read, then removed from the environment: the robots this agent starts inherit it.
+    secret = agent_token(token_file, token, os.environ.pop(AGENT_TOKEN_ENV, None))
+    client = AgentClient(server, secret, name or socket.gethostname(), state_dir, allowed_root or [])
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(client.run_forever())
+
+
+def agent_token(token_file: Path | None, token: str | None, from_environment: str | None) -> str:
+    """The agent's token from exactly one of --token-file, --token and the environment; exits with a message
+    when none or several are given, or the file cannot be read."""
+    given = [source for source, value in (("--token-file", token_file), ("--token", token)) if value is not None]
+    if len(given) > 1:
+        fail("give the token one way: --token-file or --token")
+    if token_file is not None:
+        try:
+            if token_file.stat().st_mode & 0o077:
+                typer.echo(f"robofleet: warning: {token_file} is readable by other users; chmod 600 it", err=True)
+            secret = token_file.read_text().strip()
+        except OSError as exc:
+            fail(f"cannot read the token file {token_file}: {exc.strerror}")
+    else:
+        secret = (token if token is not None else from_environment or "").strip()
+    if not secret:
+        fail(f"no token: give --token-file PATH or set {AGENT_TOKEN_ENV}")
+    return secret
 
 
 @app.command()

@@ -27,12 +27,14 @@ async def one_agent(url: str, token: str, name: str, leave: asyncio.Event) -> No
         await leave.wait()
 
 
-async def churn_while_listing(serve: ServeProcess, token: str, admin: str) -> list[int]:
+async def churn_while_listing(serve: ServeProcess, tokens: list[str], admin: str) -> list[int]:
     """Agents connect at once and leave in waves, each wave after another round of listings: however slow the
     machine, the listings overlap both the connecting and the leaving."""
     url = serve.url.replace("http", "ws") + "/api/v1/agents/connect"
     waves = [asyncio.Event() for _ in range(WAVES)]
-    agents = [asyncio.create_task(one_agent(url, token, f"churn-{n}", waves[n % WAVES])) for n in range(AGENTS)]
+    agents = [
+        asyncio.create_task(one_agent(url, token, f"churn-{n}", waves[n % WAVES])) for n, token in enumerate(tokens)
+    ]
     statuses: list[int] = []
     async with httpx.AsyncClient(base_url=serve.url, headers={"Authorization": f"Bearer {admin}"}) as http:
         rounds = 0
@@ -48,6 +50,13 @@ async def churn_while_listing(serve: ServeProcess, token: str, admin: str) -> li
 
 def test_listing_agents_while_hundreds_connect_and_leave(start_serve: StartServe) -> None:
     serve = start_serve()
-    statuses = asyncio.run(churn_while_listing(serve, serve.agent_token("churner"), serve.token()))
+    admin = serve.token()
+    user = serve.agent_user("churner")
+    with serve.api(admin) as api:  # a token per agent name, each bound to its name
+        tokens = [
+            api.post("/api/v1/tokens", json={"user": user, "agent": f"churn-{n}"}).json()["token"]
+            for n in range(AGENTS)
+        ]
+    statuses = asyncio.run(churn_while_listing(serve, tokens, admin))
     assert len(statuses) >= 2 * WAVES and set(statuses) == {200}, statuses
     assert "unexpected error" not in serve.output()

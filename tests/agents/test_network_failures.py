@@ -62,7 +62,7 @@ def fleet(
     api = serve.api(timeout=60)
     user = {"username": AGENT, "password": "agent-password", "roles": ["agent"]}
     assert api.post("/api/v1/users", json=user).status_code == 201
-    token = api.post("/api/v1/tokens", json={"user": AGENT}).json()["token"]
+    token = api.post("/api/v1/tokens", json={"user": AGENT, "agent": AGENT}).json()["token"]
     # Through the proxy, on the same state directory each time it starts (a restart finds its runs).
     agent = start_agent(proxy.url, AGENT, token=token, state_dir=tmp_path / "agent")
     fleet = Fleet(serve, proxy, api, tmp_path, agent)

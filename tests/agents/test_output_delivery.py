@@ -55,7 +55,7 @@ def remote_agent(serve: ServeProcess, api: httpx.Client, start_agent: StartAgent
     """A `robofleet agent` named `name` connected to `serve`, its user and token made through `api`."""
     user = {"username": name, "password": "agent-password", "roles": ["agent"]}
     assert api.post("/api/v1/users", json=user).status_code == 201
-    token = api.post("/api/v1/tokens", json={"user": name}).json()["token"]
+    token = api.post("/api/v1/tokens", json={"user": name, "agent": name}).json()["token"]
     start_agent(serve, name, token=token, online=api, timeout=WAIT)
 
 

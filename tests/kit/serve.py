@@ -3,6 +3,7 @@ owner that stops whatever a test started."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Callable
@@ -147,17 +148,22 @@ class ServeProcess:
         """`robofleet ARGS` run in this server's folder with its settings, as its user would run it."""
         return run_cli(*args, cwd=self.workdir, env={**self.env, **(env or {})}, stdin=stdin)
 
-    def token(self, user: str = "admin") -> str:
-        """A new API token for `user`, made with `robofleet token create` (its last line is the token)."""
-        made = self.cli("token", "create", "--user", user)
+    def token(self, user: str = "admin", *, agent: str | None = None) -> str:
+        """A new API token for `user`, made with `robofleet token create` (its last line is the token); with
+        `agent`, bound to that agent name."""
+        made = self.cli("token", "create", "--user", user, *(("--agent", agent) if agent else ()))
         assert made.returncode == 0, made.stderr
         return made.stdout.strip().splitlines()[-1]
 
-    def agent_token(self, name: str) -> str:
-        """A token of a new user `name` with the agent role, made with the CLI as an operator would."""
-        made = self.cli("user", "create", name, "--role", "agent", "--password-stdin", stdin=f"{name}-password\n")
+    def agent_user(self, user: str) -> str:
+        """A new user `user` with the agent role, made with the CLI as an operator would; its name."""
+        made = self.cli("user", "create", user, "--role", "agent", "--password-stdin", stdin=f"{user}-password\n")
         assert made.returncode == 0, made.stderr
-        return self.token(name)
+        return user
+
+    def agent_token(self, name: str, user: str | None = None) -> str:
+        """A token bound to the agent name `name`, of the agent user `user` (by default a new user `name`)."""
+        return self.token(user or self.agent_user(name), agent=name)
 
     def api(self, token: str | None = None, timeout: float = 20) -> httpx.Client:
         """An HTTP client of this server authenticated with `token`, by default a new admin token."""
@@ -177,26 +183,44 @@ class ServeProcess:
 
 class AgentProcess:
     """`robofleet agent --name NAME` connected to `server` with `token`, its state in `state_dir`, its output in
-    `log`. `start` again after a `stop` or `kill` restarts it on the same state (it finds its runs)."""
+    `log`. `start` again after a `stop` or `kill` restarts it on the same state (it finds its runs). The token is
+    given as an operator should: in a file of mode 0600 (`--token-file`), never on the command line."""
 
     def __init__(
-        self, server: str, token: str, name: str, state_dir: Path, *, env: dict[str, str] | None = None
+        self,
+        server: str,
+        token: str,
+        name: str,
+        state_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        token_in_env: bool = False,
     ) -> None:
         self.server = server
         self.token = token
+        self.token_in_env = token_in_env  # ROBOFLEET_AGENT_TOKEN instead of --token-file
         self.name = name
         self.state_dir = state_dir
         self.env = clean_environ(env)
         self.log = state_dir.parent / f"{state_dir.name}.log"
+        self.token_file = state_dir.parent / f"{state_dir.name}.token"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AgentProcess:
         self.state_dir.parent.mkdir(parents=True, exist_ok=True)
-        command = ["agent", "--server", self.server, "--token", self.token, "--name", self.name]
+        command = ["agent", "--server", self.server, "--name", self.name, "--state-dir", str(self.state_dir)]
+        env = self.env
+        if self.token_in_env:
+            env = {**env, "ROBOFLEET_AGENT_TOKEN": self.token}
+        else:
+            descriptor = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(self.token + "\n")
+            command += ["--token-file", str(self.token_file)]
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
-                [*ROBOFLEET, *command, "--state-dir", str(self.state_dir)],
-                env=self.env,
+                [*ROBOFLEET, *command],
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -267,12 +291,13 @@ class Processes:
         env: dict[str, str] | None = None,
         online: httpx.Client | None = None,
         timeout: float = 20,
+        token_in_env: bool = False,
     ) -> AgentProcess:
         if token is None:
             assert isinstance(server, ServeProcess), "a token, or a ServeProcess to make one with"
             token = server.agent_token(name)
         url = server.url if isinstance(server, ServeProcess) else server
-        agent = AgentProcess(url, token, name, state_dir or self._folder("agent"), env=env)
+        agent = AgentProcess(url, token, name, state_dir or self._folder("agent"), env=env, token_in_env=token_in_env)
         self.started.append(agent)
         agent.start()
         if online is not None:

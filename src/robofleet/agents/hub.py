@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from robofleet.agents.processes import is_run_id
 from robofleet.agents.worker import Worker
 from robofleet.errors import Conflict, RobofleetError, StoreUnavailable
 from robofleet.logs.ingest import Row
@@ -44,6 +45,7 @@ class AgentState:
     name: str
     link: AgentLink
     info: dict[str, Any]
+    user: str | None = None  # the user whose token connected it (None: the embedded agent)
     connected_at: datetime = field(default_factory=utcnow)
     last_seen_at: datetime = field(default_factory=utcnow)
     stats: dict[str, Any] = field(default_factory=dict)
@@ -63,6 +65,7 @@ RunExited = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 AgentBack = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
 RunsVanished = Callable[[str, set[str], str], Awaitable[None]]
 StoreOutput = Callable[[list[Row]], Awaitable[None]]
+RunAgent = Callable[[str], str | None]
 
 
 @dataclass
@@ -75,6 +78,7 @@ class HubListeners:
     agent_gone: Callable[[str], None] | None = None  # an agent disconnected: its grace period starts
     runs_vanished: RunsVanished | None = None  # (agent, run ids it knows, reason): an agent started afresh
     store_output: StoreOutput | None = None  # robot output lines as log rows, durable when it returns
+    run_agent: RunAgent | None = None  # (run id) the agent the run was started on; None for no such run (blocks)
 
 
 @dataclass
@@ -132,6 +136,7 @@ class AgentHub:
         self.inboxes: dict[str, Inbox] = {}
         self.stored_output = StoredOutput()
         self.listeners = HubListeners()
+        self._run_agents: OrderedDict[str, str] = OrderedDict()  # run id -> its agent, which never changes
 
     def inbox(self, agent: str, instance: str) -> Inbox:
         """The agent's inbox; a new one when `instance` says the agent is a new process, numbering from 1."""
@@ -152,9 +157,14 @@ class AgentHub:
             pending = self.pending[command_id] = PendingCommand(agent, name, args, future)
         return pending.future
 
-    def resolve(self, command_id: str, outcome: dict[str, Any]) -> None:
-        pending = self.pending.pop(command_id, None)
-        if pending is not None and not pending.future.done():
+    def resolve(self, command_id: str, outcome: dict[str, Any], *, agent: str | None = None) -> None:
+        """The outcome of a pending command; with `agent`, only of a command sent to that agent (an agent cannot
+        answer for another)."""
+        pending = self.pending.get(command_id)
+        if pending is None or (agent is not None and pending.agent != agent):
+            return
+        del self.pending[command_id]
+        if not pending.future.done():
             pending.future.set_result(outcome)
 
     def unanswered(self, agent: str) -> list[dict[str, Any]]:
@@ -165,8 +175,20 @@ class AgentHub:
             if p.agent == agent and not p.future.done()
         ]
 
-    def connect(self, name: str, link: AgentLink, info: dict[str, Any]) -> AgentState:
-        state = AgentState(name, link, info)
+    def held_by_another(self, name: str, user: str | None) -> str | None:
+        """The user of the live connection of `name` when it is not `user` (who then may not replace it)."""
+        held = self.agents.get(name)
+        return held.user if held is not None and held.user != user else None
+
+    def connect(self, name: str, link: AgentLink, info: dict[str, Any], *, user: str | None = None) -> AgentState:
+        """`name` is now reached through `link`, replacing a live connection of the same user (an agent that
+        started again); Conflict (agent_taken) when another user's connection holds the name."""
+        holder = self.held_by_another(name, user)
+        if holder is not None:
+            raise Conflict(
+                f"the agent {name!r} is connected as another user", details={"agent": name}, code="agent_taken"
+            )
+        state = AgentState(name, link, info, user)
         self.agents[name] = state
         return state
 
@@ -225,6 +247,19 @@ class AgentHub:
     async def runs_vanished(self, agent: str, known: set[str], reason: str) -> None:
         if self.listeners.runs_vanished is not None:
             await self.listeners.runs_vanished(agent, known, reason)
+
+    async def run_agent(self, run_id: str) -> str | None:
+        """The agent run `run_id` was started on; None for no such run. Asked of the store once per run: a run
+        never moves to another agent."""
+        known = self._run_agents.get(run_id)
+        if known is not None or self.listeners.run_agent is None or not is_run_id(run_id):
+            return known
+        agent = await asyncio.to_thread(self.listeners.run_agent, run_id)
+        if agent is not None:
+            self._run_agents[run_id] = agent
+            while len(self._run_agents) > REMEMBERED_RUNS:
+                self._run_agents.popitem(last=False)
+        return agent
 
     async def store_output(self, rows: list[Row]) -> None:
         """Durable when this returns; raises what the store raised (the lines are then sent or read again)."""

@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,6 +39,11 @@ SETTINGS_PREFIX = "ROBOFLEET_"
 # How often the trees of living runs are noted (a walk of every process): a leftover that dropped its run's mark
 # is known if it was in the tree at one of these moments.
 SIGHTING_SECONDS = 2.0
+
+
+def is_run_id(value: str) -> bool:
+    """A run id as the orchestrator makes them (a number): it names a directory under the agent's state."""
+    return 0 < len(value) <= 19 and value.isascii() and value.isdigit()
 
 
 def robot_environment(inherited: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]:
@@ -118,6 +124,8 @@ class ProcessManager:
     ) -> ManagedRun:
         """Start `argv` through the shim; raises OSError when the working directory or program is unusable. With
         `keep_leftovers` the processes the robot leaves behind are not ended when the run ends."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):  # it names a directory under runs/
+            raise ValueError(f"a run id is a number or a plain name, not {run_id[:40]!r}")
         if run_id in self.runs:
             raise ValueError(f"run {run_id} is already managed here")
         if not argv:

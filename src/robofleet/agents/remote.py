@@ -13,21 +13,22 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from robofleet.agents.hub import AgentHub
+from robofleet.agents.hub import LOCAL, AgentHub
 from robofleet.agents.output import output_rows
+from robofleet.auth.principal import Principal
 from robofleet.auth.tokens import authenticate_token
-from robofleet.errors import RobofleetError, StoreUnavailable
+from robofleet.errors import Conflict, RobofleetError, StoreUnavailable
 from robofleet.web.context import context_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-NAME_LIMIT = 64
 SILENT_HEARTBEATS = 3
 
 
@@ -54,9 +55,62 @@ class RemoteLink:
             self.hub.pending.pop(command_id, None)
 
 
+# The name rule of auth.schemas.AgentName: a name appears in paths (/agents/{name}) and log sources (agent:<name>).
+AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+UNBOUND = "this token names no agent: make one with robofleet token create --user <agent user> --agent <name>"
+
+
+class Malformed(ValueError):
+    """A frame that is not a JSON object (binary, not JSON, nested too deeply, a list…)."""
+
+
+async def receive_object(socket: WebSocket, within: float) -> dict[str, Any]:
+    """The next frame as a JSON object; Malformed when it is not one, TimeoutError after `within` seconds,
+    WebSocketDisconnect when the agent went away."""
+    async with asyncio.timeout(within):
+        message = await socket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if not isinstance(text, str):
+        raise Malformed("a message must be a text frame holding a JSON object")
+    try:
+        decoded = json.loads(text)
+    except RecursionError:
+        raise Malformed("the message is nested too deeply") from None
+    except ValueError as exc:
+        raise Malformed(f"the message is not JSON: {exc}") from None
+    if not isinstance(decoded, dict):
+        raise Malformed("a message must be a JSON object")
+    return decoded
+
+
+def hello_refusal(hello: dict[str, Any], principal: Principal, hub: AgentHub) -> tuple[int, str] | None:
+    """Why this hello may not connect (close code, reason), or None. A token bound to an agent name connects as
+    that name only, and never displaces a live connection of the name held by another user."""
+    name = hello.get("name")
+    if hello.get("type") != "hello" or not isinstance(name, str) or not name:
+        return 4400, "expected a hello with a name"
+    if name == LOCAL:
+        return 4403, "'local' is the embedded agent's name"
+    if not AGENT_NAME.fullmatch(name):
+        return 4400, "an agent name is 1-64 letters, digits, _ . - (starting with a letter or digit)"
+    if principal.agent is None:
+        return 4403, UNBOUND
+    if name != principal.agent:
+        return 4403, f"this token connects as the agent {principal.agent} only"
+    if hub.held_by_another(name, principal.username) is not None:
+        return 4403, f"the agent {name} is connected as another user"
+    for key in ("runs", "results"):
+        if not isinstance(hello.get(key, []), list) or not all(isinstance(x, dict) for x in hello.get(key, [])):
+            return 4400, f"a hello's {key} must be a list of objects"
+    return None
+
+
 @router.websocket("/api/v1/agents/connect")
 async def connect(socket: WebSocket) -> None:
-    """Agents connect here with `Authorization: Bearer <token of a user with agents:connect>`."""
+    """Agents connect here with `Authorization: Bearer <token>`, a token of a user with agents:connect that is
+    bound to the agent's name (`robofleet token create --user U --agent NAME`)."""
     context = context_of(socket)  # type: ignore[arg-type]
     hub = context.hub
     header = socket.headers.get("authorization", "")
@@ -77,14 +131,17 @@ async def connect(socket: WebSocket) -> None:
         await socket.close(code=4403, reason="this token may not connect as an agent (agents:connect)")
         return
     try:
-        hello = await asyncio.wait_for(socket.receive_json(), 30)
-    except (TimeoutError, WebSocketDisconnect, ValueError):
-        await socket.close(code=4400, reason="expected a hello")
+        hello = await receive_object(socket, 30)
+    except (TimeoutError, WebSocketDisconnect, Malformed):
+        await socket.close(code=4400, reason="expected a hello (a JSON object)")
         return
-    name = str(hello.get("name", ""))[:NAME_LIMIT]
-    if hello.get("type") != "hello" or not name or name == "local":
-        await socket.close(code=4400, reason="a hello needs a name (and 'local' is the embedded agent's)")
+    refusal = hello_refusal(hello, principal, hub)
+    if refusal is not None:
+        code, why = refusal
+        log.warning("agent connection from %s refused (%s): %s", principal.username, hello.get("name"), why)
+        await socket.close(code=code, reason=why[:120])
         return
+    name = str(hello["name"])
     info = {key: hello.get(key) for key in ("host", "os_user", "os", "python", "capabilities")}
     heartbeat = context.settings.agents.heartbeat_seconds
     offline_after = SILENT_HEARTBEATS * heartbeat
@@ -94,18 +151,24 @@ async def connect(socket: WebSocket) -> None:
         await socket.send_json({"type": "welcome", **welcome})
     except (RuntimeError, OSError, WebSocketDisconnect):
         return
-    state = hub.connect(name, RemoteLink(hub, name, socket), {**info, "principal": principal.username})
+    try:
+        state = hub.connect(
+            name, RemoteLink(hub, name, socket), {**info, "principal": principal.username}, user=principal.username
+        )
+    except Conflict as exc:  # another user's connection of the name came in while the welcome went out
+        await socket.close(code=4403, reason=exc.message[:120])
+        return
     log.info("agent %s connected from %s", name, socket.client.host if socket.client else "?")
     reason = ""
     try:
-        await hub.agent_back(name, list(hello.get("runs", [])))
+        await hub.agent_back(name, await own_runs(hub, name, hello.get("runs", [])))
         for result in hello.get("results", []):
-            hub.resolve(result["id"], result["outcome"])
+            hub.resolve(str(result["id"]), result["outcome"], agent=name)
         for command in hub.unanswered(name):
             await socket.send_json({"type": "command", **command})
         while True:
             try:
-                message = await asyncio.wait_for(socket.receive_json(), offline_after)
+                message = await receive_object(socket, offline_after)
             except TimeoutError:
                 reason = f"no heartbeat for {offline_after:g} s"
                 break
@@ -115,7 +178,7 @@ async def connect(socket: WebSocket) -> None:
             state.last_seen_at = datetime.now(UTC)
             kind = message.get("type")
             if kind == "result":
-                hub.resolve(message["id"], message["outcome"])
+                hub.resolve(str(message["id"]), message["outcome"], agent=name)
             elif kind == "heartbeat":
                 state.stats = message.get("stats", {})
             elif kind in ("output", "exited") and "seq" not in message:
@@ -153,12 +216,36 @@ async def connect(socket: WebSocket) -> None:
 
 async def handle(hub: AgentHub, agent: str, message: dict[str, Any]) -> None:
     """Output into the log store, or a run's exit to the robots service; done once it is durable. Lines the store
-    has already (sent again by an agent that restarted) are left out."""
+    has already (sent again by an agent that restarted) are left out, and so is whatever the message says about a
+    run of another agent (logged): an agent speaks for its own runs only."""
     if message.get("type") == "exited":
-        await hub.run_exited(agent, str(message["run_id"]), message.get("outcome", {}))
+        run_id = str(message["run_id"])
+        if await hub.run_agent(run_id) != agent:
+            log.warning("agent %s reported the end of run %s, which is not its own: ignored", agent, run_id[:40])
+            return
+        await hub.run_exited(agent, run_id, message.get("outcome", {}))
     elif message.get("type") == "output":
-        lines = hub.stored_output.unseen(agent, list(message.get("lines", [])))
+        lines = hub.stored_output.unseen(agent, [line for line in message.get("lines", []) if isinstance(line, dict)])
+        foreign = {run_id for run_id in {str(line["run_id"]) for line in lines} if await hub.run_agent(run_id) != agent}
+        if foreign:
+            log.warning(
+                "agent %s sent output of runs that are not its own (%s): ignored",
+                agent,
+                ", ".join(sorted(foreign))[:200],
+            )
+            lines = [line for line in lines if str(line["run_id"]) not in foreign]
         rows = output_rows(lines, agent)
         if rows:
             await hub.store_output(rows)
             hub.stored_output.stored(agent, lines)
+
+
+async def own_runs(hub: AgentHub, agent: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs of a hello's list that were started on `agent`: it adopts, pauses or resumes no other's."""
+    kept = []
+    for run in runs:
+        if await hub.run_agent(str(run.get("run_id"))) == agent:
+            kept.append(run)
+        else:
+            log.warning("agent %s listed run %s, which is not its own: ignored", agent, str(run.get("run_id"))[:40])
+    return kept

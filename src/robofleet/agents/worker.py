@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from robofleet.agents.processes import ManagedRun, ProcessManager
+from robofleet.agents.processes import ManagedRun, ProcessManager, is_run_id
 from robofleet.agents.spool import Output, Positions, SpoolReader
 
 REMEMBERED_RESULTS = 10_000
@@ -178,6 +178,9 @@ class Worker:
         }
 
     def _process_start(self, args: dict[str, Any]) -> dict[str, Any]:
+        run_id = str(args["run_id"])
+        if not is_run_id(run_id):
+            raise CommandError("bad_args", f"a run id is a number, not {run_id[:40]!r}")
         argv = [str(part) for part in args["argv"]]
         cwd = args.get("cwd")
         # allowed_roots guard file transfers; a robot's working directory is its definition's to choose.
@@ -188,7 +191,7 @@ class Worker:
         if not isinstance(keep_leftovers, bool):
             raise CommandError("bad_args", f"keep_leftovers must be true or false, not {keep_leftovers!r}")
         run = self.processes.start(
-            str(args["run_id"]),
+            run_id,
             argv,
             cwd=cwd,
             env=env,

@@ -1,0 +1,131 @@
+"""An agent's name belongs to the user whose tokens are bound to it: no other token connects as it, a live
+connection is displaced only by its own user, and what an agent says about runs counts only for its own runs.
+
+Impostors here are raw WebSocket clients, as an attacker would write them, against a real `robofleet serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import websockets
+
+from tests.conftest import RunCli, ServeProcess, StartAgent, StartServe, wait_until
+
+pytestmark = pytest.mark.slow
+COUNTER = [sys.executable, str(Path(__file__).resolve().parents[2] / "examples" / "robots" / "counter.py")]
+
+
+def hello(name: str) -> dict[str, Any]:
+    return {"type": "hello", "name": name, "instance": "impostor", "runs": [], "results": []}
+
+
+def url_of(serve: ServeProcess) -> str:
+    return serve.url.replace("http://", "ws://") + "/api/v1/agents/connect"
+
+
+async def refusal(serve: ServeProcess, token: str, first: object) -> tuple[int, str]:
+    """The close code and reason the server answers `first` (a hello, or any frame) with; fails if welcomed."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with websockets.connect(url_of(serve), additional_headers=headers) as ws:
+        await ws.send(first if isinstance(first, str | bytes) else json.dumps(first))
+        try:
+            answer = await asyncio.wait_for(ws.recv(), 10)
+        except websockets.ConnectionClosed as exc:
+            assert exc.rcvd is not None
+            return exc.rcvd.code, exc.rcvd.reason
+    raise AssertionError(f"welcomed: {answer!r}")
+
+
+def refused(serve: ServeProcess, token: str, first: object) -> tuple[int, str]:
+    return asyncio.run(refusal(serve, token, first))
+
+
+def test_no_other_token_connects_as_a_connected_agent(start_serve: StartServe, start_agent: StartAgent) -> None:
+    serve = start_serve()
+    api = serve.api()
+    real = start_agent(serve, "pc-01", online=api)
+    evil = serve.agent_token("pc-evil")  # a second agent user, with a token bound to a name of its own
+
+    # Its own token cannot name pc-01, and the name cannot be claimed for it.
+    code, reason = refused(serve, evil, hello("pc-01"))
+    assert code == 4403 and reason == "this token connects as the agent pc-evil only"
+    claim = api.post("/api/v1/tokens", json={"user": "pc-evil", "agent": "pc-01"})
+    assert claim.status_code == 409, claim.text
+    # Tokens bound to no agent name are refused whoever holds them, with how to make a bound one.
+    for unbound in (serve.token("pc-evil"), serve.token("admin")):
+        code, reason = refused(serve, unbound, hello("pc-01"))
+        assert code == 4403 and "robofleet token create --user <agent user> --agent <name>" in reason
+
+    listed = api.get("/api/v1/agents/pc-01").json()
+    assert listed["principal"] == "pc-01"
+    shell = api.post("/api/v1/agents/pc-01/shell", json={"command": "echo from the real pc-01"})
+    assert shell.status_code == 200 and shell.json()["stdout"] == "from the real pc-01\n", shell.text
+    assert "replaced this one" not in real.output() and "refused" not in real.output()
+
+
+def test_a_live_agent_is_replaced_by_its_own_user_only(start_serve: StartServe) -> None:
+    serve = start_serve()
+    api = serve.api()
+    first, again = serve.agent_token("pc-07"), serve.token("pc-07", agent="pc-07")
+    other = serve.agent_user("pc-07-new")
+
+    async def scenario() -> tuple[int, str]:
+        headers = {"Authorization": f"Bearer {first}"}
+        async with websockets.connect(url_of(serve), additional_headers=headers) as old:
+            await old.send(json.dumps(hello("pc-07")))
+            assert json.loads(await old.recv())["type"] == "welcome"
+            # The same user again (an agent that started afresh) takes the name over.
+            async with websockets.connect(
+                url_of(serve), additional_headers={"Authorization": f"Bearer {again}"}
+            ) as new:
+                await new.send(json.dumps(hello("pc-07")))
+                assert json.loads(await new.recv())["type"] == "welcome"
+                await old.send(json.dumps({"type": "heartbeat", "stats": {}}))
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(old.recv(), 10)
+                assert closed.value.rcvd is not None and "replaced" in closed.value.rcvd.reason
+                # Its tokens revoked, the name can be given to another user; the live connection still holds it.
+                for token in api.get("/api/v1/tokens", params={"user": "pc-07"}).json()["items"]:
+                    assert api.delete(f"/api/v1/tokens/{token['id']}").status_code == 200
+                taker = api.post("/api/v1/tokens", json={"user": other, "agent": "pc-07"})
+                assert taker.status_code == 201, taker.text
+                return await refusal(serve, taker.json()["token"], hello("pc-07"))
+
+    code, reason = asyncio.run(scenario())
+    assert code == 4403 and reason == "the agent pc-07 is connected as another user"
+
+
+def test_the_agent_token_stays_off_the_command_line_and_out_of_its_robots(
+    start_serve: StartServe, start_agent: StartAgent
+) -> None:
+    serve = start_serve()
+    api = serve.api()
+    by_file = start_agent(serve, "pc-file", online=api)
+    by_env = start_agent(serve, "pc-env", online=api, token_in_env=True)
+    for agent in (by_file, by_env):
+        assert agent.process is not None
+        assert agent.token not in " ".join(psutil.Process(agent.process.pid).cmdline())
+
+    probe = "import os; print('agent token:', os.environ.get('ROBOFLEET_AGENT_TOKEN', 'absent'))"
+    robot = {"name": "probe", "agent": "pc-env", "argv": [sys.executable, "-c", probe]}
+    assert api.post("/api/v1/robots", json=robot).status_code == 201
+    run = api.post("/api/v1/robots/probe/start").json()
+    params = {"run_id": str(run["id"]), "source": "robot:probe"}
+    lines = wait_until(lambda: api.get("/api/v1/logs", params=params).json()["items"], 20, 0.1, "the probe's line")
+    assert [line["message"] for line in lines] == ["agent token: absent"]
+
+
+def test_the_agent_command_says_how_to_give_a_token(run_cli: RunCli, tmp_path: Path) -> None:
+    server = ["agent", "--server", "http://127.0.0.1:9"]
+    missing = run_cli(*server)
+    assert missing.returncode == 1 and "--token-file PATH or set ROBOFLEET_AGENT_TOKEN" in missing.stderr
+    unreadable = run_cli(*server, "--token-file", str(tmp_path / "nowhere"))
+    assert unreadable.returncode == 1 and "cannot read the token file" in unreadable.stderr
+    both = run_cli(*server, "--token-file", str(tmp_path / "nowhere"), "--token", "rf_x")
+    assert both.returncode == 1 and "one way" in both.stderr
