@@ -20,10 +20,9 @@ from robofleet.activities.registry import Registry, load_modules
 from robofleet.agents.hub import AgentHub, HubListeners
 from robofleet.agents.local import LocalAgent
 from robofleet.auth.bootstrap import InitialAdmin, apply_config, ensure_builtin_roles, ensure_initial_admin
-from robofleet.auth.principal import system_principal
 from robofleet.domain import Domain, Service, load
 from robofleet.domains import DOMAINS, action_registrars
-from robofleet.errors import ConfigError, NotFound, StoreUnavailable
+from robofleet.errors import ConfigError, StoreUnavailable
 from robofleet.events import EventHub
 from robofleet.logs.ingest import Row
 from robofleet.logs.service import LogService
@@ -214,19 +213,13 @@ class Orchestrator:
         async def store_output(rows: list[Row]) -> None:
             await asyncio.wrap_future(logs.write(rows))
 
-        def run_agent(run_id: str) -> str | None:  # TEMPORARY until RobotsService.run_agent lands
-            try:
-                return robots.get_run(system_principal("agents-hub"), int(run_id)).agent
-            except NotFound:
-                return None
-
         hub.listeners = HubListeners(
             run_exited=robots.run_exited,
             agent_back=robots.agent_back,
             agent_gone=robots.watch_gone,
             runs_vanished=robots.runs_vanished,
             store_output=store_output,
-            run_agent=run_agent,
+            run_agent=robots.run_agent,
         )
 
     def service(self, domain: str) -> Service:

@@ -15,6 +15,9 @@ import psutil
 import pytest
 import websockets
 
+from robofleet.agents.hub import AgentHub, HubListeners
+from robofleet.agents.remote import handle, own_runs
+from robofleet.logs.ingest import Row
 from tests.conftest import RunCli, ServeProcess, StartAgent, StartServe, wait_until
 
 pytestmark = pytest.mark.slow
@@ -129,3 +132,63 @@ def test_the_agent_command_says_how_to_give_a_token(run_cli: RunCli, tmp_path: P
     assert unreadable.returncode == 1 and "cannot read the token file" in unreadable.stderr
     both = run_cli(*server, "--token-file", str(tmp_path / "nowhere"), "--token", "rf_x")
     assert both.returncode == 1 and "one way" in both.stderr
+
+
+def test_an_agent_cannot_end_or_speak_for_another_agents_run(start_serve: StartServe) -> None:
+    serve = start_serve()
+    api = serve.api()
+    robot = {"name": "payroll", "agent": "local", "argv": [*COUNTER, "--every", "0.1"], "max_concurrent": 1}
+    assert api.post("/api/v1/robots", json=robot).status_code == 201, api.get("/api/v1/robots").text
+    run = api.post("/api/v1/robots/payroll/start").json()
+    assert run["state"] == "running", run
+    evil = serve.agent_token("pc-evil")
+    line = {"run_id": str(run["id"]), "stream": "stdout", "label": "payroll", "line": "SPOOFED by pc-evil"}
+
+    async def impostor() -> list[dict[str, Any]]:
+        async with websockets.connect(url_of(serve), additional_headers={"Authorization": f"Bearer {evil}"}) as ws:
+            await ws.send(json.dumps({**hello("pc-evil"), "runs": [{"run_id": str(run["id"]), "alive": True}]}))
+            assert json.loads(await ws.recv())["type"] == "welcome"
+            await ws.send(
+                json.dumps({"type": "exited", "seq": 1, "run_id": str(run["id"]), "outcome": {"exit_code": 1}})
+            )
+            await ws.send(json.dumps({"type": "output", "seq": 2, "lines": [{**line, "offset": 10**9}]}))
+            await ws.send(json.dumps({"type": "exited", "run_id": str(run["id"]), "outcome": {"exit_code": 1}}))
+            return [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2)]
+
+    # Acknowledged (sent again, they would be dropped again), logged, and never applied.
+    assert asyncio.run(impostor()) == [{"type": "ack", "seq": 1}, {"type": "ack", "seq": 2}]
+    wait_until(lambda: "not its own" in serve.output(), 10, 0.1, "the warning")
+    assert api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "running"
+    spoofed = api.get("/api/v1/logs", params={"run_id": str(run["id"]), "q": "SPOOFED"}).json()["items"]
+    assert spoofed == []
+    second = api.post("/api/v1/robots/payroll/start")
+    assert second.status_code == 409, second.text  # still one instance: max_concurrent holds
+    assert api.post(f"/api/v1/runs/{run['id']}/kill").status_code == 200
+    wait_until(lambda: api.get(f"/api/v1/runs/{run['id']}").json()["state"] == "killed", 20, 0.1, "the kill")
+
+
+def test_the_hub_passes_on_what_an_agent_says_about_its_own_runs_only() -> None:
+    """The hub's own check, before any service: the robots service is asked nothing about another's run."""
+    hub = AgentHub()
+    exits: list[tuple[str, str]] = []
+    stored: list[Row] = []
+
+    async def run_exited(agent: str, run_id: str, outcome: dict[str, Any]) -> None:
+        exits.append((agent, run_id))
+
+    async def store_output(rows: list[Row]) -> None:
+        stored.extend(rows)
+
+    owners = {"1": "local", "2": "pc-evil"}
+    hub.listeners = HubListeners(run_exited=run_exited, store_output=store_output, run_agent=owners.get)
+    line = {"stream": "stdout", "label": "payroll", "line": "hello", "offset": 0}
+
+    async def say() -> list[dict[str, Any]]:
+        await handle(hub, "pc-evil", {"type": "exited", "run_id": "1", "outcome": {"exit_code": 1}})
+        await handle(hub, "pc-evil", {"type": "exited", "run_id": "2", "outcome": {"exit_code": 0}})
+        await handle(hub, "pc-evil", {"type": "output", "lines": [{**line, "run_id": r} for r in ("1", "2", "3")]})
+        return await own_runs(hub, "pc-evil", [{"run_id": r, "alive": True} for r in ("1", "2", "../9")])
+
+    assert asyncio.run(say()) == [{"run_id": "2", "alive": True}]
+    assert exits == [("pc-evil", "2")]
+    assert [(row.run_id, row.message) for row in stored] == [("2", "hello")]
