@@ -1,4 +1,5 @@
-"""The store handle: an engine, sessions from it, and the mapping of driver errors to StoreUnavailable."""
+"""The store handle: an engine, sessions from it, and the mapping of driver errors: StoreUnavailable for a lost
+database, Invalid for a value the database cannot hold (a NUL in text, a number past 64 bits)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from psycopg.errors import NumericValueOutOfRange
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from robofleet.errors import StoreUnavailable
+from robofleet.errors import Invalid, StoreUnavailable
 from robofleet.settings.model import StoreSettings
 from robofleet.store.engine import build_engine, ping_within
 
@@ -64,7 +66,8 @@ _UNREACHABLE = (OperationalError, PoolTimeout, psycopg.OperationalError, sqlite3
 
 @contextmanager
 def unavailable_when_lost() -> Iterator[None]:
-    """Driver errors that mean the database is unreachable become StoreUnavailable (503, retried by callers)."""
+    """Driver errors that mean the database is unreachable become StoreUnavailable (503, retried by callers); a
+    value the database cannot hold becomes Invalid (422, see `refused_value`)."""
     try:
         yield
     except _UNREACHABLE as exc:
@@ -72,7 +75,31 @@ def unavailable_when_lost() -> Iterator[None]:
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise StoreUnavailable(f"the store connection was lost: {first_line(exc)}") from exc
+        if (refused := refused_value(exc)) is not None:
+            raise refused from exc
         raise
+    except (psycopg.DataError, OverflowError) as exc:
+        if (refused := refused_value(exc)) is not None:
+            raise refused from exc
+        raise
+
+
+# A Python int past SQLite's 64-bit INTEGER: sqlite3 raises OverflowError while binding, unwrapped by SQLAlchemy.
+_SQLITE_OVERFLOW = "too large to convert to SQLite INTEGER"
+
+
+def refused_value(error: BaseException) -> Invalid | None:
+    """Invalid when `error` (SQLAlchemy's wrapper or the driver's own) is the store refusing a value the caller sent:
+    a NUL character in text (PostgreSQL text cannot hold one) or an integer past 64 bits (an id such as
+    9223372036854775808 in a path); None for any other error. The messages name no value: they reach the caller."""
+    original = getattr(error, "orig", None) or error
+    if isinstance(original, NumericValueOutOfRange) or (
+        isinstance(original, OverflowError) and _SQLITE_OVERFLOW in str(original)
+    ):
+        return Invalid("a number is out of range: ids and counts are 64-bit integers", code="out_of_range")
+    if isinstance(original, psycopg.DataError) and "NUL" in str(original):
+        return Invalid("text must not contain the NUL character (\\u0000)", code="nul_character")
+    return None
 
 
 def as_unavailable(error: BaseException) -> BaseException:

@@ -16,6 +16,7 @@ from robofleet.domain import Domain
 from robofleet.domains import DOMAINS, routers
 from robofleet.orchestrator import Orchestrator
 from robofleet.web import errors, health, metrics, panel
+from robofleet.web.inputs import RefuseNul
 from robofleet.web.limits import BodySizeLimit
 
 STATIC = Path(__file__).with_name("static")
@@ -79,7 +80,11 @@ def create_app(orchestrator: Orchestrator, *, config_path: Path | None = None) -
     for router in all_routers(orchestrator.domains):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    # The last added is the outermost: metrics see every answer, each answer has the security headers, and an
+    # unexpected error is answered (and logged once) whatever layer under it raised.
+    app.add_middleware(RefuseNul)
     app.add_middleware(BodySizeLimit, max_bytes=orchestrator.settings.server.max_body_bytes)
+    app.add_middleware(errors.UnexpectedErrors)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -10,8 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from robofleet.errors import Locked, RobofleetError
+from robofleet.store.database import refused_value
 from robofleet.web.limits import BodyTooLarge
 from robofleet.web.security import LoginRequired
 
@@ -99,7 +101,39 @@ def install(app: FastAPI) -> None:
 
         return RedirectResponse(f"/panel/login?next={quote(exc.next_url, safe='')}", status_code=303)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(request, 500, "internal", "an unexpected error occurred; it has been logged")
+
+class UnexpectedErrors:
+    """Answers what no handler above knew: a value the store refused (raised past the store's own mapping, e.g. by
+    a driver used directly) as a 422, anything else as a 500 logged once with its traceback.
+
+    A middleware rather than `exception_handler(Exception)`: Starlette re-raises after that handler answers, and
+    the server then logs the same traceback a second time, which a client could provoke at will."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            request = Request(scope)
+            refused = refused_value(exc)
+            if refused is None:
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+            if started:  # too late for an answer of our own: the server ends the cut response
+                return
+            if refused is not None:
+                response = error_response(request, refused.status, refused.code, refused.message, refused.details)
+            else:
+                response = error_response(request, 500, "internal", "an unexpected error occurred; it has been logged")
+            await response(scope, receive, send)
