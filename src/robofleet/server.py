@@ -12,6 +12,7 @@ import uvicorn
 from robofleet.events import EventHub
 from robofleet.orchestrator import Orchestrator
 from robofleet.settings.model import Settings
+from robofleet.store.files import private_dir
 from robofleet.web.app import create_app
 
 # How long a stop (SIGTERM, Ctrl-C) waits for open requests before cutting them: live streams (SSE) never end by
@@ -31,6 +32,8 @@ def run(settings: Settings, config_path: Path | None) -> None:
     server = settings.server
     if bool(server.tls_cert) != bool(server.tls_key):
         raise SystemExit("server.tls_cert and server.tls_key must be given together")
+    # Whatever the store, serve keeps files there (the initial admin's password, the local agent's runs): 0700.
+    private_dir(settings.store.data_dir)
     orchestrator = Orchestrator(settings)  # first: a bad activities module stops the start here
     app = create_app(orchestrator, config_path=config_path)
     orchestrator.prepare()

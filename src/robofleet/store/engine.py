@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import select
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,6 +15,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from robofleet.settings.model import StoreSettings
+from robofleet.store.files import PRIVATE_DIR, private_database, private_dir
 
 # TCP keepalives find a dead peer under an idle or waiting connection (a firewall that dropped the flow, a
 # partitioned network); tcp_user_timeout bounds how long sent data may stay unacknowledged. Without them a lost
@@ -33,7 +35,10 @@ def build_engine(store: StoreSettings) -> Engine:
     url = make_url(store.effective_url())
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            store.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(store.data_dir)
+            database = Path(url.database)
+            database.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+            private_database(database)
         engine = create_engine(
             url,
             connect_args={"timeout": 15, "check_same_thread": False},
