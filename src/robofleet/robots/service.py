@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from robofleet.agents.hub import AgentHub
@@ -82,6 +83,7 @@ class RobotsService:
         """Enforce the stored deadlines (also those that passed while `serve` was down), and lose the runs of
         remote agents that do not come back within their grace period."""
         await asyncio.to_thread(self.revoke_leftover_tokens)
+        await asyncio.to_thread(self._ensure_run_user)
         self.deadlines.start()
         agents = await asyncio.to_thread(self._read_only, store_ops.agents_with_active_runs)
         for agent in agents:
@@ -210,7 +212,7 @@ class RobotsService:
 
         def prepare() -> tuple[int, dict[str, Any]]:
             with audited(self.store, principal, "robot.start", name) as session:
-                robot = store_ops.find_robot(session, name)
+                robot = store_ops.lock_robot(session, name)  # until the run is inserted: max_concurrent holds
                 principal.require("robots:start", ref(robot))
                 self.hub.require(robot.agent)
                 active = store_ops.count_active(session, name)
@@ -246,7 +248,13 @@ class RobotsService:
                 return run.id, spec
 
         run_id, spec = await asyncio.to_thread(prepare)
-        token = await asyncio.to_thread(self._run_token, run_id, name, spec["max_runtime"])
+        try:
+            token = await asyncio.to_thread(self._run_token, run_id, name, spec["max_runtime"])
+        except Exception as exc:
+            # A run left "starting" would count against max_concurrent for ever.
+            reason = exc.message if isinstance(exc, RobofleetError) else type(exc).__name__
+            await self._finish(run_id, FAILED, "system", only_from=(STARTING,), error=f"no run token: {reason}")
+            raise
         env = {
             **spec["env"],
             "ROBOFLEET_URL": self.server_url,
@@ -293,7 +301,7 @@ class RobotsService:
         expiring with the run at the latest, revoked when it ends (its id is stored with the run, so a restart of
         `serve` in between forgets nothing). Owned by the built-in user `robot-runs`, which cannot log in."""
         robots = system_principal("robots")
-        ensure_service_user(self.store, robots, RUN_USER, ["robot"])
+        self._ensure_run_user()
         lifetime_days = ((max_runtime or 86_400) + 3600) / 86_400
         made = create_token(
             self.store,
@@ -306,6 +314,13 @@ class RobotsService:
         with self.store.transaction() as session:
             store_ops.find_run(session, run_id).token_id = made.id
         return made.token
+
+    def _ensure_run_user(self) -> None:
+        """The built-in owner of run tokens exists; two first starts at once may both create it: one wins."""
+        try:
+            ensure_service_user(self.store, system_principal("robots"), RUN_USER, ["robot"])
+        except IntegrityError:
+            ensure_service_user(self.store, system_principal("robots"), RUN_USER, ["robot"])
 
     async def act(self, principal: Principal, run_id: int, action: str) -> RunOut:
         """pause | resume | stop (safe) | kill on one run; 409 when its state does not allow it."""

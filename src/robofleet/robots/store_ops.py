@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from robofleet.auth.permissions import RobotRef, robot_scope
@@ -71,6 +71,25 @@ def robot_query(name: str) -> Select[Any]:
 
 def find_robot(session: Session, name: str) -> Robot:
     robot: Robot | None = session.scalar(robot_query(name))
+    if robot is None:
+        raise NotFound(f"no robot named {name!r}", details={"robot": name})
+    return robot
+
+
+_ROBOTS: Table = Robot.__table__  # type: ignore[assignment]
+# A write that changes nothing: on SQLite, as a transaction's first statement, it takes the database's write lock.
+_TOUCH_ROBOT = update(_ROBOTS).where(_ROBOTS.c.name == bindparam("robot_name")).values(updated_at=_ROBOTS.c.updated_at)
+
+
+def lock_robot(session: Session, name: str) -> Robot:
+    """The robot, locked until the transaction ends so that a count of its runs and a run inserted after it are one
+    step (two starts cannot both see room under max_concurrent). PostgreSQL locks its row (SELECT … FOR UPDATE).
+    SQLite has no row locks: pysqlite begins a transaction at its first write, so a write to the row as the
+    transaction's first statement takes the database's write lock at once (BEGIN IMMEDIATE's effect), and what is
+    read after it is the latest commit, with no other writer until this transaction ends. Call it first."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(_TOUCH_ROBOT, {"robot_name": name})
+    robot: Robot | None = session.scalar(robot_query(name).with_for_update())
     if robot is None:
         raise NotFound(f"no robot named {name!r}", details={"robot": name})
     return robot
