@@ -21,6 +21,7 @@ PUBLIC_ROUTES = {
     ("GET", "/panel/"),
     ("GET", "/panel/login"),
     ("POST", "/panel/login"),
+    ("GET", "/api/docs"),
 }
 
 

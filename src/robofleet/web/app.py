@@ -15,7 +15,7 @@ from robofleet import __version__
 from robofleet.domain import Domain
 from robofleet.domains import DOMAINS, routers
 from robofleet.orchestrator import Orchestrator
-from robofleet.web import errors, health, metrics, panel
+from robofleet.web import docs, errors, health, metrics, panel
 from robofleet.web.inputs import RefuseNul
 from robofleet.web.limits import BodySizeLimit
 
@@ -49,7 +49,7 @@ class SecurityHeaders:
 
 
 # The web layer's own routers, after every domain's (domains.routers()); the route audit test walks all_routers().
-OWN_ROUTERS: list[APIRouter] = [health.router, metrics.router, panel.router]
+OWN_ROUTERS: list[APIRouter] = [health.router, metrics.router, panel.router, docs.router]
 
 
 def all_routers(domains: Sequence[Domain] = DOMAINS) -> list[APIRouter]:
@@ -70,7 +70,15 @@ def create_app(orchestrator: Orchestrator, *, config_path: Path | None = None) -
         finally:
             await orchestrator.stop()
 
-    app = FastAPI(title="robofleet", version=__version__, lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    # /api/docs is web/docs.py's: FastAPI's own page loads Swagger UI from a CDN and starts it inline.
+    app = FastAPI(
+        title="robofleet",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
     app.state.context = orchestrator
     app.state.registry = orchestrator.registry
     app.state.events = orchestrator.events
