@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from robofleet.robots.states import RunState
 
@@ -56,6 +56,25 @@ class RobotUpdate(BaseModel):
     tags: list[str] | None = Field(None, max_length=50)
     description: str | None = Field(None, max_length=2000)
     keep_leftovers: bool | None = None
+
+    # Left out, a field keeps its stored value; null means "none" only where a definition can have none.
+    @field_validator(
+        "agent",
+        "argv",
+        "env",
+        "safe_stop_timeout",
+        "restart",
+        "max_concurrent",
+        "tags",
+        "description",
+        "keep_leftovers",
+        mode="before",
+    )
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            raise ValueError(f"{info.field_name} cannot be null; leave it out to keep the stored value")
+        return value
 
 
 class RobotOut(RobotFields):
