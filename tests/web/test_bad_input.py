@@ -95,13 +95,25 @@ def test_a_nul_in_body_text_is_a_422_on_postgresql_and_leaks_no_secret(serve: Se
         api.post("/api/v1/roles", json={"name": "nul-role", "description": "a\u0000"}),
     ]
     login = httpx.post(f"{serve.url}/api/v1/auth/login", json={"username": "a\u0000", "password": "x"})
+    # The panel's login form as a browser sends it (its cookie is Secure, which a browser sends to 127.0.0.1).
+    form_page = httpx.get(f"{serve.url}/panel/login")
+    form = re.search(r'name="csrf_token" value="([^"]+)"', form_page.text)
+    assert form is not None
+    panel_login = httpx.post(
+        f"{serve.url}/panel/login",
+        data={"username": "a\u0000", "password": "x", "csrf_token": form.group(1)},
+        headers={"Cookie": f"robofleet_login_csrf={form_page.cookies['robofleet_login_csrf']}"},
+    )
     if on_postgresql(serve):
         for response in [*answers, login]:
             assert_refused(response, 422, "nul_character")
         assert "NUL" in login.json()["error"]["message"]
+        assert panel_login.status_code == 422 and "NUL character" in panel_login.text
     else:  # SQLite stores the NUL as it came; an unknown user is an unknown user
         assert [response.status_code for response in answers] == [201, 201, 201]
         assert_refused(login, 401, "login_failed")
+        assert panel_login.status_code == 401 and "wrong username or password" in panel_login.text
+    assert 'name="username"' in panel_login.text  # the form again, to try once more
     # Neither serve's log nor the log store that viewers read holds the secret or a traceback.
     deadline = time.monotonic() + 3  # the orchestrator's records reach the store within a batch or two
     while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from robofleet.auth import sessions
 from robofleet.auth.principal import Principal
 from robofleet.auth.sessions import COOKIE_NAME
-from robofleet.errors import Locked, RobofleetError, StoreUnavailable, Unauthenticated
+from robofleet.errors import Invalid, Locked, RobofleetError, StoreUnavailable, Unauthenticated
 from robofleet.orchestrator import Orchestrator
 from robofleet.web.context import context_of, get_context
 from robofleet.web.cookies import clear_session_cookie, cookie_secure, set_session_cookie
@@ -92,7 +92,7 @@ async def login_submit(request: Request, ctx: Orchestrator = Depends(get_context
         )
     except Locked as exc:
         return _login_form(request, next_url, error=exc.message, username=username, status=429)
-    except (Unauthenticated, StoreUnavailable) as exc:
+    except (Unauthenticated, Invalid, StoreUnavailable) as exc:  # Invalid: a name the store cannot hold (a NUL)
         return _login_form(request, next_url, error=exc.message, username=username, status=exc.status)
     response = RedirectResponse(next_url, status_code=303)
     set_session_cookie(response, session, ctx.settings, request)
