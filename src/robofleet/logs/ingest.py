@@ -35,15 +35,21 @@ class Refused(ValueError):
 @dataclass(frozen=True, slots=True)
 class Sender:
     """Who sends a batch, as far as its records' sources go. A robot run's own token writes as that robot and run
-    only (`source` and `run_id` are then the defaults and the only values allowed); `orchestrator` is the
-    orchestrator's own source, which only a caller holding logs:admin may send as."""
+    only, an agent's token (bound to its name) as agent:<its name> only (`source`, and `run_id`, are then the
+    defaults and the only values allowed). `orchestrator` is the orchestrator's own source, which only a caller
+    holding logs:admin may send as; so are records of any run (`for_runs`) and of any agent (`as_agents`).
+    A robot run by robofleet is a number; `own_run_ids` lets a sender label records with run ids of its own that
+    are not numbers (a robot that runs outside robofleet, through the SDK)."""
 
     source: str | None = None
     run_id: str | None = None
     as_orchestrator: bool = False
+    for_runs: bool = False
+    as_agents: bool = False
+    own_run_ids: bool = False
 
 
-ANYONE = Sender(as_orchestrator=True)
+ANYONE = Sender(as_orchestrator=True, for_runs=True, as_agents=True)
 SOURCE_RULE = (
     "source must be orchestrator, agent:<name> or robot:<name> (a name of letters, digits, _ . -; at most 128 "
     "characters in all)"
@@ -119,6 +125,8 @@ def parse_record(raw: Any, *, now: datetime, max_message_bytes: int, sender: Sen
         raise Refused(f"this token sends as {sender.source} only")
     if source == "orchestrator" and not sender.as_orchestrator:
         raise Refused("source orchestrator is the orchestrator's own: sending as it needs the permission logs:admin")
+    if not sender.as_agents and sender.source is None and source.startswith("agent:"):
+        raise Refused("only an agent's own token (bound to its name) sends as agent:<name>, or logs:admin")
     run_id = raw.get("run_id", sender.run_id)
     if run_id is not None:
         if type(run_id) is int:
@@ -127,6 +135,12 @@ def parse_record(raw: Any, *, now: datetime, max_message_bytes: int, sender: Sen
             raise Refused("run_id must be a string of 1 to 64 characters, or a number")
         if sender.run_id is not None and run_id != sender.run_id:
             raise Refused(f"this token sends for run {sender.run_id} only")
+        if sender.run_id is None and not sender.for_runs and (not sender.own_run_ids or run_id.isdigit()):
+            raise Refused(
+                f"run {run_id} is robofleet's: only its own token sends its records, or logs:admin"
+                if sender.own_run_ids
+                else "this token sends records of no run"
+            )
     fields = raw.get("fields")
     if fields:
         if type(fields) is not dict:

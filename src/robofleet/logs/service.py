@@ -86,12 +86,20 @@ class LogService:
     def sender_of(principal: Principal) -> Sender:
         """What `principal` may send as, without a query. A robot run's own token is bound to its run (the token's
         columns, `Principal.run`) and writes as that robot and run only: a robot cannot pass its lines off as
-        another's. A token of the run user bound to no run may send nothing."""
+        another's. A token bound to an agent name (`Principal.agent`) writes as agent:<that name> only, and for no
+        run. A token of the run user bound to no run may send nothing. Any other caller with logs:write (a user of
+        the `robot` role, say, for a robot that runs outside robofleet) sends as robot:<any name>, as no agent, and
+        for no run of robofleet's (a number): its records may carry run ids of its own that are not numbers.
+        logs:admin sends as anyone (the orchestrator, an agent, any run)."""
         if principal.run is not None:
             return Sender(f"robot:{principal.run.robot}", str(principal.run.run_id))
         if principal.username == RUN_USER:
             raise Forbidden("this run token belongs to no run", details={"permission": "logs:write"})
-        return Sender(as_orchestrator=principal.can("logs:admin"))
+        if principal.agent is not None:
+            return Sender(f"agent:{principal.agent}")
+        if principal.can("logs:admin"):
+            return ANYONE
+        return Sender(own_run_ids=True)
 
     def ingest(self, body: bytes, sender: Sender = ANYONE) -> Future[IngestResult]:
         """Decode and validate a POSTed body of `{"records": [...]}` and store the good records; the future resolves
