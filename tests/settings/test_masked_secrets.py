@@ -11,8 +11,22 @@ import pytest
 
 from tests.conftest import RunCli, StartServe
 
-SECRETS = ("hunter2-db-secret", "payroll-api-token-secret", "ssh-key-secret", "cred-secret", "pw-secret")
+SECRETS = (
+    "hunter2-db-secret",
+    "payroll-api-token-secret",
+    "ssh-key-secret",
+    "cred-secret",
+    "pw-secret",
+    "proxy-pw-secret",
+    "client-pw-secret",
+)
 CONFIG = """
+[server]
+public_url = "https://ops:proxy-pw-secret@fleet.example.com:8443/base"
+
+[client]
+url = "http://cli:client-pw-secret@127.0.0.1:9/"
+
 [[robots]]
 name = "billing-a"
 argv = ["true"]
@@ -68,4 +82,7 @@ def test_settings_show_masks_robot_secrets(config: Path, run_cli: RunCli) -> Non
     shown = run_cli("settings", "show", "--config", str(config))
     assert shown.returncode == 0, shown.stderr
     assert not any(secret in shown.stdout for secret in SECRETS)
-    assert_masked(tomllib.loads(shown.stdout)["robots"])
+    tree = tomllib.loads(shown.stdout)
+    assert_masked(tree["robots"])
+    assert tree["server"]["public_url"] == "https://ops:***@fleet.example.com:8443/base"
+    assert tree["client"]["url"] == "http://cli:***@127.0.0.1:9/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import tomli_w
 from sqlalchemy.engine import make_url
@@ -12,12 +13,16 @@ from robofleet.settings.model import Settings
 
 
 def masked_tree(settings: Settings) -> dict[str, Any]:
-    """The settings as plain data for every renderer (API, panel, action, CLI): the store URL's password, the
-    client token, users' password hashes and robots' secret-looking env values replaced by the mask."""
+    """The settings as plain data for every renderer (API, panel, action, CLI): the passwords of the store URL and
+    of the server's and client's URLs, the client token, users' password hashes and robots' secret-looking env
+    values replaced by the mask."""
     tree = settings.model_dump(mode="json", exclude_none=True)
     url = settings.store.url
     if url:
         tree["store"]["url"] = make_url(url).render_as_string(hide_password=True)
+    for section, key in (("server", "public_url"), ("client", "url")):
+        if tree.get(section, {}).get(key):
+            tree[section][key] = without_password(tree[section][key])
     if tree.get("client", {}).get("token"):
         tree["client"]["token"] = MASK
     for user in tree.get("users", []):
@@ -26,6 +31,15 @@ def masked_tree(settings: Settings) -> dict[str, Any]:
     for robot in tree.get("robots", []):
         robot["env"] = masked_env(robot.get("env", {}))
     return tree
+
+
+def without_password(url: str) -> str:
+    """`url` with the password of its user info shown as *** (as SQLAlchemy shows the store URL's)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user_info, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user_info.partition(':')[0]}:***@{host}"))
 
 
 def as_toml(settings: Settings) -> str:
