@@ -25,6 +25,7 @@ def test_agent_page_shell_and_upload(tmp_path: Path, start_serve: StartServe, br
     page.wait_for_url("**/panel/agents/local")
     assert "cores" in page.inner_text("#system")
     assert page.locator("#processes tbody tr").count() > 3
+    assert "command" in page.inner_text("#processes thead").lower()
     page.fill("#shell-command", "echo shell-works")
     page.click("#shell-form button[type=submit]")
     page.wait_for_selector(".shell-result:has-text('shell-works')")
@@ -42,3 +43,6 @@ def test_agent_page_shell_and_upload(tmp_path: Path, start_serve: StartServe, br
     log_in(operator, serve.url, "opal", "opal-password", "/panel/agents/local")
     assert "cores" in operator.inner_text("#system")
     assert operator.locator("#shell-form").count() == 0
+    # Command lines carry secrets (an agent's token once did): an operator sees the processes without them.
+    assert operator.locator("#processes tbody tr").count() > 3
+    assert "command" not in operator.inner_text("#processes thead").lower()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +43,24 @@ def test_the_local_agent_is_listed_with_its_machine(client: TestClient, admin_to
     assert any(process["pid"] == 1 for process in listing["processes"])
     offline = client.get("/api/v1/agents/pc-42/system", headers=bearer(admin_token))
     assert offline.status_code == 409 and offline.json()["error"]["code"] == "agent_offline"
+
+
+def test_viewers_see_processes_without_their_command_lines(
+    client: TestClient, admin_token: str, make_user: MakeUser
+) -> None:
+    secret = "--password=cmdline-secret-42"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", secret])
+    try:
+        viewer = client.get("/api/v1/agents/local/processes", headers=bearer(make_user("v", ["viewer"])))
+        admin = client.get("/api/v1/agents/local/processes", headers=bearer(admin_token))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert viewer.status_code == 200 and "cmdline-secret-42" not in viewer.text
+    seen = next(process for process in viewer.json()["processes"] if process["pid"] == holder.pid)
+    assert set(seen) == {"pid", "ppid", "name", "user", "status", "cpu_percent", "rss", "started"}
+    listed = next(process for process in admin.json()["processes"] if process["pid"] == holder.pid)
+    assert secret in listed["cmdline"]
 
 
 def test_shell_needs_agents_admin_and_is_audited(client: TestClient, admin_token: str, make_user: MakeUser) -> None:

@@ -22,6 +22,8 @@ from robofleet.store import Store
 CHUNK = 1024 * 1024  # bytes of a file per command: a message of a few MiB at most, whatever the file's size
 # The agent ends a shell command at its timeout; its answer gets this long on top to come back.
 SHELL_ANSWER_SECONDS = 10.0
+# What of a process anyone with agents:read sees (a process's command line and environment need agents:admin).
+WITHOUT_COMMAND_LINE = frozenset({"pid", "ppid", "name", "user", "status", "cpu_percent", "rss", "started"})
 T = TypeVar("T")
 
 
@@ -73,9 +75,17 @@ class AgentsService:
         return dict(await self.hub.command(name, "system.info", {}))
 
     async def processes(self, principal: Principal, name: str) -> dict[str, Any]:
-        """{"processes": every process of the machine, "runs": the agent's runs}; the hub's errors as above."""
+        """{"processes": every process of the machine, "runs": the agent's runs}; the hub's errors as above.
+        A process's command line ("cmdline") only for agents:admin: programs pass secrets on theirs (an agent's
+        token once did), so a viewer sees each process's pid, name, user, status, memory and start only."""
         principal.require("agents:read")
-        return dict(await self.hub.command(name, "process.list", {}))
+        listing = dict(await self.hub.command(name, "process.list", {}))
+        if not principal.can("agents:admin"):
+            listing["processes"] = [
+                {key: value for key, value in process.items() if key in WITHOUT_COMMAND_LINE}
+                for process in listing.get("processes", [])
+            ]
+        return listing
 
     # ---- administering (agents:admin, audited) ---------------------------------------------------------------
 

@@ -238,6 +238,7 @@ class Worker:
                     "name": info["name"],
                     "user": info["username"],
                     "status": info["status"],
+                    "cpu_percent": info["cpu_percent"],
                     "rss": info["memory_info"].rss if info["memory_info"] else None,
                     "started": info["create_time"],
                     "cmdline": " ".join(info["cmdline"] or [])[:500],
