@@ -103,7 +103,10 @@ class ManagedRun:
 class ProcessManager:
     def __init__(self, state_dir: Path) -> None:
         self.runs_dir = state_dir.resolve() / "runs"  # absolute: the shim starts in the robot's directory
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        # The agent's user's alone: robots' output (and what they print of their secrets) is in there.
+        self.runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for folder in (self.runs_dir.parent, self.runs_dir):
+            folder.chmod(0o700)
         self.runs: dict[str, ManagedRun] = {}
         # Held while a run's processes are noted, killed or swept: commands and the watch loop come on several
         # threads, and a process ended by both must be counted once.
@@ -131,10 +134,10 @@ class ProcessManager:
         if not argv:
             raise ValueError("argv is empty")
         run_dir = self.runs_dir / run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for spool in ("stdout.log", "stderr.log"):
-            (run_dir / spool).touch()  # there from the start, for whoever tails them
-        (run_dir / "control").mkdir(exist_ok=True)
+        run_dir.mkdir(mode=0o700, exist_ok=True)
+        for spool in ("stdout.log", "stderr.log", "shim.log"):
+            (run_dir / spool).touch(mode=0o600)  # there from the start, for whoever tails them
+        (run_dir / "control").mkdir(mode=0o700, exist_ok=True)
         shim_log = (run_dir / "shim.log").open("ab")
         given = {**(env or {}), control.CONTROL_DIR_ENV: str(run_dir / "control")}
         popen = subprocess.Popen(

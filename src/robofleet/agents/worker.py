@@ -7,19 +7,25 @@ repeat that arrives while the first run still goes waits for that run's result.
 from __future__ import annotations
 
 import base64
+import contextlib
 import getpass
 import hashlib
 import os
 import platform
+import selectors
+import signal
 import socket
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 
@@ -28,6 +34,8 @@ from robofleet.agents.spool import Output, Positions, SpoolReader
 
 REMEMBERED_RESULTS = 10_000
 SHELL_OUTPUT_LIMIT = 1_000_000
+READ_CHUNK = 65_536
+PART_SUFFIX = ".robofleet-part"
 FILE_LIMIT = 50 * 1024 * 1024
 CAPABILITIES = ["process", "shell", "files", "system"]
 
@@ -41,6 +49,45 @@ class CommandError(Exception):
         self.message = message
 
 
+@dataclass
+class Captured:
+    """A command's output on one pipe: its first `limit` bytes, and how many after them were read and dropped."""
+
+    limit: int
+    kept: bytearray = field(default_factory=bytearray)
+    dropped: int = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = self.limit - len(self.kept)
+        self.kept += chunk[:room]
+        self.dropped += max(0, len(chunk) - room)
+
+
+def capture(process: subprocess.Popen[bytes], pipes: dict[IO[bytes], Captured], deadline: float) -> bool:
+    """Reads the process's pipes as they fill, keeping what each `Captured` keeps and dropping the rest (memory
+    stays at the limits, however much a command writes), until the process has ended and its pipes are closed;
+    False when `deadline` (monotonic) came first."""
+    with selectors.DefaultSelector() as selector:
+        for pipe in pipes:
+            selector.register(pipe, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, READ_CHUNK)
+                if chunk:
+                    pipes[key.fileobj].add(chunk)  # type: ignore[index]
+                else:
+                    selector.unregister(key.fileobj)
+    # The pipes closed; the shell may outlive them (a command that closed its output and goes on).
+    try:
+        process.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 class Worker:
     def __init__(
         self, state_dir: Path, *, allowed_roots: list[Path] | None = None, file_limit: int = FILE_LIMIT
@@ -49,6 +96,8 @@ class Worker:
         self.spool = SpoolReader()
         self.allowed_roots = [root.resolve() for root in (allowed_roots or [])]
         self.file_limit = file_limit
+        self._uploads: dict[Path, Path] = {}  # target -> the file its chunks go to until the last one
+        self._uploads_lock = threading.Lock()
         self._results: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._in_flight: dict[str, Future[dict[str, Any]]] = {}
         self._commands_lock = threading.Lock()  # commands arrive on several threads at once
@@ -265,19 +314,20 @@ class Worker:
             start_new_session=True,
             cwd=args.get("cwd"),
         )
-        try:
-            stdout, stderr = process.communicate(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            stdout, stderr = process.communicate()
-            timed_out = True
+        assert process.stdout is not None and process.stderr is not None
+        with process.stdout, process.stderr:
+            stdout, stderr = Captured(limit), Captured(limit)
+            timed_out = not capture(process, {process.stdout: stdout, process.stderr: stderr}, began + timeout)
+            if timed_out:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
         return {
             "exit_code": process.returncode,
             "timed_out": timed_out,
-            "stdout": stdout[:limit].decode(errors="replace"),
-            "stderr": stderr[:limit].decode(errors="replace"),
-            "truncated": len(stdout) > limit or len(stderr) > limit,
+            "stdout": bytes(stdout.kept).decode(errors="replace"),
+            "stderr": bytes(stderr.kept).decode(errors="replace"),
+            "truncated": stdout.dropped > 0 or stderr.dropped > 0,
             "seconds": round(time.monotonic() - began, 3),
         }
 
@@ -291,46 +341,90 @@ class Worker:
         return resolved
 
     def _file_put(self, args: dict[str, Any]) -> dict[str, Any]:
-        """One chunk: {"path", "offset", "data" (base64), "sha256" of the whole file on the last chunk}."""
+        """One chunk: {"path", "offset", "data" (base64), "sha256" of the whole file on the last chunk}.
+
+        The chunks go to a file of the agent's own making beside the target (created exclusively, mode 0600, so a
+        link planted there is never followed), renamed over the target once the last chunk's sha256 matches; it
+        is removed whenever a chunk fails. The target gets the mode of the file it replaces, else 0644. An
+        allowed root itself, or a directory, is no target."""
         path = self._check_path(Path(args["path"]))
+        if path in self.allowed_roots:
+            raise CommandError("forbidden_path", f"{path} is an allowed root itself: name a file inside it")
+        if path.is_dir():
+            raise CommandError("is_a_directory", f"{path} is a directory")
         data = base64.b64decode(args["data"], validate=True)
         offset = int(args.get("offset", 0))
-        if offset + len(data) > self.file_limit:
-            raise CommandError("too_large", f"files are limited to {self.file_limit} bytes on this agent")
-        partial = path.with_name(path.name + ".robofleet-part")
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        with partial.open("r+b" if offset else "wb") as file:
-            file.seek(offset)
-            file.write(data)
-            file.truncate()
-        if args.get("sha256"):
-            digest = hashlib.sha256(partial.read_bytes()).hexdigest()
-            if digest != args["sha256"]:
-                partial.unlink()
-                raise CommandError("checksum_mismatch", f"sha256 {digest} does not match {args['sha256']}")
-            os.replace(partial, path)
-            return {"path": str(path), "size": path.stat().st_size, "sha256": digest}
-        return {"path": str(partial), "received": offset + len(data)}
+        with self._uploads_lock:
+            try:
+                if offset < 0 or offset + len(data) > self.file_limit:
+                    raise CommandError("too_large", f"files are limited to {self.file_limit} bytes on this agent")
+                descriptor = self._upload_file(path, offset)
+                with os.fdopen(descriptor, "r+b") as file:
+                    file.seek(offset)
+                    file.write(data)
+                    file.truncate()
+                    if not args.get("sha256"):
+                        return {"path": str(path), "received": offset + len(data)}
+                    file.seek(0)
+                    digest = hashlib.file_digest(file, "sha256").hexdigest()
+                    if digest != args["sha256"]:
+                        raise CommandError("checksum_mismatch", f"sha256 {digest} does not match {args['sha256']}")
+                    os.fchmod(file.fileno(), stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644)
+                os.replace(self._uploads[path], path)
+                del self._uploads[path]
+                return {"path": str(path), "size": path.stat().st_size, "sha256": digest}
+            except BaseException:
+                self._discard_upload(path)
+                raise
+
+    def _upload_file(self, path: Path, offset: int) -> int:
+        """A descriptor of the upload's file: a new one at offset 0 (an earlier upload to `path` is dropped), else
+        the one it began with, opened without following a link."""
+        if offset:
+            part = self._uploads.get(path)
+            if part is None:
+                raise CommandError("bad_args", f"no upload to {path} is under way: send it again from offset 0")
+            return os.open(part, os.O_RDWR | os.O_NOFOLLOW)
+        self._discard_upload(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._check_path(path.parent)
+        descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PART_SUFFIX)
+        self._uploads[path] = Path(name)
+        # A folder on the way swapped for a link meanwhile would have put the file elsewhere.
+        self._check_path(Path(name).parent)
+        return descriptor
+
+    def _discard_upload(self, path: Path) -> None:
+        part = self._uploads.pop(path, None)
+        if part is not None:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
 
     def _file_get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """One chunk: {"path", "size", "offset", "data" (base64), "eof", and "sha256" of the whole file with the
+        last chunk}. The file is read a chunk at a time, its size checked before any is read, never through a link
+        (one put there after the path was checked)."""
         path = self._check_path(Path(args["path"]), must_exist=True)
-        size = path.stat().st_size
-        if size > self.file_limit:
-            raise CommandError("too_large", f"{path} has {size} bytes; the limit is {self.file_limit}")
         offset = int(args.get("offset", 0))
         length = min(int(args.get("length", 1024 * 1024)), 4 * 1024 * 1024)
-        with path.open("rb") as file:
+        if offset < 0 or length < 0:
+            raise CommandError("bad_args", "offset and length must not be negative")
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NOFOLLOW)) as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > self.file_limit:
+                raise CommandError("too_large", f"{path} has {size} bytes; the limit is {self.file_limit}")
             file.seek(offset)
             chunk = file.read(length)
-        result: dict[str, Any] = {
-            "path": str(path),
-            "size": size,
-            "offset": offset,
-            "data": base64.b64encode(chunk).decode(),
-            "eof": offset + len(chunk) >= size,
-        }
-        if result["eof"]:
-            result["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            result: dict[str, Any] = {
+                "path": str(path),
+                "size": size,
+                "offset": offset,
+                "data": base64.b64encode(chunk).decode(),
+                "eof": offset + len(chunk) >= size,
+            }
+            if result["eof"]:
+                file.seek(0)
+                result["sha256"] = hashlib.file_digest(file, "sha256").hexdigest()
         return result
 
     def _system_info(self, args: dict[str, Any]) -> dict[str, Any]:
