@@ -192,3 +192,28 @@ def test_the_hub_passes_on_what_an_agent_says_about_its_own_runs_only() -> None:
     assert asyncio.run(say()) == [{"run_id": "2", "alive": True}]
     assert exits == [("pc-evil", "2")]
     assert [(row.run_id, row.message) for row in stored] == [("2", "hello")]
+
+
+def test_a_malformed_hello_is_refused_with_a_reason_and_no_traceback(start_serve: StartServe) -> None:
+    serve = start_serve()
+    token = serve.agent_token("pc-05")
+    deep = "[" * 100_000 + "]" * 100_000
+    for first in ("[1, 2]", deep, '"hello"', "not json", b"\x00binary"):
+        code, reason = refused(serve, token, first)
+        assert code == 4400 and reason == "expected a hello (a JSON object)", (first[:10], code, reason)
+    code, reason = refused(serve, token, hello("pc/05"))
+    assert code == 4400 and "agent name" in reason
+
+    async def malformed_after_welcome() -> tuple[int, str]:
+        async with websockets.connect(url_of(serve), additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            await ws.send(json.dumps(hello("pc-05")))
+            assert json.loads(await ws.recv())["type"] == "welcome"
+            await ws.send(deep)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None
+            return closed.value.rcvd.code, closed.value.rcvd.reason
+
+    code, reason = asyncio.run(malformed_after_welcome())
+    assert code == 1011 and "nested too deeply" in reason
+    assert "Traceback" not in serve.output() and "Exception in ASGI application" not in serve.output()
