@@ -78,7 +78,7 @@ def unavailable_when_lost() -> Iterator[None]:
         if (refused := refused_value(exc)) is not None:
             raise refused from exc
         raise
-    except (psycopg.DataError, OverflowError) as exc:
+    except (psycopg.DataError, sqlite3.DataError, OverflowError) as exc:
         if (refused := refused_value(exc)) is not None:
             raise refused from exc
         raise
@@ -90,14 +90,15 @@ _SQLITE_OVERFLOW = "too large to convert to SQLite INTEGER"
 
 def refused_value(error: BaseException) -> Invalid | None:
     """Invalid when `error` (SQLAlchemy's wrapper or the driver's own) is the store refusing a value the caller sent:
-    a NUL character in text (PostgreSQL text cannot hold one) or an integer past 64 bits (an id such as
-    9223372036854775808 in a path); None for any other error. The messages name no value: they reach the caller."""
+    a NUL character in text (PostgreSQL text cannot hold one; the SQLite engine refuses it alike) or an integer past
+    64 bits (an id such as 9223372036854775808 in a path); None for any other error. The messages name no value:
+    they reach the caller."""
     original = getattr(error, "orig", None) or error
     if isinstance(original, NumericValueOutOfRange) or (
         isinstance(original, OverflowError) and _SQLITE_OVERFLOW in str(original)
     ):
         return Invalid("a number is out of range: ids and counts are 64-bit integers", code="out_of_range")
-    if isinstance(original, psycopg.DataError) and "NUL" in str(original):
+    if isinstance(original, psycopg.DataError | sqlite3.DataError) and "NUL" in str(original):
         return Invalid("text must not contain the NUL character (\\u0000)", code="nul_character")
     return None
 

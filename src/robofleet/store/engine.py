@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import select
+import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ def build_engine(store: StoreSettings) -> Engine:
             hide_parameters=True,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _refuse_nul)
         return engine
     engine = create_engine(
         url,
@@ -131,3 +134,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.close()
+
+
+def _refuse_nul(
+    _connection: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> None:
+    """SQLite would store a NUL in text, which PostgreSQL refuses: refused here too (as the DataError psycopg
+    raises), so that a value is taken or refused alike on both stores."""
+    if _holds_nul(parameters):
+        raise sqlite3.DataError("text fields cannot contain NUL (0x00) bytes")
+
+
+def _holds_nul(parameters: Any) -> bool:
+    """Whether a statement's parameters (a row of them, by name or place, or a list of rows) hold a NUL in text."""
+    if isinstance(parameters, str):
+        return "\x00" in parameters
+    if isinstance(parameters, Mapping):
+        parameters = parameters.values()
+    elif not isinstance(parameters, list | tuple):
+        return False
+    return any(_holds_nul(value) for value in parameters)
