@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from robofleet.agents.hub import LOCAL, AgentHub, LocalLink
 from robofleet.agents.output import output_rows
 from robofleet.agents.processes import become_subreaper
 from robofleet.agents.worker import Worker
+from robofleet.errors import RobofleetError
 from robofleet.runtime import Loop
 from robofleet.settings.model import Settings
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
+MAX_POLL_SECONDS = 5.0  # how far the watch backs off while it fails (the store away): output waits in the spool
 
 
 class LocalAgent:
@@ -27,6 +30,7 @@ class LocalAgent:
         self.hub = hub
         self.worker = Worker(settings.store.data_dir / "agent-local", allowed_roots=settings.agents.allowed_roots)
         self.watcher = Loop("local-agent-watch", POLL_SECONDS, self._watch_once)
+        self._failing_since: float | None = None
 
     async def start(self) -> None:
         become_subreaper()
@@ -42,6 +46,33 @@ class LocalAgent:
         self.hub.disconnect(LOCAL)  # the robots keep running: the next start adopts them
 
     async def _watch_once(self) -> None:
+        """One pass of the watch. While passes fail (the store away, mostly) that is said once, without a traceback,
+        and the watch backs off up to MAX_POLL_SECONDS; once a pass succeeds again, that is said once too."""
+        try:
+            await self._watch()
+        except Exception as exc:
+            self._failed(exc)
+            return
+        if self._failing_since is not None:
+            log.info("the local agent's watch works again, after %.1f s", time.monotonic() - self._failing_since)
+            self._failing_since = None
+            self.watcher.period = POLL_SECONDS
+
+    def _failed(self, exc: Exception) -> None:
+        self.watcher.period = min(self.watcher.period * 2, MAX_POLL_SECONDS)
+        if self._failing_since is not None:
+            return
+        self._failing_since = time.monotonic()
+        reason = exc.message if isinstance(exc, RobofleetError) else f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "the local agent's watch fails (%s); its robots' output and exits wait, and it tries again every "
+            "%g s at most until it works",
+            reason[:300],
+            MAX_POLL_SECONDS,
+        )
+        log.debug("the local agent's watch failed", exc_info=exc)
+
+    async def _watch(self) -> None:
         await self._ship_output()
         # Only runs whose output was read to its end, and so is stored by now: an exit never comes first.
         for ended in await asyncio.to_thread(self.worker.finished_runs):
