@@ -58,14 +58,14 @@ def test_actions_keep_the_robot_scope_of_their_routes(
     operator = make_user("scoped", ["mine-operator"])
 
     refused = call(client, operator, "robots.start", name="theirs")
-    assert refused["state"] == "failed" and refused["error"]["code"] == "forbidden"
+    assert refused["state"] == "failed" and refused["error"]["code"] == "not_found"  # as unknown as no robot
     started = call(client, operator, "robots.start", name="mine")
     assert started["state"] == "succeeded"
     assert [r["name"] for r in call(client, operator, "robots.list")["result"]["items"]] == ["mine"]
 
     theirs = call(client, admin_token, "robots.start", name="theirs")["result"]
-    assert call(client, operator, "runs.get", id=theirs["id"])["error"]["code"] == "forbidden"
-    assert call(client, operator, "robots.kill", name="theirs")["error"]["code"] == "forbidden"
+    assert call(client, operator, "runs.get", id=theirs["id"])["error"]["code"] == "not_found"
+    assert call(client, operator, "robots.kill", name="theirs")["error"]["code"] == "not_found"
     assert [r["robot"] for r in call(client, operator, "runs.list")["result"]["items"]] == ["mine"]
     for name in ("mine", "theirs"):
         call(client, admin_token, "robots.kill", name=name)

@@ -131,7 +131,8 @@ def test_permissions_follow_robot_scopes(
     robots.make("billing-invoices", [*COUNTER, "--until", "1"])
     robots.make("hr-onboarding", [*COUNTER, "--until", "1"], env={"API_PASSWORD": "hunter2"})
     assert client.post("/api/v1/robots/billing-invoices/start", headers=bearer(viewer)).status_code == 403
-    assert client.post("/api/v1/robots/hr-onboarding/start", headers=bearer(scoped)).status_code == 403
+    # Outside its scope, a robot is as unknown as one that does not exist (a 403 would tell it exists).
+    assert client.post("/api/v1/robots/hr-onboarding/start", headers=bearer(scoped)).status_code == 404
     assert client.post("/api/v1/robots/billing-invoices/start", headers=bearer(scoped)).status_code == 201
     listed = client.get("/api/v1/robots", headers=bearer(scoped)).json()["items"]
     assert [r["name"] for r in listed] == ["billing-invoices"]
@@ -141,7 +142,7 @@ def test_permissions_follow_robot_scopes(
     hr_run = client.post("/api/v1/robots/hr-onboarding/start", headers=bearer(admin_token)).json()
     runs = client.get("/api/v1/runs", headers=bearer(scoped)).json()["items"]
     assert {r["robot"] for r in runs} == {"billing-invoices"}
-    assert client.get(f"/api/v1/runs/{hr_run['id']}", headers=bearer(scoped)).status_code == 403
+    assert client.get(f"/api/v1/runs/{hr_run['id']}", headers=bearer(scoped)).status_code == 404
     assert {r["robot"] for r in client.get("/api/v1/runs", headers=bearer(viewer)).json()["items"]} == {
         "billing-invoices",
         "hr-onboarding",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -19,6 +20,8 @@ from robofleet.web.security import Require
 from robofleet.web.sse import sse_message, sse_response, sse_stream
 
 router = APIRouter(prefix="/api/v1", tags=["robots"])
+# Run ids are 64-bit integers in both stores: a larger number is no run, refused before the store sees it.
+RunId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 
 @router.get("/robots")
@@ -74,7 +77,7 @@ def _robot_action(action: str) -> None:
 
 
 def _run_action(action: str) -> None:
-    async def act(run_id: int, robots: Robots, principal: Principal = Depends(Require("robots:stop"))) -> RunOut:
+    async def act(run_id: RunId, robots: Robots, principal: Principal = Depends(Require("robots:stop"))) -> RunOut:
         return await robots.act(principal, run_id, action)
 
     act.__doc__ = f"{action.capitalize()} one run (409 when its state does not allow it)."
@@ -101,7 +104,7 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}")
-def get_run(run_id: int, robots: Robots, principal: Principal = Depends(Require("robots:read"))) -> RunOut:
+def get_run(run_id: RunId, robots: Robots, principal: Principal = Depends(Require("robots:read"))) -> RunOut:
     return robots.get_run(principal, run_id)
 
 
@@ -118,4 +121,4 @@ async def runs_stream(
             return None
         return sse_message("run", payload, event_id=f"{payload['id']}-{len(payload['transitions'])}")
 
-    return sse_response(sse_stream(events, TOPIC, render, request.is_disconnected))
+    return sse_response(sse_stream(events, TOPIC, render, request.is_disconnected), request, "robots:read")

@@ -63,9 +63,10 @@ def how_paused(run: RunOut) -> str | None:
     return f"{last['pause']}: {last['reason']}" if last.get("reason") else str(last["pause"])
 
 
-def agent_names(ctx: Orchestrator, robots: list[RobotOut]) -> list[str]:
-    """Suggestions for the agent field: this server's own, the connected agents, the ones robots already name."""
-    connected = list(ctx.hub.agents) if ctx.hub else []
+def agent_names(ctx: Orchestrator, principal: Principal, robots: list[RobotOut]) -> list[str]:
+    """Suggestions for the agent field: this server's own, the ones robots already name, and the connected agents
+    to those who may list agents."""
+    connected = list(ctx.hub.agents) if ctx.hub and principal.can("agents:read") else []
     return sorted({"local", *connected, *(robot.agent for robot in robots)})
 
 
@@ -80,8 +81,11 @@ def fleet_page(
     current: dict[str, dict[str, object]] = {}
     for run in runs:  # newest first: the first seen per robot is its latest
         current.setdefault(str(run["robot"]), run)
-    # A snapshot in one C call: this runs in a worker thread while the loop changes the hub's agents.
-    agents = [state.public() for state in list(ctx.hub.agents.values())] if ctx.hub else []
+    # A snapshot in one C call: this runs in a worker thread while the loop changes the hub's agents. Their hosts,
+    # OS users and systems are for those who may list agents (GET /api/v1/agents says the same).
+    agents: list[dict[str, Any]] | None = None
+    if principal.can("agents:read"):
+        agents = [state.public() for state in list(ctx.hub.agents.values())] if ctx.hub else []
     return page(
         request, "fleet.html", principal, section="fleet", robots=robots, current=current, agents=agents, active=ACTIVE
     )
@@ -108,7 +112,7 @@ def _robots_page(
         section="robots",
         robots=robots,
         form=form,
-        agents=agent_names(ctx, robots),
+        agents=agent_names(ctx, principal, robots),
         policies=POLICIES,
         define=principal.can(DEFINE_PERMISSION),
     )
@@ -175,7 +179,7 @@ def _robot_page(
         allowed=allowed,
         active=ACTIVE,
         form=form or form_of(robot),
-        agents=agent_names(ctx, [robot]),
+        agents=agent_names(ctx, principal, [robot]),
         policies=POLICIES,
         define=principal.can(DEFINE_PERMISSION),
     )

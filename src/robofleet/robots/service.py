@@ -20,7 +20,7 @@ from robofleet.auth.principal import RUN_USER, Principal, RunBinding, system_pri
 from robofleet.auth.schemas import TokenCreate
 from robofleet.auth.tokens import create_token, revoke_token
 from robofleet.auth.users import ensure_service_user
-from robofleet.errors import ConfigError, Conflict, Forbidden, RobofleetError
+from robofleet.errors import ConfigError, Conflict, NotFound, RobofleetError
 from robofleet.events import EventHub
 from robofleet.robots import store_ops
 from robofleet.robots.command_line import (
@@ -114,7 +114,7 @@ class RobotsService:
     def get_robot(self, principal: Principal, name: str) -> RobotOut:
         with self.store.transaction() as session:
             robot = store_ops.find_robot(session, name)
-            principal.require("robots:read", ref(robot))
+            require_on(principal, "robots:read", ref(robot), no_robot(name))
             return store_ops.robot_out(robot)
 
     def create_robot(self, principal: Principal, data: RobotCreate, *, from_config: bool = False) -> RobotOut:
@@ -149,7 +149,7 @@ class RobotsService:
         changes = data.model_dump(exclude_unset=True)
         with audited(self.store, principal, "robot.update", name, {"fields": sorted(changes)}) as session:
             robot = store_ops.find_robot(session, name)
-            principal.require("robots:write", ref(robot))
+            require_on(principal, "robots:write", ref(robot), no_robot(name))
             if data.env is not None:
                 changes["env"] = unmasked(data.env, robot.env)  # what GET showed, sent back: the secrets stay
             changed = command_changes({key: getattr(robot, key) for key in COMMAND_FIELDS}, changes)
@@ -167,7 +167,7 @@ class RobotsService:
     def delete_robot(self, principal: Principal, name: str) -> None:
         with audited(self.store, principal, "robot.delete", name) as session:
             robot = store_ops.find_robot(session, name)
-            principal.require("robots:write", ref(robot))
+            require_on(principal, "robots:write", ref(robot), no_robot(name))
             if store_ops.count_active(session, name):
                 raise Conflict(f"robot {name!r} has active runs; stop them first", details={"robot": name})
             session.delete(robot)
@@ -186,12 +186,7 @@ class RobotsService:
         principal.require("robots:read")
         with self.store.transaction() as session:
             run = store_ops.find_run(session, run_id)
-            scope = store_ops.robot_scope_of(session, principal, "robots:read")
-            if scope is not None and run.robot not in scope.names:
-                raise Forbidden(
-                    f"{principal.username} lacks the permission 'robots:read' on robot {run.robot!r}",
-                    details={"permission": "robots:read"},
-                )
+            require_on(principal, "robots:read", store_ops.robot_of_run(session, run), no_run(run_id))
             return store_ops.run_out(run)
 
     def robot_scope(self, principal: Principal, permission: str = "robots:read") -> RobotScope | None:
@@ -213,7 +208,7 @@ class RobotsService:
         def prepare() -> tuple[int, dict[str, Any]]:
             with audited(self.store, principal, "robot.start", name) as session:
                 robot = store_ops.lock_robot(session, name)  # until the run is inserted: max_concurrent holds
-                principal.require("robots:start", ref(robot))
+                require_on(principal, "robots:start", ref(robot), no_robot(name))
                 self.hub.require(robot.agent)
                 active = store_ops.count_active(session, name)
                 if active >= robot.max_concurrent:
@@ -331,7 +326,7 @@ class RobotsService:
             with audited(self.store, principal, f"run.{action}", str(run_id)) as session:
                 run = store_ops.find_run(session, run_id)
                 robot = session.get(Robot, run.robot_id) if run.robot_id else None
-                principal.require("robots:stop", ref(robot) if robot else RobotRef(run.robot))
+                require_on(principal, "robots:stop", ref(robot) if robot else RobotRef(run.robot), no_run(run_id))
                 allowed = {
                     "pause": (RUNNING,),
                     "resume": (PAUSED,),
@@ -385,7 +380,7 @@ class RobotsService:
         def runs() -> list[int]:
             with self.store.transaction() as session:
                 robot = store_ops.find_robot(session, name)
-                principal.require("robots:stop", ref(robot))
+                require_on(principal, "robots:stop", ref(robot), no_robot(name))
                 return [run.id for run in store_ops.active_runs(session, name)]
 
         ids = await asyncio.to_thread(runs)
@@ -395,6 +390,14 @@ class RobotsService:
 
     async def restart(self, principal: Principal, name: str) -> RunOut:
         """Safe stop of every active run, then a new start."""
+
+        def check() -> None:
+            with self.store.transaction() as session:
+                robot = ref(store_ops.find_robot(session, name))
+                require_on(principal, "robots:start", robot, no_robot(name))
+                require_on(principal, "robots:stop", robot, no_robot(name))
+
+        await asyncio.to_thread(check)
         with_runs = await asyncio.to_thread(self._active_ids, name)
         for run_id in with_runs:
             current = await self._read(run_id)
@@ -650,6 +653,25 @@ class RobotsService:
             if asyncio.get_running_loop().time() > deadline:
                 return
             await asyncio.sleep(0.1)
+
+
+def require_on(principal: Principal, permission: str, robot: RobotRef, hidden: NotFound) -> None:
+    """Nothing when `principal` holds `permission` on `robot`; Forbidden when it may see the robot (robots:read) but
+    not do this; `hidden` (the answer for no such robot or run) when the robot is outside its scope: a refusal would
+    tell that a robot of that name exists."""
+    if principal.can(permission, robot):
+        return
+    if principal.can("robots:read", robot):
+        principal.require(permission, robot)
+    raise hidden
+
+
+def no_robot(name: str) -> NotFound:
+    return NotFound(f"no robot named {name!r}", details={"robot": name})
+
+
+def no_run(run_id: int) -> NotFound:
+    return NotFound(f"no run {run_id}", details={"run": run_id})
 
 
 def plan_restart(session: Session, name: str, now: datetime) -> datetime | None:

@@ -124,6 +124,12 @@ def agent_of_run(session: Session, run_id: int) -> str | None:
     return session.scalar(select(Run.agent).where(Run.id == run_id))
 
 
+def robot_of_run(session: Session, run: Run) -> RobotRef:
+    """The robot a run belongs to, for permissions: by its name alone when the robot was deleted since."""
+    robot = session.get(Robot, run.robot_id) if run.robot_id else None
+    return ref(robot) if robot is not None else RobotRef(run.robot)
+
+
 def active_runs(session: Session, robot: str) -> list[Run]:
     return list(session.scalars(select(Run).where(Run.robot == robot, Run.state.in_(ACTIVE)).order_by(Run.id)))
 
