@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -106,3 +107,18 @@ def test_activity_cli_and_event_stream(start_serve: StartServe) -> None:
     assert "users.create" in cli("actions", "user").stdout
     no_token = serve.cli("activity", "list")
     assert no_token.returncode == 2 and "token" in no_token.stderr
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_console_code_that_exits_is_audited_and_answered(
+    context: Orchestrator, client: TestClient, admin_token: str, tmp_path: Path
+) -> None:
+    context.settings = Settings(**{**context.settings.model_dump(), "console": {"python_enabled": True}})
+    marker = tmp_path / "ran.txt"
+    for ending in ("SystemExit", "KeyboardInterrupt"):
+        code = f"open({str(marker)!r}, 'w').write('ran')\nraise {ending}"
+        answer = client.post("/api/v1/console/python", headers=bearer(admin_token), json={"code": code})
+        assert answer.status_code == 200 and ending in answer.json()["error"]
+        assert marker.read_text() == "ran"
+        audit = client.get("/api/v1/audit", params={"action": "console.python"}, headers=bearer(admin_token)).json()
+        assert any(record["details"]["code"] == code for record in audit["items"]), ending

@@ -14,6 +14,7 @@ from robofleet.activities.models import Activity, ActivityState
 from robofleet.activities.processor import TOPIC
 from robofleet.activities.schemas import ActionOut, ActivityBatchIn, ActivityIn, ActivityOut, Submitted
 from robofleet.activities.store_ops import activity_out
+from robofleet.activities.visibility import payload_shown_to, shown_to
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid, RobofleetError
 from robofleet.orchestrator import Orchestrator
@@ -129,37 +130,42 @@ def list_activities(
     limit: int = Query(100, ge=1, le=500),
     cursor: str | None = Query(None, max_length=200),
 ) -> PageOut[ActivityOut]:
-    """Newest first."""
+    """Newest first. Args and results only of the caller's own activities and of actions it may run itself."""
     stmt = store_ops.list_query(state, action, requested_by, batch_id)
+    registry = processor_of(ctx).registry
     with ctx.store.transaction() as session:
         page = paginate(session, stmt, Activity.id, limit=limit, cursor=cursor, descending=True)
-        return PageOut.of(Page([activity_out(row) for row in page.items], page.next_cursor))
+        items = [shown_to(principal, registry, activity_out(row)) for row in page.items]
+        return PageOut.of(Page(items, page.next_cursor))
 
 
 @router.get("/activities/stream")
 async def stream(
-    request: Request, _: Principal = Depends(Require("activities:read")), ctx: Orchestrator = Depends(get_context)
+    request: Request,
+    principal: Principal = Depends(Require("activities:read")),
+    ctx: Orchestrator = Depends(get_context),
 ) -> StreamingResponse:
-    """Server-sent events: one `activity` event per state change of any activity."""
+    """Server-sent events: one `activity` event per state change of any activity (args and results as listed)."""
     hub = request.app.state.events
+    registry = processor_of(ctx).registry
 
     def render(payload: dict[str, Any]) -> str:
-        return sse_message("activity", payload, event_id=f"{payload['id']}-{payload['state']}")
+        shown = payload_shown_to(principal, registry, payload)
+        return sse_message("activity", shown, event_id=f"{payload['id']}-{payload['state']}")
 
-    return sse_response(sse_stream(hub, TOPIC, render, request.is_disconnected))
+    return sse_response(sse_stream(hub, TOPIC, render, request.is_disconnected), request, "activities:read")
 
 
 @router.get("/activities/{activity_id}")
 async def get_activity(
     activity_id: int,
-    _: Principal = Depends(Require("activities:read")),
+    principal: Principal = Depends(Require("activities:read")),
     ctx: Orchestrator = Depends(get_context),
     wait: float = Query(0, ge=0, le=MAX_WAIT, description="Seconds to wait for the outcome"),
 ) -> ActivityOut:
     processor = processor_of(ctx)
-    if wait:
-        return (await processor.wait([activity_id], wait))[0]
-    return await processor.get(activity_id)
+    found = (await processor.wait([activity_id], wait))[0] if wait else await processor.get(activity_id)
+    return shown_to(principal, processor.registry, found)
 
 
 @router.post("/activities/{activity_id}/cancel")
@@ -168,7 +174,8 @@ async def cancel_activity(
     principal: Principal = Depends(Require("activities:run")),
     ctx: Orchestrator = Depends(get_context),
 ) -> ActivityOut:
-    """Cancel a queued activity (409 when it runs or has finished)."""
+    """Cancel a queued activity (409 when it runs or has finished): one's own, or one whose action the caller may
+    run itself."""
     return await processor_of(ctx).cancel(principal, activity_id)
 
 

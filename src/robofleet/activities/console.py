@@ -46,6 +46,8 @@ def run_python(app: Orchestrator, principal: Principal, code: str) -> dict[str, 
                 result = None if value is None else repr(value)
             else:
                 exec(compile(tree, "<console>", "exec"), namespace)  # noqa: S102
-        except Exception:
+        except BaseException:
+            # SystemExit and KeyboardInterrupt too: they would end the request, not the orchestrator, and skip the
+            # console's own answer; the console shows them like any error.
             error = traceback.format_exc(limit=5)
     return {"output": output.getvalue()[:MAX_OUTPUT], "result": (result or "")[:MAX_OUTPUT] or None, "error": error}

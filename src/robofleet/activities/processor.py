@@ -19,11 +19,12 @@ from robofleet.activities import store_ops
 from robofleet.activities.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Activity, ActivityState
 from robofleet.activities.registry import Action, ActionContext, Registry
 from robofleet.activities.schemas import ActivityIn, ActivityOut
+from robofleet.activities.visibility import may_see
 from robofleet.activities.writers import ActivityWriter, CommitterWriter, Finished, PostgresWriter, Started
-from robofleet.auth.audit import record
+from robofleet.auth.audit import record, record_alone
 from robofleet.auth.models import User
 from robofleet.auth.principal import Principal, principal_for_user, system_principal
-from robofleet.errors import Conflict, Invalid, NotFound, RobofleetError, StoreUnavailable
+from robofleet.errors import Conflict, Forbidden, Invalid, NotFound, RobofleetError, StoreUnavailable
 from robofleet.events import EventHub
 from robofleet.store.base import utcnow
 from robofleet.store.batching import GroupCommitter
@@ -322,6 +323,16 @@ class Processor:
                     details={"state": current.state},
                 )
             raise Conflict(f"activity {activity_id} has already {current.state}", details={"state": current.state})
+        if not may_see(principal, self.registry, job.out.action, job.out.args, job.out.requested_by):
+            refusal = Forbidden(
+                f"{principal.username} may cancel only its own activities and those of actions it may run itself",
+                details={"action": job.out.action},
+            )
+            details = {"error": refusal.message}
+            await asyncio.to_thread(
+                record_alone, self.app.store, principal, "activity.cancel", str(activity_id), "denied", details
+            )
+            raise refusal
         error = {"code": "cancelled", "message": f"cancelled by {principal.actor}"}
         await self._cancel([job], error, principal)
         return job.out

@@ -81,6 +81,10 @@ def audited(
         outcome = "denied" if isinstance(exc, Forbidden) else "failed"
         record_alone(store, principal, action, target, outcome, {**(details or {}), "error": exc.message})
         raise
+    except BaseException as exc:
+        # A bug, or code that raised SystemExit or KeyboardInterrupt (the console runs anything): still recorded.
+        record_alone(store, principal, action, target, "failed", {**(details or {}), "error": type(exc).__name__})
+        raise
 
 
 def query(

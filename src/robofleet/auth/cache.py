@@ -11,12 +11,16 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Integer, event, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from robofleet.auth.principal import Principal
 from robofleet.store.base import Base
+
+if TYPE_CHECKING:
+    from robofleet.store import Store
 
 MAX_ENTRIES = 10_000
 EPOCH_TTL = 0.25
@@ -38,6 +42,18 @@ def bump(session: Session) -> None:
 
 def current_epoch(connection: Connection) -> int:
     return int(connection.execute(select(AuthEpoch.epoch).where(AuthEpoch.id == 1)).scalar_one())
+
+
+def epoch_of(store: Store) -> int:
+    """The counter now: as last read when that was less than EPOCH_TTL ago, else read afresh (blocking)."""
+    clock = epochs_of(store.engine)
+    epoch = clock.get()
+    if epoch is None:
+        read_at = time.monotonic()
+        with store.connection() as connection:
+            epoch = current_epoch(connection)
+        clock.set(epoch, read_at)
+    return epoch
 
 
 class EpochClock:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 
 from robofleet.auth.audit import record, record_alone
+from robofleet.auth.cache import bump
 from robofleet.auth.models import PanelSession, User
 from robofleet.auth.passwords import verify_password
 from robofleet.auth.principal import Principal, grants_of
@@ -124,4 +125,5 @@ def logout(store: Store, principal: Principal, cookie: str | None) -> None:
     with store.transaction() as db:
         if cookie:
             db.execute(delete(PanelSession).where(PanelSession.id_hash == _digest(cookie)))
+            bump(db)  # the session's open live streams check again and end
         record(db, principal, "auth.logout", principal.username, "ok")

@@ -202,4 +202,4 @@ async def stream(
         async for text in service.tail(filters, after, request.is_disconnected, heartbeat=HEARTBEAT_SECONDS):
             yield text
 
-    return sse_response(events())
+    return sse_response(events(), request, "logs:read")
