@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from robofleet.auth.sessions import COOKIE_NAME
+from robofleet.orchestrator import Orchestrator
 from tests.conftest import MakeUser, bearer
 
 
@@ -71,7 +72,29 @@ def test_disabled_user_cannot_log_in(client: TestClient, make_user: MakeUser, ad
     make_user("carla", password="carla-password")
     client.patch("/api/v1/users/carla", headers=bearer(admin_token), json={"disabled": True})
     refused = client.post("/api/v1/auth/login", json={"username": "carla", "password": "carla-password"})
-    assert refused.status_code == 401 and "disabled" in refused.json()["error"]["message"]
+    # The same answer as a wrong password: a disabled account's password is not confirmed to anyone who tries it.
+    assert refused.status_code == 401 and refused.json()["error"]["message"] == "wrong username or password"
+
+
+def test_an_unknown_username_locks_like_a_real_one(client: TestClient, make_user: MakeUser) -> None:
+    make_user("carla", password="carla-password")
+    answers = {}
+    for name in ("carla", "nobody-here"):
+        for _ in range(3):  # the test settings lock after 3 failures
+            client.post("/api/v1/auth/login", json={"username": name, "password": "bad-guess"})
+        answer = client.post("/api/v1/auth/login", json={"username": name, "password": "bad-guess"})
+        answers[name] = (answer.status_code, answer.json()["error"]["code"], answer.json()["error"]["message"][:30])
+    assert answers["carla"] == answers["nobody-here"] and answers["carla"][0] == 429
+
+
+def test_one_address_spraying_usernames_is_throttled(client: TestClient, context: Orchestrator) -> None:
+    limit = context.settings.auth.address_failure_limit
+    for number in range(limit):
+        failed = client.post("/api/v1/auth/login", json={"username": f"spray{number}", "password": "bad-guess"})
+        assert failed.status_code == 401
+    throttled = client.post("/api/v1/auth/login", json={"username": "spray-next", "password": "bad-guess"})
+    assert throttled.status_code == 429 and "address" in throttled.json()["error"]["message"]
+    assert int(throttled.headers["retry-after"]) > 0
 
 
 def test_login_input_is_validated(client: TestClient) -> None:

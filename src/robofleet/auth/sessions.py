@@ -14,6 +14,7 @@ from robofleet.auth.cache import bump
 from robofleet.auth.models import PanelSession, User
 from robofleet.auth.passwords import verify_password
 from robofleet.auth.principal import Principal, grants_of
+from robofleet.auth.throttle import failed_logins
 from robofleet.errors import Locked, Unauthenticated
 from robofleet.settings.model import AuthSettings
 from robofleet.store import Store
@@ -37,31 +38,44 @@ def _digest(cookie: str) -> str:
 def login(
     store: Store, auth: AuthSettings, username: str, password: str, source_ip: str, *, now: datetime | None = None
 ) -> NewSession:
-    """A new session for good credentials; Locked while the account is locked, Unauthenticated otherwise."""
+    """A new session for good credentials; Locked while the account or the address is locked, Unauthenticated
+    otherwise. An unknown username, a disabled account and a wrong password get the same answers."""
     now = now or utcnow()
     anonymous = Principal(username=username[:64] or "-", user_id=None, grants=(), via="session", source_ip=source_ip)
+    window = auth.lockout_minutes * 60
+    # Per database as well: one process may serve several stores (tests do).
+    scope = id(store.engine)
+    address, unknown = f"{scope} address {source_ip}", f"{scope} username {username.lower()}"
+    locked: Locked | None = None
+    retry = failed_logins.retry_after(address, auth.address_failure_limit, window)
+    if retry is not None:
+        record_alone(store, anonymous, "auth.login", username, "denied", {"reason": "address throttled"})
+        raise Locked(f"too many failed logins from this address; try again in {retry} s", retry_after=retry)
     with store.transaction() as db:
         user = db.scalar(select(User).where(User.username == username))
-        if user is not None and user.locked_until is not None and user.locked_until > now:
-            retry = int((user.locked_until - now).total_seconds()) + 1
+        retry = (
+            failed_logins.retry_after(unknown, auth.lockout_threshold, window)
+            if user is None
+            else int((user.locked_until - now).total_seconds()) + 1
+            if user.locked_until is not None and user.locked_until > now
+            else None
+        )
+        if retry is not None:
             record(db, anonymous, "auth.login", username, "denied", {"reason": "locked"})
-            locked = Locked(
-                f"the account is locked after repeated failed logins; try again in {retry} s", retry_after=retry
-            )
-        else:
-            locked = None
+            locked = _locked(retry)
     if locked:
         raise locked
     # Hashing is slow on purpose; keep it outside any transaction.
     good = verify_password(user.password_hash if user else None, password)
     if not good or user is None or user.disabled:
         reason = "disabled" if good and user is not None else "bad credentials"
-        if user is not None and not good:
+        failed_logins.fail(address)
+        if user is None:
+            failed_logins.fail(unknown)
+        elif not good:
             _count_failure(store, auth, user.id, now)
         record_alone(store, anonymous, "auth.login", username, "failed", {"reason": reason})
-        raise Unauthenticated(
-            "wrong username or password" if reason != "disabled" else "this account is disabled", code="login_failed"
-        )
+        raise Unauthenticated("wrong username or password", code="login_failed")
     cookie = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     expires_at = now + timedelta(minutes=auth.session_lifetime_minutes)
@@ -91,6 +105,10 @@ def login(
         )
         record(db, principal, "auth.login", username, "ok")
     return NewSession(cookie, csrf, expires_at, principal)
+
+
+def _locked(retry: int) -> Locked:
+    return Locked(f"the account is locked after repeated failed logins; try again in {retry} s", retry_after=retry)
 
 
 def _count_failure(store: Store, auth: AuthSettings, user_id: int, now: datetime) -> None:

@@ -46,6 +46,9 @@ class AuthSettings(Section):
     session_lifetime_minutes: int = Field(480, ge=1)
     lockout_threshold: int = Field(5, ge=1, description="Failed logins in a row that lock an account")
     lockout_minutes: int = Field(15, ge=1)
+    address_failure_limit: int = Field(
+        20, ge=1, description="Failed logins from one address, whatever the usernames, before it waits lockout_minutes"
+    )
     cookie_secure: Literal["auto", "always", "never"] = Field(
         "auto", description="auto: Secure over https, with an https public_url, and on loopback hosts"
     )
