@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from robofleet.robots.masking import masked
+from robofleet.settings.masking import masked_env
 from tests.conftest import RunCli, StartServe
 
 SECRETS = (
@@ -86,3 +88,10 @@ def test_settings_show_masks_robot_secrets(config: Path, run_cli: RunCli) -> Non
     assert_masked(tree["robots"])
     assert tree["server"]["public_url"] == "https://ops:***@fleet.example.com:8443/base"
     assert tree["client"]["url"] == "http://cli:***@127.0.0.1:9/"
+
+
+def test_settings_and_the_robots_api_mask_the_same_names() -> None:  # one rule, until robots imports it
+    names = ["DB_PASSWORD", "passwd", "API_TOKEN", "SSH_Key", "AWS_CREDENTIALS", "client_secret", "REGION", "PATH"]
+    env = {name: f"value-of-{name}" for name in names}
+    assert masked_env(env) == masked(env)
+    assert [name for name, value in masked_env(env).items() if value == env[name]] == ["REGION", "PATH"]
