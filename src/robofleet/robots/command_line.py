@@ -18,7 +18,7 @@ from typing import Any
 
 from robofleet.auth.principal import Principal
 from robofleet.errors import Forbidden, Invalid
-from robofleet.robots.masking import MASK, SECRET_KEY
+from robofleet.robots.masking import MASK, looks_secret
 
 DEFINE_PERMISSION = "agents:admin"
 # The fields that decide what code runs, where and as whom.
@@ -52,7 +52,7 @@ def refuse_carried_secrets(
 ) -> None:
     """Invalid (422, code `secret_not_kept`) when a change of `moved` (relocating fields) would keep a stored secret
     env value: one sent back as the mask, or every stored one when the env is not sent at all."""
-    secrets = [key for key, value in stored_env.items() if SECRET_KEY.search(key) and value]
+    secrets = [key for key, value in stored_env.items() if looks_secret(key) and value]
     carried = secrets if submitted_env is None else [key for key in secrets if submitted_env.get(key) == MASK]
     if not carried:
         return

@@ -1,23 +1,19 @@
 """Secret-looking robot env values: masked in everything robofleet shows, and the mask read back as "unchanged".
 
 A client that edits a robot sends back what it was shown; where that is the mask, the stored value stays. A mask
-that stands for nothing stored is refused rather than stored as the value.
+that stands for nothing stored is refused rather than stored as the value. Which names look secret, and the mask,
+are the one rule of `settings.masking`: the settings and the robots show the same.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from robofleet.errors import Invalid
+from robofleet.settings.masking import MASK, looks_secret
+from robofleet.settings.masking import masked_env as masked
 
-SECRET_KEY = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
-MASK = "********"
-
-
-def masked(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` as robofleet shows it: the values of secret-looking names replaced by the mask."""
-    return {key: MASK if SECRET_KEY.search(key) else value for key, value in env.items()}
+__all__ = ["MASK", "looks_secret", "masked", "unmasked"]
 
 
 def unmasked(submitted: Mapping[str, str], stored: Mapping[str, str]) -> dict[str, str]:
