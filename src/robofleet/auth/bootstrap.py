@@ -19,6 +19,7 @@ from robofleet.auth.users import roles_named
 from robofleet.errors import ConfigError, Invalid
 from robofleet.settings.model import Settings
 from robofleet.store import Store
+from robofleet.store.files import private_dir
 
 PASSWORD_FILE = "initial-admin-password"
 
@@ -53,7 +54,7 @@ def ensure_initial_admin(store: Store, settings: Settings) -> InitialAdmin | Non
         db.add(User(username=username, password_hash=hash_password(password), roles=roles_named(db, ["admin"])))
         record(db, system_principal(), "user.create", username, "ok", {"roles": ["admin"], "initial": True})
         path = settings.store.data_dir / PASSWORD_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         # Written inside the transaction: if the file cannot be written, the admin is not created either.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as file:
