@@ -20,9 +20,10 @@ from robofleet.activities.registry import Registry, load_modules
 from robofleet.agents.hub import AgentHub, HubListeners
 from robofleet.agents.local import LocalAgent
 from robofleet.auth.bootstrap import InitialAdmin, apply_config, ensure_builtin_roles, ensure_initial_admin
+from robofleet.auth.principal import system_principal
 from robofleet.domain import Domain, Service, load
 from robofleet.domains import DOMAINS, action_registrars
-from robofleet.errors import ConfigError, StoreUnavailable
+from robofleet.errors import ConfigError, NotFound, StoreUnavailable
 from robofleet.events import EventHub
 from robofleet.logs.ingest import Row
 from robofleet.logs.service import LogService
@@ -208,10 +209,16 @@ class Orchestrator:
     @staticmethod
     def _listen(hub: AgentHub, robots: RobotsService, logs: LogService) -> None:
         """What agents report reaches the services that own it: exits and losses the robots, output the logs; which
-        agent a run belongs to the robots (an agent reports on its own runs only)."""
+        agent and robot a run belongs to the robots (an agent reports on its own runs only, as their robot)."""
 
         async def store_output(rows: list[Row]) -> None:
             await asyncio.wrap_future(logs.write(rows))
+
+        def run_robot(run_id: str) -> str | None:
+            try:
+                return robots.get_run(system_principal("agents-hub"), int(run_id)).robot
+            except NotFound:
+                return None
 
         hub.listeners = HubListeners(
             run_exited=robots.run_exited,
@@ -220,6 +227,7 @@ class Orchestrator:
             runs_vanished=robots.runs_vanished,
             store_output=store_output,
             run_agent=robots.run_agent,
+            run_robot=run_robot,
         )
 
     def service(self, domain: str) -> Service:

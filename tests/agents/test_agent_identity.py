@@ -179,8 +179,10 @@ def test_the_hub_passes_on_what_an_agent_says_about_its_own_runs_only() -> None:
     async def store_output(rows: list[Row]) -> None:
         stored.extend(rows)
 
-    owners = {"1": "local", "2": "pc-evil"}
-    hub.listeners = HubListeners(run_exited=run_exited, store_output=store_output, run_agent=owners.get)
+    owners, robots = {"1": "local", "2": "pc-evil"}, {"1": "payroll", "2": "evil-bot"}
+    hub.listeners = HubListeners(
+        run_exited=run_exited, store_output=store_output, run_agent=owners.get, run_robot=robots.get
+    )
     line = {"stream": "stdout", "label": "payroll", "line": "hello", "offset": 0}
 
     async def say() -> list[dict[str, Any]]:
@@ -191,7 +193,8 @@ def test_the_hub_passes_on_what_an_agent_says_about_its_own_runs_only() -> None:
 
     assert asyncio.run(say()) == [{"run_id": "2", "alive": True}]
     assert exits == [("pc-evil", "2")]
-    assert [(row.run_id, row.message) for row in stored] == [("2", "hello")]
+    # Its own run's line, under its own run's robot: the label "payroll" it gave passes it off as nothing else.
+    assert [(row.source, row.run_id, row.message) for row in stored] == [("robot:evil-bot", "2", "hello")]
 
 
 def test_a_malformed_hello_is_refused_with_a_reason_and_no_traceback(start_serve: StartServe) -> None:

@@ -65,7 +65,7 @@ RunExited = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 AgentBack = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
 RunsVanished = Callable[[str, set[str], str], Awaitable[None]]
 StoreOutput = Callable[[list[Row]], Awaitable[None]]
-RunAgent = Callable[[str], str | None]
+RunFact = Callable[[str], str | None]
 
 
 @dataclass
@@ -78,7 +78,8 @@ class HubListeners:
     agent_gone: Callable[[str], None] | None = None  # an agent disconnected: its grace period starts
     runs_vanished: RunsVanished | None = None  # (agent, run ids it knows, reason): an agent started afresh
     store_output: StoreOutput | None = None  # robot output lines as log rows, durable when it returns
-    run_agent: RunAgent | None = None  # (run id) the agent the run was started on; None for no such run (blocks)
+    run_agent: RunFact | None = None  # (run id) the agent the run was started on; None for no such run (blocks)
+    run_robot: RunFact | None = None  # (run id) the robot the run is of; None for no such run (blocks)
 
 
 @dataclass
@@ -136,7 +137,9 @@ class AgentHub:
         self.inboxes: dict[str, Inbox] = {}
         self.stored_output = StoredOutput()
         self.listeners = HubListeners()
-        self._run_agents: OrderedDict[str, str] = OrderedDict()  # run id -> its agent, which never changes
+        # What never changes of a run, by run id: its agent and its robot.
+        self._run_agents: OrderedDict[str, str] = OrderedDict()
+        self._run_robots: OrderedDict[str, str] = OrderedDict()
 
     def inbox(self, agent: str, instance: str) -> Inbox:
         """The agent's inbox; a new one when `instance` says the agent is a new process, numbering from 1."""
@@ -251,15 +254,23 @@ class AgentHub:
     async def run_agent(self, run_id: str) -> str | None:
         """The agent run `run_id` was started on; None for no such run. Asked of the store once per run: a run
         never moves to another agent."""
-        known = self._run_agents.get(run_id)
-        if known is not None or self.listeners.run_agent is None or not is_run_id(run_id):
-            return known
-        agent = await asyncio.to_thread(self.listeners.run_agent, run_id)
-        if agent is not None:
-            self._run_agents[run_id] = agent
-            while len(self._run_agents) > REMEMBERED_RUNS:
-                self._run_agents.popitem(last=False)
-        return agent
+        return await self._of_run(self._run_agents, self.listeners.run_agent, run_id)
+
+    async def run_robot(self, run_id: str) -> str | None:
+        """The robot run `run_id` is of; None for no such run, or when no service says (a hub on its own)."""
+        return await self._of_run(self._run_robots, self.listeners.run_robot, run_id)
+
+    @staticmethod
+    async def _of_run(known: OrderedDict[str, str], ask: RunFact | None, run_id: str) -> str | None:
+        """What `ask` says of a run, remembered once known (the last REMEMBERED_RUNS runs)."""
+        if run_id in known or ask is None or not is_run_id(run_id):
+            return known.get(run_id)
+        answer = await asyncio.to_thread(ask, run_id)
+        if answer is not None:
+            known[run_id] = answer
+            while len(known) > REMEMBERED_RUNS:
+                known.popitem(last=False)
+        return answer
 
     async def store_output(self, rows: list[Row]) -> None:
         """Durable when this returns; raises what the store raised (the lines are then sent or read again)."""

@@ -138,7 +138,7 @@ async def connect(socket: WebSocket) -> None:
     refusal = hello_refusal(hello, principal, hub)
     if refusal is not None:
         code, why = refusal
-        log.warning("agent connection from %s refused (%s): %s", principal.username, hello.get("name"), why)
+        log.warning("agent connection of %s as %r refused: %s", principal.username, str(hello.get("name"))[:64], why)
         await socket.close(code=code, reason=why[:120])
         return
     name = str(hello["name"])
@@ -217,11 +217,12 @@ async def connect(socket: WebSocket) -> None:
 async def handle(hub: AgentHub, agent: str, message: dict[str, Any]) -> None:
     """Output into the log store, or a run's exit to the robots service; done once it is durable. Lines the store
     has already (sent again by an agent that restarted) are left out, and so is whatever the message says about a
-    run of another agent (logged): an agent speaks for its own runs only."""
+    run of another agent (logged): an agent speaks for its own runs only, and its runs' lines go out as their
+    robot's, whatever label it gave them."""
     if message.get("type") == "exited":
         run_id = str(message["run_id"])
         if await hub.run_agent(run_id) != agent:
-            log.warning("agent %s reported the end of run %s, which is not its own: ignored", agent, run_id[:40])
+            log.warning("agent %s reported the end of run %r, which is not its own: ignored", agent, run_id[:40])
             return
         await hub.run_exited(agent, run_id, message.get("outcome", {}))
     elif message.get("type") == "output":
@@ -231,10 +232,13 @@ async def handle(hub: AgentHub, agent: str, message: dict[str, Any]) -> None:
             log.warning(
                 "agent %s sent output of runs that are not its own (%s): ignored",
                 agent,
-                ", ".join(sorted(foreign))[:200],
+                str(sorted(foreign))[:200],
             )
             lines = [line for line in lines if str(line["run_id"]) not in foreign]
-        rows = output_rows(lines, agent)
+        # A line's source is its run's robot, whatever label the agent gave it.
+        robots = {run_id: await hub.run_robot(run_id) for run_id in {str(line["run_id"]) for line in lines}}
+        labelled = [{**line, "label": robots[str(line["run_id"])] or line.get("label")} for line in lines]
+        rows = output_rows(labelled, agent)
         if rows:
             await hub.store_output(rows)
             hub.stored_output.stored(agent, lines)
@@ -247,5 +251,5 @@ async def own_runs(hub: AgentHub, agent: str, runs: list[dict[str, Any]]) -> lis
         if await hub.run_agent(str(run.get("run_id"))) == agent:
             kept.append(run)
         else:
-            log.warning("agent %s listed run %s, which is not its own: ignored", agent, str(run.get("run_id"))[:40])
+            log.warning("agent %s listed run %r, which is not its own: ignored", agent, str(run.get("run_id"))[:40])
     return kept
