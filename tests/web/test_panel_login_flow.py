@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.conftest import ServeProcess, StartServe, log_in
+from tests.conftest import ServeProcess, StartAgent, StartServe, log_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -125,3 +125,20 @@ def test_static_vendor_files_are_served(serve: ServeProcess, tmp_path: Path) -> 
 
     for name in ("htmx.min.js", "sse.js"):
         assert httpx.get(f"{serve.url}/static/vendor/{name}").status_code == 200
+
+
+def test_an_agent_token_made_in_the_panel_connects_that_agent(
+    serve: ServeProcess, page: Page, start_agent: StartAgent
+) -> None:
+    user = serve.agent_user("pc-panel")
+    log_in(page, serve.url, "admin", serve.admin_password(), "/panel/access/tokens")
+    page.select_option("form[data-new] select[name=user]", user)
+    page.fill("form[data-new] input[name=name]", "the agent on pc-panel")
+    page.fill("form[data-new] input[name=agent]", "pc-panel")
+    page.click("form[data-new] button[type=submit]")
+    secret = page.inner_text("#token-secret").strip()
+    page.goto(f"{serve.url}/panel/access/tokens")
+    assert page.inner_text("tr:has-text('the agent on pc-panel') td:nth-child(4)").strip() == "pc-panel"
+    with serve.api() as api:
+        start_agent(serve, "pc-panel", token=secret, online=api)
+        assert any(agent["name"] == "pc-panel" for agent in api.get("/api/v1/agents").json()["items"])

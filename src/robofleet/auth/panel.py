@@ -236,6 +236,7 @@ async def tokens_create(
             name=str(form.get("name", "")),
             scopes=words(form.get("scopes")),
             expires_in_days=float(days) if days else None,
+            agent=str(form.get("agent") or "").strip() or None,
         )
         created = await run_in_threadpool(tokens.create_token, ctx.store, principal, data)
     except ValueError as exc:
