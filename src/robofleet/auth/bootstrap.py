@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from robofleet.auth.audit import record
 from robofleet.auth.cache import bump
 from robofleet.auth.models import Role, User
-from robofleet.auth.passwords import hash_password, is_argon2_hash, random_password
+from robofleet.auth.passwords import hash_password, is_argon2_hash, random_password, verify_password
 from robofleet.auth.permissions import BUILTIN_ROLES
 from robofleet.auth.principal import system_principal
 from robofleet.auth.roles import check_patterns
@@ -45,15 +45,23 @@ def ensure_builtin_roles(store: Store) -> None:
 
 
 def ensure_initial_admin(store: Store, settings: Settings) -> InitialAdmin | None:
-    """On a store without users, create the admin with a random password and write it to a 0600 file."""
+    """On a store without users, create the admin with a random password and write it to a 0600 file. Once that
+    password has been changed, the file is removed at the next start: it no longer opens anything, and a stale
+    secret on disk only invites a guess that the current one is near it."""
+    path = settings.store.data_dir / PASSWORD_FILE
     with store.transaction() as db:
         if db.scalar(select(func.count(User.id))):
+            admin = db.scalar(select(User).where(User.username == settings.auth.initial_admin))
+            stale = path.exists() and (
+                admin is None or not verify_password(admin.password_hash, path.read_text().strip())
+            )
+            if stale:
+                path.unlink(missing_ok=True)
             return None
         password = random_password()
         username = settings.auth.initial_admin
         db.add(User(username=username, password_hash=hash_password(password), roles=roles_named(db, ["admin"])))
         record(db, system_principal(), "user.create", username, "ok", {"roles": ["admin"], "initial": True})
-        path = settings.store.data_dir / PASSWORD_FILE
         private_dir(path.parent)
         # Written inside the transaction: if the file cannot be written, the admin is not created either.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
