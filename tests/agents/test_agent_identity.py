@@ -72,6 +72,26 @@ def test_no_other_token_connects_as_a_connected_agent(start_serve: StartServe, s
     assert "replaced this one" not in real.output() and "refused" not in real.output()
 
 
+def test_a_revoked_agent_token_ends_the_live_connection(start_serve: StartServe, start_agent: StartAgent) -> None:
+    serve = start_serve(env={"ROBOFLEET_AGENTS__HEARTBEAT_SECONDS": "1"})
+    api = serve.api()
+    token = serve.agent_token("pc-gone")
+    agent = start_agent(serve, "pc-gone", token=token, online=api)
+    token_id = api.get("/api/v1/tokens", params={"user": "pc-gone"}).json()["items"][0]["id"]
+    assert api.delete(f"/api/v1/tokens/{token_id}").status_code == 200
+    # No command reaches it any more (a command carries a robot's secrets), and it is gone from the list.
+    shell = api.post("/api/v1/agents/pc-gone/shell", json={"command": "echo still here"})
+    assert shell.status_code == 409, shell.text
+    wait_until(
+        lambda: all(
+            a["name"] != "pc-gone" or not a.get("online", True) for a in api.get("/api/v1/agents").json()["items"]
+        ),
+        10,
+        message="the revoked agent to be disconnected",
+    )
+    wait_until(lambda: "revoked" in agent.output(), 10, message="the agent to be told why")
+
+
 def test_a_live_agent_is_replaced_by_its_own_user_only(start_serve: StartServe) -> None:
     serve = start_serve()
     api = serve.api()

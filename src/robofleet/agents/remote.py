@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,22 +24,56 @@ from starlette.concurrency import run_in_threadpool
 from robofleet.agents.hub import LOCAL, AgentHub
 from robofleet.agents.output import output_rows
 from robofleet.auth.principal import Principal
-from robofleet.auth.tokens import authenticate_token
+from robofleet.auth.tokens import authenticate_token, cached_principal
 from robofleet.errors import Conflict, RobofleetError, StoreUnavailable
+from robofleet.store import Store
 from robofleet.web.context import context_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 SILENT_HEARTBEATS = 3
+RECHECK_SECONDS = 1.0  # at most this often a full check of a connection's token, when the cache cannot answer
+
+
+class Credentials:
+    """The token a connection was opened with, checked again before each message the agent sends: a revoked or
+    expired token, a disabled user or a lost agents:connect ends the connection (4401) at its next heartbeat at
+    the latest. Free while nothing about users, roles or tokens changed (the principal cache answers)."""
+
+    def __init__(self, store: Store, secret: str, source_ip: str) -> None:
+        self.store, self.secret, self.source_ip = store, secret, source_ip
+        self.checked_at = time.monotonic()
+
+    async def refusal(self, *, now: bool = False) -> str | None:
+        """Why the token may no longer connect, or None. `now`: a full check even if one was made a moment ago."""
+        principal = cached_principal(self.store, self.secret, self.source_ip)
+        if principal is None:
+            if not now and time.monotonic() - self.checked_at < RECHECK_SECONDS:
+                return None
+            self.checked_at = time.monotonic()
+            try:
+                principal = await run_in_threadpool(authenticate_token, self.store, self.secret, self.source_ip)
+            except StoreUnavailable:
+                return None  # who the agent is cannot have changed while nothing could be written
+            except RobofleetError as exc:
+                return exc.message
+        return None if principal.can("agents:connect") else "this token may no longer connect as an agent"
 
 
 class RemoteLink:
-    def __init__(self, hub: AgentHub, name: str, socket: WebSocket) -> None:
+    def __init__(self, hub: AgentHub, name: str, socket: WebSocket, credentials: Credentials) -> None:
         self.hub = hub
         self.name = name
         self.socket = socket
+        self.credentials = credentials
 
     async def send(self, command_id: str, name: str, args: dict[str, Any], within: float) -> dict[str, Any]:
+        # A command carries secrets (a robot's env, a run's token): never to a connection whose token is gone.
+        refused = await self.credentials.refusal(now=True)
+        if refused is not None:
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await self.socket.close(code=4401, reason=refused[:120])
+            raise Conflict(f"the agent {self.name!r} is offline: {refused}", code="agent_offline")
         future = self.hub.pending_for(self.name, command_id, name, args)
 
         async def deliver() -> dict[str, Any]:
@@ -120,9 +155,10 @@ async def connect(socket: WebSocket) -> None:
     if hub is None or not context.ready:
         await socket.close(code=1013, reason="the orchestrator is not ready")
         return
+    credentials = Credentials(context.store, secret.strip(), socket.client.host if socket.client else "")
     try:
         principal = await run_in_threadpool(
-            authenticate_token, context.store, secret.strip(), socket.client.host if socket.client else ""
+            authenticate_token, context.store, credentials.secret, credentials.source_ip
         )
     except RobofleetError as exc:
         await socket.close(code=4401, reason=exc.message[:120])
@@ -153,13 +189,16 @@ async def connect(socket: WebSocket) -> None:
         return
     try:
         state = hub.connect(
-            name, RemoteLink(hub, name, socket), {**info, "principal": principal.username}, user=principal.username
+            name,
+            RemoteLink(hub, name, socket, credentials),
+            {**info, "principal": principal.username},
+            user=principal.username,
         )
     except Conflict as exc:  # another user's connection of the name came in while the welcome went out
         await socket.close(code=4403, reason=exc.message[:120])
         return
     log.info("agent %s connected from %s", name, socket.client.host if socket.client else "?")
-    reason = ""
+    reason, code = "", 1011
     try:
         await hub.agent_back(name, await own_runs(hub, name, hello.get("runs", [])))
         for result in hello.get("results", []):
@@ -174,6 +213,10 @@ async def connect(socket: WebSocket) -> None:
                 break
             if hub.agents.get(name) is not state:
                 reason = "a newer connection of this agent replaced this one"
+                break
+            refused = await credentials.refusal()
+            if refused is not None:
+                reason, code = refused, 4401
                 break
             state.last_seen_at = datetime.now(UTC)
             kind = message.get("type")
@@ -211,7 +254,7 @@ async def connect(socket: WebSocket) -> None:
             hub.agent_gone(name)
         if reason:
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-                await socket.close(code=1011, reason=reason[:120])
+                await socket.close(code=code, reason=reason[:120])
 
 
 async def handle(hub: AgentHub, agent: str, message: dict[str, Any]) -> None:
