@@ -61,11 +61,12 @@ def test_the_process_manager_drops_its_settings_but_keeps_what_it_is_given(
     monkeypatch.setenv("robofleet_store__url", STORE_WITH_PASSWORD)  # settings are read whatever their case
     monkeypatch.setenv("ROBOFLEET_ROBOT", "inherited, not this run's")
     monkeypatch.setenv("NOT_A_SETTING", "inherited")
+    for name in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "aws_session_token"):
+        monkeypatch.setenv(name, f"{SENTINEL}-{name}")
     manager = ProcessManager(tmp_path / "state")
     target = tmp_path / "env.json"
-    run = manager.start(
-        "1", dump_env_argv(target), env={"ROBOFLEET_ROBOT": "given", "ROBOFLEET_OWN": "the definition's"}
-    )
+    given = {"ROBOFLEET_ROBOT": "given", "ROBOFLEET_OWN": "the definition's", "API_TOKEN": "the robot's own secret"}
+    run = manager.start("1", dump_env_argv(target), env=given)
     wait_until(lambda: manager.outcome(run) is not None, 15, message="the run's outcome")
     assert manager.outcome(run)["exit_code"] == 0  # type: ignore[index]
     env = json.loads(target.read_text())
@@ -73,13 +74,17 @@ def test_the_process_manager_drops_its_settings_but_keeps_what_it_is_given(
     assert env["ROBOFLEET_ROBOT"] == "given" and env["ROBOFLEET_OWN"] == "the definition's"
     assert env["NOT_A_SETTING"] == "inherited"
     assert SENTINEL not in target.read_text() and "db-password-not-real" not in target.read_text()
+    # Secrets set for the orchestrator stay there; a robot gets the secrets of its own definition.
+    assert env["API_TOKEN"] == "the robot's own secret" and "PGPASSWORD" not in env
 
 
 @pytest.mark.slow
 def test_a_robot_of_serve_sees_its_run_context_not_the_servers_settings(
     tmp_path: Path, start_serve: StartServe
 ) -> None:
-    serve = start_serve(env={"ROBOFLEET_CLIENT__TOKEN": SENTINEL, "NOT_A_SETTING": "inherited"})
+    serve = start_serve(
+        env={"ROBOFLEET_CLIENT__TOKEN": SENTINEL, "NOT_A_SETTING": "inherited", "PGPASSWORD": f"{SENTINEL}-pg"}
+    )
     api = serve.api()
     own = {"ROBOFLEET_OWN": "the definition's own", "ROBOT_SETTING": "mine"}
     run, env = run_robot(api, "peeker", tmp_path / "env.json", env=own)
@@ -87,7 +92,7 @@ def test_a_robot_of_serve_sees_its_run_context_not_the_servers_settings(
     assert robofleet_names(env) == RUN_CONTEXT | {"ROBOFLEET_OWN"}
     assert env["ROBOFLEET_OWN"] == "the definition's own" and env["ROBOT_SETTING"] == "mine"
     assert env["NOT_A_SETTING"] == "inherited"
-    assert SENTINEL not in env.values()
+    assert not any(SENTINEL in value for value in env.values())
     assert httpx.get(env["ROBOFLEET_URL"].rstrip("/") + "/healthz", timeout=5).status_code == 200
 
 

@@ -33,6 +33,7 @@ import psutil
 from robofleet.agents import leftovers
 from robofleet.agents.leftovers import LEFTOVER_GRACE_SECONDS, Sighting
 from robofleet.sdk import control
+from robofleet.settings.masking import looks_secret
 
 PR_SET_CHILD_SUBREAPER = 36
 SETTINGS_PREFIX = "ROBOFLEET_"
@@ -48,10 +49,15 @@ def is_run_id(value: str) -> bool:
 
 def robot_environment(inherited: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]:
     """What a robot starts with: this process's environment less its own settings (they hold the orchestrator's
-    and the agent's secrets: client token, store URL with its password...), then `given` (the robot definition's
-    env and the run context), which may set ROBOFLEET_ names again on purpose."""
+    and the agent's secrets: client token, store URL with its password...) and less every variable whose name looks
+    secret (PGPASSWORD, AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN...: set for serve or the agent, not for every robot),
+    then `given` (the robot definition's env and the run context), which may set any of them again on purpose."""
     # pydantic-settings reads its variables whatever their case, so a lower-case one is a setting too.
-    kept = {name: value for name, value in inherited.items() if not name.upper().startswith(SETTINGS_PREFIX)}
+    kept = {
+        name: value
+        for name, value in inherited.items()
+        if not name.upper().startswith(SETTINGS_PREFIX) and not looks_secret(name)
+    }
     return {**kept, **given}
 
 
