@@ -65,6 +65,9 @@ def test_no_other_token_connects_as_a_connected_agent(start_serve: StartServe, s
         code, reason = refused(serve, unbound, hello("pc-01"))
         assert code == 4403 and "robofleet token create --user <agent user> --agent <name>" in reason
 
+    denied = api.get("/api/v1/audit", params={"action": "agent.connect", "outcome": "denied"}).json()["items"]
+    assert denied and all(record["target"] == "pc-01" for record in denied)
+    assert any(record["actor"].startswith("pc-evil") for record in denied)
     listed = api.get("/api/v1/agents/pc-01").json()
     assert listed["principal"] == "pc-01"
     shell = api.post("/api/v1/agents/pc-01/shell", json={"command": "echo from the real pc-01"})

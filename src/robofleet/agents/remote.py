@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from robofleet.agents.hub import LOCAL, AgentHub
 from robofleet.agents.output import output_rows
+from robofleet.auth.audit import record_alone
 from robofleet.auth.principal import Principal
 from robofleet.auth.tokens import authenticate_token, cached_principal
 from robofleet.errors import Conflict, RobofleetError, StoreUnavailable
@@ -164,7 +165,9 @@ async def connect(socket: WebSocket) -> None:
         await socket.close(code=4401, reason=exc.message[:120])
         return
     if scheme.lower() != "bearer" or not principal.can("agents:connect"):
-        await socket.close(code=4403, reason="this token may not connect as an agent (agents:connect)")
+        why = "this token may not connect as an agent (agents:connect)"
+        await run_in_threadpool(record_alone, context.store, principal, "agent.connect", "-", "denied", {"reason": why})
+        await socket.close(code=4403, reason=why)
         return
     try:
         hello = await receive_object(socket, 30)
@@ -174,7 +177,10 @@ async def connect(socket: WebSocket) -> None:
     refusal = hello_refusal(hello, principal, hub)
     if refusal is not None:
         code, why = refusal
-        log.warning("agent connection of %s as %r refused: %s", principal.username, str(hello.get("name"))[:64], why)
+        asked = str(hello.get("name"))[:64]
+        log.warning("agent connection of %s as %r refused: %s", principal.username, asked, why)
+        details = {"reason": why}
+        await run_in_threadpool(record_alone, context.store, principal, "agent.connect", asked, "denied", details)
         await socket.close(code=code, reason=why[:120])
         return
     name = str(hello["name"])
