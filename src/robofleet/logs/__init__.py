@@ -5,6 +5,7 @@ from robofleet.domain import Domain, NavEntry
 DOMAIN = Domain(
     name="logs",
     package=__name__,
+    actions="robofleet.logs.actions:register",
     tables=("robofleet.logs.models",),
     api=("robofleet.logs.api:router",),
     panel=("robofleet.logs.panel:router",),

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -15,8 +14,7 @@ from starlette.concurrency import iterate_in_threadpool
 
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid
-from robofleet.logs.filters import Filters
-from robofleet.logs.ingest import Refused, parse_level
+from robofleet.logs.filters import Filters, filters_from, narrowed
 from robofleet.logs.service import MAX_ID
 from robofleet.orchestrator import Orchestrator
 from robofleet.web.context import get_context
@@ -70,41 +68,10 @@ INGEST_SCHEMA = {
 }
 
 
-def filters_from(
-    since: datetime | None,
-    until: datetime | None,
-    level: str | None,
-    source: str | None,
-    run_id: str | None,
-    q: str | None,
-) -> Filters:
-    try:
-        number = int(level) if level and level.isascii() and level.isdigit() else level
-        min_level = parse_level(number) if level else None
-    except Refused as exc:
-        raise Invalid(str(exc), details={"field": "level"}) from None
-    for name, value in (("since", since), ("until", until)):
-        if value is None:
-            continue
-        if value.tzinfo is None:
-            raise Invalid(f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z", details={"field": name})
-        try:
-            value.astimezone(UTC)
-        except OverflowError:
-            raise Invalid(f"{name} is out of range", details={"field": name}) from None
-    return Filters(
-        since=since, until=until, min_level=min_level, source=source or None, run_id=run_id or None, text=q or None
-    )
-
-
 def visible_to(principal: Principal, ctx: Orchestrator, filters: Filters) -> Filters:
-    """`filters` narrowed to the robots a reader whose logs:read is scoped (robot globs, tags) may see: their
-    records only, not the orchestrator's or the agents' (which tell of every robot). The robots are the robots
-    service's one answer (`robot_scope`); its globs stand too, for the records of robots since deleted."""
-    scope = robots_of(ctx).robot_scope(principal, "logs:read")
-    if scope is None:
-        return filters
-    return replace(filters, visible=tuple(f"robot:{name}" for name in (*scope.globs, *sorted(scope.names))))
+    """`filters` narrowed to what `principal` may read (logs/filters.py `narrowed`), with the robots service's
+    answer of which robots that is."""
+    return narrowed(filters, robots_of(ctx).robot_scope(principal, "logs:read"))
 
 
 class FilterParams:

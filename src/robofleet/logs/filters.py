@@ -3,13 +3,18 @@ record, by the live tail (`Filters.matches`), so that a search and a tail of the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
+from robofleet.errors import Invalid
 from robofleet.logs.globs import glob_pattern
-from robofleet.logs.ingest import Row
+from robofleet.logs.ingest import Refused, Row, parse_level
 from robofleet.logs.words import contains_all, words_of
+
+if TYPE_CHECKING:
+    from robofleet.robots.store_ops import RobotScope
 
 
 @dataclass(frozen=True)
@@ -42,3 +47,41 @@ class Filters:
         if self.until and row.time >= self.until:
             return False
         return contains_all(row.message, self.words)
+
+
+def filters_from(
+    since: datetime | None,
+    until: datetime | None,
+    level: str | None,
+    source: str | None,
+    run_id: str | None,
+    q: str | None,
+) -> Filters:
+    """Filters from a reader's words (the API's query, the panel's form, the logs.search action); Invalid names
+    the field that does not fit."""
+    try:
+        number = int(level) if level and level.isascii() and level.isdigit() else level
+        min_level = parse_level(number) if level else None
+    except Refused as exc:
+        raise Invalid(str(exc), details={"field": "level"}) from None
+    for name, value in (("since", since), ("until", until)):
+        if value is None:
+            continue
+        if value.tzinfo is None:
+            raise Invalid(f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z", details={"field": name})
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise Invalid(f"{name} is out of range", details={"field": name}) from None
+    return Filters(
+        since=since, until=until, min_level=min_level, source=source or None, run_id=run_id or None, text=q or None
+    )
+
+
+def narrowed(filters: Filters, scope: RobotScope | None) -> Filters:
+    """`filters` narrowed to the robots a reader whose logs:read is scoped (robot globs, tags) may see: their
+    records only, not the orchestrator's or the agents' (which tell of every robot). `scope` is the robots
+    service's one answer (`robot_scope`, None: every robot); its globs stand too, for robots since deleted."""
+    if scope is None:
+        return filters
+    return replace(filters, visible=tuple(f"robot:{name}" for name in (*scope.globs, *sorted(scope.names))))

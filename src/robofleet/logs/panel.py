@@ -11,7 +11,8 @@ from fastapi.responses import Response
 
 from robofleet.auth.principal import Principal
 from robofleet.errors import RobofleetError
-from robofleet.logs.api import filters_from, visible_to
+from robofleet.logs.api import visible_to
+from robofleet.logs.filters import filters_from
 from robofleet.orchestrator import Orchestrator
 from robofleet.web.context import get_context
 from robofleet.web.deps import logs_of
