@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import holidays as pyholidays
 
-from robofleet.schedules.timing import require_aware, start_of_day
+from robofleet.schedules.timing import as_utc, start_of_day
 from robofleet.schedules.triggers import Trigger
 
 # How far next_allowed looks past excluded days before it concludes the schedule never fires again.
@@ -66,7 +66,7 @@ def next_allowed(trigger: Trigger, after: datetime, tz: ZoneInfo, calendars: Seq
     """The trigger's first fire strictly after `after` (aware UTC) whose local date in `tz` no calendar excludes,
     or None when there is none: the trigger ends, or every fire for MAX_SKIPPED_DAYS excluded days or MAX_SEARCH
     (ten years) is excluded."""
-    require_aware(after)
+    after = as_utc(after)
     fire = trigger.next_fire(after)
     skipped = 0
     while fire is not None and fire - after <= MAX_SEARCH:

@@ -23,10 +23,13 @@ from zoneinfo import ZoneInfo
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
-def require_aware(moment: datetime, name: str = "after") -> None:
-    """Raise ValueError for a naive datetime: an instant without a zone means nothing to a schedule."""
+def as_utc(moment: datetime, name: str = "after") -> datetime:
+    """`moment` in UTC; ValueError for a naive datetime, an instant without a zone means nothing to a schedule.
+    Triggers compare in UTC: Python compares two aware times of other zones as unequal when one lies in a repeated
+    hour (PEP 495), even when they are the same instant."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {moment!r}")
+    return moment.astimezone(UTC)
 
 
 def wall_clock(moment: datetime, tz: ZoneInfo) -> datetime:

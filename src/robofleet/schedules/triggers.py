@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, CroniterError, croniter
 
 from robofleet.robots.states import ENDED
-from robofleet.schedules.timing import require_aware, resolve, search_start
+from robofleet.schedules.timing import as_utc, resolve, search_start
 
 KINDS: Final = ("cron", "interval", "once", "window", "run_event")
 DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.weekday()
@@ -36,7 +36,7 @@ _FINAL_STATES: Final = frozenset(str(state) for state in ENDED)
 # croniter's random (R) and hashed (H) fields pick their values when parsed: a schedule would fire at other times
 # each time it is read, so they are refused.
 _RANDOM_FIELD = re.compile(r"^[hr](\(|/|$)", re.IGNORECASE)
-_CLOCK = re.compile(r"^(\d{2}):(\d{2})(?::(\d{2}))?$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
 class TriggerError(ValueError):
@@ -77,7 +77,7 @@ class CronTrigger:
     kind: ClassVar[str] = "cron"
 
     def next_fire(self, after: datetime) -> datetime | None:
-        require_aware(after)
+        after = as_utc(after)
         # croniter walks naive wall-clock times (no daylight saving in sight); `resolve` places each one in time.
         matches = croniter(self.expression, search_start(after, self.tz), second_at_beginning=True)
         # A candidate resolves to `after` or earlier only when gap times collapse onto an earlier fire: a few steps.
@@ -105,7 +105,7 @@ class IntervalTrigger:
     kind: ClassVar[str] = "interval"
 
     def next_fire(self, after: datetime) -> datetime | None:
-        require_aware(after)
+        after = as_utc(after)
         if after < self.start:
             return self.start.astimezone(UTC)
         steps = (after - self.start) // self.every + 1
@@ -127,7 +127,7 @@ class OnceTrigger:
     kind: ClassVar[str] = "once"
 
     def next_fire(self, after: datetime) -> datetime | None:
-        require_aware(after)
+        after = as_utc(after)
         return self.at.astimezone(UTC) if self.at > after else None
 
     def spec(self) -> dict[str, Any]:
@@ -148,7 +148,7 @@ class WindowTrigger:
 
     def next_fire(self, after: datetime) -> datetime | None:
         """The start of the next window strictly after `after`."""
-        require_aware(after)
+        after = as_utc(after)
         today = after.astimezone(self.tz).date()
         # A week ahead covers every weekday; one more week covers a window emptied by a gap.
         for offset in range(-1, 15):
@@ -159,7 +159,7 @@ class WindowTrigger:
 
     def window_at(self, moment: datetime) -> tuple[datetime, datetime] | None:
         """The window (start, end, aware UTC) that contains `moment`, or None."""
-        require_aware(moment, "moment")
+        moment = as_utc(moment, "moment")
         today = moment.astimezone(self.tz).date()
         # Yesterday's too: around a repeated midnight its end can come after today's local date began.
         for day in (today - timedelta(days=1), today):
@@ -197,7 +197,7 @@ class RunEventTrigger:
     kind: ClassVar[str] = "run_event"
 
     def next_fire(self, after: datetime) -> datetime | None:
-        require_aware(after)
+        as_utc(after)  # refuses a naive time, as every trigger does
         return None
 
     def matches(self, robot: str, state: str) -> bool:
