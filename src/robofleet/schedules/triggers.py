@@ -12,10 +12,11 @@ ends alike); interval triggers step on an absolute grid and ignore daylight savi
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar, Final, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,9 +30,7 @@ KINDS: Final = ("cron", "interval", "once", "window", "run_event")
 DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.weekday()
 RUN_EVENTS: Final = ("succeeded", "failed", "ended")
 MAX_INTERVAL: Final = timedelta(days=366)  # "at most a year", a leap year included
-# Dates a cron expression may wait between two matches before it counts as never firing (29 Feb needs 8 years
-# across 2100; the calendar's weekdays repeat every 28 years between 1901 and 2099).
-_CRON_YEARS: Final = 30
+_EPOCH_WALL: Final = datetime(2000, 1, 1)
 _FINAL_STATES: Final = frozenset(str(state) for state in ENDED)
 # croniter's random (R) and hashed (H) fields pick their values when parsed: a schedule would fire at other times
 # each time it is read, so they are refused.
@@ -75,11 +74,21 @@ class CronTrigger:
     expression: str
     tz: ZoneInfo
     kind: ClassVar[str] = "cron"
+    # croniter expands the expression when built, most of the cost of a question (0.35 ms of 0.4): build it once
+    # and ask a shallow copy each time. A copy shares only the expanded fields, which croniter copies before it
+    # changes them; where it stands (`cur`) is the copy's own.
+    _matcher: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Raises croniter's errors for an invalid expression (parse_trigger turns them into TriggerError)."""
+        # A fixed start: croniter would otherwise read the clock; every question sets its own.
+        object.__setattr__(self, "_matcher", croniter(self.expression, _EPOCH_WALL, second_at_beginning=True))
 
     def next_fire(self, after: datetime) -> datetime | None:
         after = as_utc(after)
         # croniter walks naive wall-clock times (no daylight saving in sight); `resolve` places each one in time.
-        matches = croniter(self.expression, search_start(after, self.tz), second_at_beginning=True)
+        matches = copy.copy(self._matcher)
+        matches.set_current(search_start(after, self.tz), force=True)
         # A candidate resolves to `after` or earlier only when gap times collapse onto an earlier fire: a few steps.
         for _ in range(10_000):
             try:
@@ -248,17 +257,14 @@ def _parse_cron(spec: Mapping[str, Any], tz: ZoneInfo) -> CronTrigger:
         )
     if any(_RANDOM_FIELD.match(item) for field in fields for item in field.split(",")):
         raise TriggerError("trigger.expression", "random (R) and hashed (H) cron fields are not supported")
-    normalised = " ".join(fields)
     try:
-        # Parse and find one match from a fixed date: refuses bad syntax and expressions that never match (31 Feb).
-        croniter(
-            normalised, datetime(2000, 1, 1), second_at_beginning=True, max_years_between_matches=_CRON_YEARS
-        ).get_next(datetime)
-    except CroniterBadDateError:
-        raise TriggerError("trigger.expression", f"cron expression {expression!r} never matches a date") from None
+        trigger = CronTrigger(" ".join(fields), tz)
     except (CroniterError, ValueError, KeyError, IndexError) as error:
         raise TriggerError("trigger.expression", f"invalid cron expression {expression!r}: {error}") from None
-    return CronTrigger(normalised, tz)
+    # Syntax alone lets through expressions that match no date at all (31 February).
+    if trigger.next_fire(datetime(2000, 1, 1, tzinfo=UTC)) is None:
+        raise TriggerError("trigger.expression", f"cron expression {expression!r} never matches a date")
+    return trigger
 
 
 def _parse_interval(spec: Mapping[str, Any], tz: ZoneInfo) -> IntervalTrigger:
