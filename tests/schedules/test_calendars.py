@@ -52,8 +52,8 @@ def test_known_countries_and_subdivisions_pass_the_check() -> None:
         ("XX", None, "holidays.country"),
         ("de", None, "holidays.country"),
         ("", None, "holidays.country"),
-        ("DE", "ZZ", "holidays.subdivision"),
-        ("DE", "NY", "holidays.subdivision"),
+        ("DE", "ZZ", "holidays.subdiv"),
+        ("DE", "NY", "holidays.subdiv"),
         ("XX", "BY", "holidays.country"),
     ],
 )

@@ -26,7 +26,7 @@ _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 class CalendarError(ValueError):
-    """An invalid calendar. `field` names what is wrong ("holidays.country", "holidays.subdivision"), `message`
+    """An invalid calendar. `field` names what is wrong ("holidays.country", "holidays.subdiv"), `message`
     says why, for people."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -59,7 +59,7 @@ def check_holidays(country: str, subdiv: str | None) -> None:
         raise CalendarError("holidays.country", f"unknown country {country!r}: use an ISO 3166 code such as 'DE'")
     if subdiv is not None and (not isinstance(subdiv, str) or subdiv not in supported[country]):
         known = ", ".join(supported[country]) or "none"
-        raise CalendarError("holidays.subdivision", f"{country} has no subdivision {subdiv!r} (known: {known})")
+        raise CalendarError("holidays.subdiv", f"{country} has no subdivision {subdiv!r} (known: {known})")
 
 
 def next_allowed(trigger: Trigger, after: datetime, tz: ZoneInfo, calendars: Sequence[Calendar]) -> datetime | None:

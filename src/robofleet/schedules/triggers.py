@@ -13,6 +13,7 @@ ends alike); interval triggers step on an absolute grid and ignore daylight savi
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -71,18 +72,14 @@ class CronTrigger:
     """Fires at the local times a cron expression matches: 5 fields (minute first) or 6 (seconds first),
     e.g. "0 30 7 * * mon-fri". Parsed and matched by croniter on the local wall clock, then placed in time."""
 
-    expression: str
+    expression: str  # normalised: fields separated by one space
     tz: ZoneInfo
     kind: ClassVar[str] = "cron"
-    # croniter expands the expression when built, most of the cost of a question (0.35 ms of 0.4): build it once
-    # and ask a shallow copy each time. A copy shares only the expanded fields, which croniter copies before it
-    # changes them; where it stands (`cur`) is the copy's own.
-    _matcher: Any = field(init=False, repr=False, compare=False)
+    _matcher: Any = field(init=False, repr=False, compare=False)  # croniter's, shared: see _compile_cron
 
     def __post_init__(self) -> None:
-        """Raises croniter's errors for an invalid expression (parse_trigger turns them into TriggerError)."""
-        # A fixed start: croniter would otherwise read the clock; every question sets its own.
-        object.__setattr__(self, "_matcher", croniter(self.expression, _EPOCH_WALL, second_at_beginning=True))
+        """Raises TriggerError for an invalid expression."""
+        object.__setattr__(self, "_matcher", _compile_cron(self.expression))
 
     def next_fire(self, after: datetime) -> datetime | None:
         after = as_utc(after)
@@ -247,7 +244,15 @@ def parse_trigger(spec: Mapping[str, Any], timezone: str) -> Trigger:
 
 
 def _parse_cron(spec: Mapping[str, Any], tz: ZoneInfo) -> CronTrigger:
-    expression = _required(spec, "expression", str)
+    return CronTrigger(" ".join(_required(spec, "expression", str).split()), tz)
+
+
+# croniter expands an expression when built, most of the cost of a question (0.35 ms of 0.45), and the engine
+# parses a schedule's trigger at each fire: build each expression's matcher once (about 1.5 kB; 16,384 of them
+# are 25 MB at most) and ask a shallow copy each time. A copy shares only the expanded fields, which croniter
+# copies before it changes them; where it stands (`cur`) is the copy's own.
+@functools.lru_cache(maxsize=16_384)
+def _compile_cron(expression: str) -> Any:
     fields = expression.split()
     if len(fields) not in (5, 6):
         raise TriggerError(
@@ -258,13 +263,16 @@ def _parse_cron(spec: Mapping[str, Any], tz: ZoneInfo) -> CronTrigger:
     if any(_RANDOM_FIELD.match(item) for field in fields for item in field.split(",")):
         raise TriggerError("trigger.expression", "random (R) and hashed (H) cron fields are not supported")
     try:
-        trigger = CronTrigger(" ".join(fields), tz)
+        # A fixed start: croniter would otherwise read the clock; every question sets its own.
+        matcher = croniter(expression, _EPOCH_WALL, second_at_beginning=True)
     except (CroniterError, ValueError, KeyError, IndexError) as error:
         raise TriggerError("trigger.expression", f"invalid cron expression {expression!r}: {error}") from None
-    # Syntax alone lets through expressions that match no date at all (31 February).
-    if trigger.next_fire(datetime(2000, 1, 1, tzinfo=UTC)) is None:
-        raise TriggerError("trigger.expression", f"cron expression {expression!r} never matches a date")
-    return trigger
+    try:
+        # Syntax alone lets through expressions that match no date at all (31 February).
+        copy.copy(matcher).get_next(datetime)
+    except CroniterBadDateError:
+        raise TriggerError("trigger.expression", f"cron expression {expression!r} never matches a date") from None
+    return matcher
 
 
 def _parse_interval(spec: Mapping[str, Any], tz: ZoneInfo) -> IntervalTrigger:
