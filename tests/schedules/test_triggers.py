@@ -182,6 +182,24 @@ def test_new_york_gap_and_repeat() -> None:
     ]
 
 
+@pytest.mark.parametrize("zone", [BERLIN, NEW_YORK])
+def test_a_year_of_night_fires_in_both_zones_fires_each_local_time_once(zone: str) -> None:
+    # 01:30, 02:30 and 03:30 every night of 2027 cross both changes of each zone: every night keeps its three
+    # fires (the one in the gap moves to the gap's end), and no local time fires twice.
+    trigger = cron("0 30 1,2,3 * * *", zone)
+    tz = ZoneInfo(zone)
+    found = fires(trigger, local("2027-01-01 00:00", zone), 3 * 366)
+    year = [fire for fire in found if fire.astimezone(tz).year == 2027]
+    assert len(year) == 3 * 365
+    assert year == sorted(year)
+    walls = [fire.astimezone(tz).replace(tzinfo=None, fold=0) for fire in year]
+    assert len(set(walls)) == len(walls)
+    moved = [wall for wall in walls if wall.minute != 30]
+    gap_day = {BERLIN: datetime(2027, 3, 28, 3), NEW_YORK: datetime(2027, 3, 14, 3)}[zone]
+    assert moved == [gap_day]
+    assert all(wall.hour in (1, 2, 3) for wall in walls)
+
+
 def test_cron_spec_is_normalised() -> None:
     assert cron("  0 30 7  * * mon-fri ").spec() == {"kind": "cron", "expression": "0 30 7 * * mon-fri"}
 
@@ -287,6 +305,12 @@ def test_window_at_across_daylight_saving_days() -> None:
     new_york = window(["sun"], "00:00", "09:00", NEW_YORK)
     assert new_york.window_at(utc("2027-11-07 05:30")) == (utc("2027-11-07 04:00"), utc("2027-11-07 14:00"))
     assert new_york.window_at(utc("2027-11-07 06:30")) == (utc("2027-11-07 04:00"), utc("2027-11-07 14:00"))
+    # An end in the repeated hour is its first pass, like a start; an end in a gap is the gap's end.
+    repeated_end = window(["sun"], "00:00", "01:30", NEW_YORK)
+    assert repeated_end.window_at(utc("2027-11-07 05:00")) == (utc("2027-11-07 04:00"), utc("2027-11-07 05:30"))
+    assert repeated_end.window_at(utc("2027-11-07 06:00")) is None  # 01:00 EST, the second pass
+    gap_end = window(["sun"], "01:00", "02:30", NEW_YORK)
+    assert gap_end.window_at(utc("2027-03-14 06:30")) == (utc("2027-03-14 06:00"), utc("2027-03-14 07:00"))
 
 
 def test_a_window_starting_in_a_gap_opens_at_its_end_and_one_inside_a_gap_is_skipped() -> None:
@@ -418,7 +442,7 @@ def test_the_timezone_is_checked_for_every_kind() -> None:
         parse_trigger({"kind": "run_event", "robot": "a", "on": "failed"}, "Europe/Nowhere")
 
 
-def test_a_window_fire_is_a_day_at_most_from_its_local_start() -> None:
+def test_a_year_of_window_starts_lands_on_its_days_at_its_local_start() -> None:
     # A sanity check over a whole year: every window start lies on one of its days, at its local start or at a
     # gap's end, and never more than two weeks after the previous one.
     trigger = window(["mon", "wed", "sat"], "02:30", "03:30")
