@@ -397,6 +397,8 @@ def test_a_naive_after_is_refused() -> None:
         ({"kind": "interval", "seconds": -5}, "trigger.seconds"),
         ({"kind": "interval", "seconds": 366 * 86400 + 1}, "trigger.seconds"),
         ({"kind": "interval", "seconds": "90"}, "trigger.seconds"),
+        ({"kind": "interval", "seconds": 10**30}, "trigger.seconds"),
+        ({"kind": "interval", "seconds": 1e-9}, "trigger.seconds"),
         ({"kind": "interval", "seconds": True}, "trigger.seconds"),
         ({"kind": "interval", "seconds": float("nan")}, "trigger.seconds"),
         ({"kind": "interval", "seconds": float("inf")}, "trigger.seconds"),

@@ -31,6 +31,7 @@ KINDS: Final = ("cron", "interval", "once", "window", "run_event")
 DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.weekday()
 RUN_EVENTS: Final = ("succeeded", "failed", "ended")
 MAX_INTERVAL: Final = timedelta(days=366)  # "at most a year", a leap year included
+_UNIX_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_WALL: Final = datetime(2000, 1, 1)
 _FINAL_STATES: Final = frozenset(str(state) for state in ENDED)
 # croniter's random (R) and hashed (H) fields pick their values when parsed: a schedule would fire at other times
@@ -106,21 +107,21 @@ class IntervalTrigger:
     shift the grid, and daylight saving does not exist for it."""
 
     every: timedelta
-    start: datetime  # aware
-    start_given: bool = True  # whether the spec named the anchor (the default one is not echoed back)
+    start: datetime | None = None  # aware; None: the grid of 1970-01-01T00:00:00Z
     kind: ClassVar[str] = "interval"
 
     def next_fire(self, after: datetime) -> datetime | None:
         after = as_utc(after)
-        if after < self.start:
-            return self.start.astimezone(UTC)
-        steps = (after - self.start) // self.every + 1
-        return (self.start + steps * self.every).astimezone(UTC)
+        anchor = _UNIX_EPOCH if self.start is None else self.start
+        if after < anchor:
+            return anchor.astimezone(UTC)
+        steps = (after - anchor) // self.every + 1  # whole steps, in exact microseconds: no drift
+        return (anchor + steps * self.every).astimezone(UTC)
 
     def spec(self) -> dict[str, Any]:
         seconds = self.every.total_seconds()
         shape: dict[str, Any] = {"kind": self.kind, "seconds": int(seconds) if seconds.is_integer() else seconds}
-        if self.start_given:
+        if self.start is not None:
             shape["start"] = self.start.isoformat()
         return shape
 
@@ -244,7 +245,7 @@ def parse_trigger(spec: Mapping[str, Any], timezone: str) -> Trigger:
 
 
 def _parse_cron(spec: Mapping[str, Any], tz: ZoneInfo) -> CronTrigger:
-    return CronTrigger(" ".join(_required(spec, "expression", str).split()), tz)
+    return CronTrigger(" ".join(_required(spec, "expression").split()), tz)
 
 
 # croniter expands an expression when built, most of the cost of a question (0.35 ms of 0.45), and the engine
@@ -279,14 +280,13 @@ def _parse_interval(spec: Mapping[str, Any], tz: ZoneInfo) -> IntervalTrigger:
     seconds = spec.get("seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
         raise TriggerError("trigger.seconds", "seconds must be a number")
-    every = timedelta(seconds=seconds)
-    if every <= timedelta(0):
-        raise TriggerError("trigger.seconds", "seconds must be more than 0")
-    if every > MAX_INTERVAL:
+    # Compared as a number first: timedelta overflows on huge ones.
+    if seconds > MAX_INTERVAL.total_seconds():
         raise TriggerError("trigger.seconds", f"seconds must be at most {int(MAX_INTERVAL.total_seconds())} (a year)")
-    if spec.get("start") is None:
-        return IntervalTrigger(every, datetime(1970, 1, 1, tzinfo=UTC), start_given=False)
-    return IntervalTrigger(every, _aware_time(spec, "start"))
+    every = timedelta(seconds=seconds)
+    if every <= timedelta(0):  # also what rounds to 0 microseconds
+        raise TriggerError("trigger.seconds", "seconds must be more than 0")
+    return IntervalTrigger(every, None if spec.get("start") is None else _aware_time(spec, "start"))
 
 
 def _parse_once(spec: Mapping[str, Any], tz: ZoneInfo) -> OnceTrigger:
@@ -303,9 +303,7 @@ def _parse_window(spec: Mapping[str, Any], tz: ZoneInfo) -> WindowTrigger:
             raise TriggerError("trigger.days", f"unknown day {name!r}: expected one of {', '.join(DAYS)}")
         days.add(DAYS.index(name.strip().lower()))
     start = _clock(spec, "start")
-    end = _clock(spec, "end", allow_midnight_end=True)
-    if start is None:
-        raise TriggerError("trigger.start", "a window cannot start at 24:00")
+    end = None if _required(spec, "end").strip() in ("24:00", "24:00:00") else _clock(spec, "end")
     if end is not None and end <= start:
         raise TriggerError(
             "trigger.end",
@@ -316,9 +314,7 @@ def _parse_window(spec: Mapping[str, Any], tz: ZoneInfo) -> WindowTrigger:
 
 
 def _parse_run_event(spec: Mapping[str, Any], tz: ZoneInfo) -> RunEventTrigger:
-    robot = _required(spec, "robot", str)
-    if not robot.strip():
-        raise TriggerError("trigger.robot", "robot must name a robot")
+    robot = _required(spec, "robot")
     on = spec.get("on")
     if on not in RUN_EVENTS:
         raise TriggerError("trigger.on", f"on must be one of {', '.join(RUN_EVENTS)}, got {on!r}")
@@ -341,21 +337,22 @@ _PARSERS: Final[dict[str, _Parser]] = {
 
 
 def _refuse_unknown_fields(spec: Mapping[str, Any], known: frozenset[str]) -> None:
-    # A misspelt field ("expresion", "second") would otherwise be dropped silently and the schedule fire otherwise.
+    # A misspelt field ("expresion", "second") would otherwise be dropped silently, and the schedule fire at other
+    # times than meant.
     for name in spec:
         if name != "kind" and name not in known:
             raise TriggerError(f"trigger.{name}", f"unknown field {name!r} for a {spec['kind']} trigger")
 
 
-def _required(spec: Mapping[str, Any], name: str, kind: type[str]) -> str:
+def _required(spec: Mapping[str, Any], name: str) -> str:
     value = spec.get(name)
-    if not isinstance(value, kind) or not value.strip():
+    if not isinstance(value, str) or not value.strip():
         raise TriggerError(f"trigger.{name}", f"{name} is required (a string)")
     return value
 
 
 def _aware_time(spec: Mapping[str, Any], name: str) -> datetime:
-    text = _required(spec, name, str)
+    text = _required(spec, name)
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -367,16 +364,17 @@ def _aware_time(spec: Mapping[str, Any], name: str) -> datetime:
     return moment
 
 
-def _clock(spec: Mapping[str, Any], name: str, allow_midnight_end: bool = False) -> time | None:
-    """A local "HH:MM" or "HH:MM:SS"; None stands for "24:00" (only where `allow_midnight_end`)."""
-    text = _required(spec, name, str).strip()
-    if allow_midnight_end and text in ("24:00", "24:00:00"):
-        return None
+def _clock(spec: Mapping[str, Any], name: str) -> time:
+    """A local "HH:MM" or "HH:MM:SS"."""
+    text = _required(spec, name).strip()
     found = _CLOCK.match(text)
-    hour, minute, second = (int(found[1]), int(found[2]), int(found[3] or 0)) if found else (99, 0, 0)
-    if not (hour < 24 and minute < 60 and second < 60):
-        raise TriggerError(f"trigger.{name}", f"{name} must be a local time HH:MM (00:00 to 23:59), got {text!r}")
-    return time(hour, minute, second)
+    try:
+        if found is None:
+            raise ValueError(text)
+        return time(int(found[1]), int(found[2]), int(found[3] or 0))
+    except ValueError:  # no match, or out of range (25:00, 09:60)
+        message = f"{name} must be a local time HH:MM (00:00 to 23:59), got {text!r}"
+        raise TriggerError(f"trigger.{name}", message) from None
 
 
 def _clock_text(moment: time) -> str:
