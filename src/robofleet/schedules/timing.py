@@ -9,7 +9,12 @@ one instant; around a daylight-saving change some name none and some name two. T
 - **Repeat** (fall back, e.g. Europe/Berlin 2027-10-31 03:00 → 02:00, America/New_York 2027-11-07 02:00 → 01:00):
   a local time inside the repeated hour means its first occurrence. It fires once; nothing fires during the
   second pass of the hour.
-- Interval triggers are not local: they step on an absolute grid and ignore daylight saving entirely.
+- Windows follow the same two rules for both bounds: a window 02:30-05:00 opens at 03:00 on the spring day, one
+  lying wholly inside the gap is empty that day (skipped), and a bound in a repeated hour is its first pass. So a
+  window's real length is its local length, less a gap inside it or plus a repeat inside it.
+- Calendars judge a fire by its local date (after the rules above).
+- Interval triggers are not local: they step on an absolute grid and ignore daylight saving entirely; so do
+  one-off triggers, which name an instant with its offset.
 
 Pure functions of their arguments; the zone rules come from the IANA database through `zoneinfo`.
 """
