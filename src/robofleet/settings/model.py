@@ -109,6 +109,31 @@ class RobotConfig(Section):
     keep_leftovers: bool = False
 
 
+class ScheduleConfig(Section):
+    """A schedule declared in the settings file; the fields of POST /api/v1/schedules."""
+
+    name: str
+    target: dict[str, Any]
+    trigger: dict[str, Any]
+    timezone: str = "UTC"
+    calendars: list[str] = Field(default_factory=list)
+    enabled: bool = True
+    misfire: dict[str, Any] = Field(default_factory=dict)
+    overlap: str = "skip"
+    jitter_seconds: float = 0.0
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+
+
+class CalendarConfig(Section):
+    """A calendar of excluded days declared in the settings file; the fields of POST /api/v1/calendars."""
+
+    name: str
+    dates: list[str] = Field(default_factory=list)
+    holidays: list[dict[str, Any]] = Field(default_factory=list)
+    description: str = ""
+
+
 class RoleConfig(Section):
     name: str
     description: str = ""
@@ -144,6 +169,8 @@ class Settings(BaseSettings):
     client: ClientSettings = Field(default_factory=ClientSettings)
     roles: list[RoleConfig] = Field(default_factory=list)
     robots: list[RobotConfig] = Field(default_factory=list)
+    schedules: list[ScheduleConfig] = Field(default_factory=list)
+    calendars: list[CalendarConfig] = Field(default_factory=list)
     users: list[UserConfig] = Field(default_factory=list)
 
     @classmethod

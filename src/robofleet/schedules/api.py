@@ -1,0 +1,150 @@
+"""HTTP routes of schedules (/api/v1/schedules) and calendars (/api/v1/calendars)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from robofleet.auth.principal import Principal
+from robofleet.schedules.models import Outcome
+from robofleet.schedules.schemas import (
+    CalendarCreate,
+    CalendarOut,
+    CalendarUpdate,
+    FireOut,
+    Planned,
+    Preview,
+    ScheduleCreate,
+    ScheduleOut,
+    ScheduleUpdate,
+)
+from robofleet.schedules.service import MAX_PREVIEW, SchedulesService
+from robofleet.web.deps import Context, Cursor, Limit
+from robofleet.web.schemas import PageOut
+from robofleet.web.security import Require
+
+router = APIRouter(prefix="/api/v1", tags=["schedules"])
+
+
+async def schedules_service(ctx: Context) -> SchedulesService:
+    found = ctx.service("schedules")
+    assert isinstance(found, SchedulesService)
+    return found
+
+
+Schedules = Annotated[SchedulesService, Depends(schedules_service)]
+Read = Depends(Require("schedules:read"))
+Write = Depends(Require("schedules:write"))
+
+
+@router.get("/schedules")
+def list_schedules(
+    schedules: Schedules, principal: Principal = Read, limit: Limit = 100, cursor: Cursor = None
+) -> PageOut[ScheduleOut]:
+    return PageOut.of(schedules.list_schedules(principal, limit=limit, cursor=cursor))
+
+
+@router.post("/schedules", status_code=201)
+def create_schedule(data: ScheduleCreate, schedules: Schedules, principal: Principal = Write) -> ScheduleOut:
+    """Create a schedule; the caller must be allowed to submit its target itself."""
+    return schedules.create_schedule(principal, data)
+
+
+@router.get("/schedules/calendar")
+def planned_fires(
+    schedules: Schedules,
+    principal: Principal = Read,
+    start: datetime = Query(alias="from", description="Range start, with a UTC offset"),
+    end: datetime = Query(alias="to", description="Range end (at most 31 days after from)"),
+) -> Planned:
+    """Every planned fire of the active schedules in [from, to)."""
+    return schedules.planned(principal, start, end)
+
+
+@router.get("/schedules/{name}")
+def get_schedule(name: str, schedules: Schedules, principal: Principal = Read) -> ScheduleOut:
+    return schedules.get_schedule(principal, name)
+
+
+@router.patch("/schedules/{name}")
+def update_schedule(name: str, data: ScheduleUpdate, schedules: Schedules, principal: Principal = Write) -> ScheduleOut:
+    return schedules.update_schedule(principal, name, data)
+
+
+@router.delete("/schedules/{name}", status_code=204)
+def delete_schedule(name: str, schedules: Schedules, principal: Principal = Write) -> Response:
+    schedules.delete_schedule(principal, name)
+    return Response(status_code=204)
+
+
+@router.get("/schedules/{name}/preview")
+def preview(
+    name: str, schedules: Schedules, principal: Principal = Read, count: int = Query(20, ge=1, le=MAX_PREVIEW)
+) -> Preview:
+    """The next fires after calendars and windows."""
+    return Preview(fires=schedules.preview(principal, name, count))
+
+
+@router.post("/schedules/{name}/fire", status_code=201)
+async def fire(name: str, schedules: Schedules, principal: Principal = Write) -> FireOut:
+    """Fire the target now, as the caller; answers with the recorded fire."""
+    return await schedules.fire_now(principal, name)
+
+
+@router.post("/schedules/{name}/pause")
+def pause(name: str, schedules: Schedules, principal: Principal = Write) -> ScheduleOut:
+    return schedules.set_paused(principal, name, True)
+
+
+@router.post("/schedules/{name}/resume")
+def resume(name: str, schedules: Schedules, principal: Principal = Write) -> ScheduleOut:
+    return schedules.set_paused(principal, name, False)
+
+
+@router.get("/schedules/{name}/fires")
+async def fires(
+    name: str,
+    schedules: Schedules,
+    principal: Principal = Read,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    outcome: Outcome | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> PageOut[FireOut]:
+    """Newest first; since/until filter the planned time."""
+    page = await run_in_threadpool(
+        schedules.fires, principal, name, since=since, until=until, outcome=outcome, limit=limit, cursor=cursor
+    )
+    return PageOut.of(page)
+
+
+@router.get("/calendars")
+def list_calendars(
+    schedules: Schedules, principal: Principal = Read, limit: Limit = 100, cursor: Cursor = None
+) -> PageOut[CalendarOut]:
+    return PageOut.of(schedules.list_calendars(principal, limit=limit, cursor=cursor))
+
+
+@router.post("/calendars", status_code=201)
+def create_calendar(data: CalendarCreate, schedules: Schedules, principal: Principal = Write) -> CalendarOut:
+    return schedules.create_calendar(principal, data)
+
+
+@router.get("/calendars/{name}")
+def get_calendar(name: str, schedules: Schedules, principal: Principal = Read) -> CalendarOut:
+    return schedules.get_calendar(principal, name)
+
+
+@router.patch("/calendars/{name}")
+def update_calendar(name: str, data: CalendarUpdate, schedules: Schedules, principal: Principal = Write) -> CalendarOut:
+    return schedules.update_calendar(principal, name, data)
+
+
+@router.delete("/calendars/{name}", status_code=204)
+def delete_calendar(name: str, schedules: Schedules, principal: Principal = Write) -> Response:
+    schedules.delete_calendar(principal, name)
+    return Response(status_code=204)

@@ -1,0 +1,555 @@
+"""The engine: fires what is due, through the activity processor, and records every fire.
+
+One pass (the service's `Loop`, on the leader only) reads the schedules whose stored `next_fire_at` has come. For
+each, in ONE transaction, it moves `next_fire_at` on — only from the value it read (`store_ops.move_next`, the
+fence: a second engine that read the same value moves nothing and fires nothing) — and inserts the fire rows
+(unique per schedule and planned time). Only then is the activity submitted, and its id recorded on the row. A
+crash between the two leaves a fire row without an activity: at most once, never twice. A timer wakes the loop at
+the earliest next fire; idle, the loop passes only every SAFETY_PASS_SECONDS.
+
+Who a fire acts as: `schedule:<name>`, with the rights its owner (the schedule's last writer) has at fire time —
+the owner's current roles and the scopes of the token it wrote with — never more. An owner disabled or deleted
+since leaves the schedule broken. Schedules written by the settings file or the local CLI act as the system.
+
+Misfires (fires that fell due while no engine ran; `misfire_plan`): with `skip`, the fires later than the grace
+are recorded as ONE `skipped_misfire` row (`missed` counts the others) and a fire still within the grace fires;
+with `run_once`, all of them become ONE fire, however late. Never one fire per missed slot.
+
+Overlap, for robots.start targets whose robot has an active run: `skip` records `skipped_overlap`; `queue`
+records `queued` and fires once the robot has no active run (several queued fires are one); `parallel` starts
+anyway (the robot's max_concurrent still decides).
+
+Windows keep a robot running: inside the window it is started when it has no active run, unless its last run
+ended inside this window by a stop that was not this schedule's (a manual stop holds until a manual start or the
+next window); at the window's end its active runs are stopped safely. Run events fire the run_event schedules
+whose trigger matches a run's end, on whichever replica saw the end (the unique fire row keeps it to once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+
+from robofleet.activities.schemas import ActivityIn
+from robofleet.auth.principal import Principal, principal_for_user, system_principal
+from robofleet.auth.users import find_user
+from robofleet.errors import Invalid, NotFound, RobofleetError
+from robofleet.robots.service import TOPIC as RUNS_TOPIC
+from robofleet.robots.states import ACTIVE, ENDED
+from robofleet.schedules import store_ops
+from robofleet.schedules.calendars import Calendar as DayCalendar
+from robofleet.schedules.calendars import next_allowed
+from robofleet.schedules.checks import target_robot
+from robofleet.schedules.models import Outcome, Schedule, ScheduleFire
+from robofleet.schedules.schemas import FireOut
+from robofleet.schedules.triggers import RunEventTrigger, Trigger, TriggerError, WindowTrigger, parse_trigger
+from robofleet.store.base import utcnow
+
+if TYPE_CHECKING:
+    from robofleet.schedules.service import SchedulesService
+
+log = logging.getLogger(__name__)
+BATCH = 200  # schedules read per pass; a full batch makes the next pass come at once
+MAX_MISSED = 10_000  # missed slots counted one by one; past it the count says "at least"
+WINDOW_RECHECK_SECONDS = 2.0  # a window's robot that ended is started again this much later
+SWEEP_SECONDS = 30.0  # how often targets are checked for having gone (broken)
+WAIT_PROCESSOR_SECONDS = 0.5
+_ENDED = frozenset(str(state) for state in ENDED)
+
+
+@dataclass(frozen=True)
+class MisfirePlan:
+    """What one pass does with the slots that fell due: fire one (`fire`, standing for `fire_missed` more) and
+    record the `skipped` ones as one row."""
+
+    fire: datetime | None
+    fire_missed: int
+    skipped: tuple[datetime, ...]
+
+
+def misfire_plan(slots: Sequence[datetime], now: datetime, policy: str, grace_seconds: float) -> MisfirePlan:
+    """Pure: the due `slots` (oldest first, all at or before `now`) under the misfire `policy`."""
+    if not slots:
+        return MisfirePlan(None, 0, ())
+    if policy == "run_once":
+        return MisfirePlan(slots[-1], len(slots) - 1, ())
+    late = tuple(slot for slot in slots if (now - slot).total_seconds() > grace_seconds)
+    on_time = slots[len(late) :]
+    return MisfirePlan(on_time[-1] if on_time else None, max(len(on_time) - 1, 0), late)
+
+
+def due_slots(
+    trigger: Trigger, first: datetime, now: datetime, tz: ZoneInfo, calendars: list[DayCalendar]
+) -> list[datetime]:
+    """`first` and every later fire at or before `now` (at most MAX_MISSED)."""
+    slots = [first]
+    while len(slots) < MAX_MISSED:
+        following = next_allowed(trigger, slots[-1], tz, calendars)
+        if following is None or following > now:
+            break
+        slots.append(following)
+    return slots
+
+
+@dataclass
+class NewFire:
+    planned_at: datetime
+    action: str
+    outcome: Outcome
+    args: dict[str, Any] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+    missed: int = 0
+    id: int | None = None
+
+
+class Broken(Exception):
+    """The schedule's target, robot or owner is gone: it is marked broken with this reason."""
+
+
+class Engine:
+    def __init__(self, service: SchedulesService) -> None:
+        self.service = service
+        self.app = service.app
+        self.store = service.store
+        self._last_sweep = 0.0
+
+    # ---- pure helpers -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def trigger_of(row: Schedule) -> Trigger:
+        """A stored schedule's trigger (stored specs were checked when written)."""
+        try:
+            return parse_trigger(row.trigger, row.timezone)
+        except TriggerError as exc:
+            raise Invalid(f"schedule {row.name!r}: {exc.field}: {exc.message}") from None
+
+    @staticmethod
+    def window_now(
+        trigger: Trigger, now: datetime, tz: ZoneInfo, calendars: list[DayCalendar]
+    ) -> tuple[datetime, datetime] | None:
+        """The window `now` is in, unless a calendar excludes its day."""
+        if not isinstance(trigger, WindowTrigger):
+            return None
+        span = trigger.window_at(now)
+        if span is None or any(calendar.excludes(span[0].astimezone(tz).date()) for calendar in calendars):
+            return None
+        return span
+
+    # ---- the pass -----------------------------------------------------------------------------------------------
+
+    async def run_once(self) -> None:
+        """Fire every due schedule, then fire queued ones whose robot is free, then sleep until the next fire."""
+        if self.app.processor is None:  # serve is still starting: the processor comes right after this service
+            self.service.timers.set("next-fire", WAIT_PROCESSOR_SECONDS, self._wake)
+            return
+        now = utcnow()
+        due = await asyncio.to_thread(
+            self._read, lambda session: _with_calendars(session, store_ops.due(session, now, BATCH))
+        )
+        for row, calendars in due:
+            try:
+                await self.fire_due(row, calendars, now)
+            except RobofleetError as exc:
+                log.warning("schedule %s: its fire failed: %s", row.name, exc.message)
+        await self.fire_queued()
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._last_sweep >= SWEEP_SECONDS:
+            self._last_sweep = loop_time
+            await self.sweep_broken()
+        if len(due) >= BATCH:
+            self.service.loop.wake()
+            return
+        upcoming = await asyncio.to_thread(self._read, store_ops.next_due)
+        if upcoming is not None:
+            self.service.timers.set("next-fire", (upcoming - utcnow()).total_seconds(), self._wake)
+
+    async def _wake(self) -> None:
+        self.service.loop.wake()
+
+    def _read(self, query: Any) -> Any:
+        with self.store.transaction() as session:
+            return query(session)
+
+    async def fire_due(self, row: Schedule, calendars: list[DayCalendar], now: datetime) -> None:
+        try:
+            trigger = parse_trigger(row.trigger, row.timezone)
+            principal = await self._usable(row)
+        except (Broken, TriggerError) as exc:
+            await self._mark_broken(row, str(exc))
+            return
+        tz = ZoneInfo(row.timezone)
+        if isinstance(trigger, WindowTrigger):
+            await self._window(row, trigger, tz, calendars, now, principal)
+            return
+        if isinstance(trigger, RunEventTrigger):  # fired by run events only: nothing to wait for on the clock
+            await asyncio.to_thread(self._move, row, None, None)
+            return
+        first = row.next_planned_at or row.next_fire_at
+        assert first is not None
+        slots = due_slots(trigger, first, now, tz, calendars)
+        plan = misfire_plan(slots, now, row.misfire_policy, row.misfire_grace_seconds)
+        fires: list[NewFire] = []
+        if plan.skipped:
+            fires.append(
+                NewFire(
+                    plan.skipped[0],
+                    row.target_action,
+                    Outcome.SKIPPED_MISFIRE,
+                    error=f"{len(plan.skipped)} fire(s) from {plan.skipped[0].isoformat()} to "
+                    f"{plan.skipped[-1].isoformat()} fell due more than {row.misfire_grace_seconds:g} s ago",
+                    missed=len(plan.skipped) - 1,
+                )
+            )
+        queued_since = row.queued_since
+        if plan.fire is not None:
+            fire = await self._decide(row, plan.fire, tz, calendars)
+            fire.missed = plan.fire_missed
+            if fire.outcome == Outcome.QUEUED:
+                if queued_since is None:
+                    queued_since = plan.fire
+                else:
+                    fire = dataclasses.replace(fire, outcome=Outcome.SKIPPED_OVERLAP, error="a fire is queued already")
+            fires.append(fire)
+        planned, fire_at = plan_next(trigger, now, tz, calendars, row.jitter_seconds)
+        if not await asyncio.to_thread(self._commit, row, fires, planned, fire_at, row.window_end, queued_since):
+            return
+        for fire in fires:
+            if fire.outcome == Outcome.FIRED:
+                await self._submit(principal, row.name, fire)
+
+    async def _decide(self, row: Schedule, slot: datetime, tz: ZoneInfo, calendars: list[DayCalendar]) -> NewFire:
+        """The fire of `slot`: skipped when a calendar now excludes its day (changed since it was planned), held by
+        the overlap policy when its robot runs, else fired."""
+        day = slot.astimezone(tz).date()
+        excluded = [calendar.name for calendar in calendars if calendar.excludes(day)]
+        if excluded:
+            return NewFire(
+                slot, row.target_action, Outcome.SKIPPED_CALENDAR, error=f"{day} is excluded by {excluded[0]}"
+            )
+        robot = target_robot(row.target_action, row.target_args)
+        overlapping = row.target_action == "robots.start" and robot is not None and row.overlap != "parallel"
+        if overlapping and robot is not None and await self._active(robot):
+            if row.overlap == "skip":
+                error = f"robot {robot} has an active run"
+                return NewFire(slot, row.target_action, Outcome.SKIPPED_OVERLAP, error=error)
+            return NewFire(slot, row.target_action, Outcome.QUEUED, row.target_args)
+        return NewFire(slot, row.target_action, Outcome.FIRED, row.target_args)
+
+    # ---- windows ------------------------------------------------------------------------------------------------
+
+    async def _window(
+        self,
+        row: Schedule,
+        trigger: WindowTrigger,
+        tz: ZoneInfo,
+        calendars: list[DayCalendar],
+        now: datetime,
+        principal: Principal,
+    ) -> None:
+        robot = str(row.target_args["name"])
+        span = self.window_now(trigger, now, tz, calendars)
+        if row.window_end is not None and now >= row.window_end:
+            # The window is over: its robot's runs are stopped safely. Inside a next window already (serve was
+            # down across it, or windows touch), the next pass starts the robot again.
+            fires = []
+            if await self._active(robot):
+                fires.append(NewFire(row.window_end, "robots.stop", Outcome.FIRED, {"name": robot}))
+            planned, fire_at = (now, now) if span is not None else plan_next(trigger, now, tz, calendars, 0.0)
+            if await asyncio.to_thread(self._commit, row, fires, planned, fire_at, None, None):
+                for fire in fires:
+                    await self._submit(principal, row.name, fire)
+            return
+        if span is None:  # due, but no window now (it passed while no engine ran, or its day is excluded)
+            planned, fire_at = plan_next(trigger, now, tz, calendars, row.jitter_seconds)
+            await asyncio.to_thread(self._commit, row, [], planned, fire_at, None, None)
+            return
+        start, end = span
+        fires = []
+        if not await self._active(robot) and not await asyncio.to_thread(self._held, robot, start, principal.actor):
+            planned_at = start if row.window_end != end else now  # entering the window, or keeping it running
+            fires.append(NewFire(planned_at, "robots.start", Outcome.FIRED, {"name": robot}))
+        if await asyncio.to_thread(self._commit, row, fires, end, end, end, None):
+            for fire in fires:
+                await self._submit(principal, row.name, fire)
+
+    def _held(self, robot: str, window_start: datetime, actor: str) -> bool:
+        """Whether a manual stop holds the robot: it was stopped (stop or kill) by someone else than this schedule,
+        and its last run ended inside this window. A manual start since clears the robot's manual_stop."""
+        robots = self.service.robots
+        scheduler = system_principal("scheduler")
+        try:
+            if not robots.get_robot(scheduler, robot).manual_stop:
+                return False
+        except NotFound:
+            return False
+        runs = robots.list_runs(scheduler, robot=robot, state=None, limit=1, cursor=None).items
+        if not runs or runs[0].ended_at is None or runs[0].ended_at < window_start:
+            return False
+        stopped_by = [step.get("by") for step in runs[0].transitions if step.get("state") == "stopping"]
+        return actor not in stopped_by
+
+    # ---- run events ---------------------------------------------------------------------------------------------
+
+    async def follow_runs(self) -> None:
+        """Every run's end, as the robots service publishes it: fire the run_event schedules it matches, keep
+        windows' robots running, release queued fires."""
+        with self.app.events.subscribe(RUNS_TOPIC) as queue:
+            while True:
+                topic, payload = await queue.get()
+                if not topic:
+                    return  # the hub closed: serve is stopping
+                if payload.get("state") not in _ENDED:
+                    continue
+                try:
+                    await self.run_ended(payload)
+                except RobofleetError as exc:
+                    log.warning("a run's end could not be handled by the schedules: %s", exc.message)
+                except Exception:
+                    log.exception("a run's end could not be handled by the schedules")
+
+    async def run_ended(self, run: dict[str, Any]) -> None:
+        robot, state = str(run["robot"]), str(run["state"])
+        ended = datetime.fromisoformat(run["ended_at"]) if run.get("ended_at") else utcnow()
+        rows = await asyncio.to_thread(self._read, store_ops.all_schedules)
+        wake = False
+        for row in rows:
+            if not row.enabled or row.paused or row.broken is not None:
+                continue
+            kind = (row.trigger or {}).get("kind")
+            if kind == "run_event":
+                trigger = parse_trigger(row.trigger, row.timezone)
+                if isinstance(trigger, RunEventTrigger) and trigger.matches(robot, state):
+                    await self.fire_event(row, ended)
+            elif target_robot(row.target_action, row.target_args) == robot:
+                if kind == "window" and row.window_end is not None and utcnow() < row.window_end:
+                    at = utcnow() + timedelta(seconds=WINDOW_RECHECK_SECONDS)
+                    await asyncio.to_thread(self._recheck, row, at)
+                    wake = True
+                elif row.queued_since is not None:
+                    wake = True
+        if wake:
+            self.service.timers.set("next-fire", WINDOW_RECHECK_SECONDS, self._wake)
+
+    def _recheck(self, row: Schedule, at: datetime) -> None:
+        with self.store.transaction() as session:
+            store_ops.recheck_at(session, row.id, row.next_fire_at, at)
+
+    async def fire_event(self, row: Schedule, planned: datetime) -> None:
+        try:
+            principal = await self._usable(row)
+        except Broken as exc:
+            await self._mark_broken(row, str(exc))
+            return
+        fire = await self._decide(row, planned, ZoneInfo(row.timezone), [])
+        if fire.outcome == Outcome.QUEUED:
+            fire = dataclasses.replace(fire, outcome=Outcome.SKIPPED_OVERLAP, error="run events are not queued")
+        if await asyncio.to_thread(self._insert, row.name, [fire]) and fire.outcome == Outcome.FIRED:
+            await self._submit(principal, row.name, fire)
+
+    async def fire_manual(self, principal: Principal, row: Schedule) -> FireOut:
+        """A fire asked through the API: now, as the caller."""
+        fire = NewFire(utcnow(), row.target_action, Outcome.FIRED, row.target_args)
+        await asyncio.to_thread(self._insert, row.name, [fire])
+        await self._submit(principal, row.name, fire)
+        assert fire.id is not None
+        return await asyncio.to_thread(
+            self._read, lambda session: store_ops.fire_out(session.get(ScheduleFire, fire.id))
+        )
+
+    async def fire_queued(self) -> None:
+        """Queued fires whose robot has no active run any more: fired now, once."""
+        rows = await asyncio.to_thread(self._read, store_ops.queued)
+        for row in rows:
+            robot = target_robot(row.target_action, row.target_args)
+            if robot is None or await self._active(robot) or row.queued_since is None:
+                continue
+            try:
+                principal = await self._usable(row)
+            except Broken as exc:
+                await self._mark_broken(row, str(exc))
+                continue
+            fire = await asyncio.to_thread(self._take_queued, row, row.queued_since)
+            if fire is not None:
+                await self._submit(principal, row.name, fire)
+
+    def _take_queued(self, row: Schedule, since: datetime) -> NewFire | None:
+        with self.store.transaction() as session:
+            if not store_ops.take_queued(session, row.id, since):
+                return None
+            stored = store_ops.queued_fire(session, row.name, since)
+            if stored is None:
+                return None
+            stored.outcome = Outcome.FIRED
+            return NewFire(since, row.target_action, Outcome.FIRED, row.target_args, id=stored.id)
+
+    # ---- broken targets -----------------------------------------------------------------------------------------
+
+    async def _usable(self, row: Schedule) -> Principal:
+        """Who the schedule acts as; Broken when its action, robot or owner is gone."""
+        return await asyncio.to_thread(self._check_usable, row)
+
+    def _check_usable(self, row: Schedule) -> Principal:
+        if row.target_action not in self.service.registry:
+            raise Broken(f"its action {row.target_action} no longer exists")
+        for robot in (target_robot(row.target_action, row.target_args), (row.trigger or {}).get("robot")):
+            if robot is not None:
+                try:
+                    self.service.robots.get_robot(system_principal("scheduler"), robot)
+                except NotFound:
+                    raise Broken(f"its robot {robot} no longer exists") from None
+        return self.acting_principal(row)
+
+    def acting_principal(self, row: Schedule) -> Principal:
+        """`schedule:<name>` with its owner's rights now (see the module's docstring); Broken when the owner is
+        disabled or deleted."""
+        name = f"schedule:{row.name}"
+        if row.owner_via in ("system", "cli"):
+            return system_principal(name)
+        with self.store.transaction() as session:
+            try:
+                user = find_user(session, row.owner)
+            except NotFound:
+                raise Broken(f"its owner {row.owner} no longer exists") from None
+            if user.disabled:
+                raise Broken(f"its owner {row.owner} is disabled")
+            owner = principal_for_user(user, scopes=row.owner_scopes, via="schedule")
+        return dataclasses.replace(owner, username=name)
+
+    async def sweep_broken(self) -> None:
+        """Mark broken every schedule whose target is gone, so the API shows it before its next fire."""
+        rows = await asyncio.to_thread(self._read, store_ops.all_schedules)
+        for row in rows:
+            if row.broken is not None:
+                continue
+            try:
+                await self._usable(row)
+            except Broken as exc:
+                await self._mark_broken(row, str(exc))
+
+    async def _mark_broken(self, row: Schedule, reason: str) -> None:
+        log.warning("schedule %s is broken: %s", row.name, reason)
+
+        def write() -> None:
+            with self.store.transaction() as session:
+                store_ops.mark_broken(session, row.id, reason)
+
+        await asyncio.to_thread(write)
+
+    # ---- writes -------------------------------------------------------------------------------------------------
+
+    def _commit(
+        self,
+        row: Schedule,
+        fires: list[NewFire],
+        planned: datetime | None,
+        fire_at: datetime | None,
+        window_end: datetime | None,
+        queued_since: datetime | None,
+    ) -> bool:
+        """The fence and the fire rows in one transaction; False (nothing written) when another engine moved the
+        schedule first."""
+        try:
+            with self.store.transaction() as session:
+                moved = store_ops.move_next(
+                    session,
+                    row.id,
+                    row.next_fire_at,
+                    fire_at=fire_at,
+                    planned_at=planned,
+                    window_end=window_end,
+                    queued_since=queued_since,
+                )
+                if not moved:
+                    return False
+                _add(session, row.name, fires)
+        except IntegrityError:
+            return False  # its fire row exists: another engine fired it
+        return True
+
+    def _move(self, row: Schedule, planned: datetime | None, fire_at: datetime | None) -> bool:
+        return self._commit(row, [], planned, fire_at, row.window_end, row.queued_since)
+
+    def _insert(self, schedule: str, fires: list[NewFire]) -> bool:
+        try:
+            with self.store.transaction() as session:
+                _add(session, schedule, fires)
+        except IntegrityError:
+            return False
+        return True
+
+    async def _submit(self, principal: Principal, schedule: str, fire: NewFire) -> None:
+        """Submit the fire's activity (async mode: a robot's start does not hold the sync queue) and record its id,
+        or the reason it could not be submitted."""
+        processor = self.app.processor
+        assert processor is not None and fire.id is not None
+        key = f"schedule:{schedule}:{fire.planned_at.isoformat()}"
+        item = ActivityIn(action=fire.action, args=fire.args, mode="async", idempotency_key=key)
+        activity_id: int | None = None
+        outcome, error = Outcome.FIRED, None
+        try:
+            submitted = await processor.submit(principal, [item], batch=False)
+            activity_id = submitted[0].id
+        except RobofleetError as exc:
+            outcome, error = Outcome.FAILED, exc.message
+            log.warning("schedule %s: could not submit %s: %s", schedule, fire.action, exc.message)
+        fire_id = fire.id
+
+        def record() -> None:
+            with self.store.transaction() as session:
+                store_ops.set_fire_result(session, fire_id, activity_id=activity_id, outcome=outcome, error=error)
+
+        await asyncio.to_thread(record)
+
+    async def _active(self, robot: str) -> bool:
+        """Whether the robot has a run in an active state (asked of the robots service, state by state)."""
+
+        def ask() -> bool:
+            robots = self.service.robots
+            scheduler = system_principal("scheduler")
+            return any(
+                robots.list_runs(scheduler, robot=robot, state=state, limit=1, cursor=None).items for state in ACTIVE
+            )
+
+        return await asyncio.to_thread(ask)
+
+
+def _add(session: Any, schedule: str, fires: list[NewFire]) -> None:
+    now = utcnow()
+    for fire in fires:
+        stored = ScheduleFire(
+            schedule=schedule,
+            planned_at=fire.planned_at,
+            fired_at=now,
+            action=fire.action,
+            outcome=fire.outcome,
+            error=fire.error,
+            missed=fire.missed,
+        )
+        session.add(stored)
+        session.flush()
+        fire.id = stored.id
+
+
+def _with_calendars(session: Any, rows: list[Schedule]) -> list[tuple[Schedule, list[DayCalendar]]]:
+    return [(row, store_ops.day_calendars(session, row.calendars)) for row in rows]
+
+
+def plan_next(
+    trigger: Trigger, after: datetime, tz: ZoneInfo, calendars: list[DayCalendar], jitter_seconds: float
+) -> tuple[datetime | None, datetime | None]:
+    """(planned, fire_at): the next fire after `after` the calendars allow, and when the engine acts on it (the
+    planned time plus a random jitter up to `jitter_seconds`); (None, None) when it never fires again."""
+    planned = next_allowed(trigger, after, tz, calendars)
+    if planned is None:
+        return None, None
+    jitter = random.uniform(0, jitter_seconds) if jitter_seconds > 0 else 0.0
+    return planned, planned + timedelta(seconds=jitter)

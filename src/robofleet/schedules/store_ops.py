@@ -1,0 +1,276 @@
+"""Statements and shapes of schedules, fires and calendars: the only SQL of the schedules domain."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from robofleet.errors import NotFound
+from robofleet.schedules.calendars import Calendar as DayCalendar
+from robofleet.schedules.models import Calendar, Outcome, Schedule, ScheduleFire
+from robofleet.schedules.schemas import CalendarOut, FireOut, Holidays, LastFire, Misfire, ScheduleOut, Target
+
+_SCHEDULES: Table = Schedule.__table__  # type: ignore[assignment]
+# The fence of a fire: the next fire moves only from the value the engine read. A second engine that read the
+# same value updates no row and fires nothing.
+_MOVE_NEXT = (
+    update(_SCHEDULES)
+    .where(_SCHEDULES.c.id == bindparam("schedule_id"), _SCHEDULES.c.next_fire_at == bindparam("read_fire_at"))
+    .values(
+        next_fire_at=bindparam("new_fire_at"),
+        next_planned_at=bindparam("new_planned_at"),
+        window_end=bindparam("new_window_end"),
+        queued_since=bindparam("new_queued_since"),
+    )
+)
+
+
+def schedule_out(schedule: Schedule, last: ScheduleFire | None = None) -> ScheduleOut:
+    return ScheduleOut(
+        name=schedule.name,
+        target=Target(action=schedule.target_action, args=schedule.target_args),
+        trigger=schedule.trigger,
+        timezone=schedule.timezone,
+        calendars=schedule.calendars,
+        enabled=schedule.enabled,
+        misfire=Misfire(policy=schedule.misfire_policy, grace_seconds=schedule.misfire_grace_seconds),
+        overlap=schedule.overlap,
+        jitter_seconds=schedule.jitter_seconds,
+        description=schedule.description,
+        tags=schedule.tags,
+        next_fire_at=schedule.next_fire_at,
+        paused=schedule.paused,
+        broken=schedule.broken,
+        owner=schedule.owner,
+        from_config=schedule.from_config,
+        window_end=schedule.window_end,
+        last_fire=None if last is None else last_fire(last),
+        created_at=schedule.created_at,
+        updated_at=schedule.updated_at,
+    )
+
+
+def last_fire(fire: ScheduleFire) -> LastFire:
+    return LastFire(
+        planned_at=fire.planned_at,
+        fired_at=fire.fired_at,
+        outcome=Outcome(fire.outcome),
+        lateness_seconds=round((fire.fired_at - fire.planned_at).total_seconds(), 3),
+    )
+
+
+def fire_out(fire: ScheduleFire) -> FireOut:
+    return FireOut(
+        id=fire.id,
+        schedule=fire.schedule,
+        planned_at=fire.planned_at,
+        fired_at=fire.fired_at,
+        action=fire.action,
+        activity_id=fire.activity_id,
+        outcome=Outcome(fire.outcome),
+        error=fire.error,
+        missed=fire.missed,
+    )
+
+
+def calendar_out(calendar: Calendar) -> CalendarOut:
+    return CalendarOut(
+        name=calendar.name,
+        dates=calendar.dates,
+        holidays=[Holidays(**item) for item in calendar.holidays],
+        description=calendar.description,
+        from_config=calendar.from_config,
+        created_at=calendar.created_at,
+    )
+
+
+FIRE_ID = ScheduleFire.id
+
+
+def all_schedules_query() -> Select[Any]:
+    return select(Schedule)
+
+
+def calendars_query() -> Select[Any]:
+    return select(Calendar)
+
+
+def find_schedule(session: Session, name: str, *, lock: bool = False) -> Schedule:
+    stmt = select(Schedule).where(Schedule.name == name)
+    schedule: Schedule | None = session.scalar(stmt.with_for_update() if lock else stmt)
+    if schedule is None:
+        raise NotFound(f"no schedule named {name!r}", details={"schedule": name})
+    return schedule
+
+
+def schedule_exists(session: Session, name: str) -> bool:
+    return session.scalar(select(Schedule.id).where(Schedule.name == name)) is not None
+
+
+def find_calendar(session: Session, name: str) -> Calendar:
+    calendar: Calendar | None = session.scalar(select(Calendar).where(Calendar.name == name))
+    if calendar is None:
+        raise NotFound(f"no calendar named {name!r}", details={"calendar": name})
+    return calendar
+
+
+def calendars_named(session: Session, names: list[str]) -> dict[str, Calendar]:
+    if not names:
+        return {}
+    return {c.name: c for c in session.scalars(select(Calendar).where(Calendar.name.in_(sorted(set(names)))))}
+
+
+def calendar_exists(session: Session, name: str) -> bool:
+    return session.scalar(select(Calendar.id).where(Calendar.name == name)) is not None
+
+
+def schedules_using_calendar(session: Session, name: str) -> list[Schedule]:
+    # JSON lists are not indexed alike on both stores; calendars are few and schedules read once here.
+    return [s for s in session.scalars(select(Schedule)) if name in (s.calendars or [])]
+
+
+def last_fires(session: Session, names: list[str]) -> dict[str, ScheduleFire]:
+    """The newest fire of each of `names`."""
+    if not names:
+        return {}
+    newest = select(func.max(ScheduleFire.id)).where(ScheduleFire.schedule.in_(names)).group_by(ScheduleFire.schedule)
+    return {fire.schedule: fire for fire in session.scalars(select(ScheduleFire).where(ScheduleFire.id.in_(newest)))}
+
+
+def fires_query(schedule: str, *, since: datetime | None, until: datetime | None, outcome: str | None) -> Select[Any]:
+    stmt = select(ScheduleFire).where(ScheduleFire.schedule == schedule)
+    if since is not None:
+        stmt = stmt.where(ScheduleFire.planned_at >= since)
+    if until is not None:
+        stmt = stmt.where(ScheduleFire.planned_at < until)
+    if outcome is not None:
+        stmt = stmt.where(ScheduleFire.outcome == outcome)
+    return stmt
+
+
+def run_event_schedules(session: Session) -> list[Schedule]:
+    """Every schedule with a run_event trigger (for the chain's cycle check and the event handler)."""
+    return [s for s in session.scalars(select(Schedule)) if (s.trigger or {}).get("kind") == "run_event"]
+
+
+def all_schedules(session: Session) -> list[Schedule]:
+    return list(session.scalars(select(Schedule).order_by(Schedule.id)))
+
+
+def due(session: Session, now: datetime, limit: int) -> list[Schedule]:
+    """Active schedules whose next fire is at or before `now`, earliest first."""
+    stmt = (
+        select(Schedule)
+        .where(
+            Schedule.next_fire_at <= now,
+            Schedule.enabled.is_(True),
+            Schedule.paused.is_(False),
+            Schedule.broken.is_(None),
+        )
+        .order_by(Schedule.next_fire_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def queued(session: Session) -> list[Schedule]:
+    """Schedules holding a fire until their robot's active run ends."""
+    return list(session.scalars(select(Schedule).where(Schedule.queued_since.is_not(None), Schedule.broken.is_(None))))
+
+
+def next_due(session: Session) -> datetime | None:
+    """The earliest next fire of an active schedule: when the engine must wake."""
+    stmt = select(func.min(Schedule.next_fire_at)).where(
+        and_(Schedule.enabled.is_(True), Schedule.paused.is_(False), Schedule.broken.is_(None))
+    )
+    value: datetime | None = session.scalar(stmt)
+    if value is not None and value.tzinfo is None:  # SQLite's min() may come back without its zone
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def move_next(
+    session: Session,
+    schedule_id: int,
+    read_fire_at: datetime | None,
+    *,
+    fire_at: datetime | None,
+    planned_at: datetime | None,
+    window_end: datetime | None,
+    queued_since: datetime | None,
+) -> bool:
+    """Move a schedule's next fire from `read_fire_at` (the fence); False when another engine moved it first."""
+    result = session.execute(
+        _MOVE_NEXT,
+        {
+            "schedule_id": schedule_id,
+            "read_fire_at": read_fire_at,
+            "new_fire_at": fire_at,
+            "new_planned_at": planned_at,
+            "new_window_end": window_end,
+            "new_queued_since": queued_since,
+        },
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def day_calendar(calendar: Calendar) -> DayCalendar:
+    """A stored calendar as the timing rules read it."""
+    return DayCalendar(
+        name=calendar.name,
+        dates=frozenset(date.fromisoformat(day) for day in calendar.dates),
+        holidays=tuple((item["country"], item.get("subdiv")) for item in calendar.holidays),
+    )
+
+
+def day_calendars(session: Session, names: list[str]) -> list[DayCalendar]:
+    """The calendars `names` for the timing rules; those deleted since are left out."""
+    found = calendars_named(session, names)
+    return [day_calendar(found[name]) for name in names if name in found]
+
+
+def delete_fires(session: Session, schedule: str) -> None:
+    session.execute(delete(ScheduleFire).where(ScheduleFire.schedule == schedule))
+
+
+def take_queued(session: Session, schedule_id: int, read: datetime) -> bool:
+    """Clear a schedule's queued fire if it is still the one read (the fence of a queued fire)."""
+    result = session.execute(
+        update(_SCHEDULES)
+        .where(_SCHEDULES.c.id == schedule_id, _SCHEDULES.c.queued_since == read)
+        .values(queued_since=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def queued_fire(session: Session, schedule: str, planned_at: datetime) -> ScheduleFire | None:
+    stmt = select(ScheduleFire).where(
+        ScheduleFire.schedule == schedule, ScheduleFire.planned_at == planned_at, ScheduleFire.outcome == "queued"
+    )
+    fire: ScheduleFire | None = session.scalar(stmt)
+    return fire
+
+
+def set_fire_result(
+    session: Session, fire_id: int, *, activity_id: int | None, outcome: str, error: str | None
+) -> None:
+    fire = session.get(ScheduleFire, fire_id)
+    if fire is not None:
+        fire.activity_id, fire.outcome, fire.error = activity_id, outcome, error
+
+
+def mark_broken(session: Session, schedule_id: int, reason: str) -> None:
+    session.execute(update(_SCHEDULES).where(_SCHEDULES.c.id == schedule_id).values(broken=reason))
+
+
+def recheck_at(session: Session, schedule_id: int, read: datetime | None, at: datetime) -> bool:
+    """Bring a schedule's next fire forward to `at` (a window's robot ended inside its window)."""
+    result = session.execute(
+        update(_SCHEDULES)
+        .where(_SCHEDULES.c.id == schedule_id, _SCHEDULES.c.next_fire_at == read)
+        .values(next_fire_at=at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
