@@ -258,8 +258,9 @@ def test_a_reader_scoped_to_some_robots_reads_their_logs_only(
 ) -> None:
     role = {"name": "billing-logs", "permissions": ["logs:read"], "robot_globs": ["billing-*"], "robot_tags": ["fin"]}
     assert client.post("/api/v1/roles", headers=bearer(admin_token), json=role).status_code == 201
-    robot = {"name": "crm", "argv": ["true"], "tags": ["fin"]}
-    assert client.post("/api/v1/robots", headers=bearer(admin_token), json=robot).status_code == 201
+    # Robots in and out of the reader's scope exist: the narrowing must not widen to every robot defined.
+    for robot in ({"name": "crm", "argv": ["true"], "tags": ["fin"]}, {"name": "hr", "argv": ["true"]}):
+        assert client.post("/api/v1/robots", headers=bearer(admin_token), json=robot).status_code == 201
     sources = ["robot:billing-a", "robot:hr", "robot:crm", "orchestrator", "agent:pc-01", "robot:billing-b"]
     post(client, admin_token, [{"message": f"from {source}", "source": source} for source in sources])
     reader = make_user("bl", ["billing-logs"])

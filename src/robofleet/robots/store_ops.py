@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
@@ -182,9 +183,16 @@ def robot_scope_of(session: Session, principal: Principal, permission: str) -> R
     scope = robot_scope(principal.grants, permission)
     if scope is None:
         return None
+    globs, scope_tags = scope
     rows = session.execute(select(Robot.name, Robot.tags)).all()
-    names = frozenset(name for name, tags in rows if principal.can(permission, RobotRef(name, tuple(tags or ()))))
-    return RobotScope(names, scope[0])
+    # The grants' own globs and tags, not principal.can: a grant narrows robots:* permissions only when asked about
+    # one robot, while here any narrowed permission counts (logs:read of some robots reads their logs only).
+    names = frozenset(
+        name
+        for name, tags in rows
+        if any(fnmatchcase(name, glob) for glob in globs) or set(scope_tags) & set(tags or ())
+    )
+    return RobotScope(names, globs)
 
 
 class PauseRecord(NamedTuple):
