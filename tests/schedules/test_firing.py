@@ -1,0 +1,79 @@
+"""The engine fires real robots on a real `robofleet serve`: an interval, a one-off, a chain A → B, each fire
+recorded with its planned and actual time, its activity and its outcome."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+
+import pytest
+
+from tests.conftest import StartServe, wait_until
+from tests.schedules.conftest import SchedulesApi, at, counter, serve_env
+
+pytestmark = pytest.mark.slow
+
+
+def test_an_interval_of_two_seconds_starts_a_real_robot_each_time(store_url: str, start_serve: StartServe) -> None:
+    serve = start_serve(env=serve_env(store_url))
+    api = SchedulesApi(serve.api())
+    api.robot("tick", counter(0.5))
+    made = api.schedule(
+        "every-2s", {"kind": "interval", "seconds": 2}, {"action": "robots.start", "args": {"name": "tick"}}
+    )
+    assert made["next_fire_at"] is not None
+    fires = api.wait_fires("every-2s", 3, timeout=15)[:3]
+    assert [fire["outcome"] for fire in fires] == ["fired"] * 3
+    planned = [at(fire["planned_at"]) for fire in fires]
+    assert [b - a for a, b in pairwise(planned)] == [timedelta(seconds=2)] * 2
+    for fire in fires:
+        assert (at(fire["fired_at"]) - at(fire["planned_at"])).total_seconds() < 1.0, fire
+        activity = wait_until(
+            lambda fire=fire: found if (found := api.activity(fire["activity_id"]))["state"] == "succeeded" else None,
+            10,
+        )
+        assert activity["action"] == "robots.start" and activity["requested_by"] == "schedule:every-2s"
+    runs = wait_until(
+        lambda: found if len(found := [r for r in api.runs("tick") if r["state"] == "succeeded"]) >= 3 else None, 15
+    )
+    assert all(run["requested_by"] == "schedule:every-2s" for run in runs)
+    shown = api.get("every-2s")
+    assert shown["last_fire"]["outcome"] == "fired" and shown["last_fire"]["lateness_seconds"] < 1.0
+
+
+def test_a_one_off_fires_once_then_never_again(store_url: str, start_serve: StartServe) -> None:
+    serve = start_serve(env=serve_env(store_url))
+    api = SchedulesApi(serve.api())
+    api.robot("once-bot", counter(0.3))
+    when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    api.schedule(
+        "one-off", {"kind": "once", "at": when.isoformat()}, {"action": "robots.start", "args": {"name": "once-bot"}}
+    )
+    [fire] = api.wait_fires("one-off", 1, timeout=15)
+    assert at(fire["planned_at"]) == when and fire["outcome"] == "fired"
+    run = wait_until(lambda: api.runs("once-bot"), 10)[0]
+    assert run["requested_by"] == "schedule:one-off"
+    assert api.get("one-off")["next_fire_at"] is None
+    assert len(api.fires("one-off")) == 1
+
+
+def test_a_chain_starts_b_when_a_succeeds(store_url: str, start_serve: StartServe) -> None:
+    serve = start_serve(env=serve_env(store_url))
+    api = SchedulesApi(serve.api())
+    api.robot("chain-a", counter(0.3))
+    api.robot("chain-b", counter(0.3))
+    api.schedule(
+        "a-then-b",
+        {"kind": "run_event", "robot": "chain-a", "on": "succeeded"},
+        {"action": "robots.start", "args": {"name": "chain-b"}},
+    )
+    assert api.get("a-then-b")["next_fire_at"] is None  # fired by run events only
+    run_a = serve.api().post("/api/v1/robots/chain-a/start").json()
+    run_b = wait_until(lambda: api.runs("chain-b"), 15)[0]
+    assert run_b["requested_by"] == "schedule:a-then-b"
+    ended_a = wait_until(lambda: found if (found := api.runs("chain-a")[0])["state"] == "succeeded" else None, 10)
+    [fire] = api.wait_fires("a-then-b", 1)
+    assert at(fire["planned_at"]) == at(ended_a["ended_at"]) and fire["outcome"] == "fired"
+    assert ended_a["id"] == run_a["id"]
+    b_done = wait_until(lambda: found if (found := api.runs("chain-b")[0])["state"] == "succeeded" else None, 10)
+    assert b_done["id"] == run_b["id"] and len(api.runs("chain-b")) == 1  # b's own end starts nothing
