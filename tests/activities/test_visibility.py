@@ -64,3 +64,28 @@ def test_only_the_requester_or_a_holder_of_the_permission_cancels(
     ).json()["items"]
     assert audit and audit[0]["target"] == str(admins["id"])
     assert client.post(f"/api/v1/activities/{admins['id']}/cancel", headers=bearer(admin_token)).status_code == 200
+
+
+def test_a_reader_narrowed_to_some_robots_sees_only_their_activities(
+    client: TestClient, admin_token: str, make_user: MakeUser
+) -> None:
+    for name in ("billing-a", "hr-payroll"):
+        made = client.post("/api/v1/robots", headers=bearer(admin_token), json={"name": name, "argv": ["true"]})
+        assert made.status_code == 201, made.text
+    hr = submit(client, admin_token, {"action": "robots.get", "args": {"name": "hr-payroll"}}, 10)
+    billing = submit(client, admin_token, {"action": "robots.get", "args": {"name": "billing-a"}}, 10)
+    listed = submit(client, admin_token, {"action": "robots.list"}, 10)
+    failed = submit(
+        client, admin_token, {"action": "users.create", "args": {"username": "root-admin", "password": "x" * 12}}, 10
+    )
+    assert hr["result"]["name"] == "hr-payroll" and failed["state"] == "failed"
+    role = {"name": "billing-ops", "permissions": ["robots:*", "activities:read"], "robot_globs": ["billing-*"]}
+    assert client.post("/api/v1/roles", headers=bearer(admin_token), json=role).status_code == 201
+    reader = make_user("bo", ["billing-ops"])
+    items = {item["id"]: item for item in client.get("/api/v1/activities", headers=bearer(reader)).json()["items"]}
+    assert items[billing["id"]]["result"]["name"] == "billing-a"
+    for hidden in (hr, listed):
+        assert items[hidden["id"]]["result"] is None and "withheld" in items[hidden["id"]]["args"]
+    assert "hr-payroll" not in str(items[hr["id"]]) and "hr-payroll" not in str(items[listed["id"]])
+    # A failure's words can name what the reader may not see (here: that a user exists).
+    assert items[failed["id"]]["error"] == {"code": failed["error"]["code"], "message": "withheld"}
