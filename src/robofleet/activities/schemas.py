@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from robofleet.activities.models import ActivityState
+from robofleet.store.text import refuse_nul
 
 
 class ActivityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    _no_nul = model_validator(mode="before")(refuse_nul)
 
     action: str = Field(min_length=1, max_length=128)
     args: dict[str, Any] = Field(default_factory=dict)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from robofleet.store.text import refuse_nul
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
 # An agent's name: it appears in paths (/agents/{name}) and log sources (agent:<name>), so no '/' and no spaces.
@@ -16,6 +18,8 @@ Password = Annotated[str, Field(min_length=8, max_length=1024)]
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    _no_nul = model_validator(mode="before")(refuse_nul)
 
 
 class UserCreate(Input):

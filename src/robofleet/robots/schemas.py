@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from robofleet.robots.states import RunState
+from robofleet.store.text import refuse_nul
 
 RobotName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
@@ -22,6 +23,8 @@ class RestartPolicy(BaseModel):
 
 class RobotFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    _no_nul = model_validator(mode="before")(refuse_nul)
     agent: str = Field("local", min_length=1, max_length=64)
     argv: list[str] = Field(min_length=1, max_length=200)
     cwd: str | None = Field(None, max_length=1024)
@@ -44,6 +47,8 @@ class RobotCreate(RobotFields):
 
 class RobotUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    _no_nul = model_validator(mode="before")(refuse_nul)
     agent: str | None = Field(None, min_length=1, max_length=64)
     argv: list[str] | None = Field(None, min_length=1, max_length=200)
     cwd: str | None = Field(None, max_length=1024)
