@@ -227,8 +227,12 @@ def test_a_malformed_hello_is_refused_with_a_reason_and_no_traceback(start_serve
     for first in ("[1, 2]", deep, '"hello"', "not json", b"\x00binary"):
         code, reason = refused(serve, token, first)
         assert code == 4400 and reason == "expected a hello (a JSON object)", (first[:10], code, reason)
-    code, reason = refused(serve, token, hello("pc/05"))
-    assert code == 4400 and "agent name" in reason
+    for name in ("pc/05", "pc\u0000x"):
+        code, reason = refused(serve, token, hello(name))
+        assert code == 4400 and "agent name" in reason, (name, code, reason)
+    with serve.api() as api:
+        audit = api.get("/api/v1/audit", params={"action": "agent.connect", "outcome": "denied"}).json()["items"]
+    assert {record["target"] for record in audit} == {"pc/05", "pc\\u0000x"}
 
     async def malformed_after_welcome() -> tuple[int, str]:
         async with websockets.connect(url_of(serve), additional_headers={"Authorization": f"Bearer {token}"}) as ws:

@@ -28,6 +28,7 @@ from robofleet.auth.principal import Principal
 from robofleet.auth.tokens import authenticate_token, cached_principal
 from robofleet.errors import Conflict, RobofleetError, StoreUnavailable
 from robofleet.store import Store
+from robofleet.store.text import NUL
 from robofleet.web.context import context_of
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ async def connect(socket: WebSocket) -> None:
     refusal = hello_refusal(hello, principal, hub)
     if refusal is not None:
         code, why = refusal
-        asked = str(hello.get("name"))[:64]
+        asked = str(hello.get("name"))[:64].replace(NUL, "\\u0000")  # the audit's store cannot hold a NUL
         log.warning("agent connection of %s as %r refused: %s", principal.username, asked, why)
         details = {"reason": why}
         await run_in_threadpool(record_alone, context.store, principal, "agent.connect", asked, "denied", details)
