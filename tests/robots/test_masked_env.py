@@ -76,3 +76,27 @@ def test_a_mask_that_stands_for_no_stored_secret_is_refused_by_name(
     refused = client.post("/api/v1/robots", headers=bearer(admin_token), json=copy)
     assert refused.status_code == 422 and refused.json()["error"]["details"]["keys"] == ["API_TOKEN"]
     assert client.get("/api/v1/robots/billing-2", headers=bearer(admin_token)).status_code == 404
+
+
+def test_passwords_in_urls_and_common_secret_names_are_masked_too(
+    client: TestClient, admin_token: str, store: Store, robots: RobotsApi
+) -> None:
+    env = {
+        "DATABASE_URL": "postgresql://robot:urlpw-secret@db.example/erp",
+        "MYSQL_PWD": "mysqlpw-secret",
+        "SMTP_AUTH": "authsecret",
+        "ORACLE_DSN": "dsn-secret",
+        "XAUTHORITY": "/run/user/1000/xauth",  # a path a graphical robot needs, not a secret
+        "HOMEPAGE": "https://example.com/a@b",
+    }
+    robots.make("urlenv", SHOW_TOKEN, env=env)
+    shown = client.get("/api/v1/robots/urlenv", headers=bearer(admin_token)).json()["env"]
+    assert shown == {
+        **{name: MASK for name in ("DATABASE_URL", "MYSQL_PWD", "SMTP_AUTH", "ORACLE_DSN")},
+        "XAUTHORITY": env["XAUTHORITY"],
+        "HOMEPAGE": env["HOMEPAGE"],
+    }
+    assert "secret" not in str(shown)
+    kept = patch(client, admin_token, "urlenv", env={**shown, "HOMEPAGE": "https://example.org"})
+    assert kept.status_code == 200, kept.text
+    assert stored_env(store, "urlenv") == {**env, "HOMEPAGE": "https://example.org"}

@@ -61,8 +61,10 @@ def test_the_process_manager_drops_its_settings_but_keeps_what_it_is_given(
     monkeypatch.setenv("robofleet_store__url", STORE_WITH_PASSWORD)  # settings are read whatever their case
     monkeypatch.setenv("ROBOFLEET_ROBOT", "inherited, not this run's")
     monkeypatch.setenv("NOT_A_SETTING", "inherited")
-    for name in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "aws_session_token"):
+    for name in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "aws_session_token", "MYSQL_PWD"):
         monkeypatch.setenv(name, f"{SENTINEL}-{name}")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://erp:{SENTINEL}@db.invalid/erp")
+    monkeypatch.setenv("XAUTHORITY", "/run/user/1000/xauth")
     manager = ProcessManager(tmp_path / "state")
     target = tmp_path / "env.json"
     given = {"ROBOFLEET_ROBOT": "given", "ROBOFLEET_OWN": "the definition's", "API_TOKEN": "the robot's own secret"}
@@ -76,6 +78,7 @@ def test_the_process_manager_drops_its_settings_but_keeps_what_it_is_given(
     assert SENTINEL not in target.read_text() and "db-password-not-real" not in target.read_text()
     # Secrets set for the orchestrator stay there; a robot gets the secrets of its own definition.
     assert env["API_TOKEN"] == "the robot's own secret" and "PGPASSWORD" not in env
+    assert env["XAUTHORITY"] == "/run/user/1000/xauth"
 
 
 @pytest.mark.slow

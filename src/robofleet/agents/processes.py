@@ -56,7 +56,7 @@ def robot_environment(inherited: Mapping[str, str], given: Mapping[str, str]) ->
     kept = {
         name: value
         for name, value in inherited.items()
-        if not name.upper().startswith(SETTINGS_PREFIX) and not looks_secret(name)
+        if not name.upper().startswith(SETTINGS_PREFIX) and not looks_secret(name, value)
     }
     return {**kept, **given}
 

@@ -52,7 +52,7 @@ def refuse_carried_secrets(
 ) -> None:
     """Invalid (422, code `secret_not_kept`) when a change of `moved` (relocating fields) would keep a stored secret
     env value: one sent back as the mask, or every stored one when the env is not sent at all."""
-    secrets = [key for key, value in stored_env.items() if looks_secret(key) and value]
+    secrets = [key for key, value in stored_env.items() if looks_secret(key, value) and value]
     carried = secrets if submitted_env is None else [key for key in secrets if submitted_env.get(key) == MASK]
     if not carried:
         return
