@@ -151,12 +151,18 @@ def agent_token(token_file: Path | None, token: str | None, from_environment: st
         fail("give the token one way: --token-file or --token")
     if token_file is not None:
         try:
-            if token_file.stat().st_mode & 0o077:
-                typer.echo(f"robofleet: warning: {token_file} is readable by other users; chmod 600 it", err=True)
+            mode = token_file.stat().st_mode
             secret = token_file.read_text().strip()
         except OSError as exc:
             fail(f"cannot read the token file {token_file}: {exc.strerror}")
+        # As ssh does with a key: a token others can read is a token others have.
+        if mode & 0o077:
+            fail(f"the token file {token_file} is open to other users (mode {mode & 0o777:o}): chmod 600 it")
     else:
+        if token is not None:
+            typer.echo(
+                "robofleet: warning: --token shows the token to every local user (ps); use --token-file", err=True
+            )
         secret = (token if token is not None else from_environment or "").strip()
     if not secret:
         fail(f"no token: give --token-file PATH or set {AGENT_TOKEN_ENV}")

@@ -155,6 +155,11 @@ def test_the_agent_command_says_how_to_give_a_token(run_cli: RunCli, tmp_path: P
     assert unreadable.returncode == 1 and "cannot read the token file" in unreadable.stderr
     both = run_cli(*server, "--token-file", str(tmp_path / "nowhere"), "--token", "rf_x")
     assert both.returncode == 1 and "one way" in both.stderr
+    open_file = tmp_path / "pc.token"
+    open_file.write_text("rf_not-a-real-token\n")
+    open_file.chmod(0o644)
+    refused = run_cli(*server, "--token-file", str(open_file))
+    assert refused.returncode == 1 and "chmod 600" in refused.stderr and "rf_not" not in refused.stderr
 
 
 def test_an_agent_cannot_end_or_speak_for_another_agents_run(start_serve: StartServe) -> None:
