@@ -151,6 +151,7 @@ class Engine:
         if self.app.processor is None:  # serve is still starting: the processor comes right after this service
             self.service.timers.set("next-fire", WAIT_PROCESSOR_SECONDS, self._wake)
             return
+        await self.fire_queued()  # first: a queued fire goes before a new fire of the same schedule
         now = utcnow()
         due = await asyncio.to_thread(
             self._read, lambda session: _with_calendars(session, store_ops.due(session, now, BATCH))
@@ -160,7 +161,6 @@ class Engine:
                 await self.fire_due(row, calendars, now)
             except RobofleetError as exc:
                 log.warning("schedule %s: its fire failed: %s", row.name, exc.message)
-        await self.fire_queued()
         loop_time = asyncio.get_running_loop().time()
         if loop_time - self._last_sweep >= SWEEP_SECONDS:
             self._last_sweep = loop_time
@@ -320,7 +320,7 @@ class Engine:
         robot, state = str(run["robot"]), str(run["state"])
         ended = datetime.fromisoformat(run["ended_at"]) if run.get("ended_at") else utcnow()
         rows = await asyncio.to_thread(self._read, store_ops.all_schedules)
-        wake = False
+        wake: float | None = None
         for row in rows:
             if not row.enabled or row.paused or row.broken is not None:
                 continue
@@ -333,11 +333,11 @@ class Engine:
                 if kind == "window" and row.window_end is not None and utcnow() < row.window_end:
                     at = utcnow() + timedelta(seconds=WINDOW_RECHECK_SECONDS)
                     await asyncio.to_thread(self._recheck, row, at)
-                    wake = True
+                    wake = min(wake or WINDOW_RECHECK_SECONDS, WINDOW_RECHECK_SECONDS)
                 elif row.queued_since is not None:
-                    wake = True
-        if wake:
-            self.service.timers.set("next-fire", WINDOW_RECHECK_SECONDS, self._wake)
+                    wake = 0.0  # its queued fire may go now
+        if wake is not None:
+            self.service.timers.set("run-ended", wake, self._wake)
 
     def _recheck(self, row: Schedule, at: datetime) -> None:
         with self.store.transaction() as session:
