@@ -21,7 +21,7 @@ from robofleet.schedules.service import SchedulesService
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.web.app import create_app
-from tests.conftest import bearer, wait_until
+from tests.conftest import MakeUser, bearer, wait_until
 
 ECHO = {"action": "system.echo", "args": {"message": "hi"}}
 
@@ -73,6 +73,30 @@ def test_a_schedule_whose_robot_is_gone_is_broken_and_fires_nothing(api: Api) ->
         "/api/v1/schedules/orphan", headers=api.headers, json={"trigger": {"kind": "once", "at": later}}
     ).json()
     assert healed["broken"] is None and healed["next_fire_at"] is not None
+
+
+def test_a_sweep_marks_broken_the_schedules_whose_robot_or_owner_is_gone(
+    client: TestClient, api: Api, context: Orchestrator, make_user: MakeUser
+) -> None:
+    api.post("/api/v1/robots", {"name": "leaving", "argv": counter(0.2)})
+    api.post("/api/v1/robots", {"name": "staying", "argv": counter(0.2)})
+    nightly = {"kind": "cron", "expression": "0 0 3 * * *"}
+    api.post("/api/v1/schedules", {"name": "of-leaving", "trigger": nightly, "target": start_of("leaving")})
+    operator = Api(client, make_user("olga", ["operator"]))
+    operator.post("/api/v1/schedules", {"name": "of-olga", "trigger": nightly, "target": start_of("staying")})
+    assert api.client.delete("/api/v1/robots/leaving", headers=api.headers).status_code == 204
+    assert api.client.patch("/api/v1/users/olga", headers=api.headers, json={"disabled": True}).is_success
+    service = context.service("schedules")
+    assert isinstance(service, SchedulesService)
+    client.portal.call(service.engine.sweep_broken)  # type: ignore[union-attr]
+    assert api.get("/api/v1/schedules/of-leaving")["broken"] == "its robot leaving no longer exists"
+    assert api.get("/api/v1/schedules/of-olga")["broken"] == "its owner olga is disabled"
+    listed = {item["name"]: item["broken"] for item in api.get("/api/v1/schedules")["items"]}
+    assert listed == {"of-leaving": "its robot leaving no longer exists", "of-olga": "its owner olga is disabled"}
+
+
+def start_of(robot: str) -> dict[str, Any]:
+    return {"action": "robots.start", "args": {"name": robot}}
 
 
 def test_overlap_skip_and_queue_when_the_robot_is_running(api: Api) -> None:

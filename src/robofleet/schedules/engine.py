@@ -425,15 +425,43 @@ class Engine:
         return dataclasses.replace(owner, username=name)
 
     async def sweep_broken(self) -> None:
-        """Mark broken every schedule whose target is gone, so the API shows it before its next fire."""
+        """Mark broken every schedule whose action, robot or owner is gone, so the API shows it before its next
+        fire (one read of the robots and of each owner per sweep)."""
         rows = await asyncio.to_thread(self._read, store_ops.all_schedules)
+        robots = await asyncio.to_thread(self._robot_names)
+        owners: dict[str, str | None] = {}
         for row in rows:
             if row.broken is not None:
                 continue
-            try:
-                await self._usable(row)
-            except Broken as exc:
-                await self._mark_broken(row, str(exc))
+            reason = None
+            if row.target_action not in self.service.registry:
+                reason = f"its action {row.target_action} no longer exists"
+            for robot in (target_robot(row.target_action, row.target_args), (row.trigger or {}).get("robot")):
+                if reason is None and robot is not None and robot not in robots:
+                    reason = f"its robot {robot} no longer exists"
+            if reason is None and row.owner_via not in ("system", "cli"):
+                if row.owner not in owners:
+                    owners[row.owner] = await asyncio.to_thread(self._owner_gone, row)
+                reason = owners[row.owner]
+            if reason is not None:
+                await self._mark_broken(row, reason)
+
+    def _robot_names(self) -> set[str]:
+        robots, cursor = self.service.robots, None
+        names: set[str] = set()
+        while True:
+            page = robots.list_robots(system_principal("scheduler"), limit=500, cursor=cursor)
+            names.update(robot.name for robot in page.items)
+            if page.next_cursor is None:
+                return names
+            cursor = page.next_cursor
+
+    def _owner_gone(self, row: Schedule) -> str | None:
+        try:
+            self.acting_principal(row)
+        except Broken as exc:
+            return str(exc)
+        return None
 
     async def _mark_broken(self, row: Schedule, reason: str) -> None:
         log.warning("schedule %s is broken: %s", row.name, reason)

@@ -155,6 +155,9 @@ class SchedulesService:
     ) -> Page[FireOut]:
         """The schedule's fires, newest first."""
         principal.require("schedules:read")
+        for field, moment in (("since", since), ("until", until)):
+            if moment is not None and moment.tzinfo is None:
+                raise invalid(field, "give a time with a UTC offset, e.g. 2026-01-05T00:00:00Z")
         with self.store.transaction() as session:
             self._find_visible(session, principal, name)
             stmt = store_ops.fires_query(name, since=since, until=until, outcome=outcome)
