@@ -1,0 +1,40 @@
+// Schedules pages: show only the fields of the chosen trigger kind and cron shape, the robot picker for robots.*
+// actions, and filter the schedules table ("/" focuses the box; the rows it hides stay hidden when they refresh).
+(function () {
+  "use strict";
+  function showKinds(form) {
+    const kind = form.querySelector("[data-kind-select]");
+    const mode = form.querySelector("[data-mode-select]");
+    const action = form.querySelector("[data-action-input]");
+    form.querySelectorAll("[data-kind]").forEach(function (box) {
+      box.hidden = !!kind && box.dataset.kind !== kind.value;
+    });
+    form.querySelectorAll("[data-modes]").forEach(function (box) {
+      box.hidden = !!mode && box.dataset.modes.split(" ").indexOf(mode.value) < 0;
+    });
+    form.querySelectorAll("[data-robot-picker]").forEach(function (box) {
+      box.hidden = !!action && action.value.indexOf("robots.") !== 0;
+    });
+  }
+  function filterRows() {
+    const box = document.getElementById("schedule-filter");
+    if (!box) return;
+    const words = box.value.toLowerCase().split(/\s+/).filter(Boolean);
+    document.querySelectorAll("#schedules tr[data-search]").forEach(function (row) {
+      const text = row.dataset.search.toLowerCase();
+      row.hidden = !words.every(function (word) { return text.indexOf(word) >= 0; });
+    });
+  }
+  function start() {
+    document.querySelectorAll("form.schedule-form").forEach(function (form) {
+      showKinds(form);
+      form.addEventListener("change", function () { showKinds(form); });
+      form.addEventListener("input", function () { showKinds(form); });
+    });
+    const box = document.getElementById("schedule-filter");
+    if (box) box.addEventListener("input", filterRows);
+    document.body.addEventListener("htmx:afterSwap", filterRows);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
