@@ -23,13 +23,22 @@ def test_two_serves_fire_each_fire_once_and_the_other_takes_over_a_killed_leader
     env = {"ROBOFLEET_STORE__URL": pg_url}
     first = start_serve(env=env, wait="/readyz")
     second = start_serve(env=env, wait="/readyz")
-    api = SchedulesApi(first.api())
-    api.schedule("beat", {"kind": "interval", "seconds": 1}, ECHO, misfire={"policy": "run_once", "grace_seconds": 30})
-    api.wait_fires("beat", 5, timeout=20)
-    leaders = [serve for serve in (first, second) if LEADS in serve.output()]
+    leaders = wait_until(lambda: [serve for serve in (first, second) if LEADS in serve.output()], 10)
     assert len(leaders) == 1, (first.output()[-3000:], second.output()[-3000:])
     leader = leaders[0]
     other = second if leader is first else first
+    api = SchedulesApi(leader.api())
+    # A schedule made through the other replica, while the leader sleeps with nothing planned: the leader hears of
+    # it at once (a notice), not at its next safety pass a minute later.
+    through_other = SchedulesApi(other.api())
+    when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    through_other.schedule("soon", {"kind": "once", "at": when.isoformat()}, ECHO)
+    [soon] = api.wait_fires("soon", 1, timeout=15)
+    assert at(soon["planned_at"]) == when and (at(soon["fired_at"]) - when).total_seconds() < 1, soon
+
+    api.schedule("beat", {"kind": "interval", "seconds": 1}, ECHO, misfire={"policy": "run_once", "grace_seconds": 30})
+    api.wait_fires("beat", 5, timeout=20)
+    assert LEADS not in other.output()
     killed_at = datetime.now(UTC)
     leader.kill()
     api = SchedulesApi(other.api())

@@ -20,6 +20,7 @@ from robofleet.errors import ConfigError, Conflict, Invalid, NotFound, StoreUnav
 from robofleet.robots.service import RobotsService
 from robofleet.runtime import Loop, Tasks, Timers
 from robofleet.runtime.leader import Leader, leader_for
+from robofleet.runtime.notices import notices_for
 from robofleet.schedules import store_ops
 from robofleet.schedules.calendars import next_allowed, preview
 from robofleet.schedules.chains import edge_of
@@ -51,7 +52,7 @@ SAFETY_PASS_SECONDS = 60.0
 MAX_PREVIEW = 500
 MAX_PLANNED_DAYS = 31
 MAX_PLANNED_FIRES = 10_000
-TIMING_FIELDS = ("trigger", "timezone", "calendars", "jitter_seconds")
+NOTICES = "robofleet_schedules"  # the PostgreSQL channel of "a schedule changed"
 
 
 class SchedulesService:
@@ -62,6 +63,8 @@ class SchedulesService:
         self.store = app.store
         self.registry = app.registry
         self.leader: Leader = leader_for(app.store)
+        # Other replicas change schedules too: the leader hears of it by a notice (PostgreSQL), not by polling.
+        self.notices = notices_for(app.store, NOTICES)
         self.engine = Engine(self)
         self.loop = Loop("schedules", SAFETY_PASS_SECONDS, self.engine.run_once, gate=self.leader.leads)
         self.timers = Timers()
@@ -79,6 +82,8 @@ class SchedulesService:
         self._event_loop = asyncio.get_running_loop()
         settings = self.app.settings
         await asyncio.to_thread(self.apply_config, settings.calendars, settings.schedules)
+        if self.notices is not None:
+            await self.notices.start(self.loop.wake)
         await self.leader.start(self.loop.wake)
         self.loop.start()
         self.tasks.spawn(self.engine.follow_runs(), name="schedules run events")
@@ -88,12 +93,20 @@ class SchedulesService:
         await self.loop.stop()
         await self.timers.stop()
         await self.tasks.stop()
+        if self.notices is not None:
+            await self.notices.stop()
         await self.leader.stop()
 
     def changed(self) -> None:
-        """A schedule changed: the engine looks again now (from any thread)."""
+        """A schedule changed: the engine looks again now, this replica's and the leader's (blocking: call it from
+        a worker thread, after the change committed)."""
         if self._event_loop is not None and not self._event_loop.is_closed():
             self._event_loop.call_soon_threadsafe(self.loop.wake)
+        if self.notices is not None:
+            try:
+                self.notices.send()
+            except StoreUnavailable as exc:  # the change is stored; the leader's safety pass finds it
+                log.warning("could not tell the other replicas of a schedule change: %s", exc.message)
 
     # ---- reading ------------------------------------------------------------------------------------------------
 
