@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from robofleet.activities.schemas import ActivityIn
 from robofleet.auth.principal import Principal, principal_for_user, system_principal
 from robofleet.auth.users import find_user
-from robofleet.errors import Invalid, NotFound, RobofleetError
+from robofleet.errors import Invalid, NotFound, RobofleetError, StoreUnavailable
 from robofleet.robots.service import TOPIC as RUNS_TOPIC
 from robofleet.robots.states import ACTIVE, ENDED
 from robofleet.schedules import store_ops
@@ -64,6 +64,7 @@ WINDOW_RECHECK_SECONDS = 2.0  # a window's robot that ended is started again thi
 SWEEP_SECONDS = 30.0  # how often targets are checked for having gone (broken)
 WAIT_PROCESSOR_SECONDS = 0.5
 _ENDED = frozenset(str(state) for state in ENDED)
+NOT_MANUAL = "max_runtime"  # who the robots service says stopped a run at its max runtime
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ class Engine:
         first = row.next_planned_at or row.next_fire_at
         assert first is not None
         slots = due_slots(trigger, first, now, tz, calendars)
-        plan = misfire_plan(slots, now, row.misfire_policy, row.misfire_grace_seconds)
+        # A fire is late past its grace counted from its jittered time, the latest the engine meant to act on it.
+        plan = misfire_plan(slots, now, row.misfire_policy, row.misfire_grace_seconds + row.jitter_seconds)
         fires: list[NewFire] = []
         if plan.skipped:
             fires.append(
@@ -282,8 +284,9 @@ class Engine:
                 await self._submit(principal, row.name, fire)
 
     def _held(self, robot: str, window_start: datetime, actor: str) -> bool:
-        """Whether a manual stop holds the robot: it was stopped (stop or kill) by someone else than this schedule,
-        and its last run ended inside this window. A manual start since clears the robot's manual_stop."""
+        """Whether a manual stop holds the robot: it was stopped (stop or kill) by someone else than this schedule
+        or its max runtime, and its last run ended inside this window. A manual start since clears the robot's
+        manual_stop."""
         robots = self.service.robots
         scheduler = system_principal("scheduler")
         try:
@@ -294,8 +297,9 @@ class Engine:
         runs = robots.list_runs(scheduler, robot=robot, state=None, limit=1, cursor=None).items
         if not runs or runs[0].ended_at is None or runs[0].ended_at < window_start:
             return False
-        stopped_by = [step.get("by") for step in runs[0].transitions if step.get("state") == "stopping"]
-        return actor not in stopped_by
+        stopped_by = {step.get("by") for step in runs[0].transitions if step.get("state") == "stopping"}
+        # Stopped by this schedule (a window's end) or by the robot's own max_runtime: no one held it.
+        return not stopped_by & {actor, NOT_MANUAL}
 
     # ---- run events ---------------------------------------------------------------------------------------------
 
@@ -518,12 +522,14 @@ class Engine:
         """Submit the fire's activity (async mode: a robot's start does not hold the sync queue) and record its id,
         or the reason it could not be submitted."""
         processor = self.app.processor
-        assert processor is not None and fire.id is not None
+        assert fire.id is not None
         key = f"schedule:{schedule}:{fire.planned_at.isoformat()}"
         item = ActivityIn(action=fire.action, args=fire.args, mode="async", idempotency_key=key)
         activity_id: int | None = None
         outcome, error = Outcome.FIRED, None
         try:
+            if processor is None:  # a run event in the moment serve starts, before the processor runs
+                raise StoreUnavailable("activities are not running yet")
             submitted = await processor.submit(principal, [item], batch=False)
             activity_id = submitted[0].id
         except RobofleetError as exc:
