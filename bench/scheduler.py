@@ -296,21 +296,21 @@ def _fires(db: Path, where: Any = None, outcome: str | None = "fired") -> list[t
     return rows
 
 
-def _count(db: Path, before: float) -> int:
+def _count(db: Path, where: Any) -> int:
     from sqlalchemy import create_engine, func, select
 
     from robofleet.schedules.models import ScheduleFire
 
     engine = create_engine(f"sqlite:///file:{db}?mode=ro&uri=true", connect_args={"timeout": 60})
     with engine.connect() as connection:
-        value = connection.execute(
-            select(func.count()).where(ScheduleFire.planned_at < datetime.fromtimestamp(before, UTC))
-        ).scalar_one()
+        value = connection.execute(select(func.count()).select_from(ScheduleFire).where(where)).scalar_one()
     engine.dispose()
     return int(value)
 
 
 def robofleet_run(specs: list[tuple[str, dict[str, Any], dict[str, Any]]], minutes: float, result: Result) -> None:
+    from robofleet.schedules.models import ScheduleFire
+
     with serve("sqlite") as server:
         api = httpx.Client(base_url=server.url, headers=server.headers, timeout=120)
         for robot in ROBOTS:
@@ -326,11 +326,11 @@ def robofleet_run(specs: list[tuple[str, dict[str, Any], dict[str, Any]]], minut
         result.create_ms = sorted(creates)[len(creates) // 2]
         t0 = time.time() + LEAD
         t1 = t0 + minutes * 60
-        sample = Sample(server.process.pid, t0, t1).start()
-        planned = expected(specs, live, t0, t1)
-        sample.join()
-        settle(lambda: _count(_db(server), t1))
+        sample = Sample(server.process.pid, t0, t1).start().join()
+        before = ScheduleFire.planned_at < datetime.fromtimestamp(t1, UTC)
+        settle(lambda: _count(_db(server), before))
         result.cpu_busy, result.rss_mb = sample.cpu, sample.rss_mb
+        planned = expected(specs, live, t0, t1)  # after the run: it would take CPU from it
         score(result, _fires(_db(server)), {(name, round(at, 3)) for name, at in planned})
 
 
@@ -350,7 +350,7 @@ def robofleet_herd(count: int, idle: float, result: Result) -> None:
         result.cpu_idle = Sample(server.process.pid, due - idle - 1, due - 1).start().join().cpu
         deadline = due + HERD_TIMEOUT
         where = ScheduleFire.planned_at == at
-        while time.time() < deadline and len(_fires(_db(server), where, None)) < count:  # fired or skipped
+        while time.time() < deadline and _count(_db(server), where) < count:  # fired or skipped
             time.sleep(0.5)
         fires = _fires(_db(server), where)
         result.herd_fired = len(fires)
@@ -493,11 +493,11 @@ def peer_run(
     result.create_ms = float(peer.ready["create_ms"])
     t0 = time.time() + LEAD
     t1 = t0 + minutes * 60
-    sample = Sample(peer.process.pid, t0, t1).start()
-    planned = expected(specs, live, t0, t1)
-    sample.join()
+    sample = Sample(peer.process.pid, t0, t1).start().join()
     result.cpu_busy, result.rss_mb = sample.cpu, sample.rss_mb
-    score(result, peer.finish(t1), {(name, round(at, 3)) for name, at in planned})
+    fires = peer.finish(t1)
+    planned = expected(specs, live, t0, t1)  # after the run: it would take CPU from it
+    score(result, fires, {(name, round(at, 3)) for name, at in planned})
     return peer.setup_seconds
 
 
