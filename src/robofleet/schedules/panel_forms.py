@@ -5,6 +5,7 @@ form field it belongs to. Pure: no store, no clock but the one passed in."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -191,8 +192,8 @@ def form_of(schedule: ScheduleOut) -> ScheduleForm:
     kind = str(trigger.get("kind", "cron"))
     values["kind"] = kind
     if kind == "cron":
-        values["cron_mode"] = "custom"
         values["cron_expression"] = str(trigger.get("expression", ""))
+        values.update(builder_of(values["cron_expression"]))
     elif kind == "interval":
         values["interval_seconds"] = str(trigger.get("seconds", ""))
     elif kind == "once":
@@ -298,7 +299,7 @@ def trigger_of(values: Mapping[str, Any], errors: dict[str, str]) -> dict[str, A
             seconds: float = float(text)
         except ValueError:
             errors.setdefault("interval_seconds", f"give a number of seconds, got {text!r}")
-            seconds = 0
+            seconds = 0.0
         return {"kind": kind, "seconds": int(seconds) if seconds.is_integer() else seconds}
     if kind == "once":
         return {"kind": kind, "at": _local_moment(values, errors)}
@@ -449,6 +450,34 @@ def _day_ranges(days: list[str]) -> str:
     if numbers and numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 2:
         return f"{DAY_TITLES[numbers[0]]}-{DAY_TITLES[numbers[-1]]}"
     return ", ".join(DAY_TITLES[number] for number in numbers)
+
+
+def builder_of(expression: str) -> dict[str, Any]:
+    """The builder's fields for an expression of one of its own shapes (what build_cron makes of them is the same
+    expression); "custom" for any other."""
+    fields = expression.split()
+    found: dict[str, Any] = {"cron_mode": "custom"}
+    if len(fields) == 6 and fields[1:] == ["*"] * 5 and re.fullmatch(r"\*/\d{1,2}", fields[0]):
+        found = {"cron_mode": "seconds", "cron_every": fields[0][2:]}
+    elif len(fields) == 5:
+        minute, hour, dom, month, dow = fields
+        clock = re.fullmatch(r"\d{1,2}", minute) and re.fullmatch(r"\d{1,2}", hour) and month == "*"
+        at = f"{int(hour):02d}:{int(minute):02d}" if clock else ""
+        if re.fullmatch(r"\*/\d{1,2}", minute) and [hour, dom, month, dow] == ["*"] * 4:
+            found = {"cron_mode": "minutes", "cron_every": minute[2:]}
+        elif minute.isdigit() and [hour, dom, month, dow] == ["*"] * 4:
+            found = {"cron_mode": "hourly", "cron_minute": minute}
+        elif clock and dom == "*" and dow == "*":
+            found = {"cron_mode": "daily", "cron_time": at}
+        elif clock and dom == "*" and dow == "mon-fri":
+            found = {"cron_mode": "weekdays", "cron_time": at}
+        elif clock and dom == "*" and dow.split(",") == [day for day in DAYS if day in dow.split(",")]:
+            found = {"cron_mode": "weekly", "cron_time": at, "cron_days": dow.split(",")}
+        elif clock and dow == "*" and dom.isdigit():
+            found = {"cron_mode": "monthly", "cron_time": at, "cron_dom": dom}
+    if found["cron_mode"] != "custom" and build_cron({**found}, {}) != expression:
+        return {"cron_mode": "custom"}
+    return found
 
 
 def cron_in_words(expression: str) -> str:
