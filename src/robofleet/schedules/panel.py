@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, RobofleetError
 from robofleet.orchestrator import Orchestrator
-from robofleet.robots.schemas import RobotOut
+from robofleet.robots.schemas import RunOut
 from robofleet.schedules.api import Schedules
 from robofleet.schedules.calendars import preview
 from robofleet.schedules.checks import target_robot
@@ -46,7 +46,7 @@ from robofleet.schedules.panel_forms import (
     submitted,
     trigger_of,
 )
-from robofleet.schedules.schemas import CalendarCreate, ScheduleOut, ScheduleUpdate
+from robofleet.schedules.schemas import CalendarCreate, Planned, ScheduleOut, ScheduleUpdate
 from robofleet.schedules.service import SchedulesService
 from robofleet.schedules.triggers import DAYS, TriggerError, WindowTrigger, parse_trigger
 from robofleet.store.base import utcnow
@@ -256,6 +256,8 @@ def _local(moment: datetime | None, tz: str) -> str:
 TIMELINE_WIDTH = 1000
 LABEL_WIDTH = 150
 ROW_HEIGHT = 34
+TIMELINE_SPAN = timedelta(days=7)  # shown before and after now
+MAX_RUN_PAGES = 10
 RUN_COLOURS = {
     "succeeded": "#1a7f37",
     "failed": "#cf222e",
@@ -266,101 +268,121 @@ RUN_COLOURS = {
 
 
 @dataclass
+class Shape:
+    """A bar (width > 0) or a tick on a robot's row, in SVG units, with its hover title."""
+
+    x: float
+    title: str
+    width: float = 0.0
+    state: str = ""  # a run's state, for its colour
+
+    @property
+    def colour(self) -> str:
+        return RUN_COLOURS.get(self.state, "#1f6feb")
+
+
+@dataclass
 class TimelineRow:
     robot: str
-    windows: list[dict[str, Any]] = field(default_factory=list)
-    ticks: list[dict[str, Any]] = field(default_factory=list)
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    windows: list[Shape] = field(default_factory=list)
+    ticks: list[Shape] = field(default_factory=list)
+    runs: list[Shape] = field(default_factory=list)
 
 
-def _timeline(ctx: Orchestrator, service: SchedulesService, principal: Principal) -> dict[str, Any]:
-    """One row per robot: the last 7 days' runs coloured by outcome, the next 7 days' planned fires as ticks and
-    windows as bars, every shape in SVG units with a hover title."""
-    now = utcnow()
-    start, end = now - timedelta(days=7), now + timedelta(days=7)
-    span = (end - start).total_seconds()
+@dataclass
+class Timeline:
+    rows: list[TimelineRow]
+    days: list[Shape]  # midnights (UTC), titled "Mon 07"
+    now_x: float
+    truncated: bool
+
+
+def draw_timeline(
+    now: datetime, robots: list[str], schedules: list[ScheduleOut], planned: Planned, runs: list[RunOut]
+) -> Timeline:
+    """One row per robot from `now` - 7 days to `now` + 7 days: its runs coloured by outcome, its schedules'
+    planned fires as ticks (those closer than a unit share one, titled with their count) and windows as bars."""
+    start, end = now - TIMELINE_SPAN, now + TIMELINE_SPAN
+    scale = (TIMELINE_WIDTH - LABEL_WIDTH) / (end - start).total_seconds()
 
     def x(moment: datetime) -> float:
-        clipped = min(max(moment, start), end)
-        return round(LABEL_WIDTH + (clipped - start).total_seconds() / span * (TIMELINE_WIDTH - LABEL_WIDTH), 1)
+        return round(LABEL_WIDTH + (min(max(moment, start), end) - start).total_seconds() * scale, 1)
 
-    robots: list[RobotOut] = robots_of(ctx).list_robots(principal, limit=500, cursor=None).items
-    rows = {robot.name: TimelineRow(robot.name) for robot in robots}
-    schedules = {item.name: item for item in service.list_schedules(principal, limit=500, cursor=None).items}
-    robot_of = {name: target_robot(item.target.action, item.target.args) for name, item in schedules.items()}
-    planned = service.planned(principal, now, end)
-    seen: set[tuple[str, float]] = set()
-    counts: dict[tuple[str, float], int] = {}
+    rows = {robot: TimelineRow(robot) for robot in robots}
+    by_name = {item.name: item for item in schedules}
+    ticks: dict[tuple[str, float], list[str]] = {}
     for fire in planned.fires:
-        robot = robot_of.get(fire.schedule)
-        if robot not in rows:
+        schedule = by_name.get(fire.schedule)
+        robot = target_robot(schedule.target.action, schedule.target.args) if schedule else None
+        if schedule is None or robot not in rows:
             continue
-        schedule = schedules[fire.schedule]
+        zone = schedule.timezone
         if schedule.trigger.get("kind") == "window":
-            trigger = parse_trigger(schedule.trigger, schedule.timezone)
-            finish = _window_end(trigger, fire.at) or fire.at
-            rows[robot].windows.append(
-                {
-                    "x": x(fire.at),
-                    "width": max(x(finish) - x(fire.at), 1.5),
-                    "title": f"{fire.schedule}: window {_local(fire.at, schedule.timezone)} to "
-                    f"{_local(finish, schedule.timezone)}",
-                }
+            finish = _window_end(parse_trigger(schedule.trigger, zone), fire.at) or fire.at
+            title = f"{fire.schedule}: window {_local(fire.at, zone)} to {_local(finish, zone)}"
+            rows[robot].windows.append(Shape(x(fire.at), title, max(x(finish) - x(fire.at), 1.5)))
+        else:
+            ticks.setdefault((robot, x(fire.at)), []).append(
+                f"{fire.schedule} ({fire.action}) at {_local(fire.at, zone)}"
             )
-            continue
-        where = (robot, x(fire.at))
-        counts[where] = counts.get(where, 0) + 1
-        if where in seen:  # fires closer than a pixel: one tick, its title counts them
-            continue
-        seen.add(where)
-        rows[robot].ticks.append(
-            {"x": where[1], "key": where, "title": f"{fire.schedule} ({fire.action}) at {_local(fire.at, 'UTC')}"}
-        )
-    for row in rows.values():
-        for tick in row.ticks:
-            extra = counts[tick.pop("key")] - 1
-            if extra:
-                tick["title"] += f" and {extra} more nearby"
-    for run in robots_of(ctx).list_runs(principal, robot=None, state=None, limit=500, cursor=None).items:
-        began = run.started_at or run.created_at
-        finish = run.ended_at or now
-        if run.robot not in rows or finish < start:
-            continue
-        rows[run.robot].runs.append(
-            {
-                "x": x(began),
-                "width": max(x(finish) - x(began), 2.0),
-                "colour": RUN_COLOURS.get(run.state, "#1f6feb"),
-                "state": str(run.state),
-                "title": f"run {run.id}: {run.state}, {_local(began, 'UTC')} to "
-                f"{_local(run.ended_at, 'UTC') if run.ended_at else 'now'}",
-            }
-        )
-    days = []
-    first = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    for offset in range(15):
-        day = first + timedelta(days=offset)
-        if day < end:
-            days.append({"x": x(day), "label": day.strftime("%a %d")})
-    return {
-        "rows": list(rows.values()),
-        "days": days,
-        "now_x": x(now),
-        "width": TIMELINE_WIDTH,
-        "label_width": LABEL_WIDTH,
-        "row_height": ROW_HEIGHT,
-        "height": 24 + ROW_HEIGHT * max(len(rows), 1),
-        "truncated": planned.truncated,
-        "colours": RUN_COLOURS,
-    }
+    for (robot, at), titles in ticks.items():
+        more = f" and {len(titles) - 1} more" if len(titles) > 1 else ""
+        rows[robot].ticks.append(Shape(at, titles[0] + more))
+    for run in runs:
+        began, finish = run.started_at or run.created_at, run.ended_at or now
+        if run.robot in rows and finish >= start:
+            until = _local(run.ended_at, "UTC") if run.ended_at else "now"
+            title = f"run {run.id}: {run.state}, {_local(began, 'UTC')} to {until}"
+            rows[run.robot].runs.append(Shape(x(began), title, max(x(finish) - x(began), 2.0), str(run.state)))
+    midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    days = [midnight + timedelta(days=offset) for offset in range(1, 16)]
+    return Timeline(
+        rows=list(rows.values()),
+        days=[Shape(x(day), day.strftime("%a %d")) for day in days if day < end],
+        now_x=x(now),
+        truncated=planned.truncated,
+    )
+
+
+def _recent_runs(ctx: Orchestrator, principal: Principal, since: datetime) -> list[RunOut]:
+    """The runs created since `since`, newest first, a few pages at most."""
+    found: list[RunOut] = []
+    cursor: str | None = None
+    for _ in range(MAX_RUN_PAGES):
+        page_of = robots_of(ctx).list_runs(principal, robot=None, state=None, limit=500, cursor=cursor)
+        found += page_of.items
+        cursor = page_of.next_cursor
+        if cursor is None or not page_of.items or page_of.items[-1].created_at < since:
+            break
+    return found
 
 
 @router.get("/timeline")
 def timeline_page(
     request: Request, schedules: Schedules, principal: Principal = READ, ctx: Orchestrator = Depends(get_context)
 ) -> Response:
-    view = _timeline(ctx, schedules, principal)
-    return page(request, "schedule_timeline.html", principal, section="schedules", tab="timeline", **view)
+    now = utcnow()
+    robots = [robot.name for robot in robots_of(ctx).list_robots(principal, limit=500, cursor=None).items]
+    timeline = draw_timeline(
+        now,
+        robots,
+        schedules.list_schedules(principal, limit=500, cursor=None).items,
+        schedules.planned(principal, now, now + TIMELINE_SPAN),
+        _recent_runs(ctx, principal, now - TIMELINE_SPAN),
+    )
+    return page(
+        request,
+        "schedule_timeline.html",
+        principal,
+        section="schedules",
+        tab="timeline",
+        timeline=timeline,
+        width=TIMELINE_WIDTH,
+        label_width=LABEL_WIDTH,
+        row_height=ROW_HEIGHT,
+        height=24 + ROW_HEIGHT * max(len(timeline.rows), 1),
+        colours=RUN_COLOURS,
+    )
 
 
 # ---- calendars --------------------------------------------------------------------------------------------------

@@ -34,6 +34,11 @@
     const box = document.getElementById("schedule-filter");
     if (box) box.addEventListener("input", filterRows);
     document.body.addEventListener("htmx:afterSwap", filterRows);
+    // A refresh answered by the login page (the session ended): show that page, not a table of it.
+    document.body.addEventListener("htmx:beforeSwap", function (event) {
+      const url = event.detail.xhr && event.detail.xhr.responseURL;
+      if (url && url.indexOf("/panel/login") >= 0) { event.detail.shouldSwap = false; window.location.reload(); }
+    });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
