@@ -235,6 +235,12 @@ def test_calendars_are_made_listed_and_honoured_by_the_preview(
     expect(page.locator("#preview-fires")).not_to_contain_text(tomorrow)
     expect(page.locator("#preview-fires li")).to_have_count(8)
 
+    # Deleted (after a confirm) while no schedule uses it.
+    page.goto(f"{serve.url}/panel/schedules/calendars")
+    page.click("#calendars tr[data-calendar='office-closed'] button")
+    page.wait_for_selector(".flash.notice:has-text('Calendar office-closed deleted')")
+    assert page.locator("#calendars tr[data-calendar='office-closed']").count() == 0
+
 
 def test_a_viewer_sees_no_write_buttons_and_cannot_post(
     serve: ServeProcess, api: SchedulesApi, module_browser: Browser

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from starlette.datastructures import FormData
 
 from robofleet.schedules.panel_forms import (
     FormInvalid,
@@ -18,6 +19,7 @@ from robofleet.schedules.panel_forms import (
     cron_in_words,
     describe_trigger,
     parse_create,
+    submitted,
     trigger_of,
 )
 
@@ -114,3 +116,10 @@ def test_calendar_text_fields() -> None:
     assert calendar_dates("2026-12-24, 2026-12-31\n")[1] is None
     assert calendar_dates("2026-12-24 24.12.2026")[1] == "'24.12.2026' is not a date YYYY-MM-DD"
     assert calendar_holidays("de-by, AT") == [{"country": "DE", "subdiv": "BY"}, {"country": "AT", "subdiv": None}]
+
+
+def test_the_fields_of_kinds_not_chosen_keep_their_defaults_and_an_unticked_box_is_off() -> None:
+    sent = submitted(FormData([("kind", "interval"), ("interval_seconds", "5"), ("name", "job")]))
+    assert sent["interval_seconds"] == "5" and sent["cron_time"] == "07:30" and sent["cron_mode"] == "weekdays"
+    assert sent["window_days"] == ["mon", "tue", "wed", "thu", "fri"] and sent["enabled"] == ""
+    assert submitted(FormData([("kind", "window")]))["window_days"] == []

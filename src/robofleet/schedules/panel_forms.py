@@ -71,7 +71,15 @@ LABELS: Final[dict[str, str]] = {
     "description": "Description",
     "tags": "Tags",
 }
-LISTS: Final = ("cron_days", "window_days", "calendars")  # fields sent once per checked box or selected option
+LISTS: Final = ("cron_days", "window_days", "calendars")
+# Fields of one trigger kind or cron shape: shown, enabled and sent only when it is the chosen one.
+SECTION_PREFIXES: Final = (
+    "cron_",
+    "interval_",
+    "once_",
+    "window_",
+    "event_",
+)  # fields sent once per checked box or selected option
 
 # Where the service's and the schemas' field names ("trigger.end", "target.args.name") show in the form.
 SERVICE_FIELDS: Final[dict[str, str]] = {
@@ -145,7 +153,10 @@ class FormInvalid(Exception):
 
 
 def submitted(form: FormData) -> dict[str, Any]:
-    """Every schedule field of a posted form: text, or a list of texts for the multi-valued ones."""
+    """Every schedule field of a posted form: text, or a list of texts for the multi-valued ones. The fields of
+    the trigger kinds and cron shapes not chosen are disabled in the page (so the browser neither checks nor sends
+    them): those left out keep the blank form's values, for when the kind is switched back after an error."""
+    defaults = blank_form().values
     values: dict[str, Any] = {}
     for key in LABELS:
         if key in LISTS:
@@ -153,6 +164,10 @@ def submitted(form: FormData) -> dict[str, Any]:
         else:
             value = form.get(key)
             values[key] = value if isinstance(value, str) else ""
+            if value is None and key.startswith(SECTION_PREFIXES):
+                values[key] = defaults[key]
+    if "window_days" not in form and values["kind"] != "window":
+        values["window_days"] = defaults["window_days"]
     return values
 
 

@@ -15,6 +15,10 @@
     form.querySelectorAll("[data-robot-picker]").forEach(function (box) {
       box.hidden = !!action && action.value.indexOf("robots.") !== 0;
     });
+    // What is hidden is neither checked by the browser nor sent: the server reads the chosen kind's fields only.
+    form.querySelectorAll("[data-kind] input, [data-kind] select, [data-robot-picker] select").forEach(function (control) {
+      control.disabled = control.closest("[hidden]") !== null;
+    });
   }
   function filterRows() {
     const box = document.getElementById("schedule-filter");
