@@ -242,6 +242,22 @@ def test_calendars_are_made_listed_and_honoured_by_the_preview(
     assert page.locator("#calendars tr[data-calendar='office-closed']").count() == 0
 
 
+def test_a_broken_schedule_shows_why_and_cannot_be_fired(serve: ServeProcess, api: SchedulesApi, admin: Page) -> None:
+    api.robot("doomed", counter(0.2))
+    when = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    target = {"action": "robots.start", "args": {"name": "doomed"}}
+    api.schedule("orphan", {"kind": "once", "at": when.isoformat()}, target)
+    page = admin
+    page.reload()
+    assert page.locator(f"{row(page, 'orphan')} [data-badge=broken]").count() == 0
+    assert api.api.delete("/api/v1/robots/doomed").status_code == 204
+    # The list refreshes itself: the badge and its reason come without a reload.
+    page.wait_for_selector(f"{row(page, 'orphan')} [data-badge=broken]:has-text('doomed')", timeout=15_000)
+    assert page.is_disabled(f"{row(page, 'orphan')} button[data-action=fire]")
+    page.goto(f"{serve.url}/panel/schedules/orphan")
+    assert "doomed" in page.inner_text("#broken-reason") and page.is_disabled("#action-fire")
+
+
 def test_a_viewer_sees_no_write_buttons_and_cannot_post(
     serve: ServeProcess, api: SchedulesApi, module_browser: Browser
 ) -> None:
