@@ -323,7 +323,7 @@ class Engine:
     async def run_ended(self, run: dict[str, Any]) -> None:
         robot, state = str(run["robot"]), str(run["state"])
         ended = datetime.fromisoformat(run["ended_at"]) if run.get("ended_at") else utcnow()
-        rows = await asyncio.to_thread(self._read, store_ops.all_schedules)
+        rows = await asyncio.to_thread(self._read, lambda session: store_ops.touched_by_run(session, robot))
         wake: float | None = None
         for row in rows:
             if not row.enabled or row.paused or row.broken is not None:

@@ -31,6 +31,11 @@ class Schedule(Base):
     target_action: Mapped[str] = mapped_column(String(128))
     target_args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     trigger: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Read out of the JSON above when written, so that the engine and the checks find schedules by them in SQL:
+    # the trigger's kind, the robot its target acts on (robots.* targets), the robot whose runs fire it (run_event).
+    trigger_kind: Mapped[str] = mapped_column(String(16), default="", server_default="", index=True)
+    target_robot: Mapped[str | None] = mapped_column(String(64), index=True)
+    event_robot: Mapped[str | None] = mapped_column(String(64), index=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     calendars: Mapped[list[str]] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -319,6 +319,10 @@ class SchedulesService:
         row.target_action = fields.target.action
         row.target_args = checked.args
         row.trigger = spec
+        row.trigger_kind = checked.trigger.kind
+        row.target_robot = checked.robot
+        event_robot = spec.get("robot") if checked.trigger.kind == "run_event" else None
+        row.event_robot = event_robot if isinstance(event_robot, str) else None
         row.timezone = fields.timezone
         row.calendars = list(fields.calendars)
         row.enabled = fields.enabled

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, bindparam, delete, func, select, update
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from robofleet.errors import NotFound
@@ -152,8 +152,21 @@ def fires_query(schedule: str, *, since: datetime | None, until: datetime | None
 
 
 def run_event_schedules(session: Session) -> list[Schedule]:
-    """Every schedule with a run_event trigger (for the chain's cycle check and the event handler)."""
-    return [s for s in session.scalars(select(Schedule)) if (s.trigger or {}).get("kind") == "run_event"]
+    """Every schedule with a run_event trigger (for the chain's cycle check)."""
+    return list(session.scalars(select(Schedule).where(Schedule.trigger_kind == "run_event")))
+
+
+def touched_by_run(session: Session, robot: str) -> list[Schedule]:
+    """The schedules a run of `robot` ending concerns: its run_event schedules, and those acting on it with a
+    window open or a fire queued."""
+    waiting = or_(Schedule.window_end.is_not(None), Schedule.queued_since.is_not(None))
+    stmt = select(Schedule).where(
+        or_(
+            and_(Schedule.trigger_kind == "run_event", Schedule.event_robot == robot),
+            and_(Schedule.target_robot == robot, waiting),
+        )
+    )
+    return list(session.scalars(stmt.order_by(Schedule.id)))
 
 
 def all_schedules(session: Session) -> list[Schedule]:
