@@ -41,14 +41,13 @@ from robofleet.schedules.panel_forms import (
     field_errors,
     form_of,
     parse_create,
-    run_event_choices,
     schedule_data,
     submitted,
     trigger_of,
 )
 from robofleet.schedules.schemas import CalendarCreate, Planned, ScheduleOut, ScheduleUpdate
 from robofleet.schedules.service import SchedulesService
-from robofleet.schedules.triggers import DAYS, TriggerError, WindowTrigger, parse_trigger
+from robofleet.schedules.triggers import DAYS, RUN_EVENTS, Trigger, TriggerError, WindowTrigger, parse_trigger
 from robofleet.store.base import utcnow
 from robofleet.web.context import get_context
 from robofleet.web.deps import robots_of
@@ -81,19 +80,27 @@ def lateness(schedule: ScheduleOut) -> str:
     return f"{schedule.last_fire.lateness_seconds:+.3f} s"
 
 
-def _listing(service: SchedulesService, principal: Principal) -> list[dict[str, Any]]:
-    """Every schedule the caller sees, with what the table shows besides the stored fields."""
-    rows = []
-    for schedule in service.list_schedules(principal, limit=500, cursor=None).items:
-        rows.append(
-            {
-                "s": schedule,
-                "words": describe_trigger(schedule.trigger),
-                "robot": target_robot(schedule.target.action, schedule.target.args),
-                "lateness": lateness(schedule),
-            }
+@dataclass(frozen=True)
+class Listed:
+    """A schedule as the list shows it: its trigger in words, its robot (robots.* targets) and last lateness."""
+
+    s: ScheduleOut
+    words: str
+    robot: str | None
+    lateness: str
+
+
+def _listing(service: SchedulesService, principal: Principal) -> list[Listed]:
+    """Every schedule the caller sees (the first 500), as the list shows them."""
+    return [
+        Listed(
+            schedule,
+            describe_trigger(schedule.trigger),
+            target_robot(schedule.target.action, schedule.target.args),
+            lateness(schedule),
         )
-    return rows
+        for schedule in service.list_schedules(principal, limit=500, cursor=None).items
+    ]
 
 
 def _choices(ctx: Orchestrator, service: SchedulesService, principal: Principal) -> dict[str, Any]:
@@ -111,7 +118,7 @@ def _choices(ctx: Orchestrator, service: SchedulesService, principal: Principal)
         "kinds": KIND_TITLES,
         "cron_modes": CRON_MODES,
         "days": list(zip(DAYS, DAY_TITLES, strict=True)),
-        "run_events": run_event_choices(),
+        "run_events": RUN_EVENTS,
     }
 
 
@@ -234,7 +241,7 @@ async def form_preview(request: Request, schedules: Schedules, principal: Princi
     return await run_in_threadpool(compute)
 
 
-def _window_end(trigger: Any, start: datetime) -> datetime | None:
+def _window_end(trigger: Trigger, start: datetime) -> datetime | None:
     if isinstance(trigger, WindowTrigger):
         bounds = trigger.window_at(start)
         return bounds[1] if bounds else None

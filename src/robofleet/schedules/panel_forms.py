@@ -17,7 +17,7 @@ from starlette.datastructures import FormData
 
 from robofleet.schedules.calendars import Calendar as DayCalendar
 from robofleet.schedules.schemas import CalendarOut, ScheduleCreate, ScheduleOut
-from robofleet.schedules.triggers import DAYS, KINDS, RUN_EVENTS
+from robofleet.schedules.triggers import DAYS, KINDS
 
 # The cron builder's shapes; "custom" is an expression typed by hand.
 CRON_MODES: Final = {
@@ -34,7 +34,7 @@ KIND_TITLES: Final = {
     "cron": "Cron (calendar times)",
     "interval": "Interval",
     "once": "Once",
-    "window": "Weekly window (keep a robot running)",
+    "window": "Weekly window",
     "run_event": "After another robot's run",
 }
 DAY_TITLES: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -518,7 +518,3 @@ def cron_in_words(expression: str) -> str:
         if dow == "*" and dom.isdigit():
             return f"on day {dom} of each month at {at}"
     return f"cron {expression}"
-
-
-def run_event_choices() -> tuple[str, ...]:
-    return RUN_EVENTS
