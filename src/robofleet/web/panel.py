@@ -24,7 +24,6 @@ router = APIRouter(prefix="/panel", include_in_schema=False)
 LOGIN_CSRF_COOKIE = "robofleet_login_csrf"
 
 LATER = {
-    "schedules": ("Schedules", "schedules:read", "Cron, interval, one-off, weekly windows and queue triggers."),
     "queues": ("Queues", "queues:read", "Work queues and their items: backlog, leases, retries, outcomes."),
     "sessions": ("Sessions", "sessions:read", "Graphical sessions of the robots: live screens and input."),
 }

@@ -20,7 +20,6 @@ FLASH_COOKIE = "robofleet_flash"
 
 # Pages of domains still to come: each stands in the navigation (a "later" page) until its domain brings it.
 PLANNED = (
-    NavEntry("schedules", "Schedules", "/panel/schedules", "s", order=30, ready=False),
     NavEntry("queues", "Queues", "/panel/queues", "q", order=40, ready=False),
     NavEntry("sessions", "Sessions", "/panel/sessions", "d", order=50, ready=False),
 )
