@@ -63,6 +63,7 @@ MAX_MISSED = 10_000  # missed slots counted one by one; past it the count says "
 WINDOW_RECHECK_SECONDS = 2.0  # a window's robot that ended is started again this much later
 SWEEP_SECONDS = 30.0  # how often targets are checked for having gone (broken)
 WAIT_PROCESSOR_SECONDS = 0.5
+CONCURRENT_FIRES = 32  # due schedules fired together in one pass
 _ENDED = frozenset(str(state) for state in ENDED)
 NOT_MANUAL = "max_runtime"  # who the robots service says stopped a run at its max runtime
 
@@ -116,6 +117,17 @@ class Broken(Exception):
     """The schedule's target, robot or owner is gone: it is marked broken with this reason."""
 
 
+@dataclass
+class PassCache:
+    """What one pass reads once for all its fires: the robots, the robots with an active run (a start this pass
+    submits counts as one), and each owner's rights."""
+
+    robots: set[str] | None = None
+    active: set[str] | None = None
+    owners: dict[tuple[str, str, tuple[str, ...]], Principal | Broken] = dataclasses.field(default_factory=dict)
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+
 class Engine:
     def __init__(self, service: SchedulesService) -> None:
         self.service = service
@@ -157,11 +169,11 @@ class Engine:
         due = await asyncio.to_thread(
             self._read, lambda session: _with_calendars(session, store_ops.due(session, now, BATCH))
         )
-        for row, calendars in due:
-            try:
-                await self.fire_due(row, calendars, now)
-            except RobofleetError as exc:
-                log.warning("schedule %s: its fire failed: %s", row.name, exc.message)
+        cache = PassCache()
+        for start in range(0, len(due), CONCURRENT_FIRES):
+            # Fires of one chunk run together: their thread hops overlap and their activities share commits.
+            chunk = due[start : start + CONCURRENT_FIRES]
+            await asyncio.gather(*(self._fire_logged(row, calendars, now, cache) for row, calendars in chunk))
         loop_time = asyncio.get_running_loop().time()
         if loop_time - self._last_sweep >= SWEEP_SECONDS:
             self._last_sweep = loop_time
@@ -180,16 +192,26 @@ class Engine:
         with self.store.transaction() as session:
             return query(session)
 
-    async def fire_due(self, row: Schedule, calendars: list[DayCalendar], now: datetime) -> None:
+    async def _fire_logged(self, row: Schedule, calendars: list[DayCalendar], now: datetime, cache: PassCache) -> None:
+        try:
+            await self.fire_due(row, calendars, now, cache)
+        except RobofleetError as exc:
+            log.warning("schedule %s: its fire failed: %s", row.name, exc.message)
+
+    async def fire_due(
+        self, row: Schedule, calendars: list[DayCalendar], now: datetime, cache: PassCache | None = None
+    ) -> None:
+        """Fire one due schedule as the module's docstring says; `cache`: what the pass read already."""
+        cache = cache or PassCache()
         try:
             trigger = parse_trigger(row.trigger, row.timezone)
-            principal = await self._usable(row)
+            principal = await self._usable(row, cache)
         except (Broken, TriggerError) as exc:
             await self._mark_broken(row, str(exc))
             return
         tz = ZoneInfo(row.timezone)
         if isinstance(trigger, WindowTrigger):
-            await self._window(row, trigger, tz, calendars, now, principal)
+            await self._window(row, trigger, tz, calendars, now, principal, cache)
             return
         if isinstance(trigger, RunEventTrigger):  # fired by run events only: nothing to wait for on the clock
             await asyncio.to_thread(self._move, row, None, None)
@@ -213,7 +235,7 @@ class Engine:
             )
         queued_since = row.queued_since
         if plan.fire is not None:
-            fire = await self._decide(row, plan.fire, tz, calendars)
+            fire = await self._decide(row, plan.fire, tz, calendars, cache)
             fire.missed = plan.fire_missed
             if fire.outcome == Outcome.QUEUED:
                 if queued_since is None:
@@ -228,7 +250,9 @@ class Engine:
             if fire.outcome == Outcome.FIRED:
                 await self._submit(principal, row.name, fire)
 
-    async def _decide(self, row: Schedule, slot: datetime, tz: ZoneInfo, calendars: list[DayCalendar]) -> NewFire:
+    async def _decide(
+        self, row: Schedule, slot: datetime, tz: ZoneInfo, calendars: list[DayCalendar], cache: PassCache
+    ) -> NewFire:
         """The fire of `slot`: skipped when a calendar now excludes its day (changed since it was planned), held by
         the overlap policy when its robot runs, else fired."""
         day = slot.astimezone(tz).date()
@@ -239,11 +263,14 @@ class Engine:
             )
         robot = target_robot(row.target_action, row.target_args)
         overlapping = row.target_action == "robots.start" and robot is not None and row.overlap != "parallel"
-        if overlapping and robot is not None and await self._active(robot):
-            if row.overlap == "skip":
-                error = f"robot {robot} has an active run"
-                return NewFire(slot, row.target_action, Outcome.SKIPPED_OVERLAP, error=error)
-            return NewFire(slot, row.target_action, Outcome.QUEUED, row.target_args)
+        if overlapping and robot is not None:
+            if await self._active(robot, cache):
+                if row.overlap == "skip":
+                    error = f"robot {robot} has an active run"
+                    return NewFire(slot, row.target_action, Outcome.SKIPPED_OVERLAP, error=error)
+                return NewFire(slot, row.target_action, Outcome.QUEUED, row.target_args)
+            assert cache.active is not None
+            cache.active.add(robot)  # no await since the check: another fire of this pass sees the start
         return NewFire(slot, row.target_action, Outcome.FIRED, row.target_args)
 
     # ---- windows ------------------------------------------------------------------------------------------------
@@ -256,6 +283,7 @@ class Engine:
         calendars: list[DayCalendar],
         now: datetime,
         principal: Principal,
+        cache: PassCache,
     ) -> None:
         robot = str(row.target_args["name"])
         span = self.window_now(trigger, now, tz, calendars)
@@ -263,7 +291,7 @@ class Engine:
             # The window is over: its robot's runs are stopped safely. Inside a next window already (serve was
             # down across it, or windows touch), the next pass starts the robot again.
             fires = []
-            if await self._active(robot):
+            if await self._active(robot, cache):
                 fires.append(NewFire(row.window_end, "robots.stop", Outcome.FIRED, {"name": robot}))
             planned, fire_at = (now, now) if span is not None else plan_next(trigger, now, tz, calendars, 0.0)
             if await asyncio.to_thread(self._commit, row, fires, planned, fire_at, None, None):
@@ -276,9 +304,13 @@ class Engine:
             return
         start, end = span
         fires = []
-        if not await self._active(robot) and not await asyncio.to_thread(self._held, robot, start, principal.actor):
+        if not await self._active(robot, cache) and not await asyncio.to_thread(
+            self._held, robot, start, principal.actor
+        ):
             planned_at = start if row.window_end != end else now  # entering the window, or keeping it running
             fires.append(NewFire(planned_at, "robots.start", Outcome.FIRED, {"name": robot}))
+            if cache.active is not None:
+                cache.active.add(robot)
         if await asyncio.to_thread(self._commit, row, fires, end, end, end, None):
             for fire in fires:
                 await self._submit(principal, row.name, fire)
@@ -353,7 +385,7 @@ class Engine:
         except Broken as exc:
             await self._mark_broken(row, str(exc))
             return
-        fire = await self._decide(row, planned, ZoneInfo(row.timezone), [])
+        fire = await self._decide(row, planned, ZoneInfo(row.timezone), [], PassCache())
         if fire.outcome == Outcome.QUEUED:
             fire = dataclasses.replace(fire, outcome=Outcome.SKIPPED_OVERLAP, error="run events are not queued")
         if await asyncio.to_thread(self._insert, row.name, [fire]) and fire.outcome == Outcome.FIRED:
@@ -374,7 +406,7 @@ class Engine:
         rows = await asyncio.to_thread(self._read, store_ops.queued)
         for row in rows:
             robot = target_robot(row.target_action, row.target_args)
-            if robot is None or await self._active(robot) or row.queued_since is None:
+            if robot is None or await self._active(robot, PassCache()) or row.queued_since is None:
                 continue
             try:
                 principal = await self._usable(row)
@@ -397,20 +429,29 @@ class Engine:
 
     # ---- broken targets -----------------------------------------------------------------------------------------
 
-    async def _usable(self, row: Schedule) -> Principal:
+    async def _usable(self, row: Schedule, cache: PassCache | None = None) -> Principal:
         """Who the schedule acts as; Broken when its action, robot or owner is gone."""
-        return await asyncio.to_thread(self._check_usable, row)
-
-    def _check_usable(self, row: Schedule) -> Principal:
+        cache = cache or PassCache()
         if row.target_action not in self.service.registry:
             raise Broken(f"its action {row.target_action} no longer exists")
+        async with cache.lock:
+            if cache.robots is None:
+                cache.robots = await asyncio.to_thread(self._robot_names)
         for robot in (target_robot(row.target_action, row.target_args), (row.trigger or {}).get("robot")):
-            if robot is not None:
-                try:
-                    self.service.robots.get_robot(system_principal("scheduler"), robot)
-                except NotFound:
-                    raise Broken(f"its robot {robot} no longer exists") from None
-        return self.acting_principal(row)
+            if robot is not None and robot not in cache.robots:
+                raise Broken(f"its robot {robot} no longer exists")
+        if row.owner_via in ("system", "cli"):
+            return system_principal(f"schedule:{row.name}")
+        key = (row.owner, row.owner_via, tuple(row.owner_scopes or ()))
+        if key not in cache.owners:
+            try:
+                cache.owners[key] = await asyncio.to_thread(self.acting_principal, row)
+            except Broken as exc:
+                cache.owners[key] = exc
+        found = cache.owners[key]
+        if isinstance(found, Broken):
+            raise found
+        return dataclasses.replace(found, username=f"schedule:{row.name}")
 
     def acting_principal(self, row: Schedule) -> Principal:
         """`schedule:<name>` with its owner's rights now (see the module's docstring); Broken when the owner is
@@ -543,17 +584,27 @@ class Engine:
 
         await asyncio.to_thread(record)
 
-    async def _active(self, robot: str) -> bool:
-        """Whether the robot has a run in an active state (asked of the robots service, state by state)."""
+    async def _active(self, robot: str, cache: PassCache) -> bool:
+        """Whether the robot has a run in an active state (the robots service asked once per pass, state by
+        state, for every robot's)."""
+        async with cache.lock:
+            if cache.active is None:
+                cache.active = await asyncio.to_thread(self._active_robots)
+        return robot in cache.active
 
-        def ask() -> bool:
-            robots = self.service.robots
-            scheduler = system_principal("scheduler")
-            return any(
-                robots.list_runs(scheduler, robot=robot, state=state, limit=1, cursor=None).items for state in ACTIVE
-            )
-
-        return await asyncio.to_thread(ask)
+    def _active_robots(self) -> set[str]:
+        robots = self.service.robots
+        names: set[str] = set()
+        scheduler = system_principal("scheduler")
+        for state in ACTIVE:
+            cursor = None
+            while True:
+                page = robots.list_runs(scheduler, robot=None, state=state, limit=500, cursor=cursor)
+                names.update(run.robot for run in page.items)
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+        return names
 
 
 def _add(session: Any, schedule: str, fires: list[NewFire]) -> None:
