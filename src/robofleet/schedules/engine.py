@@ -197,6 +197,8 @@ class Engine:
             await self.fire_due(row, calendars, now, cache)
         except RobofleetError as exc:
             log.warning("schedule %s: its fire failed: %s", row.name, exc.message)
+        except Exception:  # one schedule's bug must not hold the others' fires until the next safety pass
+            log.exception("schedule %s: its fire failed", row.name)
 
     async def fire_due(
         self, row: Schedule, calendars: list[DayCalendar], now: datetime, cache: PassCache | None = None
