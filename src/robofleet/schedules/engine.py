@@ -126,6 +126,22 @@ class PassCache:
     active: set[str] | None = None
     owners: dict[tuple[str, str, tuple[str, ...]], Principal | Broken] = dataclasses.field(default_factory=dict)
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    # Batching (a pass): the fences and fire rows of a chunk are written in one transaction, then submitted.
+    batching: bool = False
+    pending: list[Pending] = dataclasses.field(default_factory=list)
+
+
+@dataclass
+class Pending:
+    """One schedule's fence and fire rows, waiting for its chunk's transaction."""
+
+    row: Schedule
+    fires: list[NewFire]
+    planned: datetime | None
+    fire_at: datetime | None
+    window_end: datetime | None
+    queued_since: datetime | None
+    principal: Principal
 
 
 class Engine:
@@ -169,11 +185,14 @@ class Engine:
         due = await asyncio.to_thread(
             self._read, lambda session: _with_calendars(session, store_ops.due(session, now, BATCH))
         )
-        cache = PassCache()
+        cache = PassCache(batching=True)
         for start in range(0, len(due), CONCURRENT_FIRES):
-            # Fires of one chunk run together: their thread hops overlap and their activities share commits.
+            # A chunk's decisions run together (their reads overlap), its fences and fire rows are written in one
+            # transaction, and its activities submitted together (they share commits).
             chunk = due[start : start + CONCURRENT_FIRES]
             await asyncio.gather(*(self._fire_logged(row, calendars, now, cache) for row, calendars in chunk))
+            pending, cache.pending = cache.pending, []
+            await self._flush(pending)
         loop_time = asyncio.get_running_loop().time()
         if loop_time - self._last_sweep >= SWEEP_SECONDS:
             self._last_sweep = loop_time
@@ -246,11 +265,7 @@ class Engine:
                     fire = dataclasses.replace(fire, outcome=Outcome.SKIPPED_OVERLAP, error="a fire is queued already")
             fires.append(fire)
         planned, fire_at = plan_next(trigger, now, tz, calendars, row.jitter_seconds)
-        if not await asyncio.to_thread(self._commit, row, fires, planned, fire_at, row.window_end, queued_since):
-            return
-        for fire in fires:
-            if fire.outcome == Outcome.FIRED:
-                await self._submit(principal, row.name, fire)
+        await self._apply(cache, Pending(row, fires, planned, fire_at, row.window_end, queued_since, principal))
 
     async def _decide(
         self, row: Schedule, slot: datetime, tz: ZoneInfo, calendars: list[DayCalendar], cache: PassCache
@@ -296,13 +311,11 @@ class Engine:
             if await self._active(robot, cache):
                 fires.append(NewFire(row.window_end, "robots.stop", Outcome.FIRED, {"name": robot}))
             planned, fire_at = (now, now) if span is not None else plan_next(trigger, now, tz, calendars, 0.0)
-            if await asyncio.to_thread(self._commit, row, fires, planned, fire_at, None, None):
-                for fire in fires:
-                    await self._submit(principal, row.name, fire)
+            await self._apply(cache, Pending(row, fires, planned, fire_at, None, None, principal))
             return
         if span is None:  # due, but no window now (it passed while no engine ran, or its day is excluded)
             planned, fire_at = plan_next(trigger, now, tz, calendars, row.jitter_seconds)
-            await asyncio.to_thread(self._commit, row, [], planned, fire_at, None, None)
+            await self._apply(cache, Pending(row, [], planned, fire_at, None, None, principal))
             return
         start, end = span
         fires = []
@@ -313,9 +326,7 @@ class Engine:
             fires.append(NewFire(planned_at, "robots.start", Outcome.FIRED, {"name": robot}))
             if cache.active is not None:
                 cache.active.add(robot)
-        if await asyncio.to_thread(self._commit, row, fires, end, end, end, None):
-            for fire in fires:
-                await self._submit(principal, row.name, fire)
+        await self._apply(cache, Pending(row, fires, end, end, end, None, principal))
 
     def _held(self, robot: str, window_start: datetime, actor: str) -> bool:
         """Whether a manual stop holds the robot: it was stopped (stop or kill) by someone else than this schedule
@@ -521,6 +532,52 @@ class Engine:
 
     # ---- writes -------------------------------------------------------------------------------------------------
 
+    async def _apply(self, cache: PassCache, pending: Pending) -> None:
+        """Write the fence and fire rows, then submit the fires: now, or with its chunk when the pass batches."""
+        if cache.batching:
+            cache.pending.append(pending)
+        else:
+            await self._flush([pending])
+
+    async def _flush(self, pending: list[Pending]) -> None:
+        if not pending:
+            return
+        committed = await asyncio.to_thread(self._commit_many, pending)
+        submits = [
+            self._submit_only(item.principal, item.row.name, fire)
+            for item in committed
+            for fire in item.fires
+            if fire.outcome == Outcome.FIRED
+        ]
+        results = await asyncio.gather(*submits)
+        if results:
+            await asyncio.to_thread(self._record, list(results))
+
+    def _commit_many(self, pending: list[Pending]) -> list[Pending]:
+        """Every fence and its fire rows in one transaction, each in a savepoint of its own: the ones another
+        engine moved (or fired) first are left out; the others are returned."""
+        committed: list[Pending] = []
+        with self.store.transaction() as session:
+            for item in pending:
+                try:
+                    with session.begin_nested():
+                        moved = store_ops.move_next(
+                            session,
+                            item.row.id,
+                            item.row.next_fire_at,
+                            fire_at=item.fire_at,
+                            planned_at=item.planned,
+                            window_end=item.window_end,
+                            queued_since=item.queued_since,
+                        )
+                        if not moved:
+                            continue
+                        _add(session, item.row.name, item.fires)
+                except IntegrityError:
+                    continue  # its fire row exists: another engine fired it
+                committed.append(item)
+        return committed
+
     def _commit(
         self,
         row: Schedule,
@@ -562,29 +619,32 @@ class Engine:
         return True
 
     async def _submit(self, principal: Principal, schedule: str, fire: NewFire) -> None:
-        """Submit the fire's activity (async mode: a robot's start does not hold the sync queue) and record its id,
-        or the reason it could not be submitted."""
+        """Submit the fire's activity and record its id, or the reason it could not be submitted."""
+        result = await self._submit_only(principal, schedule, fire)
+        await asyncio.to_thread(self._record, [result])
+
+    async def _submit_only(
+        self, principal: Principal, schedule: str, fire: NewFire
+    ) -> tuple[int, int | None, Outcome, str | None]:
+        """Submit the fire's activity (async mode: a robot's start does not hold the sync queue): (fire id,
+        activity id, outcome, error)."""
         processor = self.app.processor
         assert fire.id is not None
         key = f"schedule:{schedule}:{fire.planned_at.isoformat()}"
         item = ActivityIn(action=fire.action, args=fire.args, mode="async", idempotency_key=key)
-        activity_id: int | None = None
-        outcome, error = Outcome.FIRED, None
         try:
             if processor is None:  # a run event in the moment serve starts, before the processor runs
                 raise StoreUnavailable("activities are not running yet")
             submitted = await processor.submit(principal, [item], batch=False)
-            activity_id = submitted[0].id
         except RobofleetError as exc:
-            outcome, error = Outcome.FAILED, exc.message
             log.warning("schedule %s: could not submit %s: %s", schedule, fire.action, exc.message)
-        fire_id = fire.id
+            return fire.id, None, Outcome.FAILED, exc.message
+        return fire.id, submitted[0].id, Outcome.FIRED, None
 
-        def record() -> None:
-            with self.store.transaction() as session:
+    def _record(self, results: list[tuple[int, int | None, Outcome, str | None]]) -> None:
+        with self.store.transaction() as session:
+            for fire_id, activity_id, outcome, error in results:
                 store_ops.set_fire_result(session, fire_id, activity_id=activity_id, outcome=outcome, error=error)
-
-        await asyncio.to_thread(record)
 
     async def _active(self, robot: str, cache: PassCache) -> bool:
         """Whether the robot has a run in an active state (the robots service asked once per pass, state by
