@@ -119,7 +119,10 @@ def test_bad_schedules_are_refused_with_their_field_and_nothing_is_saved(client:
         "target.action": {**schedule("b6"), "target": {"action": "no.such", "args": {}}},
         "target.args.seconds": {**schedule("b7"), "target": {"action": "system.sleep", "args": {"seconds": "x"}}},
         "trigger.robot": {**schedule("b8"), "trigger": {"kind": "run_event", "robot": "ghost", "on": "succeeded"}},
+        "trigger.at": schedule("b9", trigger={"kind": "once", "at": "2020-01-01T09:00:00Z"}),
     }
+    for reserved in ("calendar", "calendars", "timeline", "rows", "preview"):
+        assert refusal(client, admin_token, schedule(reserved))["details"][0]["field"] == "name"
     for field, body in cases.items():
         error = refusal(client, admin_token, body)
         assert error["details"]["field"] == field, (field, error)

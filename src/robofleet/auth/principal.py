@@ -66,6 +66,14 @@ def cli_principal() -> Principal:
     return Principal(username=f"cli:{getpass.getuser()}", user_id=None, grants=(Grant(("*",)),), via="cli")
 
 
+SCHEDULE_ACTOR = "schedule:"  # no username holds a ":", so nobody else acts under this prefix
+
+
+def schedule_actor(schedule: str) -> str:
+    """Who a schedule's fires act as."""
+    return f"{SCHEDULE_ACTOR}{schedule}"
+
+
 def system_principal(name: str = "system") -> Principal:
     return Principal(username=name, user_id=None, grants=(Grant(("*",)),), via="system")
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from robofleet.activities.registry import ActionContext, Params, Registry
+from robofleet.auth.principal import SCHEDULE_ACTOR
 from robofleet.errors import StoreUnavailable
 from robofleet.robots.schemas import RobotName
 from robofleet.robots.service import RobotsService
@@ -59,7 +60,9 @@ def register(registry: Registry) -> None:
     @registry.register("robots.start", permission="robots:start", params=RobotParams)
     async def start(ctx: ActionContext, params: RobotParams) -> dict[str, Any]:
         """Start a run of the robot; returns the run once its process runs."""
-        run = await service(ctx).start(ctx.principal, params.name)
+        # A schedule's start is planned, not an operator's: the run says so, as a restart policy's does.
+        planned = ctx.principal.username.startswith(SCHEDULE_ACTOR)
+        run = await service(ctx).start(ctx.principal, params.name, manual=not planned)
         return run.model_dump(mode="json")
 
     @registry.register("robots.restart", permission="robots:start", params=RobotParams)

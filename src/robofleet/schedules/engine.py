@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 
 from robofleet.activities.schemas import ActivityIn
-from robofleet.auth.principal import Principal, principal_for_user, system_principal
+from robofleet.auth.principal import Principal, principal_for_user, schedule_actor, system_principal
 from robofleet.auth.users import find_user
 from robofleet.errors import Invalid, NotFound, RobofleetError, StoreUnavailable
 from robofleet.robots.service import TOPIC as RUNS_TOPIC
@@ -454,7 +454,7 @@ class Engine:
             if robot is not None and robot not in cache.robots:
                 raise Broken(f"its robot {robot} no longer exists")
         if row.owner_via in ("system", "cli"):
-            return system_principal(f"schedule:{row.name}")
+            return system_principal(schedule_actor(row.name))
         key = (row.owner, row.owner_via, tuple(row.owner_scopes or ()))
         if key not in cache.owners:
             try:
@@ -464,12 +464,12 @@ class Engine:
         found = cache.owners[key]
         if isinstance(found, Broken):
             raise found
-        return dataclasses.replace(found, username=f"schedule:{row.name}")
+        return dataclasses.replace(found, username=schedule_actor(row.name))
 
     def acting_principal(self, row: Schedule) -> Principal:
         """`schedule:<name>` with its owner's rights now (see the module's docstring); Broken when the owner is
         disabled or deleted."""
-        name = f"schedule:{row.name}"
+        name = schedule_actor(row.name)
         if row.owner_via in ("system", "cli"):
             return system_principal(name)
         with self.store.transaction() as session:

@@ -14,7 +14,7 @@ CalendarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$
 MisfirePolicy = Literal["skip", "run_once"]
 Overlap = Literal["skip", "queue", "parallel"]
 # Path segments of /schedules/… that are no schedule: a schedule may not take these names.
-RESERVED_NAMES = frozenset({"calendar"})
+RESERVED_NAMES = frozenset({"calendar", "calendars", "timeline", "rows", "preview"})
 
 
 class Target(BaseModel):

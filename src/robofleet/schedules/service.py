@@ -39,7 +39,7 @@ from robofleet.schedules.schemas import (
     ScheduleOut,
     ScheduleUpdate,
 )
-from robofleet.schedules.triggers import Trigger
+from robofleet.schedules.triggers import OnceTrigger, Trigger
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import Page, paginate
 
@@ -308,6 +308,11 @@ class SchedulesService:
         if unknown:
             raise invalid("calendars", f"no calendar named {unknown[0]!r}", "unknown_calendar")
         spec = checked.trigger.spec()
+        # A one-off already past would never fire: refused, not stored as a schedule that silently does nothing.
+        # (The settings file keeps its one-offs that fired: it is applied again at every start.)
+        trigger = checked.trigger
+        if isinstance(trigger, OnceTrigger) and spec != row.trigger and not row.from_config and trigger.at <= utcnow():
+            raise invalid("trigger.at", f"{checked.trigger.at.isoformat()} is in the past")
         timing_changed = (
             creating
             or row.broken is not None
