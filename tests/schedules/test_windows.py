@@ -96,3 +96,28 @@ def test_a_robot_that_ends_inside_its_window_is_started_again(store_url: str, st
     count = len(api.runs("short"))
     time.sleep(3)
     assert len(api.runs("short")) == count  # the window is over: no more starts
+
+
+def test_pausing_a_window_schedule_inside_its_window_stops_its_robot(store_url: str, start_serve: StartServe) -> None:
+    serve = start_serve(env=serve_env(store_url))
+    client = serve.api()
+    api = SchedulesApi(client)
+    api.robot("clerk", counter())
+    trigger, _start, end = window_from_now(2, 40)
+    api.schedule("clerk-hours", trigger, {"action": "robots.start", "args": {"name": "clerk"}})
+    first = wait_until(lambda: run_state(api, "clerk", "running"), 15)
+    paused = client.post("/api/v1/schedules/clerk-hours/pause")
+    assert paused.status_code == 200, paused.text
+    stopped = wait_until(lambda: run_state(api, "clerk", "stopped"), 15)
+    assert stopped["id"] == first["id"]
+    assert any(step["by"] == "schedule:clerk-hours" for step in stopped["transitions"] if step["state"] == "stopping")
+    assert api.get("clerk-hours")["window_end"] is None
+    time.sleep(3)  # paused: the window does not start it again
+    assert len(api.runs("clerk")) == 1
+    # Resumed inside the window: the robot is kept running again.
+    assert client.post("/api/v1/schedules/clerk-hours/resume").status_code == 200
+    again = wait_until(lambda: run_state(api, "clerk", "running"), 15, message=lambda: f"{api.fires('clerk-hours')} {api.get('clerk-hours')}")
+    assert again["id"] != first["id"] and datetime.now(UTC) < end
+    # Disabled inside the window: the same as paused.
+    assert client.patch("/api/v1/schedules/clerk-hours", json={"enabled": False}).status_code == 200
+    wait_until(lambda: None if run_state(api, "clerk", "running") else True, 15)

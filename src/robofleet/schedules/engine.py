@@ -37,8 +37,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import IntegrityError
-
 from robofleet.activities.schemas import ActivityIn
 from robofleet.auth.principal import Principal, principal_for_user, schedule_actor, system_principal
 from robofleet.auth.users import find_user
@@ -141,7 +139,7 @@ class Pending:
     fire_at: datetime | None
     window_end: datetime | None
     queued_since: datetime | None
-    principal: Principal
+    principal: Principal | None  # who its fires act as; None: it moves the fence only
 
 
 class Engine:
@@ -304,13 +302,16 @@ class Engine:
     ) -> None:
         robot = str(row.target_args["name"])
         span = self.window_now(trigger, now, tz, calendars)
-        if row.window_end is not None and now >= row.window_end:
+        let_go = row.paused or not row.enabled  # paused or disabled inside its window: the window ends now
+        if row.window_end is not None and (now >= row.window_end or let_go):
             # The window is over: its robot's runs are stopped safely. Inside a next window already (serve was
             # down across it, or windows touch), the next pass starts the robot again.
             fires = []
             if await self._active(robot, cache):
-                fires.append(NewFire(row.window_end, "robots.stop", Outcome.FIRED, {"name": robot}))
+                fires.append(NewFire(min(now, row.window_end), "robots.stop", Outcome.FIRED, {"name": robot}))
             planned, fire_at = (now, now) if span is not None else plan_next(trigger, now, tz, calendars, 0.0)
+            if let_go:  # what it does once resumed or enabled is planned again then
+                planned, fire_at = plan_next(trigger, now, tz, calendars, 0.0)
             await self._apply(cache, Pending(row, fires, planned, fire_at, None, None, principal))
             return
         if span is None:  # due, but no window now (it passed while no engine ran, or its day is excluded)
@@ -322,7 +323,9 @@ class Engine:
         if not await self._active(robot, cache) and not await asyncio.to_thread(
             self._held, robot, start, principal.actor
         ):
-            planned_at = start if row.window_end != end else now  # entering the window, or keeping it running
+            # Entering the window as planned (its start is the fire's time), or keeping it running, resumed inside it
+            # or created inside it (now: a start's fire row is unique per planned time).
+            planned_at = start if row.next_planned_at == start else now
             fires.append(NewFire(planned_at, "robots.start", Outcome.FIRED, {"name": robot}))
             if cache.active is not None:
                 cache.active.add(robot)
@@ -456,11 +459,12 @@ class Engine:
         if row.owner_via in ("system", "cli"):
             return system_principal(schedule_actor(row.name))
         key = (row.owner, row.owner_via, tuple(row.owner_scopes or ()))
-        if key not in cache.owners:
-            try:
-                cache.owners[key] = await asyncio.to_thread(self.acting_principal, row)
-            except Broken as exc:
-                cache.owners[key] = exc
+        async with cache.lock:  # the pass's fires run together: one lookup of an owner, not one each
+            if key not in cache.owners:
+                try:
+                    cache.owners[key] = await asyncio.to_thread(self.acting_principal, row)
+                except Broken as exc:
+                    cache.owners[key] = exc
         found = cache.owners[key]
         if isinstance(found, Broken):
             raise found
@@ -546,37 +550,19 @@ class Engine:
         submits = [
             self._submit_only(item.principal, item.row.name, fire)
             for item in committed
+            if item.principal is not None
             for fire in item.fires
-            if fire.outcome == Outcome.FIRED
+            if fire.outcome == Outcome.FIRED and fire.id is not None
         ]
         results = await asyncio.gather(*submits)
         if results:
             await asyncio.to_thread(self._record, list(results))
 
     def _commit_many(self, pending: list[Pending]) -> list[Pending]:
-        """Every fence and its fire rows in one transaction, each in a savepoint of its own: the ones another
-        engine moved (or fired) first are left out; the others are returned."""
-        committed: list[Pending] = []
+        """Every fence and the fire rows of those that moved, in one transaction; the ones another engine moved
+        first are left out, the others returned. A fire row another engine wrote first keeps no id: not fired."""
         with self.store.transaction() as session:
-            for item in pending:
-                try:
-                    with session.begin_nested():
-                        moved = store_ops.move_next(
-                            session,
-                            item.row.id,
-                            item.row.next_fire_at,
-                            fire_at=item.fire_at,
-                            planned_at=item.planned,
-                            window_end=item.window_end,
-                            queued_since=item.queued_since,
-                        )
-                        if not moved:
-                            continue
-                        _add(session, item.row.name, item.fires)
-                except IntegrityError:
-                    continue  # its fire row exists: another engine fired it
-                committed.append(item)
-        return committed
+            return _write(session, pending)
 
     def _commit(
         self,
@@ -589,34 +575,16 @@ class Engine:
     ) -> bool:
         """The fence and the fire rows in one transaction; False (nothing written) when another engine moved the
         schedule first."""
-        try:
-            with self.store.transaction() as session:
-                moved = store_ops.move_next(
-                    session,
-                    row.id,
-                    row.next_fire_at,
-                    fire_at=fire_at,
-                    planned_at=planned,
-                    window_end=window_end,
-                    queued_since=queued_since,
-                )
-                if not moved:
-                    return False
-                _add(session, row.name, fires)
-        except IntegrityError:
-            return False  # its fire row exists: another engine fired it
-        return True
+        with self.store.transaction() as session:
+            return bool(_write(session, [Pending(row, fires, planned, fire_at, window_end, queued_since, None)]))
 
     def _move(self, row: Schedule, planned: datetime | None, fire_at: datetime | None) -> bool:
         return self._commit(row, [], planned, fire_at, row.window_end, row.queued_since)
 
     def _insert(self, schedule: str, fires: list[NewFire]) -> bool:
-        try:
-            with self.store.transaction() as session:
-                _add(session, schedule, fires)
-        except IntegrityError:
-            return False
-        return True
+        """The fire rows alone; False when another engine wrote one of them first."""
+        with self.store.transaction() as session:
+            return len(_add(session, [(schedule, fire) for fire in fires])) == len(fires)
 
     async def _submit(self, principal: Principal, schedule: str, fire: NewFire) -> None:
         """Submit the fire's activity and record its id, or the reason it could not be submitted."""
@@ -643,8 +611,7 @@ class Engine:
 
     def _record(self, results: list[tuple[int, int | None, Outcome, str | None]]) -> None:
         with self.store.transaction() as session:
-            for fire_id, activity_id, outcome, error in results:
-                store_ops.set_fire_result(session, fire_id, activity_id=activity_id, outcome=outcome, error=error)
+            store_ops.set_fire_results(session, results)
 
     async def _active(self, robot: str, cache: PassCache) -> bool:
         """Whether the robot has a run in an active state (the robots service asked once per pass, state by
@@ -669,21 +636,44 @@ class Engine:
         return names
 
 
-def _add(session: Any, schedule: str, fires: list[NewFire]) -> None:
-    now = utcnow()
-    for fire in fires:
-        stored = ScheduleFire(
-            schedule=schedule,
-            planned_at=fire.planned_at,
-            fired_at=now,
-            action=fire.action,
-            outcome=fire.outcome,
-            error=fire.error,
-            missed=fire.missed,
+def _write(session: Any, pending: list[Pending]) -> list[Pending]:
+    """The fences of `pending`, then the fire rows of those that moved (see Engine._commit_many)."""
+    moved = [
+        item
+        for item in pending
+        if store_ops.move_next(
+            session,
+            item.row.id,
+            item.row.next_fire_at,
+            fire_at=item.fire_at,
+            planned_at=item.planned,
+            window_end=item.window_end,
+            queued_since=item.queued_since,
         )
-        session.add(stored)
-        session.flush()
-        fire.id = stored.id
+    ]
+    _add(session, [(item.row.name, fire) for item in moved for fire in item.fires])
+    return moved
+
+
+def _add(session: Any, fires: list[tuple[str, NewFire]]) -> list[NewFire]:
+    """Insert the fires of (schedule, fire); those written, with their ids (another engine wrote the others)."""
+    now = utcnow()
+    rows = [
+        {
+            "schedule": schedule,
+            "planned_at": fire.planned_at,
+            "fired_at": now,
+            "action": fire.action,
+            "outcome": str(fire.outcome),
+            "error": fire.error,
+            "missed": fire.missed,
+        }
+        for schedule, fire in fires
+    ]
+    ids = store_ops.insert_fires(session, rows)
+    for schedule, fire in fires:
+        fire.id = ids.get((schedule, fire.planned_at))
+    return [fire for _, fire in fires if fire.id is not None]
 
 
 def _with_calendars(session: Any, rows: list[Schedule]) -> list[tuple[Schedule, list[DayCalendar]]]:

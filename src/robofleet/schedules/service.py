@@ -234,6 +234,7 @@ class SchedulesService:
             current = store_ops.schedule_out(row).model_dump(include=set(ScheduleFields.model_fields))
             merged = ScheduleFields(**{**current, **changes})
             self._write(session, principal, row, merged, creating=False)
+            _end_window_if_let_go(row)
             session.flush()
             out = store_ops.schedule_out(row, store_ops.last_fires(session, [name]).get(name))
         self.changed()
@@ -259,6 +260,7 @@ class SchedulesService:
                 row.paused = paused
                 if not paused:
                     self._plan(session, row, self.engine.trigger_of(row))
+                _end_window_if_let_go(row)
             session.flush()
             out = store_ops.schedule_out(row, store_ops.last_fires(session, [name]).get(name))
         self.changed()
@@ -312,7 +314,7 @@ class SchedulesService:
         # (The settings file keeps its one-offs that fired: it is applied again at every start.)
         trigger = checked.trigger
         if isinstance(trigger, OnceTrigger) and spec != row.trigger and not row.from_config and trigger.at <= utcnow():
-            raise invalid("trigger.at", f"{checked.trigger.at.isoformat()} is in the past")
+            raise invalid("trigger.at", f"{trigger.at.isoformat()} is in the past")
         timing_changed = (
             creating
             or row.broken is not None
@@ -445,6 +447,13 @@ class SchedulesService:
                     self.create_schedule(principal, data, from_config=True)
             except Invalid as exc:
                 raise ConfigError(f"schedules.{data.name}: {exc.message}") from None
+
+
+def _end_window_if_let_go(row: Schedule) -> None:
+    """A window schedule paused or disabled inside its window lets its robot go: the engine stops it now (the
+    intent is the stored next fire, so it survives a restart)."""
+    if row.window_end is not None and (row.paused or not row.enabled):
+        row.next_fire_at = utcnow()
 
 
 def _from_config(model: Any, item: Any, section: str) -> Any:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Select, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from robofleet.errors import NotFound
@@ -14,6 +16,7 @@ from robofleet.schedules.models import Calendar, Outcome, Schedule, ScheduleFire
 from robofleet.schedules.schemas import CalendarOut, FireOut, Holidays, LastFire, Misfire, ScheduleOut, Target
 
 _SCHEDULES: Table = Schedule.__table__  # type: ignore[assignment]
+_FIRES: Table = ScheduleFire.__table__  # type: ignore[assignment]
 # The fence of a fire: the next fire moves only from the value the engine read. A second engine that read the
 # same value updates no row and fires nothing.
 _MOVE_NEXT = (
@@ -173,14 +176,17 @@ def all_schedules(session: Session) -> list[Schedule]:
     return list(session.scalars(select(Schedule).order_by(Schedule.id)))
 
 
+_ACTIVE = and_(Schedule.enabled.is_(True), Schedule.paused.is_(False))
+
+
 def due(session: Session, now: datetime, limit: int) -> list[Schedule]:
-    """Active schedules whose next fire is at or before `now`, earliest first."""
+    """Active schedules whose next fire is at or before `now`, earliest first; also a window schedule paused or
+    disabled inside its window (its robot is stopped: the window ends)."""
     stmt = (
         select(Schedule)
         .where(
             Schedule.next_fire_at <= now,
-            Schedule.enabled.is_(True),
-            Schedule.paused.is_(False),
+            or_(_ACTIVE, Schedule.window_end.is_not(None)),
             Schedule.broken.is_(None),
         )
         .order_by(Schedule.next_fire_at)
@@ -197,7 +203,7 @@ def queued(session: Session) -> list[Schedule]:
 def next_due(session: Session) -> datetime | None:
     """The earliest next fire of an active schedule: when the engine must wake."""
     stmt = select(func.min(Schedule.next_fire_at)).where(
-        and_(Schedule.enabled.is_(True), Schedule.paused.is_(False), Schedule.broken.is_(None))
+        and_(or_(_ACTIVE, Schedule.window_end.is_not(None)), Schedule.broken.is_(None))
     )
     value: datetime | None = session.scalar(stmt)
     if value is not None and value.tzinfo is None:  # SQLite's min() may come back without its zone
@@ -267,12 +273,42 @@ def queued_fire(session: Session, schedule: str, planned_at: datetime) -> Schedu
     return fire
 
 
-def set_fire_result(
-    session: Session, fire_id: int, *, activity_id: int | None, outcome: str, error: str | None
-) -> None:
-    fire = session.get(ScheduleFire, fire_id)
-    if fire is not None:
-        fire.activity_id, fire.outcome, fire.error = activity_id, outcome, error
+# Core, not the ORM, for the engine's hot path: one statement for a chunk's fires, no unit of work.
+_SET_RESULT = (
+    update(_FIRES)
+    .where(_FIRES.c.id == bindparam("fire_id"))
+    .values(activity_id=bindparam("new_activity_id"), outcome=bindparam("new_outcome"), error=bindparam("new_error"))
+)
+
+
+def insert_fires(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[str, datetime], int]:
+    """Insert fire rows (dicts of ScheduleFire's columns) in one statement; one whose schedule and planned time
+    another engine wrote first is left out. The ids of those written, by (schedule, planned_at)."""
+    if not rows:
+        return {}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert(_FIRES) if dialect == "postgresql" else sqlite.insert(_FIRES)
+    statement = insert.on_conflict_do_nothing(index_elements=["schedule", "planned_at"]).returning(
+        _FIRES.c.id, _FIRES.c.schedule, _FIRES.c.planned_at
+    )
+    written = session.connection().execute(statement, rows)
+    return {(schedule, as_aware(planned)): fire_id for fire_id, schedule, planned in written}
+
+
+def as_aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def set_fire_results(session: Session, results: Sequence[tuple[int, int | None, str, str | None]]) -> None:
+    """(fire id, activity id, outcome, error) of each fire, in one statement."""
+    if results:
+        session.connection().execute(
+            _SET_RESULT,
+            [
+                {"fire_id": fire_id, "new_activity_id": activity, "new_outcome": outcome, "new_error": error}
+                for fire_id, activity, outcome, error in results
+            ],
+        )
 
 
 def mark_broken(session: Session, schedule_id: int, reason: str) -> None:
