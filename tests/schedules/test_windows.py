@@ -116,7 +116,7 @@ def test_pausing_a_window_schedule_inside_its_window_stops_its_robot(store_url: 
     assert len(api.runs("clerk")) == 1
     # Resumed inside the window: the robot is kept running again.
     assert client.post("/api/v1/schedules/clerk-hours/resume").status_code == 200
-    again = wait_until(lambda: run_state(api, "clerk", "running"), 15, message=lambda: f"{api.fires('clerk-hours')} {api.get('clerk-hours')}")
+    again = wait_until(lambda: run_state(api, "clerk", "running"), 15, message=lambda: f"{api.fires('clerk-hours')}")
     assert again["id"] != first["id"] and datetime.now(UTC) < end
     # Disabled inside the window: the same as paused.
     assert client.patch("/api/v1/schedules/clerk-hours", json={"enabled": False}).status_code == 200
