@@ -24,7 +24,14 @@ from robofleet.runtime.notices import notices_for
 from robofleet.schedules import store_ops
 from robofleet.schedules.calendars import next_allowed, preview
 from robofleet.schedules.chains import edge_of
-from robofleet.schedules.checks import check_calendar_holidays, check_schedule, invalid, require_may_act, target_robot
+from robofleet.schedules.checks import (
+    check_calendar_holidays,
+    check_schedule,
+    check_trigger,
+    invalid,
+    require_may_act,
+    target_robot,
+)
 from robofleet.schedules.engine import Engine, plan_next
 from robofleet.schedules.models import Calendar, Schedule
 from robofleet.schedules.schemas import (
@@ -52,6 +59,7 @@ SAFETY_PASS_SECONDS = 60.0
 MAX_PREVIEW = 500
 MAX_PLANNED_DAYS = 31
 MAX_PLANNED_FIRES = 10_000
+MAX_PLANNED_PER_SCHEDULE = 1_000
 NOTICES = "robofleet_schedules"  # the PostgreSQL channel of "a schedule changed"
 
 
@@ -155,6 +163,23 @@ class SchedulesService:
         trigger = self.engine.trigger_of(row)
         return preview(trigger, utcnow(), ZoneInfo(row.timezone), calendars, count)
 
+    def preview_trigger(
+        self, principal: Principal, spec: dict[str, Any], timezone: str, calendar_names: list[str], count: int
+    ) -> list[datetime]:
+        """The next `count` fires of a trigger not saved (yet): checked as a schedule's would be (422 naming the
+        field), calendars applied."""
+        principal.require("schedules:read")
+        if not 1 <= count <= MAX_PREVIEW:
+            raise invalid("count", f"must be between 1 and {MAX_PREVIEW}")
+        trigger = check_trigger(spec, timezone)
+        with self.store.transaction() as session:
+            known = store_ops.calendars_named(session, calendar_names)
+            unknown = [name for name in calendar_names if name not in known]
+            if unknown:
+                raise invalid("calendars", f"no calendar named {unknown[0]!r}", "unknown_calendar")
+            calendars = [store_ops.day_calendar(known[name]) for name in calendar_names]
+        return preview(trigger, utcnow(), ZoneInfo(timezone), calendars, count)
+
     def fires(
         self,
         principal: Principal,
@@ -179,7 +204,8 @@ class SchedulesService:
 
     def planned(self, principal: Principal, start: datetime, end: datetime) -> Planned:
         """Every planned fire of the active schedules the caller sees in [start, end): at most MAX_PLANNED_DAYS
-        long, at most MAX_PLANNED_FIRES fires (`truncated` says when there were more)."""
+        long, at most MAX_PLANNED_FIRES fires and MAX_PLANNED_PER_SCHEDULE of one schedule (`truncated` says when
+        there were more)."""
         principal.require("schedules:read")
         if start.tzinfo is None or end.tzinfo is None:
             raise invalid("from", "give times with a UTC offset, e.g. 2026-01-05T00:00:00Z")
@@ -201,11 +227,13 @@ class SchedulesService:
             trigger = self.engine.trigger_of(row)
             tz = ZoneInfo(row.timezone)
             at = next_allowed(trigger, start - timedelta(microseconds=1), tz, calendars[row.name])
+            listed = 0  # one schedule firing every second must not crowd the others out of the range
             while at is not None and at < end:
-                if len(fires) >= MAX_PLANNED_FIRES:
+                if len(fires) >= MAX_PLANNED_FIRES or listed >= MAX_PLANNED_PER_SCHEDULE:
                     truncated = True
                     break
                 fires.append(PlannedFire(schedule=row.name, at=at, action=row.target_action))
+                listed += 1
                 at = next_allowed(trigger, at, tz, calendars[row.name])
         fires.sort(key=lambda fire: (fire.at, fire.schedule))
         return Planned(fires=fires, truncated=truncated)
