@@ -3,7 +3,6 @@ says once that its watch fails and once that it works again, backs off meanwhile
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -11,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import StartServe, ThrowawayCluster, pg_bin, skip_or_fail, wait_until
+from tests.conftest import StartServe, ThrowawayCluster, wait_until
+from tests.store_outage import serve_on, throwaway_cluster
 
 pytestmark = pytest.mark.slow
 COUNTER = [sys.executable, str(Path(__file__).resolve().parents[2] / "examples" / "robots" / "counter.py")]
@@ -20,23 +20,12 @@ OUTAGE_SECONDS = 5
 
 @pytest.fixture
 def cluster() -> Iterator[ThrowawayCluster]:
-    if pg_bin() is None:
-        skip_or_fail("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin) to start a throwaway cluster")
-    try:
-        made = ThrowawayCluster()
-        made.start()
-        made.wait_until_answers()
-    except (RuntimeError, OSError, subprocess.SubprocessError, TimeoutError) as exc:
-        skip_or_fail(f"cannot run a throwaway PostgreSQL cluster: {exc}")
-        raise
-    try:
-        yield made
-    finally:
-        made.destroy()
+    with throwaway_cluster() as running:
+        yield running
 
 
 def test_a_store_outage_is_said_once_by_the_local_agent(cluster: ThrowawayCluster, start_serve: StartServe) -> None:
-    serve = start_serve(env={"ROBOFLEET_STORE__URL": cluster.server().url("postgres")})
+    serve = serve_on(start_serve, cluster).start(wait="/readyz")
     api = serve.api()
     robot = {"name": "chatter", "agent": "local", "argv": [*COUNTER, "--every", "0.05"]}
     assert api.post("/api/v1/robots", json=robot).status_code == 201

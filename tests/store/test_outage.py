@@ -7,7 +7,6 @@ its connections open and never answers, like one behind a network that drops pac
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,8 @@ import pytest
 from robofleet.errors import StoreUnavailable
 from robofleet.settings.model import StoreSettings
 from robofleet.store import Store
-from tests.conftest import ServeProcess, StartServe, ThrowawayCluster, pg_bin, skip_or_fail, wait_until
+from tests.conftest import ServeProcess, StartServe, ThrowawayCluster, wait_until
+from tests.store_outage import serve_on, throwaway_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -30,25 +30,8 @@ BOUND = 10.0  # no request may take longer than this while the store is away
 
 @pytest.fixture
 def cluster() -> Iterator[ThrowawayCluster]:
-    if pg_bin() is None:
-        skip_or_fail("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin) to start a throwaway cluster")
-    try:
-        made = ThrowawayCluster()
-        made.start()
-        made.wait_until_answers()
-    except (RuntimeError, OSError, subprocess.SubprocessError, TimeoutError) as exc:
-        skip_or_fail(f"cannot run a throwaway PostgreSQL cluster: {exc}")
-        raise
-    try:
-        yield made
-    finally:
-        made.destroy()
-
-
-def serve_on(start_serve: StartServe, cluster: ThrowawayCluster, **env: str) -> ServeProcess:
-    """A `robofleet serve` on the cluster's database, not started yet."""
-    url = cluster.server().url("postgres")
-    return start_serve(env={"ROBOFLEET_STORE__URL": url, **env}, start=False)
+    with throwaway_cluster() as running:
+        yield running
 
 
 def timed(method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, float]:

@@ -14,7 +14,8 @@ from robofleet.events import EventHub
 from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunOut
 from robofleet.robots.service import TOPIC
 from robofleet.robots.states import RunState
-from robofleet.web.deps import Context, Cursor, Limit, Robots
+from robofleet.web.deps import Context, Robots
+from robofleet.web.paging import Paging, page_in_thread
 from robofleet.web.schemas import PageOut
 from robofleet.web.security import Require
 from robofleet.web.sse import sse_message, sse_response, sse_stream
@@ -26,9 +27,9 @@ RunId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 @router.get("/robots")
 def list_robots(
-    robots: Robots, principal: Principal = Depends(Require("robots:read")), limit: Limit = 100, cursor: Cursor = None
+    robots: Robots, paging: Paging, principal: Principal = Depends(Require("robots:read"))
 ) -> PageOut[RobotOut]:
-    return PageOut.of(robots.list_robots(principal, limit=limit, cursor=cursor))
+    return PageOut.of(robots.list_robots(principal, **paging))
 
 
 @router.post("/robots", status_code=201)
@@ -92,15 +93,13 @@ for _action in ("pause", "resume", "stop", "kill"):
 @router.get("/runs")
 async def list_runs(
     robots: Robots,
+    paging: Paging,
     principal: Principal = Depends(Require("robots:read")),
     robot: str | None = Query(None, max_length=64),
     state: RunState | None = None,
-    limit: Limit = 100,
-    cursor: Cursor = None,
 ) -> PageOut[RunOut]:
     """Newest first."""
-    page = await run_in_threadpool(robots.list_runs, principal, robot=robot, state=state, limit=limit, cursor=cursor)
-    return PageOut.of(page)
+    return await page_in_thread(robots.list_runs, principal, robot=robot, state=state, **paging)
 
 
 @router.get("/runs/{run_id}")

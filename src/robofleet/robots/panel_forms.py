@@ -5,13 +5,14 @@ stay masked both ways: the service knows what a mask stands for."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from robofleet.robots.schemas import RestartPolicy, RobotCreate, RobotOut, RobotUpdate
+from robofleet.web import form_state
+from robofleet.web.form_state import EnteredForm, number_text, text_of
 
 RESTART_FIELDS = ("policy", "backoff_seconds", "give_up_after", "window_seconds")
 POLICIES: tuple[str, ...] = get_args(RestartPolicy.model_fields["policy"].annotation)
@@ -44,38 +45,19 @@ CLEARER = {
 }
 
 
-@dataclass
-class RobotForm:
+class RobotForm(EnteredForm[str]):
     """What the form shows: the text of each field, and the mistakes found in them."""
 
-    values: dict[str, str]
-    errors: dict[str, str] = field(default_factory=dict)
-    message: str | None = None
-
-    @property
-    def open(self) -> bool:
-        return bool(self.errors or self.message)
-
-    def problems(self) -> list[tuple[str, str, str]]:
-        """(field key, label, message) in the order of the form."""
-        return [(key, LABELS.get(key, key), self.errors[key]) for key in LABELS if key in self.errors]
+    labels = LABELS
 
 
-class FormInvalid(Exception):
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{LABELS.get(key, key)}: {text}" for key, text in errors.items()))
-        self.errors = errors
+class FormInvalid(form_state.FormInvalid):
+    labels = LABELS
 
 
 def submitted(form: FormData) -> dict[str, str]:
     """The text of every robot field in a posted form (a missing one is empty)."""
-    return {key: value if isinstance(value := form.get(key), str) else "" for key in LABELS}
-
-
-def number(value: float | int | None) -> str:
-    if value is None:
-        return ""
-    return str(int(value)) if float(value).is_integer() else repr(value)
+    return {key: text_of(form, key) for key in LABELS}
 
 
 def blank_form() -> RobotForm:
@@ -101,13 +83,13 @@ def _texts(definition: Mapping[str, Any]) -> dict[str, str]:
         "cwd": definition.get("cwd") or "",
         "env": "\n".join(f"{key}={value}" for key, value in (definition.get("env") or {}).items()),
         "session": definition.get("session") or "",
-        "safe_stop_timeout": number(definition.get("safe_stop_timeout")),
-        "max_runtime": number(definition.get("max_runtime")),
-        "max_concurrent": number(definition.get("max_concurrent")),
+        "safe_stop_timeout": number_text(definition.get("safe_stop_timeout")),
+        "max_runtime": number_text(definition.get("max_runtime")),
+        "max_concurrent": number_text(definition.get("max_concurrent")),
         "restart.policy": restart.policy,
-        "restart.backoff_seconds": number(restart.backoff_seconds),
-        "restart.give_up_after": number(restart.give_up_after),
-        "restart.window_seconds": number(restart.window_seconds),
+        "restart.backoff_seconds": number_text(restart.backoff_seconds),
+        "restart.give_up_after": number_text(restart.give_up_after),
+        "restart.window_seconds": number_text(restart.window_seconds),
         "tags": ", ".join(definition.get("tags") or []),
         "description": str(definition.get("description") or ""),
         "keep_leftovers": "on" if definition.get("keep_leftovers") else "",

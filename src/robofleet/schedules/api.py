@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from starlette.concurrency import run_in_threadpool
 
 from robofleet.auth.principal import Principal
 from robofleet.schedules.models import Outcome
@@ -22,7 +21,8 @@ from robofleet.schedules.schemas import (
     ScheduleUpdate,
 )
 from robofleet.schedules.service import MAX_PREVIEW, SchedulesService
-from robofleet.web.deps import Context, Cursor, Limit
+from robofleet.web.deps import Context
+from robofleet.web.paging import Paging, page_in_thread
 from robofleet.web.schemas import PageOut
 from robofleet.web.security import Require
 
@@ -41,10 +41,8 @@ Write = Depends(Require("schedules:write"))
 
 
 @router.get("/schedules")
-def list_schedules(
-    schedules: Schedules, principal: Principal = Read, limit: Limit = 100, cursor: Cursor = None
-) -> PageOut[ScheduleOut]:
-    return PageOut.of(schedules.list_schedules(principal, limit=limit, cursor=cursor))
+def list_schedules(schedules: Schedules, paging: Paging, principal: Principal = Read) -> PageOut[ScheduleOut]:
+    return PageOut.of(schedules.list_schedules(principal, **paging))
 
 
 @router.post("/schedules", status_code=201)
@@ -108,25 +106,19 @@ def resume(name: str, schedules: Schedules, principal: Principal = Write) -> Sch
 async def fires(
     name: str,
     schedules: Schedules,
+    paging: Paging,
     principal: Principal = Read,
     since: datetime | None = None,
     until: datetime | None = None,
     outcome: Outcome | None = None,
-    limit: Limit = 100,
-    cursor: Cursor = None,
 ) -> PageOut[FireOut]:
     """Newest first; since/until filter the planned time."""
-    page = await run_in_threadpool(
-        schedules.fires, principal, name, since=since, until=until, outcome=outcome, limit=limit, cursor=cursor
-    )
-    return PageOut.of(page)
+    return await page_in_thread(schedules.fires, principal, name, since=since, until=until, outcome=outcome, **paging)
 
 
 @router.get("/calendars")
-def list_calendars(
-    schedules: Schedules, principal: Principal = Read, limit: Limit = 100, cursor: Cursor = None
-) -> PageOut[CalendarOut]:
-    return PageOut.of(schedules.list_calendars(principal, limit=limit, cursor=cursor))
+def list_calendars(schedules: Schedules, paging: Paging, principal: Principal = Read) -> PageOut[CalendarOut]:
+    return PageOut.of(schedules.list_calendars(principal, **paging))
 
 
 @router.post("/calendars", status_code=201)

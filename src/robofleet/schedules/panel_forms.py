@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +17,8 @@ from starlette.datastructures import FormData
 from robofleet.schedules.calendars import Calendar as DayCalendar
 from robofleet.schedules.schemas import CalendarOut, ScheduleCreate, ScheduleOut
 from robofleet.schedules.triggers import DAYS, KINDS
+from robofleet.web import form_state
+from robofleet.web.form_state import EnteredForm, number_text, text_of, texts_of
 
 # The cron builder's shapes; "custom" is an expression typed by hand.
 CRON_MODES: Final = {
@@ -121,21 +122,10 @@ def form_key(service_field: str) -> str | None:
     return None
 
 
-@dataclass
-class ScheduleForm:
+class ScheduleForm(EnteredForm[Any]):
     """What the form shows: the text of each field (a list for checkboxes and multi-selects) and its mistakes."""
 
-    values: dict[str, Any]
-    errors: dict[str, str] = field(default_factory=dict)
-    message: str | None = None
-
-    @property
-    def open(self) -> bool:
-        return bool(self.errors or self.message)
-
-    def problems(self) -> list[tuple[str, str, str]]:
-        """(field key, label, message) in the order of the form."""
-        return [(key, LABELS.get(key, key), self.errors[key]) for key in LABELS if key in self.errors]
+    labels = LABELS
 
     def shown_at(self, service_field: object, message: str) -> None:
         """A refusal next to the field it names, else above the form."""
@@ -146,10 +136,8 @@ class ScheduleForm:
             self.errors.setdefault(key, message)
 
 
-class FormInvalid(Exception):
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{LABELS.get(key, key)}: {text}" for key, text in errors.items()))
-        self.errors = errors
+class FormInvalid(form_state.FormInvalid):
+    labels = LABELS
 
 
 def submitted(form: FormData) -> dict[str, Any]:
@@ -160,12 +148,11 @@ def submitted(form: FormData) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key in LABELS:
         if key in LISTS:
-            values[key] = [item for item in form.getlist(key) if isinstance(item, str)]
+            values[key] = texts_of(form, key)
+        elif key not in form and key.startswith(SECTION_PREFIXES):
+            values[key] = defaults[key]
         else:
-            value = form.get(key)
-            values[key] = value if isinstance(value, str) else ""
-            if value is None and key.startswith(SECTION_PREFIXES):
-                values[key] = defaults[key]
+            values[key] = text_of(form, key)
     if "window_days" not in form and values["kind"] != "window":
         values["window_days"] = defaults["window_days"]
     return values
@@ -229,18 +216,14 @@ def form_of(schedule: ScheduleOut) -> ScheduleForm:
         robot=robot or "",
         args=json.dumps(args) if args else "{}",
         misfire_policy=schedule.misfire.policy,
-        misfire_grace=_number(schedule.misfire.grace_seconds),
+        misfire_grace=number_text(schedule.misfire.grace_seconds),
         overlap=schedule.overlap,
-        jitter_seconds=_number(schedule.jitter_seconds),
+        jitter_seconds=number_text(schedule.jitter_seconds),
         enabled="on" if schedule.enabled else "",
         description=schedule.description,
         tags=", ".join(schedule.tags),
     )
     return form
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 def _zone(name: str) -> ZoneInfo | None:
@@ -455,7 +438,7 @@ def _duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             count = int(seconds // size)
             return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{_number(seconds)} s"
+    return f"{number_text(seconds)} s"
 
 
 def _day_ranges(days: list[str]) -> str:
