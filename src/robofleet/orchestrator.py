@@ -28,6 +28,8 @@ from robofleet.events import EventHub
 from robofleet.logs.ingest import Row
 from robofleet.logs.service import LogService
 from robofleet.robots.service import RobotsService
+from robofleet.runtime.leader import Leader, leader_for
+from robofleet.runtime.replicas import Presence, new_replica_id
 from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.store.migrate import upgrade
@@ -70,8 +72,13 @@ def announce(admin: InitialAdmin | None) -> None:
 
 
 class Orchestrator:
-    """One orchestrator: its settings, store, event hub and action registry from the start; its services once
-    `start()` found the store ready (at once, or by retrying in the background until the database answers)."""
+    """One orchestrator: its settings, store, event hub, action registry, replica id and leader from the start; its
+    services once `start()` found the store ready (at once, or by retrying in the background until the database
+    answers).
+
+    `replica` names this process among the `serve` processes sharing the store (fresh at every start); its presence
+    (a lock held while it lives: runtime/replicas.py) is taken before any service runs. `leader` is the one `Leader`
+    of this process, shared by every leader duty (each adds its listener by `leader.start`) and stopped after them."""
 
     def __init__(
         self,
@@ -88,6 +95,9 @@ class Orchestrator:
         self.store = store or Store(settings.store)
         self.events = events or EventHub()
         self.registry = registry or build_registry(settings, self.domains)
+        self.replica = new_replica_id()
+        self.leader: Leader = leader_for(self.store)
+        self.presence: Presence | None = None
         self.ready = ready
         self.not_ready_reason = "the store has not been prepared yet"
         self.logs: LogService | None = None
@@ -97,6 +107,7 @@ class Orchestrator:
         self.processor: Processor | None = None
         self.services: dict[str, Service] = {}  # by domain name: the services of domains that bring one
         self._stack = AsyncExitStack()
+        self._stack.push_async_callback(self.leader.stop)  # the first pushed, so stopped after every duty
         self._starting: asyncio.Task[None] | None = None
 
     @property
@@ -162,6 +173,12 @@ class Orchestrator:
     async def _start_services(self) -> None:
         """Each service once, in dependency order; one that failed to start (the store went away meanwhile) is
         started by the next attempt, those started already are kept. Raises StoreUnavailable."""
+        if self.presence is None:
+            # Before anything stores a row that names this replica: until its lock is held, the leader counts it gone.
+            presence = Presence(self.store, self.replica)
+            await presence.start()
+            self.presence = presence
+            self._owns("presence", presence.stop)
         if self.logs is None:
             logs = LogService(self.store, self.settings.logs, self.events)
             logs.start(asyncio.get_running_loop(), own_logs=self.settings.logs.store_own)

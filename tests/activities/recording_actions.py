@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 from pydantic import Field
 
@@ -20,6 +21,11 @@ class RecordParams(Params):
     seconds: float = Field(0.0, ge=0, le=10)
 
 
+class AppendParams(Params):
+    path: str
+    line: str
+
+
 def register(registry: Registry) -> None:
     @registry.register("test.record", permission="activities:run", params=RecordParams)
     def record(ctx: ActionContext, params: RecordParams) -> dict[str, int]:
@@ -32,6 +38,13 @@ def register(registry: Registry) -> None:
         with _lock:
             concurrency["now"] -= 1
         return {"seq": params.seq}
+
+    @registry.register("test.append", permission="activities:run", params=AppendParams)
+    def append(ctx: ActionContext, params: AppendParams) -> dict[str, str]:
+        """Append a line to a file: what ran, counted across `serve` processes."""
+        with Path(params.path).open("a") as file:
+            file.write(params.line + "\n")
+        return {"line": params.line}
 
     @registry.register("test.fail", permission="activities:run")
     async def fail(ctx: ActionContext, params: Params) -> None:

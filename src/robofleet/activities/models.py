@@ -50,3 +50,5 @@ class Activity(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The replica (serve process) that owns it while queued or running: runtime/replicas.py. NULL: none that lives.
+    replica: Mapped[str | None] = mapped_column(String(32))

@@ -1,12 +1,19 @@
 """The processor: the one owner of activity state. Sync activities run one at a time in arrival order;
 async ones run concurrently up to `activities.max_concurrent`. Every transition is durable before it is
-acted on or announced."""
+acted on or announced.
+
+Each activity names the replica (`serve` process) that owns it. Recovery is a leader duty: the leader finds the
+replicas gone (runtime/replicas.py: their lock free, and still free a few seconds later; on SQLite every replica but
+this one, at once: that is the previous run, recovered at start) and, for each, fails what it left running and takes
+over and runs what it left queued. A replica's own activities are never touched while it lives."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,6 +33,8 @@ from robofleet.auth.models import User
 from robofleet.auth.principal import Principal, principal_for_user, system_principal
 from robofleet.errors import Conflict, Forbidden, Invalid, NotFound, RobofleetError, StoreUnavailable
 from robofleet.events import EventHub
+from robofleet.runtime.loops import Loop
+from robofleet.runtime.replicas import departures_for, replica_lock_free
 from robofleet.store.base import utcnow
 from robofleet.store.batching import GroupCommitter
 
@@ -35,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TOPIC = "activity"
 STORE_RETRY_SECONDS = 1.0
+# How often the leader looks for replicas gone (and at once when it becomes the leader). A replica killed is
+# recovered at the first pass once its lock has been free for GONE_AFTER_SECONDS: within about 10 s.
+RECOVERY_SECONDS = 3.0
 
 
 @dataclass(eq=False)
@@ -60,15 +72,31 @@ class Unit:
     batch: bool
 
 
+@dataclass
+class Recovered:
+    """What a replica gone left: how many of its activities were running (now failed), its queued ones as units."""
+
+    interrupted: int
+    units: list[Unit]
+
+
 class Processor:
     def __init__(self, app: Orchestrator, registry: Registry, hub: EventHub) -> None:
         self.app = app
         self.registry = registry
         self.hub = hub
         self.settings = app.settings.activities
+        self.replica = app.replica
+        self.leader = app.leader
+        self.departures = departures_for(app.store)
         self.committer = GroupCommitter(app.store, name="activities-commit")
         self.writer: ActivityWriter = (
-            PostgresWriter(app.settings.store) if app.store.dialect == "postgresql" else CommitterWriter(self.committer)
+            PostgresWriter(app.settings.store, self.replica)
+            if app.store.dialect == "postgresql"
+            else CommitterWriter(self.committer, self.replica)
+        )
+        self._recovery = Loop(
+            "activities recovery", RECOVERY_SECONDS, self._recover_gone, gate=self.leader.leads, wait_first=True
         )
         # The outcome of the sync activity that just ran, held back to share one write with the next one's start.
         self._pending: tuple[Job, Finished] | None = None
@@ -85,17 +113,16 @@ class Processor:
     # ---- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Fail what a dead process left running, queue again what it left queued, then start working."""
-        now = utcnow()
-        interrupted = await self.committer.run(lambda session: store_ops.fail_interrupted(session, now))
-        if interrupted:
-            log.warning("%d activities were running when the orchestrator stopped; marked failed", interrupted)
-        units = await self.committer.run(self._recover)
-        for unit in units:
-            self._enqueue(unit)
+        """Recover what replicas gone left, first when this replica leads already (on SQLite it always does: what the
+        previous run left is queued before anything new), then start working and recovering as a leader duty."""
+        if await self.leader.leads():
+            await self._recover_gone()
         self._spawn(self._sync_worker())
+        self._recovery.start()
+        await self.leader.start(self._recovery.wake)
 
     async def stop(self) -> None:
+        await self._recovery.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -387,8 +414,37 @@ class Processor:
 
     # ---- recovery ----------------------------------------------------------------------------------------
 
-    def _recover(self, session: Any) -> list[Unit]:
-        rows = store_ops.queued(session)
+    async def _recover_gone(self) -> None:
+        """The leader's duty: each other replica that owns queued or running activities and is gone (rows that name
+        none at once) has its running ones failed and its queued ones taken over and queued here."""
+        owners = await self.committer.run(functools.partial(store_ops.replicas_left_behind, replica=self.replica))
+        self.departures.forget_all_but(owners)
+        for owner in owners:
+            recovered = await self.committer.run(functools.partial(self._take_over, owner=owner))
+            if recovered is None:
+                continue  # it lives, or its lock has not been free for long enough yet
+            gone = f"replica {owner}" if owner else "a replica before replicas were recorded"
+            if recovered.interrupted:
+                log.warning("%d activities were running on %s, gone; marked failed", recovered.interrupted, gone)
+            if recovered.units:
+                count = sum(len(unit.jobs) for unit in recovered.units)
+                log.info("took over %d activities left queued by %s, gone", count, gone)
+            for unit in recovered.units:
+                self._enqueue(unit)
+
+    def _take_over(self, session: Any, owner: str | None) -> Recovered | None:
+        """In one transaction, when `owner` is gone (None: no owner, so gone): fail its running activities, make its
+        queued ones this replica's and rebuild them. None when it may live. The committer may run this twice (its
+        batch failed): it changes nothing but the store and the sightings of `owner`, which a second run repeats."""
+        if owner is not None:
+            free = replica_lock_free(session, owner)
+            if not self.departures.seen(owner, free=free, now=time.monotonic()):
+                return None
+        interrupted = store_ops.fail_interrupted(session, owner, utcnow())
+        return Recovered(interrupted, self._units(session, store_ops.take_over_queued(session, owner, self.replica)))
+
+    def _units(self, session: Any, rows: list[Activity]) -> list[Unit]:
+        """The rows (in id order) as the units they run in: a batch's rows together, in order."""
         units: list[Unit] = []
         batches: dict[int, Unit] = {}
         users: dict[int, User | None] = {}
@@ -401,8 +457,6 @@ class Processor:
             else:
                 batches[row.batch_id] = Unit([job], True)
                 units.append(batches[row.batch_id])
-        if rows:
-            log.info("re-queued %d activities left queued by the previous run", len(rows))
         return units
 
     def _rebuild(self, session: Any, row: Activity, users: dict[int, User | None]) -> Job:

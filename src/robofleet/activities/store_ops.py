@@ -74,7 +74,10 @@ def reused(existing: dict[str, ActivityOut], items: list[NewActivity], *, batch:
     )
 
 
-def new_rows(principal: Principal, items: list[NewActivity], now: datetime, start_first: bool) -> list[dict[str, Any]]:
+def new_rows(
+    principal: Principal, items: list[NewActivity], now: datetime, start_first: bool, replica: str
+) -> list[dict[str, Any]]:
+    """The rows of a submit, owned by `replica` (this process: runtime/replicas.py)."""
     rows = [
         {
             "action": item.action,
@@ -89,6 +92,7 @@ def new_rows(principal: Principal, items: list[NewActivity], now: datetime, star
             "idempotency_key": item.idempotency_key,
             "created_at": now,
             "started_at": None,
+            "replica": replica,
         }
         for item in items
     ]
@@ -135,10 +139,11 @@ def insert(
     *,
     batch: bool,
     now: datetime,
+    replica: str,
     start_first: bool = False,
 ) -> tuple[list[ActivityOut], bool]:
-    """Insert the activities (and their audit record); (outs, created). A reused idempotency key returns the
-    activity first made with it instead of a new one. `start_first` stores the first one as running already."""
+    """Insert the activities of `replica` (and their audit record); (outs, created). A reused idempotency key returns
+    the activity first made with it instead of a new one. `start_first` stores the first one as running already."""
     keys = [item.idempotency_key for item in items if item.idempotency_key]
     if keys:
         found = session.scalars(
@@ -149,7 +154,7 @@ def insert(
         )
         if earlier is not None:
             return earlier, False
-    rows = new_rows(principal, items, now, start_first)
+    rows = new_rows(principal, items, now, start_first, replica)
     # Core, not the ORM: this runs for every submit, and the unit of work costs more than the insert.
     connection = session.connection()
     ids = list(connection.execute(_INSERT, rows).scalars())
@@ -194,20 +199,37 @@ def mark_cancelled(session: Session, activity_ids: list[int], error: dict[str, A
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def fail_interrupted(session: Session, at: datetime) -> int:
-    """Activities left running by a process that died: failed, with the reason, never rerun."""
+def replicas_left_behind(session: Session, replica: str) -> list[str | None]:
+    """The replicas other than `replica` that own activities still queued or running (None: rows that name none)."""
+    owners = select(Activity.replica).where(
+        Activity.state.in_((QUEUED, RUNNING)), Activity.replica.is_distinct_from(replica)
+    )
+    return list(session.scalars(owners.distinct()))
+
+
+def fail_interrupted(session: Session, replica: str | None, at: datetime) -> int:
+    """Activities left running by `replica`, gone: failed, with the reason, never rerun. How many were."""
     error = {
         "code": "interrupted",
         "message": "the orchestrator stopped while this activity was running; it was not run again",
     }
     result = session.execute(
-        update(Activity).where(Activity.state == RUNNING).values(state=FAILED, error=error, finished_at=at)
+        update(Activity)
+        .where(Activity.state == RUNNING, Activity.replica.is_not_distinct_from(replica))
+        .values(state=FAILED, error=error, finished_at=at)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def queued(session: Session) -> list[Activity]:
-    return list(session.scalars(select(Activity).where(Activity.state == QUEUED).order_by(Activity.id)))
+def take_over_queued(session: Session, replica: str | None, by: str) -> list[Activity]:
+    """Activities left queued by `replica`, gone: now owned by `by`, in id order (the order they run in)."""
+    taken = session.scalars(
+        update(Activity)
+        .where(Activity.state == QUEUED, Activity.replica.is_not_distinct_from(replica))
+        .values(replica=by)
+        .returning(Activity)
+    )
+    return sorted(taken, key=lambda row: row.id)
 
 
 def list_query(state: str | None, action: str | None, requested_by: str | None, batch_id: int | None) -> Select[Any]:

@@ -8,6 +8,9 @@ queue behind other work.
 On SQLite both go through the processor's group committer (a commit costs microseconds there). On PostgreSQL
 each is a single autocommit statement on an async connection of the processor's own, awaited on the event loop:
 one round trip, no thread to wake, no BEGIN and COMMIT to send, no Python ORM work.
+
+Every row inserted names the replica of the writer (runtime/replicas.py): recovery takes over only the rows of a
+replica gone.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class Started:
 
 
 class ActivityWriter(Protocol):
+    """Built with the replica (runtime/replicas.py) whose activities it inserts."""
+
     async def insert(
         self, principal: Principal, items: list[NewActivity], *, batch: bool, now: datetime, start_first: bool
     ) -> tuple[list[ActivityOut], bool]:
@@ -59,14 +64,17 @@ class ActivityWriter(Protocol):
 
 
 class CommitterWriter:
-    def __init__(self, committer: GroupCommitter) -> None:
+    def __init__(self, committer: GroupCommitter, replica: str) -> None:
         self.committer = committer
+        self.replica = replica
 
     async def insert(
         self, principal: Principal, items: list[NewActivity], *, batch: bool, now: datetime, start_first: bool
     ) -> tuple[list[ActivityOut], bool]:
         return await self.committer.run(
-            lambda session: store_ops.insert(session, principal, items, batch=batch, now=now, start_first=start_first)
+            lambda session: store_ops.insert(
+                session, principal, items, batch=batch, now=now, replica=self.replica, start_first=start_first
+            )
         )
 
     async def apply(self, finished: Finished | None, started: Started | None) -> None:
@@ -100,12 +108,12 @@ WITH items AS (
     ORDER BY e.ord
 ), new AS (
     INSERT INTO activities (id, action, args, mode, state, requested_by, requester_id, requester_via, scopes,
-                            source_ip, idempotency_key, created_at, started_at, batch_id, batch_index)
+                            source_ip, idempotency_key, created_at, started_at, batch_id, batch_index, replica)
     SELECT id, item->>'action', item->'args', item->>'mode', item->>'state', %(actor)s, %(requester_id)s,
            %(via)s, %(scopes)s::json, %(ip)s, item->>'key', %(now)s,
            CASE WHEN item->>'state' = 'running' THEN %(now)s::timestamptz END,
            CASE WHEN %(batch)s THEN (SELECT min(id) FROM items) END,
-           CASE WHEN %(batch)s THEN ord - 1 END
+           CASE WHEN %(batch)s THEN ord - 1 END, %(replica)s
     FROM items
 ), logged AS (
     INSERT INTO audit_log (time, actor, action, target, source_ip, outcome, details)
@@ -120,7 +128,8 @@ _EARLIER = "SELECT * FROM activities WHERE requested_by = %s AND idempotency_key
 
 
 class PostgresWriter:
-    def __init__(self, store: StoreSettings) -> None:
+    def __init__(self, store: StoreSettings, replica: str) -> None:
+        self.replica = replica
         conninfo = make_url(store.effective_url()).set(drivername="postgresql").render_as_string(hide_password=False)
         # Two connections: the serial sync worker never waits behind a burst of submits.
         self._submits = HeldPostgresChannel(conninfo, store.connect_timeout)
@@ -137,7 +146,7 @@ class PostgresWriter:
             )
             if earlier is not None:
                 return earlier, False
-        rows = store_ops.new_rows(principal, items, now, start_first)
+        rows = store_ops.new_rows(principal, items, now, start_first, self.replica)
         document = [
             {
                 "action": r["action"],
@@ -158,6 +167,7 @@ class PostgresWriter:
             "now": now,
             "batch": batch,
             "details": Json(store_ops.audit_details(items, batch)),
+            "replica": self.replica,
         }
         try:
             found = await self._submits.execute(_INSERT, params, rows=True)

@@ -1,7 +1,8 @@
 """Which replica leads: the one `serve` process of several sharing a PostgreSQL database that does the singleton
-duties (firing schedules; later the activity processor's restart recovery, housekeeping).
+duties (firing schedules, recovering the activities of replicas that are gone; later housekeeping).
 
-`Leader` is the port; it is chosen once, at construction, by the store (`leader_for`):
+`Leader` is the port; it is chosen once, at construction, by the store (`leader_for`). The orchestrator builds one,
+hands it to every duty (each adds its own `gained` listener by `start`) and stops it after them all.
 
 - `SoleLeader` (SQLite): one process owns the file, so it always leads.
 - `AdvisoryLockLeader` (PostgreSQL): holds `pg_try_advisory_lock(key)` on a connection of its own, kept open and
@@ -35,9 +36,12 @@ RETRY_SECONDS = 2.0
 
 
 class Leader(Protocol):
-    """Whether this process leads. `start(gained)` begins leading or trying to, calling `gained()` (on the event loop)
-    each time it becomes the leader; `leads()` answers at once from what it knows; `stop()` gives the leadership up
-    for another to take it."""
+    """Whether this process leads, shared by every duty of the leader.
+
+    `start(gained)` adds `gained` (a wake-up: quick, never raising) to the listeners, called on the event loop each
+    time this process becomes the leader, and at once when it leads already; the first call begins leading or trying
+    to, later ones only add their listener. `leads()` answers at once from what it knows. `stop()` gives the
+    leadership up, for every duty at once, for another replica to take it; calling it again does nothing."""
 
     async def start(self, gained: Callable[[], None]) -> None: ...
 
@@ -58,19 +62,33 @@ class SoleLeader:
 
 
 class AdvisoryLockLeader:
-    def __init__(self, conninfo: str, timeout: float, *, key: int = LEADER_KEY, retry_seconds: float = RETRY_SECONDS):
+    """`role` says in the log what holding the lock makes this process ("this process now leads")."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        timeout: float,
+        *,
+        key: int = LEADER_KEY,
+        retry_seconds: float = RETRY_SECONDS,
+        role: str = "leads",
+    ):
         self.conninfo = make_conninfo(conninfo, connect_timeout=max(2, int(timeout)), **PG_TCP_OPTIONS)
         self.timeout = timeout
         self.key = key
         self.retry_seconds = retry_seconds
+        self.role = role
         self.leading = False
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self._tasks = Tasks()
-        self._gained: Callable[[], None] = lambda: None
+        self._listeners: list[Callable[[], None]] = []
 
     async def start(self, gained: Callable[[], None]) -> None:
-        self._gained = gained
-        self._tasks.spawn(self._hold(), name="leader")
+        self._listeners.append(gained)
+        if self.leading:
+            gained()
+        if not self._tasks:
+            self._tasks.spawn(self._hold(), name=f"advisory lock {self.key}")
 
     async def leads(self) -> bool:
         return self.leading
@@ -90,7 +108,8 @@ class AdvisoryLockLeader:
                 await self._attempt()
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 if self.leading:
-                    log.warning("lost the leadership: its connection failed (%s)", str(exc).strip() or type(exc))
+                    reason = str(exc).strip() or type(exc).__name__
+                    log.warning("this process no longer %s: its connection failed (%s)", self.role, reason)
                 self.leading = False
                 await self._drop()
             await asyncio.sleep(self.retry_seconds)
@@ -108,8 +127,9 @@ class AdvisoryLockLeader:
             row = await cursor.fetchone()
         if row is not None and row[0]:
             self.leading = True
-            log.info("this process now leads (PostgreSQL advisory lock %d)", self.key)
-            self._gained()
+            log.info("this process now %s (PostgreSQL advisory lock %d)", self.role, self.key)
+            for gained in list(self._listeners):
+                gained()
 
     async def _drop(self) -> None:
         if self._connection is not None:
@@ -118,9 +138,10 @@ class AdvisoryLockLeader:
         self._connection = None
 
 
-def leader_for(store: Store, *, key: int = LEADER_KEY) -> Leader:
+def leader_for(store: Store, *, key: int = LEADER_KEY, role: str = "leads") -> Leader:
     """The leader the store calls for: an advisory lock on PostgreSQL, always this process on SQLite."""
     if store.dialect != "postgresql":
         return SoleLeader()
     url = make_url(store.settings.effective_url()).set(drivername="postgresql")
-    return AdvisoryLockLeader(url.render_as_string(hide_password=False), store.settings.connect_timeout, key=key)
+    conninfo = url.render_as_string(hide_password=False)
+    return AdvisoryLockLeader(conninfo, store.settings.connect_timeout, key=key, role=role)
