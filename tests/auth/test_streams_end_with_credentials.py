@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import StartServe
 
 pytestmark = pytest.mark.slow
-STREAMS = ("/api/v1/logs/stream", "/api/v1/activities/stream", "/api/v1/runs-stream")
+STREAMS = ("/api/v1/logs/stream", "/api/v1/activities/stream", "/api/v1/runs-stream", "/api/v1/schedules-stream")
 
 
 class Watcher:

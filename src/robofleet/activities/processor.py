@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -70,6 +71,18 @@ class Unit:
 
     jobs: list[Job]
     batch: bool
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An activity checked to run as its principal and not stored yet: a caller stores it in a transaction of its
+    own (`Processor.insert_prepared`, so that it is written with the caller's own rows or not at all) and hands
+    it over once that committed (`Processor.adopt`)."""
+
+    principal: Principal
+    action: Action
+    params: BaseModel
+    new: store_ops.NewActivity
 
 
 @dataclass
@@ -192,6 +205,28 @@ class Processor:
         for unit in units:
             self._enqueue(unit)
         return outs
+
+    def prepare(self, principal: Principal, item: ActivityIn) -> Prepared:
+        """Check one activity as `submit` does (the action's permission, its args) without storing it."""
+        action = self.registry.authorize(principal, item.action)
+        params = action.parse(item.args)
+        return Prepared(
+            principal,
+            action,
+            params,
+            store_ops.NewActivity(item.action, action.storable_args(params), item.mode, item.idempotency_key),
+        )
+
+    def insert_prepared(self, session: Any, prepared: list[Prepared], now: datetime) -> list[ActivityOut]:
+        """Store prepared activities, owned by this replica, in the caller's transaction `session`."""
+        entries = [(item.principal, item.new) for item in prepared]
+        return store_ops.insert_each(session, entries, now=now, replica=self.replica)
+
+    def adopt(self, stored: list[tuple[Prepared, ActivityOut]]) -> None:
+        """Queue activities a caller stored with `insert_prepared`, once its transaction committed; each runs alone
+        (not as a batch). After a crash before this, recovery queues them as any activity left queued."""
+        for item, out in stored:
+            self._enqueue(Unit([Job(item.action, item.params, item.principal, out)], False))
 
     def _enqueue(self, unit: Unit) -> None:
         for job in unit.jobs:

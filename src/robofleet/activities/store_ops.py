@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from robofleet.activities.models import CANCELLED, FAILED, QUEUED, RUNNING, Activity
 from robofleet.activities.schemas import ActivityOut
-from robofleet.auth.audit import record
+from robofleet.auth.audit import record, record_each
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict
 
@@ -164,6 +164,24 @@ def insert(
         )
     record(session, principal, "activity.submit", audit_target(ids), "ok", audit_details(items, batch))
     return outs_of(ids, rows, batch=batch), True
+
+
+def insert_each(
+    session: Session, entries: list[tuple[Principal, NewActivity]], *, now: datetime, replica: str
+) -> list[ActivityOut]:
+    """Activities of several requesters in the caller's transaction, one statement for the rows and one for their
+    audit records (each its requester's submit). No idempotency keys: the caller's transaction writes them once."""
+    rows = [row for principal, item in entries for row in new_rows(principal, [item], now, False, replica)]
+    ids = list(session.connection().execute(_INSERT, rows).scalars())
+    details = [audit_details([item], False) for _, item in entries]
+    record_each(
+        session,
+        [
+            (principal, "activity.submit", str(row_id), detail)
+            for (principal, _), row_id, detail in zip(entries, ids, details, strict=True)
+        ],
+    )
+    return outs_of(ids, rows, batch=False)
 
 
 # Built once: constructing and coercing a statement per call costs more than SQLite running it.

@@ -46,6 +46,29 @@ def record(
     )
 
 
+def record_each(db: Session, entries: list[tuple[Principal, str, str, dict[str, Any]]]) -> None:
+    """Successful mutations of several callers, (principal, action, target, details) each, in one statement: for
+    work done for many at once (a scheduler pass submits the activities of many schedules)."""
+    if not entries:
+        return
+    now = utcnow()
+    db.connection().execute(
+        _INSERT,
+        [
+            {
+                "time": now,
+                "actor": principal.actor,
+                "action": action,
+                "target": target,
+                "source_ip": principal.source_ip,
+                "outcome": "ok",
+                "details": details,
+            }
+            for principal, action, target, details in entries
+        ],
+    )
+
+
 def record_alone(
     store: Store,
     principal: Principal,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 
 from robofleet.auth.principal import Principal
+from robofleet.schedules.engine import TOPIC
 from robofleet.schedules.models import Outcome
 from robofleet.schedules.schemas import (
     CalendarCreate,
@@ -19,12 +22,14 @@ from robofleet.schedules.schemas import (
     ScheduleCreate,
     ScheduleOut,
     ScheduleUpdate,
+    TriggerPreview,
 )
 from robofleet.schedules.service import MAX_PREVIEW, SchedulesService
 from robofleet.web.deps import Context
 from robofleet.web.paging import Paging, page_in_thread
 from robofleet.web.schemas import PageOut
 from robofleet.web.security import Require
+from robofleet.web.sse import sse_message, sse_response, sse_stream
 
 router = APIRouter(prefix="/api/v1", tags=["schedules"])
 
@@ -60,6 +65,32 @@ def planned_fires(
 ) -> Planned:
     """Every planned fire of the active schedules in [from, to)."""
     return schedules.planned(principal, start, end)
+
+
+@router.post("/schedules/preview")
+def preview_trigger(data: TriggerPreview, schedules: Schedules, principal: Principal = Read) -> Preview:
+    """The next fires of a trigger before it is saved, after calendars (422 naming the field of a bad one)."""
+    return Preview(fires=schedules.preview_trigger(principal, data.trigger, data.timezone, data.calendars, data.count))
+
+
+@router.get("/schedules-stream")
+async def schedules_stream(
+    request: Request, schedules: Schedules, ctx: Context, principal: Principal = Read
+) -> StreamingResponse:
+    """Server-sent events: one `fire` event (a fire's record) per fire written of a schedule the caller may see, and
+    `changed` (no data) when a schedule was changed or found broken."""
+    visible = await run_in_threadpool(schedules.robots.visible_robots, principal)
+
+    def render(payload: dict[str, Any]) -> str | None:
+        robots = payload.get("robots") or []
+        if visible is not None and any(robot not in visible for robot in robots):
+            return None
+        if payload.get("change"):
+            return sse_message("changed", {})
+        fire = {key: value for key, value in payload.items() if key != "robots"}
+        return sse_message("fire", fire, event_id=str(fire["id"]))
+
+    return sse_response(sse_stream(ctx.events, TOPIC, render, request.is_disconnected), request, "schedules:read")
 
 
 @router.get("/schedules/{name}")

@@ -37,7 +37,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from robofleet.activities.schemas import ActivityIn
+from robofleet.activities.processor import Prepared
+from robofleet.activities.schemas import ActivityIn, ActivityOut
 from robofleet.auth.principal import Principal, principal_for_user, schedule_actor, system_principal
 from robofleet.auth.users import find_user
 from robofleet.errors import Invalid, NotFound, RobofleetError, StoreUnavailable
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from robofleet.schedules.service import SchedulesService
 
 log = logging.getLogger(__name__)
+TOPIC = "schedules"  # the event hub's topic of fires written, for the panel's live list
 BATCH = 200  # schedules read per pass; a full batch makes the next pass come at once
 MAX_MISSED = 10_000  # missed slots counted one by one; past it the count says "at least"
 WINDOW_RECHECK_SECONDS = 2.0  # a window's robot that ended is started again this much later
@@ -109,6 +111,9 @@ class NewFire:
     error: str | None = None
     missed: int = 0
     id: int | None = None
+    fired_at: datetime | None = None
+    prepared: Prepared | None = None  # its activity, checked, written in the fire's transaction
+    activity: ActivityOut | None = None
 
 
 class Broken(Exception):
@@ -404,14 +409,17 @@ class Engine:
         fire = await self._decide(row, planned, ZoneInfo(row.timezone), [], PassCache())
         if fire.outcome == Outcome.QUEUED:
             fire = dataclasses.replace(fire, outcome=Outcome.SKIPPED_OVERLAP, error="run events are not queued")
-        if await asyncio.to_thread(self._insert, row.name, [fire]) and fire.outcome == Outcome.FIRED:
-            await self._submit(principal, row.name, fire)
+        self._prepare(principal, [fire])
+        if await asyncio.to_thread(self._insert, row.name, [fire]):
+            self._adopt(row, [fire])
 
     async def fire_manual(self, principal: Principal, row: Schedule) -> FireOut:
-        """A fire asked through the API: now, as the caller."""
+        """A fire asked through the API: now, as the caller (a target the caller may not submit is refused, and
+        nothing is written)."""
         fire = NewFire(utcnow(), row.target_action, Outcome.FIRED, row.target_args)
+        self._prepare(principal, [fire], refuse=True)
         await asyncio.to_thread(self._insert, row.name, [fire])
-        await self._submit(principal, row.name, fire)
+        self._adopt(row, [fire])
         assert fire.id is not None
         return await asyncio.to_thread(
             self._read, lambda session: store_ops.fire_out(session.get(ScheduleFire, fire.id))
@@ -429,19 +437,25 @@ class Engine:
             except Broken as exc:
                 await self._mark_broken(row, str(exc))
                 continue
-            fire = await asyncio.to_thread(self._take_queued, row, row.queued_since)
-            if fire is not None:
-                await self._submit(principal, row.name, fire)
+            fire = NewFire(row.queued_since, row.target_action, Outcome.FIRED, row.target_args)
+            self._prepare(principal, [fire])
+            if await asyncio.to_thread(self._take_queued, row, fire):
+                self._adopt(row, [fire])
 
-    def _take_queued(self, row: Schedule, since: datetime) -> NewFire | None:
+    def _take_queued(self, row: Schedule, fire: NewFire) -> bool:
+        """The queued fire (its row, stored when it was queued) becomes `fire`, with its activity, in one
+        transaction fenced by the schedule's queued time."""
         with self.store.transaction() as session:
-            if not store_ops.take_queued(session, row.id, since):
-                return None
-            stored = store_ops.queued_fire(session, row.name, since)
+            if not store_ops.take_queued(session, row.id, fire.planned_at):
+                return False
+            stored = store_ops.queued_fire(session, row.name, fire.planned_at)
             if stored is None:
-                return None
-            stored.outcome = Outcome.FIRED
-            return NewFire(since, row.target_action, Outcome.FIRED, row.target_args, id=stored.id)
+                return False
+            stored.outcome, stored.error = fire.outcome, fire.error
+            session.flush()
+            fire.id, fire.fired_at = stored.id, stored.fired_at
+            self._activities(session, [fire])
+            return True
 
     # ---- broken targets -----------------------------------------------------------------------------------------
 
@@ -533,6 +547,12 @@ class Engine:
                 store_ops.mark_broken(session, row.id, reason)
 
         await asyncio.to_thread(write)
+        self.announce_change([robot for robot in (row.target_robot, row.event_robot) if robot])
+
+    def announce_change(self, robots: list[str]) -> None:
+        """Tell the panel's live list that a schedule changed (on the event loop)."""
+        if self.app.events.has_subscribers(TOPIC):
+            self.app.events.publish(TOPIC, {"change": True, "robots": robots})
 
     # ---- writes -------------------------------------------------------------------------------------------------
 
@@ -544,25 +564,23 @@ class Engine:
             await self._flush([pending])
 
     async def _flush(self, pending: list[Pending]) -> None:
+        """The chunk's fences, fire rows and activities in one transaction; then the activities are queued."""
         if not pending:
             return
+        for item in pending:
+            self._prepare(item.principal, item.fires)
         committed = await asyncio.to_thread(self._commit_many, pending)
-        submits = [
-            self._submit_only(item.principal, item.row.name, fire)
-            for item in committed
-            if item.principal is not None
-            for fire in item.fires
-            if fire.outcome == Outcome.FIRED and fire.id is not None
-        ]
-        results = await asyncio.gather(*submits)
-        if results:
-            await asyncio.to_thread(self._record, list(results))
+        for item in committed:
+            self._adopt(item.row, item.fires)
 
     def _commit_many(self, pending: list[Pending]) -> list[Pending]:
-        """Every fence and the fire rows of those that moved, in one transaction; the ones another engine moved
-        first are left out, the others returned. A fire row another engine wrote first keeps no id: not fired."""
+        """Every fence, and the fire rows and activities of those that moved, in one transaction; the ones another
+        engine moved first are left out, the others returned. A fire row another engine wrote first keeps no id:
+        not fired."""
         with self.store.transaction() as session:
-            return _write(session, pending)
+            moved = _write(session, pending)
+            self._activities(session, [fire for item in moved for fire in item.fires])
+            return moved
 
     def _commit(
         self,
@@ -573,8 +591,8 @@ class Engine:
         window_end: datetime | None,
         queued_since: datetime | None,
     ) -> bool:
-        """The fence and the fire rows in one transaction; False (nothing written) when another engine moved the
-        schedule first."""
+        """The fence and the fire rows (none fired) in one transaction; False (nothing written) when another
+        engine moved the schedule first."""
         with self.store.transaction() as session:
             return bool(_write(session, [Pending(row, fires, planned, fire_at, window_end, queued_since, None)]))
 
@@ -582,36 +600,59 @@ class Engine:
         return self._commit(row, [], planned, fire_at, row.window_end, row.queued_since)
 
     def _insert(self, schedule: str, fires: list[NewFire]) -> bool:
-        """The fire rows alone; False when another engine wrote one of them first."""
+        """The fire rows and their activities, in one transaction; False when another engine wrote one of the
+        rows first."""
         with self.store.transaction() as session:
-            return len(_add(session, [(schedule, fire) for fire in fires])) == len(fires)
+            written = _add(session, [(schedule, fire) for fire in fires])
+            self._activities(session, written)
+            return len(written) == len(fires)
 
-    async def _submit(self, principal: Principal, schedule: str, fire: NewFire) -> None:
-        """Submit the fire's activity and record its id, or the reason it could not be submitted."""
-        result = await self._submit_only(principal, schedule, fire)
-        await asyncio.to_thread(self._record, [result])
-
-    async def _submit_only(
-        self, principal: Principal, schedule: str, fire: NewFire
-    ) -> tuple[int, int | None, Outcome, str | None]:
-        """Submit the fire's activity (async mode: a robot's start does not hold the sync queue): (fire id,
-        activity id, outcome, error)."""
+    def _prepare(self, principal: Principal | None, fires: list[NewFire], *, refuse: bool = False) -> None:
+        """Check each fire's activity as the processor will run it (the action's permission, its args): one that
+        cannot be submitted is recorded as failed with the reason instead (`refuse`: raised)."""
         processor = self.app.processor
-        assert fire.id is not None
-        key = f"schedule:{schedule}:{fire.planned_at.isoformat()}"
-        item = ActivityIn(action=fire.action, args=fire.args, mode="async", idempotency_key=key)
-        try:
-            if processor is None:  # a run event in the moment serve starts, before the processor runs
-                raise StoreUnavailable("activities are not running yet")
-            submitted = await processor.submit(principal, [item], batch=False)
-        except RobofleetError as exc:
-            log.warning("schedule %s: could not submit %s: %s", schedule, fire.action, exc.message)
-            return fire.id, None, Outcome.FAILED, exc.message
-        return fire.id, submitted[0].id, Outcome.FIRED, None
+        for fire in fires:
+            if fire.outcome != Outcome.FIRED or principal is None:
+                continue
+            try:
+                if processor is None:  # a run event in the moment serve starts, before the processor runs
+                    raise StoreUnavailable("activities are not running yet")
+                fire.prepared = processor.prepare(
+                    principal, ActivityIn(action=fire.action, args=fire.args, mode="async")
+                )
+            except RobofleetError as exc:
+                if refuse:
+                    raise
+                log.warning("schedule fire: could not submit %s: %s", fire.action, exc.message)
+                fire.outcome, fire.error = Outcome.FAILED, exc.message
 
-    def _record(self, results: list[tuple[int, int | None, Outcome, str | None]]) -> None:
-        with self.store.transaction() as session:
-            store_ops.set_fire_results(session, results)
+    def _activities(self, session: Any, fires: list[NewFire]) -> None:
+        """The activities of the written fires, in the fire's transaction: a fire is recorded with its activity,
+        or not at all (nothing to resubmit after a crash, nothing submitted twice)."""
+        firing = [fire for fire in fires if fire.id is not None and fire.prepared is not None]
+        if not firing:
+            return
+        processor = self.app.processor
+        assert processor is not None
+        outs = processor.insert_prepared(session, [fire.prepared for fire in firing if fire.prepared], utcnow())
+        for fire, out in zip(firing, outs, strict=True):
+            fire.activity = out
+        store_ops.set_fire_results(
+            session, [(fire.id, out.id, Outcome.FIRED, None) for fire, out in zip(firing, outs, strict=True) if fire.id]
+        )
+
+    def _adopt(self, row: Schedule, fires: list[NewFire]) -> None:
+        """After the commit: queue the fires' activities, and tell the panel of every fire written."""
+        processor = self.app.processor
+        written = [fire for fire in fires if fire.id is not None]
+        adopted = [(fire.prepared, fire.activity) for fire in written if fire.prepared and fire.activity]
+        if adopted and processor is not None:
+            processor.adopt(adopted)
+        if written and self.app.events.has_subscribers(TOPIC):
+            # The robots it acts on go with it, for the stream to show it only to those who may see them.
+            robots = [robot for robot in (row.target_robot, row.event_robot) if robot]
+            for fire in written:
+                self.app.events.publish(TOPIC, {**fire_event(row.name, fire), "robots": robots})
 
     async def _active(self, robot: str, cache: PassCache) -> bool:
         """Whether the robot has a run in an active state (the robots service asked once per pass, state by
@@ -672,8 +713,24 @@ def _add(session: Any, fires: list[tuple[str, NewFire]]) -> list[NewFire]:
     ]
     ids = store_ops.insert_fires(session, rows)
     for schedule, fire in fires:
-        fire.id = ids.get((schedule, fire.planned_at))
+        fire.id, fire.fired_at = ids.get((schedule, fire.planned_at)), now
     return [fire for _, fire in fires if fire.id is not None]
+
+
+def fire_event(schedule: str, fire: NewFire) -> dict[str, Any]:
+    """What the `schedules` topic says of a written fire: its FireOut."""
+    assert fire.id is not None and fire.fired_at is not None
+    return FireOut(
+        id=fire.id,
+        schedule=schedule,
+        planned_at=fire.planned_at,
+        fired_at=fire.fired_at,
+        action=fire.action,
+        activity_id=fire.activity.id if fire.activity else None,
+        outcome=fire.outcome,
+        error=fire.error,
+        missed=fire.missed,
+    ).model_dump(mode="json")
 
 
 def _with_calendars(session: Any, rows: list[Schedule]) -> list[tuple[Schedule, list[DayCalendar]]]:

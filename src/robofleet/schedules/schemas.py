@@ -118,6 +118,16 @@ class Preview(BaseModel):
     fires: list[datetime]
 
 
+class TriggerPreview(BaseModel):
+    """A trigger not saved (yet), to see when it would fire."""
+
+    model_config = ConfigDict(extra="forbid")
+    trigger: dict[str, Any] = Field(description='{"kind": "cron"|"interval"|"once"|"window"|"run_event", ...}')
+    timezone: str = Field("UTC", min_length=1, max_length=64)
+    calendars: list[CalendarName] = Field(default_factory=list, max_length=20)
+    count: int = Field(20, ge=1, le=500)
+
+
 class PlannedFire(BaseModel):
     schedule: str
     at: datetime

@@ -19,7 +19,7 @@ from robofleet.auth.principal import Principal, system_principal
 from robofleet.errors import ConfigError, Conflict, Invalid, NotFound, StoreUnavailable
 from robofleet.robots.service import RobotsService
 from robofleet.runtime import Loop, Tasks, Timers
-from robofleet.runtime.leader import Leader, leader_for
+from robofleet.runtime.leader import Leader
 from robofleet.runtime.notices import notices_for
 from robofleet.schedules import store_ops
 from robofleet.schedules.calendars import next_allowed, preview
@@ -70,7 +70,7 @@ class SchedulesService:
         self.app = app
         self.store = app.store
         self.registry = app.registry
-        self.leader: Leader = leader_for(app.store)
+        self.leader: Leader = app.leader  # the orchestrator's, shared with the activity processor's recovery
         # Other replicas change schedules too: the leader hears of it by a notice (PostgreSQL), not by polling.
         self.notices = notices_for(app.store, NOTICES)
         self.engine = Engine(self)
@@ -110,6 +110,7 @@ class SchedulesService:
         a worker thread, after the change committed)."""
         if self._event_loop is not None and not self._event_loop.is_closed():
             self._event_loop.call_soon_threadsafe(self.loop.wake)
+            self._event_loop.call_soon_threadsafe(self.engine.announce_change, [])
         if self.notices is not None:
             try:
                 self.notices.send()

@@ -1,5 +1,6 @@
 // Schedules pages: show only the fields of the chosen trigger kind and cron shape, the robot picker for robots.*
-// actions, and filter the schedules table ("/" focuses the box; the rows it hides stay hidden when they refresh).
+// actions, filter the schedules table ("/" focuses the box; the rows it hides stay hidden when they refresh), and
+// refresh the table when the schedules' stream says a fire was written.
 (function () {
   "use strict";
   function showKinds(form) {
@@ -38,11 +39,29 @@
     const box = document.getElementById("schedule-filter");
     if (box) box.addEventListener("input", filterRows);
     document.body.addEventListener("htmx:afterSwap", filterRows);
+    followFires();
     // A refresh answered by the login page (the session ended): show that page, not a table of it.
     document.body.addEventListener("htmx:beforeSwap", function (event) {
       const url = event.detail.xhr && event.detail.xhr.responseURL;
       if (url && url.indexOf("/panel/login") >= 0) { event.detail.shouldSwap = false; window.location.reload(); }
     });
+  }
+  // Live: each fire written, or schedule changed, refreshes the table, at most once a second however many at once.
+  function followFires() {
+    if (!document.getElementById("schedule-rows") || !window.EventSource) return;
+    const stream = new EventSource("/api/v1/schedules-stream");
+    let waiting = null;
+    function refresh() {
+      if (waiting) return;
+      waiting = setTimeout(function () {
+        waiting = null;
+        const rows = document.getElementById("schedule-rows");
+        if (rows && window.htmx) window.htmx.trigger(rows, "fired");
+      }, 1000);
+    }
+    stream.addEventListener("fire", refresh);
+    stream.addEventListener("changed", refresh);
+    window.addEventListener("pagehide", function () { stream.close(); });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
