@@ -58,12 +58,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TOPIC = "schedules"  # the event hub's topic of fires written, for the panel's live list
-BATCH = 200  # schedules read per pass; a full batch makes the next pass come at once
+BATCH = 500  # schedules read per pass; a full batch makes the next pass come at once
 MAX_MISSED = 10_000  # missed slots counted one by one; past it the count says "at least"
 WINDOW_RECHECK_SECONDS = 2.0  # a window's robot that ended is started again this much later
 SWEEP_SECONDS = 30.0  # how often targets are checked for having gone (broken)
 WAIT_PROCESSOR_SECONDS = 0.5
-CONCURRENT_FIRES = 32  # due schedules fired together in one pass
+CONCURRENT_FIRES = 100  # due schedules decided together, then written in one transaction
+PREPARE_SECONDS = 0.2  # how long before the next fire the pass reads and decides it
 _ENDED = frozenset(str(state) for state in ENDED)
 NOT_MANUAL = "max_runtime"  # who the robots service says stopped a run at its max runtime
 
@@ -153,6 +154,7 @@ class Engine:
         self.app = service.app
         self.store = service.store
         self._last_sweep = 0.0
+        self._aim: datetime | None = None  # the next fire the timer was set for
 
     # ---- pure helpers -------------------------------------------------------------------------------------------
 
@@ -184,18 +186,27 @@ class Engine:
             self.service.timers.set("next-fire", WAIT_PROCESSOR_SECONDS, self._wake)
             return
         await self.fire_queued()  # first: a queued fire goes before a new fire of the same schedule
-        now = utcnow()
+        # The timer wakes the pass PREPARE_SECONDS before the next fire: it reads and decides what falls due then
+        # ahead of time, and writes it (fires) once that time has come, never before.
+        now, aim, self._aim = utcnow(), self._aim, None
+        if aim is not None and timedelta(0) < aim - now <= timedelta(seconds=PREPARE_SECONDS):
+            now = aim
         due = await asyncio.to_thread(
             self._read, lambda session: _with_calendars(session, store_ops.due(session, now, BATCH))
         )
         cache = PassCache(batching=True)
+        writing: asyncio.Task[None] | None = None
         for start in range(0, len(due), CONCURRENT_FIRES):
-            # A chunk's decisions run together (their reads overlap), its fences and fire rows are written in one
-            # transaction, and its activities submitted together (they share commits).
+            # A chunk's decisions run together (their reads overlap), while the chunk before is written: its fences,
+            # fire rows and activities in one transaction (in a thread), then its activities handed over.
             chunk = due[start : start + CONCURRENT_FIRES]
             await asyncio.gather(*(self._fire_logged(row, calendars, now, cache) for row, calendars in chunk))
             pending, cache.pending = cache.pending, []
-            await self._flush(pending)
+            if writing is not None:
+                await writing
+            writing = asyncio.create_task(self._flush(pending, not_before=now))
+        if writing is not None:
+            await writing
         loop_time = asyncio.get_running_loop().time()
         if loop_time - self._last_sweep >= SWEEP_SECONDS:
             self._last_sweep = loop_time
@@ -205,7 +216,8 @@ class Engine:
             return
         upcoming = await asyncio.to_thread(self._read, store_ops.next_due)
         if upcoming is not None:
-            self.service.timers.set("next-fire", (upcoming - utcnow()).total_seconds(), self._wake)
+            self._aim = upcoming
+            self.service.timers.set("next-fire", (upcoming - utcnow()).total_seconds() - PREPARE_SECONDS, self._wake)
 
     async def _wake(self) -> None:
         self.service.loop.wake()
@@ -563,10 +575,13 @@ class Engine:
         else:
             await self._flush([pending])
 
-    async def _flush(self, pending: list[Pending]) -> None:
-        """The chunk's fences, fire rows and activities in one transaction; then the activities are queued."""
+    async def _flush(self, pending: list[Pending], *, not_before: datetime | None = None) -> None:
+        """The chunk's fences, fire rows and activities in one transaction (not before `not_before`, the time the
+        pass acts as of); then the activities are queued."""
         if not pending:
             return
+        if not_before is not None and (early := (not_before - utcnow()).total_seconds()) > 0:
+            await asyncio.sleep(early)
         for item in pending:
             self._prepare(item.principal, item.fires)
         committed = await asyncio.to_thread(self._commit_many, pending)
