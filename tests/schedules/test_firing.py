@@ -3,6 +3,7 @@ recorded with its planned and actual time, its activity and its outcome."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -77,3 +78,29 @@ def test_a_chain_starts_b_when_a_succeeds(store_url: str, start_serve: StartServ
     assert ended_a["id"] == run_a["id"]
     b_done = wait_until(lambda: found if (found := api.runs("chain-b")[0])["state"] == "succeeded" else None, 10)
     assert b_done["id"] == run_b["id"] and len(api.runs("chain-b")) == 1  # b's own end starts nothing
+
+
+def test_a_chain_fires_once_for_a_run_that_ended_while_serve_was_down(store_url: str, start_serve: StartServe) -> None:
+    serve = start_serve(env=serve_env(store_url))
+    client = serve.api()
+    api = SchedulesApi(client)
+    api.robot("down-a", counter(1.5))
+    api.robot("down-b", counter(0.3))
+    api.schedule(
+        "down-chain",
+        {"kind": "run_event", "robot": "down-a", "on": "succeeded"},
+        {"action": "robots.start", "args": {"name": "down-b"}},
+    )
+    run_a = client.post("/api/v1/robots/down-a/start").json()
+    serve.kill()  # kill -9 while a runs: its end comes while no engine runs
+    time.sleep(3)
+    serve.start(wait="/readyz")
+    api = SchedulesApi(serve.api())
+    ended = wait_until(lambda: found if (found := api.runs("down-a")[0])["state"] == "succeeded" else None, 20)
+    assert ended["id"] == run_a["id"]
+    [fire] = api.wait_fires("down-chain", 1, timeout=20)
+    assert at(fire["planned_at"]) == at(ended["ended_at"]) and fire["outcome"] == "fired", fire
+    runs_b = wait_until(lambda: api.runs("down-b"), 15)
+    time.sleep(2)
+    assert len(api.runs("down-b")) == 1 and runs_b[0]["requested_by"] == "schedule:down-chain"
+    assert len(api.fires("down-chain")) == 1

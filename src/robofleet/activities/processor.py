@@ -309,7 +309,10 @@ class Processor:
         else:
             while True:
                 try:
-                    await self.committer.run(lambda session: store_ops.mark_running(session, job.id, started))
+                    # A statement, not a callable: the starts of a burst of async activities share one executemany.
+                    await asyncio.wrap_future(
+                        self.committer.submit_statement(*store_ops.running_statement(job.id, started))
+                    )
                     break
                 except StoreUnavailable:
                     await asyncio.sleep(STORE_RETRY_SECONDS)  # as for sync: never run before "running" is durable
@@ -344,9 +347,7 @@ class Processor:
         """Queue the outcome without waiting: the next activity's start shares its commit. Waiters and
         watchers hear of it only once it is durable."""
         loop = asyncio.get_running_loop()
-        future = self.committer.submit(
-            lambda session: store_ops.mark_finished(session, job.id, state, result, error, at)
-        )
+        future = self.committer.submit_statement(*store_ops.finished_statement(job.id, state, result, error, at))
 
         def durable(done: Any) -> None:
             if done.exception() is None:

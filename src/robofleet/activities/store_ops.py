@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 from robofleet.activities.models import CANCELLED, FAILED, QUEUED, RUNNING, Activity
 from robofleet.activities.schemas import ActivityOut
@@ -193,6 +194,18 @@ _MARK_FINISHED = (
     .where(TABLE.c.id == bindparam("activity_id"))
     .values(state=bindparam("state"), result=bindparam("result"), error=bindparam("error"), finished_at=bindparam("at"))
 )
+
+
+def running_statement(activity_id: int, at: datetime) -> tuple[Executable, dict[str, Any]]:
+    """mark_running as a statement and its parameters, for the group committer to run many as one."""
+    return _MARK_RUNNING, {"activity_id": activity_id, "at": at}
+
+
+def finished_statement(
+    activity_id: int, state: str, result: Any, error: dict[str, Any] | None, at: datetime
+) -> tuple[Executable, dict[str, Any]]:
+    """mark_finished as a statement and its parameters, for the group committer to run many as one."""
+    return _MARK_FINISHED, {"activity_id": activity_id, "state": state, "result": result, "error": error, "at": at}
 
 
 def mark_running(session: Session, activity_id: int, at: datetime) -> None:

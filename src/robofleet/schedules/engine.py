@@ -65,6 +65,7 @@ SWEEP_SECONDS = 30.0  # how often targets are checked for having gone (broken)
 WAIT_PROCESSOR_SECONDS = 0.5
 CONCURRENT_FIRES = 100  # due schedules decided together, then written in one transaction
 PREPARE_SECONDS = 0.2  # how long before the next fire the pass reads and decides it
+CATCH_UP_RUNS = 100  # the newest runs of a chained robot looked at for ends no engine handled
 _ENDED = frozenset(str(state) for state in ENDED)
 NOT_MANUAL = "max_runtime"  # who the robots service says stopped a run at its max runtime
 
@@ -153,8 +154,8 @@ class Engine:
         self.service = service
         self.app = service.app
         self.store = service.store
-        self._last_sweep = 0.0
         self._aim: datetime | None = None  # the next fire the timer was set for
+        self.caught_up = False  # run ends missed while no engine ran: looked for when this replica begins to lead
 
     # ---- pure helpers -------------------------------------------------------------------------------------------
 
@@ -185,6 +186,9 @@ class Engine:
         if self.app.processor is None:  # serve is still starting: the processor comes right after this service
             self.service.timers.set("next-fire", WAIT_PROCESSOR_SECONDS, self._wake)
             return
+        if not self.caught_up:  # first, each time this replica begins to lead
+            self.caught_up = True
+            await self.catch_up_run_events()
         await self.fire_queued()  # first: a queued fire goes before a new fire of the same schedule
         # The timer wakes the pass PREPARE_SECONDS before the next fire: it reads and decides what falls due then
         # ahead of time, and writes it (fires) once that time has come, never before.
@@ -207,10 +211,6 @@ class Engine:
             writing = asyncio.create_task(self._flush(pending, not_before=now))
         if writing is not None:
             await writing
-        loop_time = asyncio.get_running_loop().time()
-        if loop_time - self._last_sweep >= SWEEP_SECONDS:
-            self._last_sweep = loop_time
-            await self.sweep_broken()
         if len(due) >= BATCH:
             self.service.loop.wake()
             return
@@ -385,6 +385,52 @@ class Engine:
                 except Exception:
                     log.exception("a run's end could not be handled by the schedules")
 
+    async def catch_up_run_events(self) -> None:
+        """Run ends no engine handled (serve was down, or killed between a run's end and its chain's fire): each
+        run_event schedule looks at the newest CATCH_UP_RUNS runs of its robot that ended since it was last
+        written, and fires for those without a fire row (unique per schedule and run end: one handled is never
+        fired again), under its misfire policy as clock fires are."""
+        now = utcnow()
+        for row in await asyncio.to_thread(self._read, store_ops.run_event_schedules):
+            if not row.enabled or row.paused or row.broken is not None:
+                continue
+            trigger = parse_trigger(row.trigger, row.timezone)
+            assert isinstance(trigger, RunEventTrigger)
+            ends = await asyncio.to_thread(self._unhandled_ends, row, trigger)
+            if not ends:
+                continue
+            plan = misfire_plan(ends, now, row.misfire_policy, row.misfire_grace_seconds + row.jitter_seconds)
+            if plan.skipped:
+                skipped = NewFire(
+                    plan.skipped[0],
+                    row.target_action,
+                    Outcome.SKIPPED_MISFIRE,
+                    error=f"{len(plan.skipped)} run end(s) of {trigger.robot} from {plan.skipped[0].isoformat()} "
+                    f"were not handled while no engine ran, more than {row.misfire_grace_seconds:g} s ago",
+                    missed=len(plan.skipped) - 1,
+                )
+                await asyncio.to_thread(self._insert, row.name, [skipped])
+            if plan.fire is not None:
+                log.info("schedule %s: firing for a run end of %s that no engine handled", row.name, trigger.robot)
+                await self.fire_event(row, plan.fire, missed=plan.fire_missed)
+
+    def _unhandled_ends(self, row: Schedule, trigger: RunEventTrigger) -> list[datetime]:
+        """The end times (oldest first) of the runs of the trigger's robot that match it, ended since the schedule
+        was last written, and have no fire of `row`."""
+        scheduler = system_principal("scheduler")
+        runs = self.service.robots.list_runs(
+            scheduler, robot=trigger.robot, state=None, limit=CATCH_UP_RUNS, cursor=None
+        )
+        since = store_ops.as_aware(row.updated_at)
+        ends = sorted(
+            run.ended_at
+            for run in runs.items
+            if run.ended_at is not None and run.ended_at > since and trigger.matches(run.robot, str(run.state))
+        )
+        with self.store.transaction() as session:
+            handled = store_ops.fired_at_times(session, row.name, ends)
+        return [end for end in ends if end not in handled]
+
     async def run_ended(self, run: dict[str, Any]) -> None:
         robot, state = str(run["robot"]), str(run["state"])
         ended = datetime.fromisoformat(run["ended_at"]) if run.get("ended_at") else utcnow()
@@ -412,13 +458,14 @@ class Engine:
         with self.store.transaction() as session:
             store_ops.recheck_at(session, row.id, row.next_fire_at, at)
 
-    async def fire_event(self, row: Schedule, planned: datetime) -> None:
+    async def fire_event(self, row: Schedule, planned: datetime, *, missed: int = 0) -> None:
         try:
             principal = await self._usable(row)
         except Broken as exc:
             await self._mark_broken(row, str(exc))
             return
         fire = await self._decide(row, planned, ZoneInfo(row.timezone), [], PassCache())
+        fire.missed = missed
         if fire.outcome == Outcome.QUEUED:
             fire = dataclasses.replace(fire, outcome=Outcome.SKIPPED_OVERLAP, error="run events are not queued")
         self._prepare(principal, [fire])
@@ -515,16 +562,14 @@ class Engine:
     async def sweep_broken(self) -> None:
         """Mark broken every schedule whose action, robot or owner is gone, so the API shows it before its next
         fire (one read of the robots and of each owner per sweep)."""
-        rows = await asyncio.to_thread(self._read, store_ops.all_schedules)
+        rows = await asyncio.to_thread(self._read, store_ops.healthy_for_sweep)
         robots = await asyncio.to_thread(self._robot_names)
         owners: dict[str, str | None] = {}
         for row in rows:
-            if row.broken is not None:
-                continue
             reason = None
             if row.target_action not in self.service.registry:
                 reason = f"its action {row.target_action} no longer exists"
-            for robot in (target_robot(row.target_action, row.target_args), (row.trigger or {}).get("robot")):
+            for robot in (row.target_robot, row.event_robot):
                 if reason is None and robot is not None and robot not in robots:
                     reason = f"its robot {robot} no longer exists"
             if reason is None and row.owner_via not in ("system", "cli"):
@@ -694,19 +739,14 @@ class Engine:
 
 def _write(session: Any, pending: list[Pending]) -> list[Pending]:
     """The fences of `pending`, then the fire rows of those that moved (see Engine._commit_many)."""
-    moved = [
-        item
-        for item in pending
-        if store_ops.move_next(
-            session,
-            item.row.id,
-            item.row.next_fire_at,
-            fire_at=item.fire_at,
-            planned_at=item.planned,
-            window_end=item.window_end,
-            queued_since=item.queued_since,
+    moves = [
+        store_ops.Move(
+            item.row.id, item.row.next_fire_at, item.fire_at, item.planned, item.window_end, item.queued_since
         )
+        for item in pending
     ]
+    moved_ids = store_ops.move_many(session, moves)
+    moved = [item for item in pending if item.row.id in moved_ids]
     _add(session, [(item.row.name, fire) for item in moved for fire in item.fires])
     return moved
 

@@ -32,7 +32,7 @@ from robofleet.schedules.checks import (
     require_may_act,
     target_robot,
 )
-from robofleet.schedules.engine import Engine, plan_next
+from robofleet.schedules.engine import SWEEP_SECONDS, Engine, plan_next
 from robofleet.schedules.models import Calendar, Schedule
 from robofleet.schedules.schemas import (
     CalendarCreate,
@@ -75,6 +75,8 @@ class SchedulesService:
         self.notices = notices_for(app.store, NOTICES)
         self.engine = Engine(self)
         self.loop = Loop("schedules", SAFETY_PASS_SECONDS, self.engine.run_once, gate=self.leader.leads)
+        # A loop of its own: a sweep reads every schedule, and must not hold the fires that fall due meanwhile.
+        self.sweep = Loop("schedules sweep", SWEEP_SECONDS, self.engine.sweep_broken, gate=self.leader.leads)
         self.timers = Timers()
         self.tasks = Tasks()
         self._event_loop: asyncio.AbstractEventLoop | None = None
@@ -92,13 +94,20 @@ class SchedulesService:
         await asyncio.to_thread(self.apply_config, settings.calendars, settings.schedules)
         if self.notices is not None:
             await self.notices.start(self.loop.wake)
-        await self.leader.start(self.loop.wake)
+        await self.leader.start(self._gained)
         self.loop.start()
+        self.sweep.start()
         self.tasks.spawn(self.engine.follow_runs(), name="schedules run events")
+
+    def _gained(self) -> None:
+        """This replica leads now: its first pass looks for run ends the one before did not handle."""
+        self.engine.caught_up = False
+        self.loop.wake()
 
     async def stop(self) -> None:
         """Stop firing and give up the leadership; every schedule's next fire stays stored."""
         await self.loop.stop()
+        await self.sweep.stop()
         await self.timers.stop()
         await self.tasks.stop()
         if self.notices is not None:

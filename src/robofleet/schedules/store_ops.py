@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Integer, Select, Table, and_, bindparam, cast, column, delete, func, or_, select, update, values
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from robofleet.errors import NotFound
 from robofleet.schedules.calendars import Calendar as DayCalendar
 from robofleet.schedules.models import Calendar, Outcome, Schedule, ScheduleFire
 from robofleet.schedules.schemas import CalendarOut, FireOut, Holidays, LastFire, Misfire, ScheduleOut, Target
+from robofleet.store.base import UTCDateTime
 
 _SCHEDULES: Table = Schedule.__table__  # type: ignore[assignment]
 _FIRES: Table = ScheduleFire.__table__  # type: ignore[assignment]
@@ -154,6 +156,16 @@ def fires_query(schedule: str, *, since: datetime | None, until: datetime | None
     return stmt
 
 
+def fired_at_times(session: Session, schedule: str, planned: list[datetime]) -> set[datetime]:
+    """Which of the `planned` times of `schedule` have a fire row."""
+    if not planned:
+        return set()
+    stmt = select(ScheduleFire.planned_at).where(
+        ScheduleFire.schedule == schedule, ScheduleFire.planned_at.in_(planned)
+    )
+    return {as_aware(moment) for moment in session.scalars(stmt)}
+
+
 def run_event_schedules(session: Session) -> list[Schedule]:
     """Every schedule with a run_event trigger (for the chain's cycle check)."""
     return list(session.scalars(select(Schedule).where(Schedule.trigger_kind == "run_event")))
@@ -170,6 +182,23 @@ def touched_by_run(session: Session, robot: str) -> list[Schedule]:
         )
     )
     return list(session.scalars(stmt.order_by(Schedule.id)))
+
+
+def healthy_for_sweep(session: Session) -> list[Schedule]:
+    """The schedules not broken, with only what the sweep checks loaded (it reads every schedule: the JSON of
+    their triggers and targets would cost more than the check)."""
+    columns = (
+        Schedule.id,
+        Schedule.name,
+        Schedule.target_action,
+        Schedule.target_robot,
+        Schedule.event_robot,
+        Schedule.owner,
+        Schedule.owner_via,
+        Schedule.owner_scopes,
+    )
+    stmt = select(Schedule).options(load_only(*columns)).where(Schedule.broken.is_(None)).order_by(Schedule.id)
+    return list(session.scalars(stmt))
 
 
 def all_schedules(session: Session) -> list[Schedule]:
@@ -209,6 +238,57 @@ def next_due(session: Session) -> datetime | None:
     if value is not None and value.tzinfo is None:  # SQLite's min() may come back without its zone
         value = value.replace(tzinfo=UTC)
     return value
+
+
+@dataclass(frozen=True)
+class Move:
+    """One schedule's fence: its next fire moves from `read` (the value the engine read) to the new values."""
+
+    schedule_id: int
+    read: datetime | None
+    fire_at: datetime | None
+    planned_at: datetime | None
+    window_end: datetime | None
+    queued_since: datetime | None
+
+
+def move_many(session: Session, moves: list[Move]) -> set[int]:
+    """Every fence of a chunk in one statement (UPDATE … FROM VALUES … RETURNING); the ids of the schedules that
+    moved. One another engine moved first (its next fire is no longer the value read) is not among them."""
+    if not moves:
+        return set()
+    table = (
+        values(
+            column("schedule_id", Integer),
+            column("read_at", UTCDateTime()),
+            column("fire_at", UTCDateTime()),
+            column("planned_at", UTCDateTime()),
+            column("window_end", UTCDateTime()),
+            column("queued_since", UTCDateTime()),
+            name="moves",
+        )
+        .data([(m.schedule_id, m.read, m.fire_at, m.planned_at, m.window_end, m.queued_since) for m in moves])
+        .cte()
+    )
+    # PostgreSQL types a column of VALUES that holds only NULLs as text: cast each time. (SQLite stores these times
+    # as text already, and a CAST there would make a number of one.)
+    typed = session.get_bind().dialect.name == "postgresql"
+
+    def time_of(name: str) -> Any:
+        return cast(table.c[name], UTCDateTime()) if typed else table.c[name]
+
+    statement = (
+        update(_SCHEDULES)
+        .where(_SCHEDULES.c.id == table.c.schedule_id, _SCHEDULES.c.next_fire_at == time_of("read_at"))
+        .values(
+            next_fire_at=time_of("fire_at"),
+            next_planned_at=time_of("planned_at"),
+            window_end=time_of("window_end"),
+            queued_since=time_of("queued_since"),
+        )
+        .returning(_SCHEDULES.c.id)
+    )
+    return set(session.execute(statement).scalars())
 
 
 def move_next(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 from robofleet.errors import StoreUnavailable
 from robofleet.store.database import Store, unavailable_when_lost
@@ -30,8 +31,11 @@ MAX_BATCH = 1000
 
 @dataclass
 class _Job(Generic[T]):
-    work: Callable[[Session], T]
+    work: Callable[[Session], T] | None
     future: Future[T] = field(default_factory=Future)
+    # Or one statement: neighbours with the same statement run as one executemany (one round of Python, not many).
+    statement: Executable | None = None
+    params: dict[str, Any] | None = None
 
 
 class GroupCommitter:
@@ -50,6 +54,13 @@ class GroupCommitter:
 
     def submit(self, work: Callable[[Session], T]) -> Future[T]:
         job: _Job[T] = _Job(work)
+        self._queue.put(job)
+        return job.future
+
+    def submit_statement(self, statement: Executable, params: dict[str, Any]) -> Future[None]:
+        """Queue one execution of `statement` (built once, e.g. an UPDATE by id); a run of them with the same
+        statement in one batch is executed as one executemany."""
+        job: _Job[None] = _Job(None, statement=statement, params=params)
         self._queue.put(job)
         return job.future
 
@@ -89,7 +100,7 @@ class GroupCommitter:
             with unavailable_when_lost():
                 connection = self._held.get()
                 with connection.begin(), Session(bind=connection, expire_on_commit=False) as session:
-                    results = [job.work(session) for job in jobs]
+                    results = _run_all(session, jobs)
                     session.flush()
                 return results
         except StoreUnavailable:
@@ -115,3 +126,23 @@ class GroupCommitter:
         self.operations += len(jobs)
         for job, result in zip(jobs, results, strict=True):
             settle(job.future, result=result)
+
+
+def _run_all(session: Session, jobs: list[_Job[Any]]) -> list[Any]:
+    """Each job's result, in order: callables one by one, runs of one statement as one executemany."""
+    results: list[Any] = []
+    index = 0
+    while index < len(jobs):
+        job = jobs[index]
+        if job.work is not None:
+            results.append(job.work(session))
+            index += 1
+            continue
+        end = index
+        while end < len(jobs) and jobs[end].work is None and jobs[end].statement is job.statement:
+            end += 1
+        assert job.statement is not None
+        session.connection().execute(job.statement, [run.params or {} for run in jobs[index:end]])
+        results.extend([None] * (end - index))
+        index = end
+    return results
