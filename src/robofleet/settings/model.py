@@ -80,6 +80,20 @@ class AgentsSettings(Section):
     allowed_roots: list[Path] = Field(default_factory=list)
 
 
+class QueueingSettings(Section):
+    """How work queues behave on this orchestrator (the queues themselves are `[[queues]]`)."""
+
+    max_payload_bytes: int = Field(
+        262_144, ge=1024, le=16_777_216, description="Largest item payload or output, as compact JSON"
+    )
+    max_batch: int = Field(10_000, ge=1, le=100_000, description="Most items in one add")
+    max_wait_seconds: float = Field(60, ge=0, le=600, description="Longest long-poll of items/next?wait=")
+    lease_check_seconds: float = Field(
+        1.0, gt=0, le=60, description="The leader's pass for expired leases (it also comes at the next known expiry)"
+    )
+    housekeeping_seconds: float = Field(300, gt=0, description="How often retention deletes old finished items")
+
+
 class ConsoleSettings(Section):
     python_enabled: bool = False
 
@@ -134,6 +148,20 @@ class CalendarConfig(Section):
     description: str = ""
 
 
+class QueueConfig(Section):
+    """A queue declared in the settings file; the fields of POST /api/v1/queues."""
+
+    name: str
+    description: str = ""
+    max_retries: int = 3
+    retry_backoff_seconds: float = 30.0
+    lease_seconds: float = 300.0
+    unique_references: bool = False
+    sla_minutes: int | None = None
+    retention_days: int = 30
+    tags: list[str] = Field(default_factory=list)
+
+
 class RoleConfig(Section):
     name: str
     description: str = ""
@@ -165,12 +193,14 @@ class Settings(BaseSettings):
     logs: LogsSettings = Field(default_factory=LogsSettings)
     activities: ActivitiesSettings = Field(default_factory=ActivitiesSettings)
     agents: AgentsSettings = Field(default_factory=AgentsSettings)
+    queueing: QueueingSettings = Field(default_factory=QueueingSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
     roles: list[RoleConfig] = Field(default_factory=list)
     robots: list[RobotConfig] = Field(default_factory=list)
     schedules: list[ScheduleConfig] = Field(default_factory=list)
     calendars: list[CalendarConfig] = Field(default_factory=list)
+    queues: list[QueueConfig] = Field(default_factory=list)
     users: list[UserConfig] = Field(default_factory=list)
 
     @classmethod
