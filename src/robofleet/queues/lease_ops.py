@@ -1,0 +1,224 @@
+"""The hot path's statements: lease the best ready item, and a worker's reports on it (complete, fail, extend,
+release), each fenced in its WHERE clause by the item's state and the lease, so that a report from a worker that
+lost its lease matches no row; the leader's expiry of leases that ran out; each item's history entries. Built once
+per store dialect (`Statements`), as prebuilt Core."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NoReturn
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Float,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    cast,
+    extract,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+
+from robofleet.errors import Conflict, NotFound
+from robofleet.queues.models import WAITING_SQL
+from robofleet.queues.states import Event, ItemState
+from robofleet.queues.store_ops import EVENTS, ITEMS, QueueRef
+
+
+class Statements:
+    """The hot path's statements, built once for the store's dialect."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        now = bindparam("now", type_=ITEMS.c.ready_at.type)
+        best = (
+            select(ITEMS.c.id)
+            # The states as literal SQL, the partial index's own predicate: with bound values neither store's planner
+            # could tell that the claim's rows are all in that index.
+            .where(ITEMS.c.queue_id == bindparam("queue"), text(WAITING_SQL), ITEMS.c.ready_at <= now)
+            .order_by(ITEMS.c.priority_rank, ITEMS.c.order_deadline, ITEMS.c.id)
+            .limit(1)
+            # PostgreSQL: concurrent claims skip the rows others are taking instead of queueing behind them. SQLite
+            # has one writer at a time, which makes the statement atomic as it is (the clause renders to nothing).
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        self.claim = (
+            update(ITEMS)
+            .where(ITEMS.c.id == best)
+            .values(
+                state=ItemState.IN_PROGRESS.value,
+                attempts=ITEMS.c.attempts + 1,
+                lease_id=bindparam("lease"),
+                lease_expires_at=bindparam("expires"),
+                leased_by=bindparam("actor"),
+                leased_run=bindparam("run_id"),
+                started_at=now,
+            )
+            .returning(*ITEMS.c)
+        )
+        self.next_ready = select(func.min(ITEMS.c.ready_at)).where(
+            ITEMS.c.queue_id == bindparam("queue"), text(WAITING_SQL)
+        )
+        held = and_(
+            ITEMS.c.id == bindparam("item_id"),
+            ITEMS.c.queue_id == bindparam("queue"),
+            ITEMS.c.lease_id == bindparam("lease"),
+            ITEMS.c.state == ItemState.IN_PROGRESS.value,
+            ITEMS.c.lease_expires_at > now,
+        )
+        self.attempts_held = select(ITEMS.c.attempts).where(held)
+        handled = self.seconds_between(ITEMS.c.started_at, now)
+        self.complete = (
+            update(ITEMS)
+            .where(held)
+            .values(
+                state=ItemState.DONE.value,
+                output=bindparam("result", type_=ITEMS.c.output.type),
+                lease_id=None,
+                lease_expires_at=None,
+                finished_at=now,
+                handled_seconds=handled,
+            )
+            .returning(*ITEMS.c)
+        )
+        final = bindparam("final", type_=Integer())  # 1: the item ends here (failed, abandoned); 0: it is retried
+        finished = case((final == 1, now), else_=None)
+        self.fail = (
+            update(ITEMS)
+            .where(held)
+            .values(
+                state=bindparam("new_state"),
+                ready_at=bindparam("ready", type_=ITEMS.c.ready_at.type),
+                error_kind=bindparam("kind"),
+                error=bindparam("message"),
+                lease_id=None,
+                lease_expires_at=None,
+                finished_at=finished,
+                handled_seconds=case((final == 1, handled), else_=None),
+            )
+            .returning(*ITEMS.c)
+        )
+        self.extend = (
+            update(ITEMS)
+            .where(held)
+            .values(lease_expires_at=bindparam("expires", type_=ITEMS.c.lease_expires_at.type))
+            .returning(*ITEMS.c)
+        )
+        # A release gives the attempt back: the item waits as it did before it was leased.
+        self.release = (
+            update(ITEMS)
+            .where(held)
+            .values(
+                state=case((ITEMS.c.attempts <= 1, ItemState.NEW.value), else_=ItemState.RETRY.value),
+                attempts=ITEMS.c.attempts - 1,
+                ready_at=now,
+                lease_id=None,
+                lease_expires_at=None,
+            )
+            .returning(*ITEMS.c)
+        )
+        # An expired lease, fenced by the lease read: a report that came in meanwhile wins.
+        self.expire = (
+            update(ITEMS)
+            .where(
+                ITEMS.c.id == bindparam("item_id"),
+                ITEMS.c.lease_id == bindparam("lease"),
+                ITEMS.c.state == ItemState.IN_PROGRESS.value,
+                ITEMS.c.lease_expires_at <= now,
+            )
+            .values(
+                state=bindparam("new_state"),
+                ready_at=bindparam("ready", type_=ITEMS.c.ready_at.type),
+                error_kind="application",
+                error=bindparam("message"),
+                lease_id=None,
+                lease_expires_at=None,
+                finished_at=finished,
+                handled_seconds=case((final == 1, handled), else_=None),
+            )
+            .returning(*ITEMS.c)
+        )
+        self.expired = select(
+            ITEMS.c.id, ITEMS.c.queue_id, ITEMS.c.lease_id, ITEMS.c.attempts, ITEMS.c.leased_by
+        ).where(
+            ITEMS.c.queue_id.in_(bindparam("queue_ids", expanding=True)),
+            ITEMS.c.state == ItemState.IN_PROGRESS.value,
+            ITEMS.c.lease_expires_at <= now,
+        )
+        self.next_expiry = select(func.min(ITEMS.c.lease_expires_at)).where(
+            ITEMS.c.queue_id.in_(bindparam("queue_ids", expanding=True)),
+            ITEMS.c.state == ItemState.IN_PROGRESS.value,
+        )
+        self.state_of = select(ITEMS.c.queue_id, ITEMS.c.state, ITEMS.c.lease_expires_at).where(
+            ITEMS.c.id == bindparam("item_id")
+        )
+
+    def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[Any]:
+        """`end - start` in seconds, in the store's own date arithmetic."""
+        if self.dialect == "postgresql":
+            return extract("epoch", end - start)
+        return cast((func.julianday(end) - func.julianday(start)) * 86_400.0, Float)
+
+    def minute_of(self, moment: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Whole minutes since the epoch of `moment` (for throughput buckets)."""
+        if self.dialect == "postgresql":
+            return func.floor(extract("epoch", moment) / 60)
+        return cast(func.strftime("%s", moment), Integer) // 60
+
+
+_INSERT_EVENT = insert(EVENTS)
+
+
+def insert_events(connection: Connection, events: list[dict[str, Any]]) -> None:
+    if events:
+        connection.execute(_INSERT_EVENT, events)
+
+
+def event_row(
+    item: Any, event: Event, actor: str, from_state: ItemState, now: datetime, attempt: int | None = None
+) -> dict[str, Any]:
+    """A history entry of `item` (the row as the change left it)."""
+    return {
+        "item_id": item.id,
+        "at": now,
+        "event": event.value,
+        "actor": actor,
+        "from_state": from_state.value,
+        "to_state": item.state,
+        "attempt": item.attempts if attempt is None else attempt,
+        "leased_by": item.leased_by,
+        "started_at": item.started_at,
+        "error_kind": item.error_kind,
+        "error": item.error,
+    }
+
+
+def lost_lease(
+    connection: Connection, statements: Statements, queue: QueueRef, item_id: int, now: datetime
+) -> NoReturn:
+    """Why a fenced report matched no row: NotFound for an item not in the queue, else Conflict with its state."""
+    row = connection.execute(statements.state_of, {"item_id": item_id}).first()
+    if row is None or row.queue_id != queue.id:
+        raise NotFound(f"no item {item_id} in queue {queue.name!r}", details={"queue": queue.name, "item": item_id})
+    if row.state == ItemState.IN_PROGRESS and row.lease_expires_at is not None and row.lease_expires_at <= now:
+        why = "its lease expired"
+    elif row.state == ItemState.IN_PROGRESS:
+        why = "another worker holds its lease now"
+    else:
+        why = f"it is {row.state} now"
+    raise Conflict(
+        f"item {item_id} is no longer leased with this lease: {why}",
+        details={"item": item_id, "state": row.state, "lease_expires_at": _iso(row.lease_expires_at)},
+        code="lease_lost",
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
