@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from robofleet.activities import cli as activity_cli
 from robofleet.errors import ConfigError, RobofleetError
 from robofleet.logs import cli as logs_cli
+from robofleet.queues import cli as queue_cli
 from robofleet.schedules import cli as schedule_cli
 from robofleet.settings import Settings, load_settings
 from robofleet.store import Store
@@ -30,6 +31,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(settings_app, name="settings")
 app.add_typer(activity_cli.app, name="activity")
 app.add_typer(schedule_cli.app, name="schedule")
+app.add_typer(queue_cli.app, name="queue")
 app.command("logs")(logs_cli.logs)
 
 ConfigOption = Annotated[

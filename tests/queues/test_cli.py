@@ -1,0 +1,59 @@
+"""`robofleet queue …` against a running serve: list, show, add (one item or a file), items, retry and export, as an
+operator types them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from tests.conftest import StartServe
+from tests.queues.conftest import QueuesApi
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_queue_commands(start_serve: StartServe, tmp_path: Path) -> None:
+    serve = start_serve()
+    token = serve.token()
+    queues = QueuesApi(serve.api(token))
+    queues.create("invoices", max_retries=0, unique_references=True)
+
+    def cli(*args: str, stdin: str | None = None) -> str:
+        done = serve.cli("queue", *args, "--token", token, stdin=stdin)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    one = json.loads(cli("add", "invoices", "--payload", '{"amount": 12}', "--reference", "INV-1", "--priority", "5"))
+    assert len(one["ids"]) == 1 and one["refused"] == []
+    many = tmp_path / "items.ndjson"
+    many.write_text("\n".join(json.dumps({"reference": f"INV-{n}", "payload": {"n": n}}) for n in range(1, 2501)))
+    added = serve.cli("queue", "add", "invoices", "--file", str(many), "--token", token)
+    assert added.returncode == 0 and "added 2499 item(s)" in added.stdout
+    assert "refused item 0: " in added.stderr and "INV-1" in added.stderr
+
+    listed = cli("list")
+    assert "invoices" in listed and "2500" in listed
+    shown = json.loads(cli("show", "invoices"))
+    assert shown["unique_references"] is True and shown["stats"]["counts"]["new"] == 2500
+
+    item = queues.next("invoices")
+    assert item is not None and item["reference"] == "INV-1"  # the priority 5 one
+    queues.report("invoices", item, "fail", kind="business", message="refused by the customer")
+    assert "refused by the customer" in cli("items", "invoices", "--state", "failed")
+    assert cli("retry", "invoices").strip() == "1 item(s) to retry"
+    assert "INV-1" in cli("items", "invoices", "--state", "retry")
+
+    exported = tmp_path / "out.csv"
+    cli("export", "invoices", "--format", "csv", "--output", str(exported), "--reference-prefix", "INV-25")
+    rows = list(csv.DictReader(io.StringIO(exported.read_text())))
+    assert {row["reference"] for row in rows} == {"INV-25", "INV-2500", *(f"INV-25{n}" for n in range(10))}
+    ndjson = cli("export", "invoices", "--state", "retry")
+    assert [json.loads(line)["reference"] for line in ndjson.splitlines()] == ["INV-1"]
+
+    missing = serve.cli("queue", "show", "nope", "--token", token)
+    assert missing.returncode == 1 and "404" in missing.stderr
+    bad = serve.cli("queue", "add", "invoices", "--payload", "{oops", "--token", token)
+    assert bad.returncode == 2 and "not valid JSON" in bad.stderr
