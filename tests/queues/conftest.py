@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tests.kit.cli import clean_environ
-from tests.kit.serve import stop_process
 
 from robofleet.settings.model import Settings
+from tests.kit.cli import clean_environ
+from tests.kit.serve import stop_process
 
 WORKER = Path(__file__).with_name("worker.py")  # a worker process: python worker.py URL TOKEN QUEUE OUT [--hold S]
 

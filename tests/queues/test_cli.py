@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import StartServe
 from tests.queues.conftest import QueuesApi
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import MakeUser, bearer
-from tests.queues.conftest import QueuesApi
 
 from robofleet.auth.principal import system_principal
 from robofleet.errors import ConfigError
 from robofleet.orchestrator import Orchestrator
 from robofleet.queues.service import QueuesService
 from robofleet.settings.model import Settings
+from tests.conftest import MakeUser, bearer
+from tests.queues.conftest import QueuesApi
 
 
 def test_a_queue_is_created_read_changed_and_deleted(client: TestClient, admin_token: str) -> None:

@@ -12,12 +12,14 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
-from tests.conftest import bearer
-from tests.queues.conftest import QueuesApi
+from sqlalchemy import update
 
 from robofleet.orchestrator import Orchestrator
 from robofleet.queues.metrics import QueueCollector
+from robofleet.queues.models import QueueItem
 from robofleet.queues.service import QueuesService
+from tests.conftest import bearer
+from tests.queues.conftest import QueuesApi
 
 
 def test_a_batch_is_added_with_duplicates_of_a_unique_queue_refused(client: TestClient, admin_token: str) -> None:
@@ -221,3 +223,27 @@ def test_the_figures_are_prometheus_metrics(client: TestClient, admin_token: str
     assert 'robofleet_queue_items{queue="scraped",state="in_progress"} 1.0' in text
     assert 'robofleet_queue_items_past_sla{queue="scraped"} 0.0' in text
     assert 'robofleet_queue_oldest_waiting_seconds{queue="scraped"}' in text
+
+
+def test_retention_deletes_items_finished_longer_ago_than_the_queue_keeps_them(
+    client: TestClient, admin_token: str, context: Orchestrator
+) -> None:
+    queues = QueuesApi(client, bearer(admin_token))
+    queues.create("kept", retention_days=7)
+    ids = queues.add("kept", *({"reference": f"r{n}"} for n in range(3)))["ids"]
+    for _ in range(2):
+        item = queues.next("kept")
+        assert item is not None
+        queues.report("kept", item, "complete")
+    service = context.service("queues")
+    assert isinstance(service, QueuesService)
+    assert service.apply_retention() == 0  # finished just now: kept
+    with context.store.transaction() as session:  # the first one finished eight days ago
+        session.execute(
+            update(QueueItem).where(QueueItem.id == ids[0]).values(finished_at=datetime.now(UTC) - timedelta(days=8))
+        )
+    assert service.apply_retention() == 1
+    assert sorted(item["id"] for item in queues.items("kept")) == ids[1:]
+    assert queues.request("GET", f"/kept/items/{ids[0]}").status_code == 404
+    audit = client.get("/api/v1/audit", headers=bearer(admin_token), params={"action": "queue.retention"})
+    assert [record["details"] for record in audit.json()["items"]] == [{"deleted": 1}]

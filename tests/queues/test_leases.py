@@ -8,6 +8,7 @@ import time
 from datetime import datetime
 
 from fastapi.testclient import TestClient
+
 from tests.conftest import MakeUser, bearer, wait_until
 from tests.queues.conftest import QueuesApi
 

@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from tests.conftest import StartServe, wait_until
 from tests.queues.conftest import QueuesApi, serve_env
 

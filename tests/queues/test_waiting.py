@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi.testclient import TestClient
+
 from tests.conftest import bearer
 from tests.queues.conftest import QueuesApi
 

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+
 from tests.conftest import StartServe, wait_until
 from tests.queues.conftest import QueuesApi, StartWorker, serve_env
 
