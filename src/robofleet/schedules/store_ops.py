@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, Table, and_, bindparam, cast, column, delete, func, or_, select, update, values
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, load_only
 
@@ -252,43 +253,51 @@ class Move:
     queued_since: datetime | None
 
 
+# Every fence of a chunk in one statement whose text never changes (compiled once): the moves travel as one JSON
+# parameter that the database expands into rows. On SQLite the times are compared as the text they are stored as.
+_MOVE_MANY = {
+    "sqlite": text(
+        "UPDATE schedules SET next_fire_at = json_extract(m.value, '$.f'), "
+        "next_planned_at = json_extract(m.value, '$.p'), window_end = json_extract(m.value, '$.w'), "
+        "queued_since = json_extract(m.value, '$.q') FROM json_each(:moves) AS m "
+        "WHERE schedules.id = json_extract(m.value, '$.i') AND schedules.next_fire_at = json_extract(m.value, '$.r') "
+        "RETURNING schedules.id"
+    ),
+    "postgresql": text(
+        "UPDATE schedules SET next_fire_at = m.f, next_planned_at = m.p, window_end = m.w, queued_since = m.q "
+        "FROM json_to_recordset(CAST(:moves AS json)) AS m(i integer, r timestamptz, f timestamptz, p timestamptz, "
+        "w timestamptz, q timestamptz) WHERE schedules.id = m.i AND schedules.next_fire_at = m.r "
+        "RETURNING schedules.id"
+    ),
+}
+
+
 def move_many(session: Session, moves: list[Move]) -> set[int]:
-    """Every fence of a chunk in one statement (UPDATE … FROM VALUES … RETURNING); the ids of the schedules that
-    moved. One another engine moved first (its next fire is no longer the value read) is not among them."""
+    """Every fence of a chunk in one statement; the ids of the schedules that moved. One another engine moved first
+    (its next fire is no longer the value read) is not among them."""
     if not moves:
         return set()
-    table = (
-        values(
-            column("schedule_id", Integer),
-            column("read_at", UTCDateTime()),
-            column("fire_at", UTCDateTime()),
-            column("planned_at", UTCDateTime()),
-            column("window_end", UTCDateTime()),
-            column("queued_since", UTCDateTime()),
-            name="moves",
-        )
-        .data([(m.schedule_id, m.read, m.fire_at, m.planned_at, m.window_end, m.queued_since) for m in moves])
-        .cte()
-    )
-    # PostgreSQL types a column of VALUES that holds only NULLs as text: cast each time. (SQLite stores these times
-    # as text already, and a CAST there would make a number of one.)
-    typed = session.get_bind().dialect.name == "postgresql"
+    dialect = session.get_bind().dialect
+    stored = UTCDateTime().dialect_impl(dialect).bind_processor(dialect) if dialect.name == "sqlite" else None
 
-    def time_of(name: str) -> Any:
-        return cast(table.c[name], UTCDateTime()) if typed else table.c[name]
+    def time_of(moment: datetime | None) -> str | None:
+        if moment is None:
+            return None
+        return str(stored(moment)) if stored is not None else moment.isoformat()
 
-    statement = (
-        update(_SCHEDULES)
-        .where(_SCHEDULES.c.id == table.c.schedule_id, _SCHEDULES.c.next_fire_at == time_of("read_at"))
-        .values(
-            next_fire_at=time_of("fire_at"),
-            next_planned_at=time_of("planned_at"),
-            window_end=time_of("window_end"),
-            queued_since=time_of("queued_since"),
-        )
-        .returning(_SCHEDULES.c.id)
-    )
-    return set(session.execute(statement).scalars())
+    document = [
+        {
+            "i": move.schedule_id,
+            "r": time_of(move.read),
+            "f": time_of(move.fire_at),
+            "p": time_of(move.planned_at),
+            "w": time_of(move.window_end),
+            "q": time_of(move.queued_since),
+        }
+        for move in moves
+    ]
+    moved = session.execute(_MOVE_MANY[dialect.name], {"moves": json.dumps(document)})
+    return {int(schedule_id) for schedule_id in moved.scalars()}
 
 
 def move_next(
