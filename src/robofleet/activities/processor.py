@@ -131,8 +131,9 @@ class Processor:
         if await self.leader.leads():
             await self._recover_gone()
         self._spawn(self._sync_worker())
-        self._recovery.start()
-        await self.leader.start(self._recovery.wake)
+        if self.app.store.dialect == "postgresql":  # on SQLite no other replica can come or go while this one runs
+            self._recovery.start()
+            await self.leader.start(self._recovery.wake)
 
     async def stop(self) -> None:
         await self._recovery.stop()
