@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +58,9 @@ class Leases:
         limit = self.service.settings.max_wait_seconds
         if not 0 <= wait <= limit:
             raise Invalid(f"wait must be between 0 and {limit:g} seconds", details={"field": "wait"})
-        queue = self.service.cached_ref(name) or await asyncio.to_thread(self.service.queue_ref, name)
+        queue = self.service.cached_ref(name)
+        if queue is None:
+            queue = await asyncio.to_thread(self.service.queue_ref, name)
         bell = self.service.bells.of(queue.id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
@@ -86,7 +90,7 @@ class Leases:
             "actor": actor_of(principal),
             "run_id": principal.run.run_id if principal.run is not None else None,
         }
-        with self.store.connection() as connection, connection.begin():
+        with self._one_statement() as connection:
             row = connection.execute(self.statements.claim, params).first()
             if row is not None:
                 return store_ops.leased_out(row, queue.name), None
@@ -104,6 +108,11 @@ class Leases:
         queue = self.service.queue_ref(name)
         now = utcnow()
         params = {"item_id": item_id, "queue": queue.id, "lease": lease_id, "now": now, "result": output}
+        if self.statements.complete_noted is not None:
+            with self._one_statement() as connection:
+                noted = {**params, "actor": actor_of(principal)}
+                row = self._fenced(connection, self.statements.complete_noted, noted, queue, item_id, now)
+            return store_ops.item_out(row, queue.name)
         with self.store.connection() as connection, connection.begin():
             row = self._fenced(connection, self.statements.complete, params, queue, item_id, now)
             self._history(connection, row, Event.COMPLETED, principal, now)
@@ -155,7 +164,7 @@ class Leases:
             "now": now,
             "expires": now + timedelta(seconds=seconds),
         }
-        with self.store.connection() as connection, connection.begin():
+        with self._one_statement() as connection:
             row = self._fenced(connection, self.statements.extend, params, queue, item_id, now)
         return store_ops.leased_out(row, queue.name)
 
@@ -171,6 +180,17 @@ class Leases:
             self.service.tell_others(connection, queue.id, 1)
         self.service.ring(queue.id, 1)
         return store_ops.item_out(row, queue.name)
+
+    @contextmanager
+    def _one_statement(self) -> Iterator[Connection]:
+        """A connection for work that is one statement: on PostgreSQL without a transaction around it (the statement
+        is its own; BEGIN and COMMIT would be two more round trips), on SQLite in a transaction as usual."""
+        with self.store.connection() as connection:
+            if self.store.dialect == "postgresql":
+                yield connection.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                with connection.begin():
+                    yield connection
 
     def _fenced(
         self,
