@@ -96,6 +96,7 @@ class QueuesService:
         await self.timers.stop()
         if self.remote is not None:
             await self.remote.stop()
+        await asyncio.to_thread(self.leases.close)
 
     # ---- shared by the item operations ---------------------------------------------------------------------------
 
@@ -334,6 +335,13 @@ class QueuesService:
         with self.store.connection() as connection:
             queue = store_ops.queue_ref(connection, name)
             return queue_stats(connection, self.leases.statements, queue, utcnow())
+
+    def ready_count(self, principal: Principal, name: str) -> int:
+        """How many items of the queue a worker could lease now (the scheduler's queue trigger asks it)."""
+        principal.require("queues:read")
+        with self.store.connection() as connection:
+            queue = store_ops.queue_ref(connection, name)
+            return store_ops.ready_count(connection, queue.id, utcnow())
 
     def figures(self, principal: Principal) -> list[QueueStats]:
         """Every queue's stats, in the order of their creation (for the metrics and the panel's list)."""

@@ -188,6 +188,16 @@ def unfinished_count(connection: Connection, queue_id: int) -> int:
     return int(connection.execute(stmt).scalar_one())
 
 
+def ready_count(connection: Connection, queue_id: int, now: datetime) -> int:
+    """Items a worker could lease now: waiting (new or retry) and ready (not postponed or backing off)."""
+    stmt = select(func.count()).where(
+        ITEMS.c.queue_id == queue_id,
+        ITEMS.c.state.in_((ItemState.NEW.value, ItemState.RETRY.value)),
+        ITEMS.c.ready_at <= now,
+    )
+    return int(connection.execute(stmt).scalar_one())
+
+
 # ---- adding -----------------------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ own lack of a permission (403); nothing is saved when one fails."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from robofleet.errors import Invalid, NotFound
 from robofleet.robots.service import RobotsService
 from robofleet.schedules.calendars import CalendarError, check_holidays
 from robofleet.schedules.chains import Edge, cycle_through, edge_of
-from robofleet.schedules.triggers import Trigger, TriggerError, parse_trigger
+from robofleet.schedules.triggers import QueueTrigger, Trigger, TriggerError, parse_trigger
 
 # Actions that act on the robot named in their `name` argument: the writer needs the action's permission on it.
 ROBOT_PREFIX = "robots."
@@ -85,6 +86,7 @@ def check_schedule(
     trigger: dict[str, Any],
     timezone: str,
     chains: list[Edge],
+    queue_exists: Callable[[str], bool] = lambda name: False,
 ) -> Checked:
     """Every rule of one schedule but its calendars (store_ops reads those). `chains`: the run-event edges of the
     other schedules, for the cycle check."""
@@ -92,6 +94,13 @@ def check_schedule(
     parsed = check_trigger(trigger, timezone)
     if parsed.kind == "window" and action != "robots.start":
         raise invalid("target.action", "a window keeps a robot running: its target must be robots.start")
+    if isinstance(parsed, QueueTrigger):
+        if action != "robots.start":
+            raise invalid(
+                "target.action", "a queue trigger starts robots to work the queue: its target must be robots.start"
+            )
+        if not queue_exists(parsed.queue):
+            raise invalid("trigger.queue", f"no queue named {parsed.queue!r}", "unknown_queue")
     if parsed.kind == "run_event":
         source = trigger.get("robot")
         try:

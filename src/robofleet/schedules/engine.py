@@ -42,6 +42,7 @@ from robofleet.activities.schemas import ActivityIn, ActivityOut
 from robofleet.auth.principal import Principal, principal_for_user, schedule_actor, system_principal
 from robofleet.auth.users import find_user
 from robofleet.errors import Invalid, NotFound, RobofleetError, StoreUnavailable
+from robofleet.queues.service import QueuesService
 from robofleet.robots.service import TOPIC as RUNS_TOPIC
 from robofleet.robots.states import ACTIVE, ENDED
 from robofleet.schedules import store_ops
@@ -50,7 +51,14 @@ from robofleet.schedules.calendars import next_allowed
 from robofleet.schedules.checks import target_robot
 from robofleet.schedules.models import Outcome, Schedule, ScheduleFire
 from robofleet.schedules.schemas import FireOut
-from robofleet.schedules.triggers import RunEventTrigger, Trigger, TriggerError, WindowTrigger, parse_trigger
+from robofleet.schedules.triggers import (
+    QueueTrigger,
+    RunEventTrigger,
+    Trigger,
+    TriggerError,
+    WindowTrigger,
+    parse_trigger,
+)
 from robofleet.store.base import utcnow
 
 if TYPE_CHECKING:
@@ -63,7 +71,7 @@ MAX_MISSED = 10_000  # missed slots counted one by one; past it the count says "
 WINDOW_RECHECK_SECONDS = 2.0  # a window's robot that ended is started again this much later
 SWEEP_SECONDS = 30.0  # how often targets are checked for having gone (broken)
 WAIT_PROCESSOR_SECONDS = 0.5
-CONCURRENT_FIRES = 100  # due schedules decided together, then written in one transaction
+CONCURRENT_FIRES = 100  # decided fires written in one transaction
 PREPARE_SECONDS = 0.2  # how long before the next fire the pass reads and decides it
 CATCH_UP_RUNS = 100  # the newest runs of a chained robot looked at for ends no engine handled
 _ENDED = frozenset(str(state) for state in ENDED)
@@ -95,13 +103,22 @@ def due_slots(
     trigger: Trigger, first: datetime, now: datetime, tz: ZoneInfo, calendars: list[DayCalendar]
 ) -> list[datetime]:
     """`first` and every later fire at or before `now` (at most MAX_MISSED)."""
+    return slots_and_next(trigger, first, now, tz, calendars)[0]
+
+
+def slots_and_next(
+    trigger: Trigger, first: datetime, now: datetime, tz: ZoneInfo, calendars: list[DayCalendar]
+) -> tuple[list[datetime], datetime | None]:
+    """The due slots (as `due_slots`), and the first fire after `now` when walking to them found it (the question
+    that ends the walk is the next fire's: asking it again would cost a second cron walk per fire), else `now`
+    itself (past MAX_MISSED: unknown, plan from `now`)."""
     slots = [first]
     while len(slots) < MAX_MISSED:
         following = next_allowed(trigger, slots[-1], tz, calendars)
         if following is None or following > now:
-            break
+            return slots, following
         slots.append(following)
-    return slots
+    return slots, now
 
 
 @dataclass
@@ -199,18 +216,12 @@ class Engine:
             self._read, lambda session: _with_calendars(session, store_ops.due(session, now, BATCH))
         )
         cache = PassCache(batching=True)
-        writing: asyncio.Task[None] | None = None
-        for start in range(0, len(due), CONCURRENT_FIRES):
-            # A chunk's decisions run together (their reads overlap), while the chunk before is written: its fences,
-            # fire rows and activities in one transaction (in a thread), then its activities handed over.
-            chunk = due[start : start + CONCURRENT_FIRES]
-            await asyncio.gather(*(self._fire_logged(row, calendars, now, cache) for row, calendars in chunk))
-            pending, cache.pending = cache.pending, []
-            if writing is not None:
-                await writing
-            writing = asyncio.create_task(self._flush(pending, not_before=now))
-        if writing is not None:
-            await writing
+        # Every decision of the pass first (ahead of the fires' time, when the timer woke the pass early), then the
+        # writes chunk by chunk from that time on: each chunk's fences, fire rows and activities in one transaction.
+        await asyncio.gather(*(self._fire_logged(row, calendars, now, cache) for row, calendars in due))
+        pending, cache.pending = cache.pending, []
+        for start in range(0, len(pending), CONCURRENT_FIRES):
+            await self._flush(pending[start : start + CONCURRENT_FIRES], not_before=now)
         if len(due) >= BATCH:
             self.service.loop.wake()
             return
@@ -252,9 +263,12 @@ class Engine:
         if isinstance(trigger, RunEventTrigger):  # fired by run events only: nothing to wait for on the clock
             await asyncio.to_thread(self._move, row, None, None)
             return
+        if isinstance(trigger, QueueTrigger):
+            await self._queue_check(row, trigger, tz, calendars, now, principal, cache)
+            return
         first = row.next_planned_at or row.next_fire_at
         assert first is not None
-        slots = due_slots(trigger, first, now, tz, calendars)
+        slots, following = slots_and_next(trigger, first, now, tz, calendars)
         # A fire is late past its grace counted from its jittered time, the latest the engine meant to act on it.
         plan = misfire_plan(slots, now, row.misfire_policy, row.misfire_grace_seconds + row.jitter_seconds)
         fires: list[NewFire] = []
@@ -279,7 +293,10 @@ class Engine:
                 else:
                     fire = dataclasses.replace(fire, outcome=Outcome.SKIPPED_OVERLAP, error="a fire is queued already")
             fires.append(fire)
-        planned, fire_at = plan_next(trigger, now, tz, calendars, row.jitter_seconds)
+        if following is None or following > now:
+            planned, fire_at = following, with_jitter(following, row.jitter_seconds)
+        else:
+            planned, fire_at = plan_next(trigger, now, tz, calendars, row.jitter_seconds)
         await self._apply(cache, Pending(row, fires, planned, fire_at, row.window_end, queued_since, principal))
 
     async def _decide(
@@ -304,6 +321,52 @@ class Engine:
             assert cache.active is not None
             cache.active.add(robot)  # no await since the check: another fire of this pass sees the start
         return NewFire(slot, row.target_action, Outcome.FIRED, row.target_args)
+
+    # ---- queue backlogs -----------------------------------------------------------------------------------------
+
+    async def _queue_check(
+        self,
+        row: Schedule,
+        trigger: QueueTrigger,
+        tz: ZoneInfo,
+        calendars: list[DayCalendar],
+        now: datetime,
+        principal: Principal,
+        cache: PassCache,
+    ) -> None:
+        """A queue trigger's check: with at least `min_items` ready items, start the robot up to `max_runs` active
+        runs (never more starts than ready items). The k-th start of one check is recorded k microseconds after
+        the check's time (a fire row is unique per planned time). Missed checks are not made up: the next one
+        looks at the queue as it is then."""
+        robot = str(row.target_args["name"])
+        slot = row.next_planned_at or row.next_fire_at or now
+        planned, fire_at = plan_next(trigger, now, tz, calendars, row.jitter_seconds)
+        try:
+            ready = await asyncio.to_thread(self._ready_items, trigger.queue)
+        except NotFound:
+            await self._mark_broken(row, f"its queue {trigger.queue} no longer exists")
+            return
+        fires: list[NewFire] = []
+        if ready >= trigger.min_items and not any(
+            calendar.excludes(slot.astimezone(tz).date()) for calendar in calendars
+        ):
+            active = await asyncio.to_thread(self._active_runs, robot)
+            for copy in range(min(trigger.max_runs - active, ready)):
+                fires.append(
+                    NewFire(slot + timedelta(microseconds=copy), "robots.start", Outcome.FIRED, {"name": robot})
+                )
+        await self._apply(cache, Pending(row, fires, planned, fire_at, None, None, principal))
+
+    def _ready_items(self, queue: str) -> int:
+        queues = self.app.service("queues")
+        assert isinstance(queues, QueuesService)
+        return queues.ready_count(system_principal("scheduler"), queue)
+
+    def _active_runs(self, robot: str) -> int:
+        page = self.service.robots.list_runs(
+            system_principal("scheduler"), robot=robot, state=None, limit=200, cursor=None
+        )
+        return sum(1 for run in page.items if str(run.state) not in _ENDED)
 
     # ---- windows ------------------------------------------------------------------------------------------------
 
@@ -798,7 +861,12 @@ def plan_next(
     """(planned, fire_at): the next fire after `after` the calendars allow, and when the engine acts on it (the
     planned time plus a random jitter up to `jitter_seconds`); (None, None) when it never fires again."""
     planned = next_allowed(trigger, after, tz, calendars)
+    return planned, with_jitter(planned, jitter_seconds)
+
+
+def with_jitter(planned: datetime | None, jitter_seconds: float) -> datetime | None:
+    """When the engine acts on a fire planned at `planned`: plus a random jitter up to `jitter_seconds`."""
     if planned is None:
-        return None, None
+        return None
     jitter = random.uniform(0, jitter_seconds) if jitter_seconds > 0 else 0.0
-    return planned, planned + timedelta(seconds=jitter)
+    return planned + timedelta(seconds=jitter)

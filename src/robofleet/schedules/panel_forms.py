@@ -37,6 +37,7 @@ KIND_TITLES: Final = {
     "once": "Once",
     "window": "Weekly window",
     "run_event": "After another robot's run",
+    "queue": "A queue's backlog",
 }
 DAY_TITLES: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 ROBOT_TARGET_PREFIX = "robots."
@@ -59,6 +60,9 @@ LABELS: Final[dict[str, str]] = {
     "window_end": "Window end",
     "event_robot": "After robot",
     "event_on": "When its run",
+    "queue_name": "Queue",
+    "queue_min_items": "Ready items at least",
+    "queue_max_runs": "Runs at most",
     "timezone": "Timezone",
     "calendars": "Calendars",
     "action": "Action",
@@ -80,6 +84,7 @@ SECTION_PREFIXES: Final = (
     "once_",
     "window_",
     "event_",
+    "queue_",
 )  # fields sent once per checked box or selected option
 
 # Where the service's and the schemas' field names ("trigger.end", "target.args.name") show in the form.
@@ -94,6 +99,9 @@ SERVICE_FIELDS: Final[dict[str, str]] = {
     "trigger.end": "window_end",
     "trigger.robot": "event_robot",
     "trigger.on": "event_on",
+    "trigger.queue": "queue_name",
+    "trigger.min_items": "queue_min_items",
+    "trigger.max_runs": "queue_max_runs",
     "timezone": "timezone",
     "calendars": "calendars",
     "target": "action",
@@ -174,6 +182,8 @@ def blank_form() -> ScheduleForm:
             "window_start": "09:00",
             "window_end": "18:00",
             "event_on": "succeeded",
+            "queue_min_items": "1",
+            "queue_max_runs": "1",
             "timezone": "UTC",
             "action": "robots.start",
             "args": "{}",
@@ -206,6 +216,9 @@ def form_of(schedule: ScheduleOut) -> ScheduleForm:
         values["window_end"] = trigger.get("end", "")
     elif kind == "run_event":
         values.update(event_robot=str(trigger.get("robot", "")), event_on=str(trigger.get("on", "")))
+    elif kind == "queue":
+        values.update(queue_name=str(trigger.get("queue", "")), queue_min_items=str(trigger.get("min_items", 1)))
+        values["queue_max_runs"] = str(trigger.get("max_runs", 1))
     args = dict(schedule.target.args)
     robot = args.pop("name", None) if schedule.target.action.startswith(ROBOT_TARGET_PREFIX) else None
     values.update(
@@ -305,7 +318,18 @@ def trigger_of(values: Mapping[str, Any], errors: dict[str, str]) -> dict[str, A
         days = [day for day in DAYS if day in values.get("window_days", [])]
         start, end = values.get("window_start", "").strip(), values.get("window_end", "").strip()
         return {"kind": kind, "days": days, "start": start, "end": end}
+    if kind == "queue":
+        counts = {name: _whole_number(values, f"queue_{name}", errors) for name in ("min_items", "max_runs")}
+        return {"kind": kind, "queue": values.get("queue_name", "").strip(), **counts}
     return {"kind": kind, "robot": values.get("event_robot", "").strip(), "on": values.get("event_on", "")}
+
+
+def _whole_number(values: Mapping[str, Any], key: str, errors: dict[str, str]) -> int:
+    text = str(values.get(key, "")).strip()
+    if not text.isdigit():
+        errors.setdefault(key, f"give a whole number, got {text!r}")
+        return 0
+    return int(text)
 
 
 def _local_moment(values: Mapping[str, Any], errors: dict[str, str]) -> str:
@@ -430,6 +454,11 @@ def describe_trigger(trigger: Mapping[str, Any]) -> str:
     if kind == "run_event":
         on = trigger.get("on")
         return f"when a run of {trigger.get('robot')} {'ends' if on == 'ended' else on}"
+    if kind == "queue":
+        return (
+            f"when {trigger.get('queue')} has {trigger.get('min_items')}+ ready items, up to "
+            f"{trigger.get('max_runs')} runs (checked every {_duration(float(trigger.get('check_seconds', 10)))})"
+        )
     return str(kind)
 
 

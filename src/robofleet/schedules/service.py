@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from robofleet.auth.audit import audited
 from robofleet.auth.principal import Principal, system_principal
-from robofleet.errors import ConfigError, Conflict, Invalid, NotFound, StoreUnavailable
+from robofleet.errors import ConfigError, Conflict, Forbidden, Invalid, NotFound, StoreUnavailable
+from robofleet.queues.service import QueuesService
 from robofleet.robots.service import RobotsService
 from robofleet.runtime import Loop, Tasks, Timers
 from robofleet.runtime.leader import Leader
@@ -342,6 +343,7 @@ class SchedulesService:
             trigger=fields.trigger,
             timezone=fields.timezone,
             chains=chains,
+            queue_exists=lambda name: self._queue_exists(principal, name),
         )
         known = store_ops.calendars_named(session, fields.calendars)
         unknown = [name for name in fields.calendars if name not in known]
@@ -383,6 +385,20 @@ class SchedulesService:
         row.broken = None
         if timing_changed:
             self._plan(session, row, checked.trigger)
+
+    def _queue_exists(self, principal: Principal, name: str) -> bool:
+        """Whether the queue exists for `principal` (one it may not read is as unknown as none)."""
+        try:
+            self.queues.get_queue(principal, name)
+        except (NotFound, Forbidden):
+            return False
+        return True
+
+    @property
+    def queues(self) -> QueuesService:
+        found = self.app.service("queues")
+        assert isinstance(found, QueuesService)
+        return found
 
     def _plan(self, session: Session, row: Schedule, trigger: Trigger) -> None:
         """The next fire from now (a window's: now, when inside it, so the robot is started at once)."""

@@ -27,10 +27,12 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 from robofleet.robots.states import ENDED
 from robofleet.schedules.timing import as_utc, resolve, search_start
 
-KINDS: Final = ("cron", "interval", "once", "window", "run_event")
+KINDS: Final = ("cron", "interval", "once", "window", "run_event", "queue")
 DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.weekday()
 RUN_EVENTS: Final = ("succeeded", "failed", "ended")
 MAX_INTERVAL: Final = timedelta(days=366)  # "at most a year", a leap year included
+QUEUE_CHECK_SECONDS: Final = 10.0  # how often a queue trigger looks at its queue's backlog, unless it says
+MAX_QUEUE_RUNS: Final = 100
 _UNIX_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_WALL: Final = datetime(2000, 1, 1)
 _FINAL_STATES: Final = frozenset(str(state) for state in ENDED)
@@ -217,6 +219,30 @@ class RunEventTrigger:
         return {"kind": self.kind, "robot": self.robot, "on": self.on}
 
 
+@dataclass(frozen=True)
+class QueueTrigger:
+    """Keeps a queue worked: every `every`, when `queue` has at least `min_items` ready items, starts the target
+    robot until it has `max_runs` active runs. Its clock is an interval grid: the checks, not the fires."""
+
+    queue: str
+    min_items: int
+    max_runs: int
+    every: timedelta
+    kind: ClassVar[str] = "queue"
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        return IntervalTrigger(self.every).next_fire(after)
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "queue": self.queue,
+            "min_items": self.min_items,
+            "max_runs": self.max_runs,
+            "check_seconds": self.every.total_seconds(),
+        }
+
+
 def parse_timezone(name: object) -> ZoneInfo:
     """The IANA zone `name`; TriggerError (field "timezone") for anything else."""
     if not isinstance(name, str) or not name:
@@ -321,6 +347,23 @@ def _parse_run_event(spec: Mapping[str, Any], tz: ZoneInfo) -> RunEventTrigger:
     return RunEventTrigger(robot, on)
 
 
+def _parse_queue(spec: Mapping[str, Any], tz: ZoneInfo) -> QueueTrigger:
+    queue = _required(spec, "queue").strip()
+    min_items = _whole(spec, "min_items", 1, 1, 1_000_000)
+    max_runs = _whole(spec, "max_runs", 1, 1, MAX_QUEUE_RUNS)
+    seconds = spec.get("check_seconds", QUEUE_CHECK_SECONDS)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 1 <= seconds <= 3600:
+        raise TriggerError("trigger.check_seconds", "check_seconds must be a number from 1 to 3600")
+    return QueueTrigger(queue, min_items, max_runs, timedelta(seconds=seconds))
+
+
+def _whole(spec: Mapping[str, Any], name: str, default: int, least: int, most: int) -> int:
+    value = spec.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+        raise TriggerError(f"trigger.{name}", f"{name} must be a whole number from {least} to {most}")
+    return value
+
+
 @dataclass(frozen=True)
 class _Parser:
     fields: frozenset[str]
@@ -333,6 +376,7 @@ _PARSERS: Final[dict[str, _Parser]] = {
     "once": _Parser(frozenset({"at"}), _parse_once),
     "window": _Parser(frozenset({"days", "start", "end"}), _parse_window),
     "run_event": _Parser(frozenset({"robot", "on"}), _parse_run_event),
+    "queue": _Parser(frozenset({"queue", "min_items", "max_runs", "check_seconds"}), _parse_queue),
 }
 
 
