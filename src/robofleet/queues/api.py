@@ -14,10 +14,14 @@ from starlette.concurrency import iterate_in_threadpool
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid
 from robofleet.queues.schemas import (
+    MAX_LEASE_BATCH,
     Added,
     AddItems,
     Bulk,
     Complete,
+    Completed,
+    CompletedOne,
+    CompleteMany,
     Extend,
     Fail,
     ItemDetail,
@@ -25,6 +29,7 @@ from robofleet.queues.schemas import (
     ItemOut,
     Lease,
     LeasedItem,
+    LeasedItems,
     QueueCreate,
     QueueOut,
     QueueStats,
@@ -121,23 +126,33 @@ def list_items(
     return PageOut.of(queues.list_items(principal, name, where, **paging))
 
 
-@router.post("/queues/{name}/items/next", response_model=LeasedItem, responses={204: {"description": "No item"}})
+@router.post(
+    "/queues/{name}/items/next",
+    response_model=LeasedItem | LeasedItems,
+    responses={204: {"description": "No item"}},
+)
 async def next_item(
     name: str,
     request: Request,
     queues: Queues,
     principal: Principal = Work,
     wait: Annotated[float, Query(ge=0, description="Seconds to wait for an item (long poll)")] = 0,
-) -> LeasedItem | Response:
-    """Lease the best ready item (priority, then deadline, then age); 204 when none came within `wait`."""
-    item = await queues.leases.next(principal, name, wait=wait)
-    if item is None:
+    count: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_LEASE_BATCH, description='Lease up to this many ready items at once: `{"items": [..]}`'),
+    ] = None,
+) -> LeasedItem | LeasedItems | Response:
+    """Lease the best ready item (priority, then deadline, then age), or with `count` up to that many (best first,
+    each with a lease of its own, as many as are ready once one is); 204 when none came within `wait`."""
+    items = await queues.leases.next_many(principal, name, count or 1, wait=wait)
+    if not items:
         return Response(status_code=204)
     if wait > 0 and await request.is_disconnected():
-        # The caller gave up waiting: the item goes back at once rather than when its lease runs out.
-        await run_in_threadpool(queues.leases.release, principal, name, item.id, item.lease_id)
+        # The caller gave up waiting: the items go back at once rather than when their leases run out.
+        for item in items:
+            await run_in_threadpool(queues.leases.release, principal, name, item.id, item.lease_id)
         return Response(status_code=204)
-    return item
+    return items[0] if count is None else LeasedItems(items=items)
 
 
 @router.get("/queues/{name}/items/export")
@@ -172,10 +187,41 @@ def get_item(name: str, item_id: int, queues: Queues, principal: Principal = Rea
     return queues.get_item(principal, name, item_id)
 
 
-@router.post("/queues/{name}/items/{item_id}/complete")
-def complete(name: str, item_id: int, data: Complete, queues: Queues, principal: Principal = Work) -> ItemOut:
-    """409 `lease_lost` when the caller's lease expired or another worker holds the item."""
-    return queues.leases.complete(principal, name, item_id, data.lease_id, data.output)
+@router.post("/queues/{name}/items/complete")
+def complete_many(
+    name: str,
+    data: CompleteMany,
+    queues: Queues,
+    principal: Principal = Work,
+    next: Annotated[int, Query(ge=0, le=MAX_LEASE_BATCH, description="Then lease up to this many items")] = 0,
+) -> Completed:
+    """Complete several items, each with its `lease_id` and `output`: a report whose lease the caller lost is
+    refused alone (`refused`, with its reason), the others stand. With `next`, the answer also brings up to that many
+    items leased next (`items`)."""
+    done = queues.leases.complete_many(principal, name, data.items)
+    if next:
+        done.items = queues.leases.claim_many(principal, name, next)
+    return done
+
+
+@router.post("/queues/{name}/items/{item_id}/complete", response_model=ItemOut | CompletedOne)
+def complete(
+    name: str,
+    item_id: int,
+    data: Complete,
+    queues: Queues,
+    principal: Principal = Work,
+    next: Annotated[
+        int,
+        Query(ge=0, le=MAX_LEASE_BATCH, description='Then lease up to this many items: `{"completed", "items"}`'),
+    ] = 0,
+) -> ItemOut | CompletedOne:
+    """409 `lease_lost` when the caller's lease expired or another worker holds the item. With `next`, the answer
+    is the item done and up to that many items leased next."""
+    done = queues.leases.complete(principal, name, item_id, data.lease_id, data.output)
+    if not next:
+        return done
+    return CompletedOne(completed=done, items=queues.leases.claim_many(principal, name, next))
 
 
 @router.post("/queues/{name}/items/{item_id}/fail")

@@ -1,7 +1,7 @@
-"""The hot path's statements: lease the best ready item, and a worker's reports on it (complete, fail, extend,
-release), each fenced in its WHERE clause by the item's state and the lease, so that a report from a worker that
-lost its lease matches no row; the leader's expiry of leases that ran out; each item's history entries. Built once
-per store dialect (`Statements`), as prebuilt Core."""
+"""The hot path's statements: lease the best ready item (or the best N), and a worker's reports on it (complete,
+fail, extend, release; completions also N at a time), each fenced in its WHERE clause by the item's state and the
+lease, so that a report from a worker that lost its lease matches no row; the leader's expiry of leases that ran out;
+each item's history entries. Built once per store dialect (`Statements`), as prebuilt Core."""
 
 from __future__ import annotations
 
@@ -9,16 +9,20 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from sqlalchemy import (
+    JSON,
+    BigInteger,
     ColumnElement,
     Connection,
     Float,
     Integer,
     Select,
+    String,
     Update,
     and_,
     bindparam,
     case,
     cast,
+    column,
     extract,
     func,
     insert,
@@ -60,6 +64,33 @@ class Statements:
                 attempts=ITEMS.c.attempts + 1,
                 lease_id=bindparam("lease"),
                 lease_expires_at=bindparam("expires"),
+                leased_by=bindparam("actor"),
+                leased_run=bindparam("run_id"),
+                started_at=now,
+            )
+            .returning(*ITEMS.c)
+        )
+        # The best `count` ready items at once, each with a lease of its own: the caller's random `lease` and the item's
+        # id. The pick is a CTE (on PostgreSQL a MATERIALIZED one), run once: an IN (subquery … LIMIT … SKIP LOCKED)
+        # that the planner chose to scan again could lock and lease more than `count` rows.
+        picked = (
+            select(ITEMS.c.id)
+            .where(ITEMS.c.queue_id == bindparam("queue"), text(WAITING_SQL), ITEMS.c.ready_at <= now)
+            .order_by(ITEMS.c.priority_rank, ITEMS.c.order_deadline, ITEMS.c.id)
+            .limit(bindparam("count", type_=Integer()))
+            .with_for_update(skip_locked=True)
+            .cte("picked")
+        )
+        if dialect == "postgresql":
+            picked = picked.prefix_with("MATERIALIZED")
+        self.claim_many = (
+            update(ITEMS)
+            .where(ITEMS.c.id.in_(select(picked.c.id)))
+            .values(
+                state=ItemState.IN_PROGRESS.value,
+                attempts=ITEMS.c.attempts + 1,
+                lease_id=bindparam("lease", type_=String()) + literal(".") + cast(ITEMS.c.id, String()),
+                lease_expires_at=bindparam("expires", type_=ITEMS.c.lease_expires_at.type),
                 leased_by=bindparam("actor"),
                 leased_run=bindparam("run_id"),
                 started_at=now,
@@ -159,6 +190,36 @@ class Statements:
         # from it, as CTEs), run outside a transaction of its own: one round trip instead of four. SQLite runs the
         # two in one transaction, in process.
         self.complete_noted = self._noted(self.complete, Event.COMPLETED)
+        # PostgreSQL: N completions, each fenced by its own lease, and their history entries in one statement; the
+        # reports travel as one JSON parameter (`reports`: [{"i": id, "l": lease, "o": output}, ..]) expanded into
+        # rows, so its text never changes. SQLite runs `complete` once per report, in one transaction.
+        self.complete_many_noted: Select[Any] | None = None
+        if dialect == "postgresql":
+            reports = (
+                func.json_to_recordset(bindparam("reports", type_=JSON()))
+                .table_valued(column("i", BigInteger()), column("l", String()), column("o", JSON()))
+                .render_derived("m", with_types=True)
+            )
+            completed = (
+                update(ITEMS)
+                .where(
+                    ITEMS.c.id == reports.c.i,
+                    ITEMS.c.queue_id == bindparam("queue"),
+                    ITEMS.c.lease_id == reports.c.l,
+                    ITEMS.c.state == ItemState.IN_PROGRESS.value,
+                    ITEMS.c.lease_expires_at > now,
+                )
+                .values(
+                    state=ItemState.DONE.value,
+                    output=reports.c.o,
+                    lease_id=None,
+                    lease_expires_at=None,
+                    finished_at=now,
+                    handled_seconds=handled,
+                )
+                .returning(*ITEMS.c)
+            )
+            self.complete_many_noted = self._noted(completed, Event.COMPLETED)
         self.next_expiry = select(func.min(ITEMS.c.lease_expires_at)).where(
             ITEMS.c.queue_id.in_(bindparam("queue_ids", expanding=True)),
             ITEMS.c.state == ItemState.IN_PROGRESS.value,
@@ -234,16 +295,23 @@ def lost_lease(
     connection: Connection, statements: Statements, queue: QueueRef, item_id: int, now: datetime
 ) -> NoReturn:
     """Why a fenced report matched no row: NotFound for an item not in the queue, else Conflict with its state."""
+    raise why_lost(connection, statements, queue, item_id, now)
+
+
+def why_lost(
+    connection: Connection, statements: Statements, queue: QueueRef, item_id: int, now: datetime
+) -> NotFound | Conflict:
+    """The error `lost_lease` raises, for a caller that reports it among others (a batch of completions)."""
     row = connection.execute(statements.state_of, {"item_id": item_id}).first()
     if row is None or row.queue_id != queue.id:
-        raise NotFound(f"no item {item_id} in queue {queue.name!r}", details={"queue": queue.name, "item": item_id})
+        return NotFound(f"no item {item_id} in queue {queue.name!r}", details={"queue": queue.name, "item": item_id})
     if row.state == ItemState.IN_PROGRESS and row.lease_expires_at is not None and row.lease_expires_at <= now:
         why = "its lease expired"
     elif row.state == ItemState.IN_PROGRESS:
         why = "another worker holds its lease now"
     else:
         why = f"it is {row.state} now"
-    raise Conflict(
+    return Conflict(
         f"item {item_id} is no longer leased with this lease: {why}",
         details={"item": item_id, "state": row.state, "lease_expires_at": _iso(row.lease_expires_at)},
         code="lease_lost",

@@ -1,36 +1,58 @@
-"""The worker's side of a queue: lease the best ready item (at once, or waiting for one), and report on it
-(complete, fail, extend, release), each report fenced by the lease; and the leader's expiry of leases that ran out.
+"""The worker's side of a queue: lease the best ready item or the best N (at once, or waiting for one), and report
+on it (complete, fail, extend, release; completions also N at a time), each report fenced by the lease; and the
+leader's expiry of leases that ran out.
 
 A lease is a random id and a stored expiry (`lease_expires_at`): a worker that dies, even by `kill -9`, or a
 `serve` that dies, loses nothing: once the expiry has passed, the leader's pass returns the item to retry (or
-abandons it past the queue's max_retries), after a restart too."""
+abandons it past the queue's max_retries), after a restart too. Items leased N at a time each get a lease of their
+own (one random part, and the item's id), reported on and expiring one by one.
+
+On PostgreSQL the one-statement operations (a lease, a completion, an extension) run on connections held for them
+(`HotConnections`), in autocommit."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import NullPool
 
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid
 from robofleet.queues import lease_ops, store_ops
 from robofleet.queues.lease_ops import Statements
 from robofleet.queues.retries import ErrorKind, after_failure
-from robofleet.queues.schemas import ItemOut, LeasedItem
+from robofleet.queues.schemas import (
+    MAX_COMPLETIONS,
+    MAX_LEASE_BATCH,
+    Completed,
+    Completion,
+    ItemOut,
+    LeasedItem,
+    LeaseRefusal,
+)
 from robofleet.queues.states import Event, ItemState
 from robofleet.queues.store_ops import QueueRef
 from robofleet.store.base import utcnow
+from robofleet.store.database import Store, unavailable_when_lost
+from robofleet.store.engine import PG_TCP_OPTIONS, ping_within
+from robofleet.store.held import IDLE_CHECK_SECONDS
 
 if TYPE_CHECKING:
     from robofleet.queues.service import QueuesService
 
 HOUSEKEEPER = "housekeeping"  # the actor of an expiry in an item's history
+HOT_APPLICATION_NAME = "robofleet queues"  # how the hot path's held connections show in pg_stat_activity
 # When the only ready items are being taken by others (PostgreSQL skips their locked rows), a waiter looks again
 # after this long rather than at once, unless a ring wakes it sooner.
 BUSY_RETRY_SECONDS = 0.05
@@ -41,6 +63,14 @@ class Leases:
         self.service = service
         self.store = service.store
         self.statements = Statements(self.store.dialect)
+        self.hot = (
+            HotConnections(self.store, self.store.settings.pool_size) if self.store.dialect == "postgresql" else None
+        )
+
+    def close(self) -> None:
+        """Close the connections held for the hot path (at the service's stop)."""
+        if self.hot is not None:
+            self.hot.close()
 
     # ---- leasing ------------------------------------------------------------------------------------------------
 
@@ -48,13 +78,28 @@ class Leases:
         """Lease the queue's best ready item (priority, then deadline, then age) to the caller now; None when no
         item is ready. For callers that do not wait (the in-process API)."""
         principal.require("queues:work")
-        item, _ = self._claim(principal, self.service.queue_ref(name), look_ahead=False)
-        return item
+        items, _ = self._claim(principal, self.service.queue_ref(name), 1, look_ahead=False)
+        return items[0] if items else None
+
+    def claim_many(self, principal: Principal, name: str, count: int) -> list[LeasedItem]:
+        """Lease up to `count` of the queue's best ready items now, best first, each with a lease of its own; [] when
+        none is ready. Invalid unless 1 <= count <= MAX_LEASE_BATCH."""
+        principal.require("queues:work")
+        _check_count(count)
+        items, _ = self._claim(principal, self.service.queue_ref(name), count, look_ahead=False)
+        return items
 
     async def next(self, principal: Principal, name: str, *, wait: float = 0.0) -> LeasedItem | None:
         """Lease the best ready item, waiting up to `wait` seconds for one: woken when an item is added (here or on
         another replica), retried, released or its lease expired, and when a postponed one becomes ready."""
+        items = await self.next_many(principal, name, 1, wait=wait)
+        return items[0] if items else None
+
+    async def next_many(self, principal: Principal, name: str, count: int, *, wait: float = 0.0) -> list[LeasedItem]:
+        """Lease up to `count` of the best ready items, waiting up to `wait` seconds for the first: what is ready
+        once one is, best first; [] when none came. Woken as `next` is."""
         principal.require("queues:work")
+        _check_count(count)
         limit = self.service.settings.max_wait_seconds
         if not 0 <= wait <= limit:
             raise Invalid(f"wait must be between 0 and {limit:g} seconds", details={"field": "wait"})
@@ -66,21 +111,22 @@ class Leases:
         deadline = loop.time() + wait
         while True:
             rang = bell.rings  # read before the try: whatever rings after it cuts the wait short
-            item, ready_at = await asyncio.to_thread(self._claim, principal, queue, look_ahead=wait > 0)
-            if item is not None:
-                return item
+            items, ready_at = await asyncio.to_thread(self._claim, principal, queue, count, look_ahead=wait > 0)
+            if items:
+                return items
             remaining = deadline - loop.time()
             if remaining <= 0 or self.service.bells.closed:
-                return None
+                return []
             if ready_at is not None:
                 until_ready = (ready_at - utcnow()).total_seconds()
                 remaining = min(remaining, max(until_ready, BUSY_RETRY_SECONDS))
             await bell.wait(rang, remaining)
 
     def _claim(
-        self, principal: Principal, queue: QueueRef, *, look_ahead: bool
-    ) -> tuple[LeasedItem | None, datetime | None]:
-        """The leased item, or None and (with `look_ahead`) when the queue's next waiting item becomes ready."""
+        self, principal: Principal, queue: QueueRef, count: int, *, look_ahead: bool
+    ) -> tuple[list[LeasedItem], datetime | None]:
+        """The items leased (best first), or none and (with `look_ahead`) when the queue's next waiting item becomes
+        ready."""
         now = utcnow()
         params = {
             "queue": queue.id,
@@ -89,14 +135,23 @@ class Leases:
             "expires": now + timedelta(seconds=queue.lease_seconds),
             "actor": actor_of(principal),
             "run_id": principal.run.run_id if principal.run is not None else None,
+            "count": count,
         }
         with self._one_statement() as connection:
-            row = connection.execute(self.statements.claim, params).first()
-            if row is not None:
-                return store_ops.leased_out(row, queue.name), None
+            if count == 1:
+                row = connection.execute(self.statements.claim, params).first()
+                rows = [] if row is None else [row]
+            else:
+                # RETURNING comes in no particular order: best first again.
+                rows = sorted(
+                    connection.execute(self.statements.claim_many, params),
+                    key=lambda row: (row.priority_rank, row.order_deadline, row.id),
+                )
+            if rows:
+                return [store_ops.leased_out(row, queue.name) for row in rows], None
             if not look_ahead:
-                return None, None
-            return None, connection.execute(self.statements.next_ready, {"queue": queue.id}).scalar()
+                return [], None
+            return [], connection.execute(self.statements.next_ready, {"queue": queue.id}).scalar()
 
     # ---- reports ------------------------------------------------------------------------------------------------
 
@@ -117,6 +172,63 @@ class Leases:
             row = self._fenced(connection, self.statements.complete, params, queue, item_id, now)
             self._history(connection, row, Event.COMPLETED, principal, now)
         return store_ops.item_out(row, queue.name)
+
+    def complete_many(self, principal: Principal, name: str, completions: list[Completion]) -> Completed:
+        """Complete each item with its output, fenced by its own lease, with its history entry: one statement on
+        PostgreSQL, one transaction on SQLite. A report whose lease the caller lost (or whose item the queue does not
+        hold) is refused alone, with the reason `complete` would give; the others stand."""
+        principal.require("queues:work")
+        if not 1 <= len(completions) <= MAX_COMPLETIONS:
+            raise Invalid(f"items: 1 to {MAX_COMPLETIONS} completions per call", details={"field": "items"})
+        for index, completion in enumerate(completions):
+            self.service.check_json(completion.output, f"items.{index}.output")
+        queue = self.service.queue_ref(name)
+        now = utcnow()
+        actor = actor_of(principal)
+        done: set[int] = set()
+        refused: list[LeaseRefusal] = []
+        if self.statements.complete_many_noted is not None:
+            reports = [{"i": c.id, "l": c.lease_id, "o": c.output} for c in completions]
+            params = {"reports": reports, "queue": queue.id, "now": now, "actor": actor}
+            with self._one_statement() as connection:
+                done.update(row.id for row in connection.execute(self.statements.complete_many_noted, params))
+                refused = self._refusals(connection, queue, completions, done, now)
+        else:
+            with self.store.connection() as connection, connection.begin():
+                entries = []
+                for completion in completions:
+                    fence = {
+                        "item_id": completion.id,
+                        "queue": queue.id,
+                        "lease": completion.lease_id,
+                        "now": now,
+                        "result": completion.output,
+                    }
+                    row = connection.execute(self.statements.complete, fence).first()
+                    if row is not None:
+                        done.add(row.id)
+                        entries.append(lease_ops.event_row(row, Event.COMPLETED, actor, ItemState.IN_PROGRESS, now))
+                lease_ops.insert_events(connection, entries)
+                refused = self._refusals(connection, queue, completions, done, now)
+        completed = [c.id for c in completions if c.id in done]
+        return Completed(completed=list(dict.fromkeys(completed)), refused=refused)
+
+    def _refusals(
+        self, connection: Connection, queue: QueueRef, completions: list[Completion], done: set[int], now: datetime
+    ) -> list[LeaseRefusal]:
+        """Why each report not among `done` was refused (an item reported twice: its second report)."""
+        refusals = []
+        seen: set[int] = set()
+        for completion in completions:
+            if completion.id in done and completion.id not in seen:
+                seen.add(completion.id)
+                continue
+            error = lease_ops.why_lost(connection, self.statements, queue, completion.id, now)
+            details = error.details if isinstance(error.details, dict) else {}
+            refusals.append(
+                LeaseRefusal(id=completion.id, code=error.code, message=error.message, state=details.get("state"))
+            )
+        return refusals
 
     def fail(
         self, principal: Principal, name: str, item_id: int, lease_id: str, kind: ErrorKind, message: str
@@ -183,14 +295,15 @@ class Leases:
 
     @contextmanager
     def _one_statement(self) -> Iterator[Connection]:
-        """A connection for work that is one statement: on PostgreSQL without a transaction around it (the statement
-        is its own; BEGIN and COMMIT would be two more round trips), on SQLite in a transaction as usual."""
-        with self.store.connection() as connection:
-            if self.store.dialect == "postgresql":
-                yield connection.execution_options(isolation_level="AUTOCOMMIT")
-            else:
-                with connection.begin():
-                    yield connection
+        """A connection for work that is one statement: on PostgreSQL a held one without a transaction around it
+        (the statement is its own; BEGIN and COMMIT would be two more round trips), on SQLite in a transaction as
+        usual."""
+        if self.hot is not None:
+            with self.hot.connection() as connection:
+                yield connection
+            return
+        with self.store.connection() as connection, connection.begin():
+            yield connection
 
     def _fenced(
         self,
@@ -266,6 +379,118 @@ class Leases:
         for queue_id, items in woken.items():
             self.service.ring(queue_id, items)
         return count, following
+
+
+def _check_count(count: int) -> None:
+    if not 1 <= count <= MAX_LEASE_BATCH:
+        raise Invalid(f"count must be between 1 and {MAX_LEASE_BATCH}", details={"field": "count"})
+
+
+class _Held:
+    """One connection of the hot path, checked only after a quiet spell (store/held.py's rule), replaced when lost.
+    Used by one thread at a time."""
+
+    def __init__(self, hot: HotConnections) -> None:
+        self.hot = hot
+        self.connection: Connection | None = None
+        self.last_used = 0.0
+
+    def get(self) -> Connection:
+        connection = self.connection
+        if connection is not None and not (connection.closed or connection.invalidated):
+            if time.monotonic() - self.last_used < IDLE_CHECK_SECONDS:
+                return connection
+            try:
+                ping_within(connection.connection.dbapi_connection, self.hot.timeout)
+                return connection
+            except DisconnectionError:
+                self.drop()
+        self.connection = self.hot.engine.connect()
+        return self.connection
+
+    def drop(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                self.connection.invalidate()
+                self.connection.close()
+        self.connection = None
+
+
+class HotConnections:
+    """PostgreSQL connections held for the hot path's one-statement operations, in autocommit.
+
+    A pooled connection is pinged at each checkout (store/engine.py: a round trip as long as the statement's own);
+    a held one is checked only after a quiet spell, like store/held.py's. Up to `limit` are held, each used by one
+    thread at a time; past that a caller takes a pooled connection as before. They come from an engine of their own
+    without a pool, so the store's pool keeps its size for everything else."""
+
+    def __init__(self, store: Store, limit: int) -> None:
+        settings = store.settings
+        self.store = store
+        self.limit = limit
+        self.timeout = settings.connect_timeout
+        self.engine = create_engine(
+            store.engine.url,
+            poolclass=NullPool,
+            isolation_level="AUTOCOMMIT",
+            connect_args={
+                "connect_timeout": settings.connect_timeout,
+                "application_name": HOT_APPLICATION_NAME,
+                **PG_TCP_OPTIONS,
+            },
+            hide_parameters=True,
+        )
+        self._free: list[_Held] = []
+        self._count = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A held connection (or, all of them busy, a pooled one), in autocommit; driver errors mapped as
+        `Store.connection()` maps them."""
+        held = self._take()
+        if held is None:
+            with self.store.connection() as pooled:
+                yield pooled.execution_options(isolation_level="AUTOCOMMIT")
+            return
+        try:
+            with unavailable_when_lost():
+                connection = held.get()
+                yield connection
+        finally:
+            self._give_back(held)
+
+    def _take(self) -> _Held | None:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            if self._closed or self._count >= self.limit:
+                return None
+            self._count += 1
+        return _Held(self)
+
+    def _give_back(self, held: _Held) -> None:
+        held.last_used = time.monotonic()
+        connection = held.connection
+        if connection is not None and (connection.closed or connection.invalidated):
+            held.drop()
+        with self._lock:
+            if not self._closed:
+                self._free.append(held)
+                return
+            self._count -= 1
+        held.drop()
+
+    def close(self) -> None:
+        """Close the idle connections now, the busy ones when given back; later callers take pooled ones."""
+        with self._lock:
+            self._closed = True
+            idle, self._free = self._free, []
+            self._count -= len(idle)
+        for held in idle:
+            held.drop()
+        self.engine.dispose()
 
 
 def actor_of(principal: Principal) -> str:

@@ -180,3 +180,43 @@ class QueueStats(BaseModel):
     past_deadline: int = Field(description="Unfinished items whose deadline has passed")
     oldest_waiting_seconds: float | None = Field(description="Age of the oldest new or retry item")
     at: datetime
+
+
+MAX_LEASE_BATCH = 100  # most items leased by one call (`?count=`, `?next=`)
+MAX_COMPLETIONS = 1000  # most completions reported by one call
+
+
+class LeasedItems(BaseModel):
+    items: list[LeasedItem] = Field(description="The items leased, best first, each with a lease_id of its own")
+
+
+class Completion(Lease):
+    """One item's completion among others (`POST /queues/{name}/items/complete`)."""
+
+    id: int
+    output: Any = None
+
+
+class CompleteMany(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[Completion] = Field(min_length=1, max_length=MAX_COMPLETIONS)
+
+
+class LeaseRefusal(BaseModel):
+    id: int
+    code: str = Field(description="lease_lost (the caller no longer holds the item's lease) or not_found")
+    message: str
+    state: ItemState | None = Field(description="The item's state now (None: no such item in the queue)")
+
+
+class Completed(BaseModel):
+    completed: list[int] = Field(description="The items done now, in the order reported")
+    refused: list[LeaseRefusal] = Field(description="The reports refused, each for its own reason; the others stand")
+    items: list[LeasedItem] = Field(default_factory=list, description="The items leased next (`?next=N`)")
+
+
+class CompletedOne(BaseModel):
+    """A completion answered with the next items leased (`POST /queues/{name}/items/{id}/complete?next=N`)."""
+
+    completed: ItemOut
+    items: list[LeasedItem] = Field(description="The items leased next, best first (none when none was ready)")
