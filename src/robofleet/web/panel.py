@@ -24,7 +24,6 @@ router = APIRouter(prefix="/panel", include_in_schema=False)
 LOGIN_CSRF_COOKIE = "robofleet_login_csrf"
 
 LATER = {
-    "queues": ("Queues", "queues:read", "Work queues and their items: backlog, leases, retries, outcomes."),
     "sessions": ("Sessions", "sessions:read", "Graphical sessions of the robots: live screens and input."),
 }
 

@@ -19,10 +19,7 @@ from robofleet.domains import navigation, template_packages
 FLASH_COOKIE = "robofleet_flash"
 
 # Pages of domains still to come: each stands in the navigation (a "later" page) until its domain brings it.
-PLANNED = (
-    NavEntry("queues", "Queues", "/panel/queues", "q", order=40, ready=False),
-    NavEntry("sessions", "Sessions", "/panel/sessions", "d", order=50, ready=False),
-)
+PLANNED = (NavEntry("sessions", "Sessions", "/panel/sessions", "d", order=50, ready=False),)
 NAVIGATION = navigation(PLANNED)
 
 _environment = Environment(
