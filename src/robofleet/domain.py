@@ -45,6 +45,8 @@ class Domain:
     # "module:factory": factory(orchestrator) -> Service. Built and started after the built-in services (store,
     # logs, agents, robots) and before the activity processor, so that pending activities find it running.
     service: str | None = None
+    # "module:factory": factory(service) -> a Prometheus collector, served by /metrics while the service runs.
+    metrics: str | None = None
 
 
 def load(reference: str) -> Any:

@@ -13,4 +13,5 @@ DOMAIN = Domain(
     templates=True,
     navigation=(NavEntry("queues", "Queues", "/panel/queues", "q", order=40),),
     service="robofleet.queues.service:QueuesService",
+    metrics="robofleet.queues.metrics:QueueCollector",
 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -17,6 +19,8 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from robofleet.auth.principal import Principal
+from robofleet.domain import Domain, load
+from robofleet.errors import StoreUnavailable
 from robofleet.web.context import context_of
 from robofleet.web.security import Require
 
@@ -33,6 +37,19 @@ class Metrics:
         self.store_ready = Gauge(
             "robofleet_store_ready", "1 when the store is reachable and migrated", registry=self.registry
         )
+        self._domains: set[str] = set()
+
+    def add_domains(self, domains: Sequence[Domain], service: Callable[[str], Any]) -> None:
+        """Register each domain's collector (Domain.metrics) once its service runs."""
+        for domain in domains:
+            if domain.metrics is None or domain.name in self._domains:
+                continue
+            try:
+                running = service(domain.name)
+            except StoreUnavailable:
+                continue  # not started yet: the next scrape registers it
+            self.registry.register(load(domain.metrics)(running))
+            self._domains.add(domain.name)
 
 
 class MetricsMiddleware:
@@ -79,5 +96,7 @@ class MetricsAccess(Require):
 @router.get("/metrics", include_in_schema=False)
 def metrics_endpoint(request: Request, _: Principal | None = Depends(MetricsAccess("metrics:read"))) -> Response:
     metrics: Metrics = request.app.state.metrics
-    metrics.store_ready.set(1 if context_of(request).ready else 0)
+    context = context_of(request)
+    metrics.store_ready.set(1 if context.ready else 0)
+    metrics.add_domains(context.domains, context.service)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
