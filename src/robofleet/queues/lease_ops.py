@@ -8,6 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NoReturn
 
+import psycopg
+from psycopg.rows import namedtuple_row
+from psycopg.types.json import Json
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -31,6 +34,9 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 from robofleet.errors import Conflict, NotFound
 from robofleet.queues.models import WAITING_SQL
@@ -219,7 +225,7 @@ class Statements:
                 )
                 .returning(*ITEMS.c)
             )
-            self.complete_many_noted = self._noted(completed, Event.COMPLETED)
+            self.complete_many_noted = self._noted(completed, Event.COMPLETED, ids_only=True)
         self.next_expiry = select(func.min(ITEMS.c.lease_expires_at)).where(
             ITEMS.c.queue_id.in_(bindparam("queue_ids", expanding=True)),
             ITEMS.c.state == ItemState.IN_PROGRESS.value,
@@ -228,9 +234,22 @@ class Statements:
             ITEMS.c.id == bindparam("item_id")
         )
 
-    def _noted(self, change: Update, event: Event) -> Select[Any] | None:
+    def driver_forms(self) -> dict[int, Precompiled]:
+        """The statements a held PostgreSQL connection runs on the hot path, compiled for psycopg (by `id()`)."""
+        hot: list[ClauseElement | None] = [
+            self.claim,
+            self.claim_many,
+            self.next_ready,
+            self.complete_noted,
+            self.complete_many_noted,
+            self.extend,
+        ]
+        return {id(statement): Precompiled(statement) for statement in hot if statement is not None}
+
+    def _noted(self, change: Update, event: Event, *, ids_only: bool = False) -> Select[Any] | None:
         """`change` (an UPDATE … RETURNING of the item) with the item's history entry written by the same statement,
-        on PostgreSQL; None elsewhere. The entry's actor is the parameter `actor`."""
+        on PostgreSQL; None elsewhere. The entry's actor is the parameter `actor`. Its rows: the items as changed, or
+        with `ids_only` their ids alone."""
         if self.dialect != "postgresql":
             return None
         changed = change.cte("changed")
@@ -249,7 +268,7 @@ class Statements:
         )
         columns = ["item_id", "at", "event", "actor", "from_state", "to_state", "attempt", "leased_by", "started_at"]
         noted = insert(EVENTS).from_select([*columns, "error_kind", "error"], entry).cte("noted")
-        return select(changed).add_cte(noted)
+        return (select(changed.c.id) if ids_only else select(changed)).add_cte(noted)
 
     def seconds_between(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[Any]:
         """`end - start` in seconds, in the store's own date arithmetic."""
@@ -264,6 +283,40 @@ class Statements:
         return cast(func.strftime("%s", moment), Integer) // 60
 
 
+class Precompiled:
+    """A prebuilt statement compiled once for psycopg and run on the driver's connection itself: on the hot path
+    SQLAlchemy's execution (cache lookup, parameter and result processing) costs as much Python as the round trip
+    takes. Its parameters go as they are (aware datetimes; JSON ones wrapped as JSON), its rows come back as named
+    tuples of the driver's values (the connection's TimeZone must be UTC, as SQLAlchemy's types would make them)."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = statement.compile(dialect=_PSYCOPG)
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = str(compiled)
+        self.fixed: dict[str, Any] = {}  # the values the statement carries itself (literals, NULLs)
+        self.json: list[str] = []  # the caller's parameters sent as JSON
+        for bind, name in compiled.bind_names.items():
+            if not bind.required:
+                self.fixed[name] = bind.effective_value
+            elif isinstance(bind.type, JSON):
+                self.json.append(name)
+
+    def rows(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
+        values = {**self.fixed, **params}
+        for name in self.json:
+            values[name] = Json(values[name])
+        driver = cast_driver(connection.connection.dbapi_connection)
+        with driver.cursor(row_factory=namedtuple_row) as cursor:
+            cursor.execute(self.sql, values, prepare=True)
+            return cursor.fetchall()
+
+
+def cast_driver(driver: Any) -> psycopg.Connection[Any]:
+    assert isinstance(driver, psycopg.Connection)
+    return driver
+
+
+_PSYCOPG = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 _INSERT_EVENT = insert(EVENTS)
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.pool import NullPool
 from robofleet.auth.principal import Principal
 from robofleet.errors import Invalid
 from robofleet.queues import lease_ops, store_ops
-from robofleet.queues.lease_ops import Statements
+from robofleet.queues.lease_ops import Precompiled, Statements
 from robofleet.queues.retries import ErrorKind, after_failure
 from robofleet.queues.schemas import (
     MAX_COMPLETIONS,
@@ -66,6 +66,7 @@ class Leases:
         self.hot = (
             HotConnections(self.store, self.store.settings.pool_size) if self.store.dialect == "postgresql" else None
         )
+        self._forms = self.statements.driver_forms() if self.hot is not None else {}
 
     def close(self) -> None:
         """Close the connections held for the hot path (at the service's stop)."""
@@ -137,21 +138,21 @@ class Leases:
             "run_id": principal.run.run_id if principal.run is not None else None,
             "count": count,
         }
-        with self._one_statement() as connection:
+        with self._one_statement() as run:
             if count == 1:
-                row = connection.execute(self.statements.claim, params).first()
-                rows = [] if row is None else [row]
+                rows = run.rows(self.statements.claim, params)
             else:
                 # RETURNING comes in no particular order: best first again.
                 rows = sorted(
-                    connection.execute(self.statements.claim_many, params),
+                    run.rows(self.statements.claim_many, params),
                     key=lambda row: (row.priority_rank, row.order_deadline, row.id),
                 )
             if rows:
                 return [store_ops.leased_out(row, queue.name) for row in rows], None
             if not look_ahead:
                 return [], None
-            return [], connection.execute(self.statements.next_ready, {"queue": queue.id}).scalar()
+            ready = run.rows(self.statements.next_ready, {"queue": queue.id})
+            return [], ready[0][0] if ready else None
 
     # ---- reports ------------------------------------------------------------------------------------------------
 
@@ -164,9 +165,9 @@ class Leases:
         now = utcnow()
         params = {"item_id": item_id, "queue": queue.id, "lease": lease_id, "now": now, "result": output}
         if self.statements.complete_noted is not None:
-            with self._one_statement() as connection:
+            with self._one_statement() as run:
                 noted = {**params, "actor": actor_of(principal)}
-                row = self._fenced(connection, self.statements.complete_noted, noted, queue, item_id, now)
+                row = run.fenced(self.statements.complete_noted, noted, queue, item_id, now)
             return store_ops.item_out(row, queue.name)
         with self.store.connection() as connection, connection.begin():
             row = self._fenced(connection, self.statements.complete, params, queue, item_id, now)
@@ -190,9 +191,9 @@ class Leases:
         if self.statements.complete_many_noted is not None:
             reports = [{"i": c.id, "l": c.lease_id, "o": c.output} for c in completions]
             params = {"reports": reports, "queue": queue.id, "now": now, "actor": actor}
-            with self._one_statement() as connection:
-                done.update(row.id for row in connection.execute(self.statements.complete_many_noted, params))
-                refused = self._refusals(connection, queue, completions, done, now)
+            with self._one_statement() as run:
+                done.update(row.id for row in run.rows(self.statements.complete_many_noted, params))
+                refused = self._refusals(run.connection, queue, completions, done, now)
         else:
             with self.store.connection() as connection, connection.begin():
                 entries = []
@@ -276,8 +277,8 @@ class Leases:
             "now": now,
             "expires": now + timedelta(seconds=seconds),
         }
-        with self._one_statement() as connection:
-            row = self._fenced(connection, self.statements.extend, params, queue, item_id, now)
+        with self._one_statement() as run:
+            row = run.fenced(self.statements.extend, params, queue, item_id, now)
         return store_ops.leased_out(row, queue.name)
 
     def release(self, principal: Principal, name: str, item_id: int, lease_id: str) -> ItemOut:
@@ -294,16 +295,16 @@ class Leases:
         return store_ops.item_out(row, queue.name)
 
     @contextmanager
-    def _one_statement(self) -> Iterator[Connection]:
+    def _one_statement(self) -> Iterator[_Run]:
         """A connection for work that is one statement: on PostgreSQL a held one without a transaction around it
-        (the statement is its own; BEGIN and COMMIT would be two more round trips), on SQLite in a transaction as
-        usual."""
+        (the statement is its own; BEGIN and COMMIT would be two more round trips), its statements run by the
+        driver (`lease_ops.Precompiled`); on SQLite in a transaction as usual."""
         if self.hot is not None:
-            with self.hot.connection() as connection:
-                yield connection
+            with self.hot.connection() as (connection, held):
+                yield _Run(connection, self.statements, self._forms if held else {})
             return
         with self.store.connection() as connection, connection.begin():
-            yield connection
+            yield _Run(connection, self.statements, {})
 
     def _fenced(
         self,
@@ -381,6 +382,28 @@ class Leases:
         return count, following
 
 
+class _Run:
+    """Runs the hot path's statements on one connection: by the driver when their precompiled form is given."""
+
+    def __init__(self, connection: Connection, statements: Statements, forms: dict[int, Precompiled]) -> None:
+        self.connection = connection
+        self.statements = statements
+        self.forms = forms
+
+    def rows(self, statement: Any, params: dict[str, Any]) -> list[Any]:
+        form = self.forms.get(id(statement))
+        if form is not None:
+            return form.rows(self.connection, params)
+        return list(self.connection.execute(statement, params))
+
+    def fenced(self, statement: Any, params: dict[str, Any], queue: QueueRef, item_id: int, now: datetime) -> Any:
+        """The row a fenced report changed; `lease_ops.lost_lease`'s error when it changed none."""
+        rows = self.rows(statement, params)
+        if not rows:
+            lease_ops.lost_lease(self.connection, self.statements, queue, item_id, now)
+        return rows[0]
+
+
 def _check_count(count: int) -> None:
     if not 1 <= count <= MAX_LEASE_BATCH:
         raise Invalid(f"count must be between 1 and {MAX_LEASE_BATCH}", details={"field": "count"})
@@ -397,7 +420,7 @@ class _Held:
 
     def get(self) -> Connection:
         connection = self.connection
-        if connection is not None and not (connection.closed or connection.invalidated):
+        if connection is not None and self.usable():
             if time.monotonic() - self.last_used < IDLE_CHECK_SECONDS:
                 return connection
             try:
@@ -407,6 +430,14 @@ class _Held:
                 self.drop()
         self.connection = self.hot.engine.connect()
         return self.connection
+
+    def usable(self) -> bool:
+        """False once SQLAlchemy or the driver (run directly: `lease_ops.Precompiled`) saw the connection fail."""
+        connection = self.connection
+        if connection is None or connection.closed or connection.invalidated:
+            return False
+        driver = connection.connection.dbapi_connection
+        return driver is not None and not (driver.closed or driver.broken)
 
     def drop(self) -> None:
         if self.connection is not None:
@@ -436,6 +467,7 @@ class HotConnections:
             connect_args={
                 "connect_timeout": settings.connect_timeout,
                 "application_name": HOT_APPLICATION_NAME,
+                "options": "-c TimeZone=UTC",  # the driver's datetimes in UTC, as the store's types make them
                 **PG_TCP_OPTIONS,
             },
             hide_parameters=True,
@@ -446,18 +478,18 @@ class HotConnections:
         self._closed = False
 
     @contextmanager
-    def connection(self) -> Iterator[Connection]:
-        """A held connection (or, all of them busy, a pooled one), in autocommit; driver errors mapped as
-        `Store.connection()` maps them."""
+    def connection(self) -> Iterator[tuple[Connection, bool]]:
+        """A held connection and True (or, all of them busy, a pooled one and False), in autocommit; driver errors
+        mapped as `Store.connection()` maps them."""
         held = self._take()
         if held is None:
             with self.store.connection() as pooled:
-                yield pooled.execution_options(isolation_level="AUTOCOMMIT")
+                yield pooled.execution_options(isolation_level="AUTOCOMMIT"), False
             return
         try:
             with unavailable_when_lost():
                 connection = held.get()
-                yield connection
+                yield connection, True
         finally:
             self._give_back(held)
 
@@ -472,8 +504,7 @@ class HotConnections:
 
     def _give_back(self, held: _Held) -> None:
         held.last_used = time.monotonic()
-        connection = held.connection
-        if connection is not None and (connection.closed or connection.invalidated):
+        if not held.usable():
             held.drop()
         with self._lock:
             if not self._closed:
