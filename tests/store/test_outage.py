@@ -130,7 +130,7 @@ def test_serve_rides_out_stopped_database_and_recovers_without_restart(
                 "POST",
                 f"{serve.url}/api/v1/activities",
                 headers=headers,
-                json={"action": "system.echo", "args": {}},
+                json={"action": "system.echo", "args": {"message": "during the outage"}},
             )
         )
         with ThreadPoolExecutor(16) as pool:  # a burst: every answer a bounded 503, none a 500
