@@ -67,11 +67,12 @@ def test_extend_keeps_the_item_and_release_gives_it_back(client: TestClient, adm
 
 def test_application_failures_are_retried_with_backoff_then_abandoned(client: TestClient, admin_token: str) -> None:
     queues = QueuesApi(client, bearer(admin_token))
-    queues.create("flaky", max_retries=2, retry_backoff_seconds=0.2)
+    # Backoffs of seconds, not tenths: "not before its backoff" must hold on a loaded machine too.
+    queues.create("flaky", max_retries=2, retry_backoff_seconds=1.5)
     queues.add("flaky", {"reference": "one"})
     waits = []
     for attempt in (1, 2, 3):
-        item = queues.next("flaky", wait=5)
+        item = queues.next("flaky", wait=10)
         assert item is not None and item["attempts"] == attempt
         failed = queues.report("flaky", item, "fail", kind="application", message=f"try {attempt}").json()
         if attempt < 3:
@@ -79,7 +80,7 @@ def test_application_failures_are_retried_with_backoff_then_abandoned(client: Te
             waits.append((datetime.fromisoformat(failed["ready_at"]) - datetime.now().astimezone()).total_seconds())
             assert queues.next("flaky") is None  # not before its backoff
     assert failed["state"] == "abandoned" and failed["error_kind"] == "application" and failed["error"] == "try 3"
-    assert 0.05 < waits[0] <= 0.2 < waits[1] <= 0.4  # doubled
+    assert 0.5 < waits[0] <= 1.5 < waits[1] <= 3.0  # doubled
     assert failed["finished_at"] is not None
 
 
