@@ -1,7 +1,8 @@
 """Work queues: robofleet's against procrastinate and pgqueuer and a bare SQL loop, side by side on one PostgreSQL.
 
 In one run, each system in turn (never two at once) on a fresh database of the local PostgreSQL (127.0.0.1:5432):
-- enqueue N items (default 100,000) from one client in batches of 1,000 (`enqueue/s`);
+- enqueue N items (default 100,000) from one client in batches of 1,000 (`enqueue/s`), then ANALYZE, as
+  autovacuum would (this machine's PostgreSQL runs without it);
 - 8 concurrent consumers drain them, acknowledging each item (`dequeue+ack/s`: N over the time from the consumers'
   start until the last acknowledgement; every item checked done exactly once);
 - enqueue→start latency at a steady 100 items/s (one item per enqueue): from just before the enqueue call to the
@@ -53,7 +54,7 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import PG_ADMIN, percentile, postgres_available, print_table, serve
+from _harness import PG_ADMIN, Server, percentile, postgres_available, print_table, serve
 
 CONSUMERS = 8
 ENQUEUE_BATCH = 1000
@@ -120,6 +121,27 @@ def database(prefix: str) -> Iterator[str]:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def analyze(conninfo: str) -> None:
+    """ANALYZE the database after its items were enqueued, as autovacuum would on a server that runs it (this
+    machine's PostgreSQL runs without: a planner that believes a table of 100,000 jobs empty picks plans that scan
+    them all, procrastinate's fetch for one)."""
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute("ANALYZE")
+
+
+def database_of(server: Server) -> str:
+    """The conninfo of the database a `robofleet serve` uses (found by its connections' ports)."""
+    import psutil
+
+    ports = [c.laddr.port for c in psutil.Process(server.process.pid).net_connections("tcp") if c.raddr]
+    with psycopg.connect(PG_ADMIN) as connection:
+        row = connection.execute(
+            "SELECT datname FROM pg_stat_activity WHERE client_port = ANY(%s) AND datname IS NOT NULL", [ports]
+        ).fetchone()
+    assert row is not None, "no connection of serve's found"
+    return f"host=127.0.0.1 port=5432 user=postgres dbname={row[0]}"
+
+
 def in_threads(count: int, work: Callable[[int], None]) -> None:
     """Run `work(index)` in `count` threads; the first failure is raised."""
     with ThreadPoolExecutor(max_workers=count) as pool:
@@ -155,14 +177,16 @@ def robofleet_in_process(store: str, items: int, batch: int, seconds: float) -> 
             with database("robofleet_bench") as conninfo:
                 dbname = conninfo.rsplit("=", 1)[1]
                 url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{dbname}"
-                asyncio.run(_in_process(url, Path(workdir), items, batch, seconds, result))
+                asyncio.run(_in_process(url, Path(workdir), items, batch, seconds, result, conninfo))
         else:
             url = f"sqlite:///{Path(workdir) / 'data' / 'robofleet.db'}"
-            asyncio.run(_in_process(url, Path(workdir), items, batch, seconds, result))
+            asyncio.run(_in_process(url, Path(workdir), items, batch, seconds, result, None))
     return result
 
 
-async def _in_process(url: str, workdir: Path, items: int, batch: int, seconds: float, result: Result) -> None:
+async def _in_process(
+    url: str, workdir: Path, items: int, batch: int, seconds: float, result: Result, conninfo: str | None
+) -> None:
     from robofleet.auth.principal import system_principal
     from robofleet.orchestrator import Orchestrator, prepare_store
     from robofleet.queues.schemas import Completion, NewItem, QueueCreate
@@ -187,6 +211,8 @@ async def _in_process(url: str, workdir: Path, items: int, batch: int, seconds: 
             chunk = [NewItem(payload={"i": i}) for i in range(start, min(items, start + ENQUEUE_BATCH))]
             await asyncio.to_thread(service.add_items, principal, QUEUE, chunk)
         result.enqueue = items / (time.perf_counter() - began)
+        if conninfo is not None:
+            analyze(conninfo)
 
         drain = Drain()
 
@@ -255,6 +281,8 @@ def robofleet_http(store: str, items: int, batch: int, seconds: float) -> Result
                 added = api.post(f"/api/v1/queues/{QUEUE}/items", json=body)
                 assert added.status_code == 201, added.text
             result.enqueue = items / (time.perf_counter() - began)
+        if store == "postgresql":
+            analyze(database_of(server))
 
         items_path = f"/api/v1/queues/{QUEUE}/items"
         drain = Drain()
@@ -363,6 +391,7 @@ async def _procrastinate(conninfo: str, items: int, seconds: float, result: Resu
             jobs: list[dict[str, Any]] = [{"i": i} for i in range(start, min(items, start + ENQUEUE_BATCH))]
             await handle.batch_defer_async(*jobs)
         result.enqueue = items / (time.perf_counter() - began)
+        await asyncio.to_thread(analyze, conninfo)
 
         def workers(wait: bool) -> list[Awaitable[None]]:
             return [
@@ -402,11 +431,11 @@ def pgqueuer_run(items: int, seconds: float) -> Result:
     result = Result("pgqueuer 1.6", "postgresql", items)
     with database("pgqueuer_bench") as conninfo:
         dsn = "postgresql://postgres@127.0.0.1:5432/" + conninfo.rsplit("=", 1)[1]
-        asyncio.run(_pgqueuer(dsn, items, seconds, result))
+        asyncio.run(_pgqueuer(dsn, conninfo, items, seconds, result))
     return result
 
 
-async def _pgqueuer(dsn: str, items: int, seconds: float, result: Result) -> None:
+async def _pgqueuer(dsn: str, conninfo: str, items: int, seconds: float, result: Result) -> None:
     import asyncpg  # type: ignore[import-untyped]
     from pgqueuer import AsyncpgDriver, Job, QueueManager
     from pgqueuer.queries import Queries
@@ -441,6 +470,7 @@ async def _pgqueuer(dsn: str, items: int, seconds: float, result: Result) -> Non
         payloads: list[bytes | None] = [json.dumps({"i": start + n}).encode() for n in range(count)]
         await queries.enqueue([QUEUE] * count, payloads, [0] * count)
     result.enqueue = items / (time.perf_counter() - began)
+    await asyncio.to_thread(analyze, conninfo)
 
     draining = await managers(QueueExecutionMode.drain)
     began = time.perf_counter()
@@ -506,6 +536,7 @@ def bare_sql(items: int, batch: int) -> Result:
                 payloads = [json.dumps({"i": i}) for i in range(start, min(items, start + ENQUEUE_BATCH))]
                 connection.execute("INSERT INTO bench_items (payload) SELECT unnest(%s::jsonb[])", [payloads])
             result.enqueue = items / (time.perf_counter() - began)
+        analyze(conninfo)
         drain = Drain()
 
         def consume(_: int) -> None:

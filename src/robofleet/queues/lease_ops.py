@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Json
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     ColumnElement,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     String,
     Update,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -87,11 +89,16 @@ class Statements:
             .with_for_update(skip_locked=True)
             .cte("picked")
         )
+        chosen: ColumnElement[bool] = ITEMS.c.id.in_(select(picked.c.id))
         if dialect == "postgresql":
             picked = picked.prefix_with("MATERIALIZED")
+            # The ids as one array, found by the primary key: a plan made once for any `count` (held connections use
+            # generic plans) would otherwise join the pick to a scan of the whole table.
+            ids = cast(select(func.array_agg(picked.c.id)).scalar_subquery(), ARRAY(BigInteger()))
+            chosen = ITEMS.c.id == any_(ids)
         self.claim_many = (
             update(ITEMS)
-            .where(ITEMS.c.id.in_(select(picked.c.id)))
+            .where(chosen)
             .values(
                 state=ItemState.IN_PROGRESS.value,
                 attempts=ITEMS.c.attempts + 1,
@@ -198,7 +205,8 @@ class Statements:
         self.complete_noted = self._noted(self.complete, Event.COMPLETED)
         # PostgreSQL: N completions, each fenced by its own lease, and their history entries in one statement; the
         # reports travel as one JSON parameter (`reports`: [{"i": id, "l": lease, "o": output}, ..]) expanded into
-        # rows, so its text never changes. SQLite runs `complete` once per report, in one transaction.
+        # rows, so its text never changes; `ids` are their ids. SQLite runs `complete` once per report, in one
+        # transaction.
         self.complete_many_noted: Select[Any] | None = None
         if dialect == "postgresql":
             reports = (
@@ -209,6 +217,8 @@ class Statements:
             completed = (
                 update(ITEMS)
                 .where(
+                    # The ids again as an array, so that the items are found by the primary key whatever the plan.
+                    ITEMS.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger()))),
                     ITEMS.c.id == reports.c.i,
                     ITEMS.c.queue_id == bindparam("queue"),
                     ITEMS.c.lease_id == reports.c.l,

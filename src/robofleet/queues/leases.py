@@ -193,7 +193,13 @@ class Leases:
         refused: list[LeaseRefusal] = []
         if self.statements.complete_many_noted is not None:
             reports = [{"i": c.id, "l": c.lease_id, "o": c.output} for c in completions]
-            params = {"reports": reports, "queue": queue.id, "now": now, "actor": actor}
+            params = {
+                "reports": reports,
+                "ids": [c.id for c in completions],
+                "queue": queue.id,
+                "now": now,
+                "actor": actor,
+            }
             with self._one_statement() as run:
                 done.update(row.id for row in run.rows(self.statements.complete_many_noted, params))
                 refused = self._refusals(run.connection, queue, completions, done, now)
@@ -479,7 +485,9 @@ class HotConnections:
             connect_args={
                 "connect_timeout": settings.connect_timeout,
                 "application_name": HOT_APPLICATION_NAME,
-                "options": "-c TimeZone=UTC",  # the driver's datetimes in UTC, as the store's types make them
+                # The driver's datetimes in UTC, as the store's types make them. Generic plans: the hot path's
+                # statements are planned once per connection, not at each run (their plans do not depend on values).
+                "options": "-c TimeZone=UTC -c plan_cache_mode=force_generic_plan",
                 **PG_TCP_OPTIONS,
             },
             hide_parameters=True,
