@@ -1,8 +1,8 @@
 """Work queues: robofleet's against procrastinate and pgqueuer and a bare SQL loop, side by side on one PostgreSQL.
 
 In one run, each system in turn (never two at once) on a fresh database of the local PostgreSQL (127.0.0.1:5432):
-- enqueue N items (default 100,000) from one client in batches of 1,000 (`enqueue/s`), then ANALYZE, as
-  autovacuum would (this machine's PostgreSQL runs without it);
+- enqueue N items (default 100,000) from one client in batches of 1,000 (`enqueue/s`), then VACUUM ANALYZE, as
+  autovacuum would (this machine's PostgreSQL runs without it; again after the drain);
 - 8 concurrent consumers drain them, acknowledging each item (`dequeue+ack/s`: N over the time from the consumers'
   start until the last acknowledgement; every item checked done exactly once);
 - enqueue→start latency at a steady 100 items/s (one item per enqueue): from just before the enqueue call to the
@@ -122,11 +122,12 @@ def database(prefix: str) -> Iterator[str]:
 
 
 def analyze(conninfo: str) -> None:
-    """ANALYZE the database after its items were enqueued, as autovacuum would on a server that runs it (this
-    machine's PostgreSQL runs without: a planner that believes a table of 100,000 jobs empty picks plans that scan
-    them all, procrastinate's fetch for one)."""
+    """VACUUM ANALYZE the database after its items were enqueued and again after they were drained, as autovacuum
+    would on a server that runs it (this machine's PostgreSQL runs without: a planner that believes a table of
+    100,000 jobs empty, or still full once they are done, picks plans that scan them all; procrastinate's fetch for
+    one)."""
     with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute("ANALYZE")
+        connection.execute("VACUUM ANALYZE")
 
 
 def database_of(server: Server) -> str:
@@ -236,6 +237,8 @@ async def _in_process(
         began = time.perf_counter()
         await asyncio.to_thread(in_threads, CONSUMERS, consume)
         drain.rate(began, items, result)
+        if conninfo is not None:
+            analyze(conninfo)
 
         stop = asyncio.Event()
         seen: list[float] = []
@@ -316,6 +319,8 @@ def robofleet_http(store: str, items: int, batch: int, seconds: float) -> Result
         began = time.perf_counter()
         in_threads(CONSUMERS, consume)
         drain.rate(began, items, result)
+        if store == "postgresql":
+            analyze(database_of(server))
         result.latencies = http_latency(server.url, server.headers, batch, seconds)
     return result
 
@@ -406,6 +411,7 @@ async def _procrastinate(conninfo: str, items: int, seconds: float, result: Resu
         # A job is acknowledged (its status stored) after the task returned; a worker returns once all of its are.
         drain.last = time.perf_counter()
         drain.rate(began, items, result)
+        await asyncio.to_thread(analyze, conninfo)
 
         waiting = [asyncio.ensure_future(worker) for worker in workers(wait=True)]
         await asyncio.sleep(1.0)
@@ -480,6 +486,7 @@ async def _pgqueuer(dsn: str, conninfo: str, items: int, seconds: float, result:
     drain.rate(began, items, result)
     for _, connection in draining:
         await connection.close()
+    await asyncio.to_thread(analyze, conninfo)
 
     waiting = await managers(QueueExecutionMode.continuous)
     runs = [asyncio.create_task(manager.run()) for manager, _ in waiting]
