@@ -5,6 +5,7 @@ from robofleet.domain import Domain
 DOMAIN = Domain(
     name="agents",
     package=__name__,
+    tables=("robofleet.agents.models",),
     actions="robofleet.agents.actions:register",
     # The agents' WebSocket checks its token and agents:connect itself (see agents/remote.py).
     api=("robofleet.agents.api:router", "robofleet.agents.remote:router"),

@@ -73,3 +73,5 @@ class Run(Base):
     runtime_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)  # started_at + the robot's max_runtime
     token_id: Mapped[str | None] = mapped_column(String(32))  # the run's own API token, revoked when it ends
     leftovers: Mapped[int | None] = mapped_column(Integer)  # processes it left behind, ended with it
+    # "stop" or "kill" asked while the run's agent was away: sent when the agent is back (robots service).
+    pending_action: Mapped[str | None] = mapped_column(String(16), index=True)
