@@ -49,6 +49,7 @@ class Run(Base):
         Index("ix_runs_state", "state"),
         Index("ix_runs_stop_deadline", "stop_deadline"),
         Index("ix_runs_runtime_deadline", "runtime_deadline"),
+        Index("ix_runs_created_at_robot_state", "created_at", "robot", "state"),  # windowed figures (run_stats)
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     robot_id: Mapped[int | None] = mapped_column(ForeignKey("robots.id", ondelete="SET NULL"))
