@@ -22,7 +22,9 @@ class Service(Protocol):
 
 @dataclass(frozen=True)
 class NavEntry:
-    """A link of the panel's navigation: its place among the others (`order`) and its `g <shortcut>` key."""
+    """A link of the panel's navigation: its place among the others (`order`), its `g <shortcut>` key, and the
+    `permission` the page at `href` requires (the one its route declares; None: every signed-in user may open
+    it). The panel shows a user only the entries whose permission they hold."""
 
     key: str
     title: str
@@ -30,6 +32,7 @@ class NavEntry:
     shortcut: str
     order: int
     ready: bool = True
+    permission: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,5 +10,5 @@ DOMAIN = Domain(
     api=("robofleet.activities.api:router",),
     panel=("robofleet.activities.panel:router",),
     templates=True,
-    navigation=(NavEntry("console", "Console", "/panel/console", "c", order=70),),
+    navigation=(NavEntry("console", "Console", "/panel/console", "c", order=70, permission="activities:read"),),
 )

@@ -10,5 +10,5 @@ DOMAIN = Domain(
     api=("robofleet.auth.api:router",),
     panel=("robofleet.auth.panel:router",),
     templates=True,
-    navigation=(NavEntry("access", "Access", "/panel/access/users", "a", order=80),),
+    navigation=(NavEntry("access", "Access", "/panel/access/users", "a", order=80, permission="users:read"),),
 )

@@ -10,5 +10,5 @@ DOMAIN = Domain(
     api=("robofleet.logs.api:router",),
     panel=("robofleet.logs.panel:router",),
     templates=True,
-    navigation=(NavEntry("logs", "Logs", "/panel/logs", "l", order=60),),
+    navigation=(NavEntry("logs", "Logs", "/panel/logs", "l", order=60, permission="logs:read"),),
 )

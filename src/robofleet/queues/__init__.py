@@ -11,7 +11,7 @@ DOMAIN = Domain(
     api=("robofleet.queues.api:router",),
     panel=("robofleet.queues.panel:router",),
     templates=True,
-    navigation=(NavEntry("queues", "Queues", "/panel/queues", "q", order=40),),
+    navigation=(NavEntry("queues", "Queues", "/panel/queues", "q", order=40, permission="queues:read"),),
     service="robofleet.queues.service:QueuesService",
     metrics="robofleet.queues.metrics:QueueCollector",
 )

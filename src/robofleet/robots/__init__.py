@@ -8,10 +8,10 @@ DOMAIN = Domain(
     tables=("robofleet.robots.models",),
     actions="robofleet.robots.actions:register",
     api=("robofleet.robots.api:router",),
-    panel=("robofleet.robots.panel:router",),
+    panel=("robofleet.robots.panel:router", "robofleet.robots.panel_dashboard:router"),
     templates=True,
     navigation=(
-        NavEntry("fleet", "Fleet", "/panel/fleet", "f", order=10),
-        NavEntry("robots", "Robots", "/panel/robots", "r", order=20),
+        NavEntry("fleet", "Fleet", "/panel/fleet", "f", order=10, permission="robots:read"),
+        NavEntry("robots", "Robots", "/panel/robots", "r", order=20, permission="robots:read"),
     ),
 )

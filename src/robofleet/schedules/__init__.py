@@ -11,6 +11,6 @@ DOMAIN = Domain(
     api=("robofleet.schedules.api:router",),
     panel=("robofleet.schedules.panel:router",),
     templates=True,
-    navigation=(NavEntry("schedules", "Schedules", "/panel/schedules", "s", order=30),),
+    navigation=(NavEntry("schedules", "Schedules", "/panel/schedules", "s", order=30, permission="schedules:read"),),
     service="robofleet.schedules.service:SchedulesService",
 )

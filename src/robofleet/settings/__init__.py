@@ -11,5 +11,5 @@ DOMAIN = Domain(
     package=__name__,
     actions="robofleet.settings.actions:register",
     api=("robofleet.settings.api:router",),
-    navigation=(NavEntry("settings", "Settings", "/panel/settings", "g", order=90),),
+    navigation=(NavEntry("settings", "Settings", "/panel/settings", "g", order=90, permission="settings:read"),),
 )

@@ -59,6 +59,7 @@ class Require:
                 query = f"?{request.url.query}" if request.url.query else ""
                 raise LoginRequired(request.url.path + query) from None
             raise
+        request.state.principal = principal  # for an error page of the panel: its navigation is this caller's
         if principal.via == "session" and request.method not in SAFE_METHODS:
             await check_csrf(request, principal)
         if self.permission and not principal.can(self.permission):

@@ -19,8 +19,16 @@ from robofleet.domains import navigation, template_packages
 FLASH_COOKIE = "robofleet_flash"
 
 # Pages of domains still to come: each stands in the navigation (a "later" page) until its domain brings it.
-PLANNED = (NavEntry("sessions", "Sessions", "/panel/sessions", "d", order=50, ready=False),)
+PLANNED = (NavEntry("sessions", "Sessions", "/panel/sessions", "d", order=50, ready=False, permission="sessions:read"),)
 NAVIGATION = navigation(PLANNED)
+
+
+def navigation_for(principal: Principal | None) -> list[NavEntry]:
+    """The entries `principal` may open: a link the user would only meet a 403 behind is not shown."""
+    if principal is None:
+        return []
+    return [entry for entry in NAVIGATION if entry.permission is None or principal.can(entry.permission)]
+
 
 _environment = Environment(
     loader=ChoiceLoader([PackageLoader(package) for package in ("robofleet.web", *template_packages())]),
@@ -28,7 +36,7 @@ _environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_environment.globals.update(navigation=NAVIGATION, version=__version__)
+_environment.globals.update(navigation_for=navigation_for, version=__version__)
 _environment.filters["time"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S") if value else "—"
 _environment.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
 templates = Jinja2Templates(env=_environment)
@@ -68,9 +76,17 @@ def _read_flash(raw: str | None) -> dict[str, str] | None:
 
 
 def render_error(request: Request, status: int, code: str, message: str) -> Response:
+    """The error page, with the navigation of the caller when a guard (`Require`) already knew who it is."""
+    principal = getattr(request.state, "principal", None)
     return templates.TemplateResponse(
         request,
         "error.html",
-        {"principal": None, "status": status, "code": code, "message": message, "flash": None},
+        {
+            "principal": principal if isinstance(principal, Principal) else None,
+            "status": status,
+            "code": code,
+            "message": message,
+            "flash": None,
+        },
         status_code=status,
     )

@@ -42,3 +42,26 @@ document.addEventListener("submit", function (event) {
     event.preventDefault();
   }
 }, true);
+
+// The sidebar folds into a "Menu" button on a narrow screen (panel.css decides when the button shows). The button
+// says whether the menu is open (aria-expanded); Escape inside the menu closes it and gives the focus back.
+(function () {
+  "use strict";
+  const toggle = document.getElementById("menu-toggle");
+  const sidebar = document.getElementById("sidebar");
+  if (!toggle || !sidebar) return;
+  function show(open) {
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    sidebar.classList.toggle("open", open);
+  }
+  toggle.addEventListener("click", function () {
+    show(toggle.getAttribute("aria-expanded") !== "true");
+  });
+  sidebar.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && toggle.getAttribute("aria-expanded") === "true") {
+      show(false);
+      toggle.focus();
+    }
+  });
+})();
+
