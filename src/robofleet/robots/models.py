@@ -36,6 +36,8 @@ class Robot(Base):
     manual_stop: Mapped[bool] = mapped_column(Boolean, default=False)
     # Processes a run leaves behind (re-parented children, setsid grandchildren) are ended with it, unless this.
     keep_leftovers: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # How its output lines carry their level (logs/line_formats.py): auto, plain, or a regex with a group "level".
+    log_format: Mapped[str] = mapped_column(String(300), default="auto", server_default="auto")
     # The restart policy's next start after a failure: stored, so a restart of serve neither loses nor doubles it.
     restart_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
