@@ -79,8 +79,8 @@ def test_administration_that_fails_or_is_refused_is_audited(agents: AgentsServic
 
 
 def test_seeing_agents_needs_agents_read(agents: AgentsService) -> None:
-    assert [agent["name"] for agent in agents.list_agents(cli_principal())] == ["local"]
+    assert [agent["name"] for agent in asyncio.run(agents.list_agents(cli_principal()))] == ["local"]
     with pytest.raises(Forbidden):
-        agents.list_agents(NOBODY)
+        asyncio.run(agents.list_agents(NOBODY))
     with pytest.raises(Forbidden):
         asyncio.run(agents.system_info(NOBODY, "local"))

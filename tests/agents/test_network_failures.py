@@ -39,7 +39,7 @@ class Fleet:
     agent: AgentProcess
 
     def online(self) -> bool:
-        return AGENT in [agent["name"] for agent in self.api.get("/api/v1/agents").json()["items"]]
+        return AGENT in [a["name"] for a in self.api.get("/api/v1/agents").json()["items"] if a["online"]]
 
     def wait_offline(self, seconds: float = 5) -> None:
         wait_until(lambda: not self.online(), seconds, message=f"serve to mark {AGENT} offline")

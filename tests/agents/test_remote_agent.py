@@ -44,7 +44,7 @@ def test_a_remote_agent_runs_robots_and_comes_back_after_a_restart(
     serve.start(wait="/readyz")
     api = httpx.Client(base_url=serve.url, headers=api.headers, timeout=20)
     wait_until(
-        lambda: "pc-01" in [a["name"] for a in api.get("/api/v1/agents").json()["items"]],
+        lambda: "pc-01" in [a["name"] for a in api.get("/api/v1/agents").json()["items"] if a["online"]],
         40,
         0.1,
         "the agent to come back",

@@ -227,9 +227,9 @@ class AgentProcess:
         return self
 
     def wait_online(self, api: httpx.Client, timeout: float = 20) -> AgentProcess:
-        """Returns once `api` (a client of the server, allowed to list agents) lists this agent."""
+        """Returns once `api` (a client of the server, allowed to list agents) lists this agent online."""
         wait_until(
-            lambda: self.name in [agent["name"] for agent in api.get("/api/v1/agents").json()["items"]],
+            lambda: self.name in [a["name"] for a in api.get("/api/v1/agents").json()["items"] if a["online"]],
             timeout,
             interval=0.1,
             message=lambda: f"agent {self.name} to connect:\n{self.output()}",

@@ -18,13 +18,14 @@ class AgentParams(Params):
 def register(registry: Registry) -> None:
     @registry.register("agents.list", permission="agents:read")
     async def list_agents(ctx: ActionContext, params: Params) -> dict[str, Any]:
-        """The connected agents: name, host, OS user, OS, when each connected and was last heard of."""
-        return {"items": AgentsService.of(ctx.app).list_agents(ctx.principal)}
+        """Every agent known: name, online or offline since when, host, OS user, OS, when each connected and was
+        last heard of."""
+        return {"items": await AgentsService.of(ctx.app).list_agents(ctx.principal)}
 
     @registry.register("agents.get", permission="agents:read", params=AgentParams)
     async def get_agent(ctx: ActionContext, params: AgentParams) -> dict[str, Any]:
-        """One connected agent (409 agent_offline when it is not connected)."""
-        return AgentsService.of(ctx.app).get_agent(ctx.principal, params.name)
+        """One agent, online or offline (409 agent_offline for a name that never connected)."""
+        return await AgentsService.of(ctx.app).get_agent(ctx.principal, params.name)
 
     @registry.register("agents.system", permission="agents:read", params=AgentParams)
     async def system(ctx: ActionContext, params: AgentParams) -> dict[str, Any]:

@@ -30,15 +30,17 @@ class ShellInput(BaseModel):
 async def list_agents(
     principal: Principal = Depends(Require("agents:read")), ctx: Orchestrator = Depends(get_context)
 ) -> dict[str, Any]:
-    """The connected agents (a paginated shape, though one page holds them all)."""
-    return {"items": AgentsService.of(ctx).list_agents(principal), "next_cursor": None}
+    """Every agent known: the connected ones, then those offline (since when and why); a paginated shape, though
+    one page holds them all."""
+    return {"items": await AgentsService.of(ctx).list_agents(principal), "next_cursor": None}
 
 
 @router.get("/{name}")
 async def get_agent(
     name: str, principal: Principal = Depends(Require("agents:read")), ctx: Orchestrator = Depends(get_context)
 ) -> dict[str, Any]:
-    return AgentsService.of(ctx).get_agent(principal, name)
+    """The agent, online or offline; 409 agent_offline for a name that never connected."""
+    return await AgentsService.of(ctx).get_agent(principal, name)
 
 
 @router.get("/{name}/system")

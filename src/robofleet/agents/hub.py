@@ -53,7 +53,11 @@ class AgentState:
     def public(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "online": True,
             "connected": True,
+            "state": "online",
+            "offline_since": None,
+            "offline_reason": None,
             "connected_at": self.connected_at,
             "last_seen_at": self.last_seen_at,
             **{k: v for k, v in self.info.items() if k != "runs"},

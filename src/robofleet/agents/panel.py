@@ -34,10 +34,12 @@ async def agent_page(
     system: dict[str, Any] = {}
     processes: list[dict[str, Any]] = []
     try:
-        agent = agents.get_agent(principal, name)
-        system = await agents.system_info(principal, name)
-        listing = await agents.processes(principal, name)
-        processes = sorted(listing["processes"], key=lambda p: p.get("rss") or 0, reverse=True)[:LISTED_PROCESSES]
+        agent = await agents.get_agent(principal, name)
+        if agent["online"]:  # an offline agent's machine cannot be asked: its page says since when it is away
+            system = await agents.system_info(principal, name)
+            listing = await agents.processes(principal, name)
+            processes = sorted(listing["processes"], key=lambda p: p.get("rss") or 0, reverse=True)
+            processes = processes[:LISTED_PROCESSES]
     except RobofleetError as exc:
         error = exc.message
     return page(

@@ -15,12 +15,14 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from robofleet.agents import roster
 from robofleet.agents.hub import LOCAL, AgentHub
 from robofleet.agents.output import output_rows
 from robofleet.auth.audit import record_alone
@@ -206,6 +208,9 @@ async def connect(socket: WebSocket) -> None:
         return
     log.info("agent %s connected from %s", name, socket.client.host if socket.client else "?")
     reason, code = "", 1011
+    store = context.store
+    await keep_record(roster.connected, store, name, principal.username, info)
+    recorded_seen = state.last_seen_at
     try:
         await hub.agent_back(name, await own_runs(hub, name, hello.get("runs", [])))
         for result in hello.get("results", []):
@@ -226,6 +231,9 @@ async def connect(socket: WebSocket) -> None:
                 reason, code = refused, 4401
                 break
             state.last_seen_at = datetime.now(UTC)
+            if roster.due_for_seen(recorded_seen, state.last_seen_at):
+                recorded_seen = state.last_seen_at
+                await keep_record(roster.seen, store, name)
             kind = message.get("type")
             if kind == "result":
                 hub.resolve(str(message["id"]), message["outcome"], agent=name)
@@ -259,9 +267,19 @@ async def connect(socket: WebSocket) -> None:
             hub.disconnect(name)
             log.info("agent %s disconnected%s", name, f": {reason}" if reason else "")
             hub.agent_gone(name)
+            await keep_record(roster.left, store, name, reason)
         if reason:
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                 await socket.close(code=code, reason=reason[:120])
+
+
+async def keep_record(write: Callable[..., None], *args: Any) -> None:
+    """A change of the roster (agents/roster.py), in a thread. The store away loses the record (logged), never the
+    connection: the agent is live in the hub all the same, and its next connection or heartbeat records it."""
+    try:
+        await run_in_threadpool(write, *args)
+    except StoreUnavailable as exc:
+        log.warning("agent %s: the store did not take %s (%s)", args[1], write.__name__, exc.message)
 
 
 async def handle(hub: AgentHub, agent: str, message: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from robofleet.agents import roster
 from robofleet.agents.hub import AgentHub
 from robofleet.auth.audit import record_alone
 from robofleet.auth.principal import Principal
@@ -56,17 +57,19 @@ class AgentsService:
 
     # ---- seeing (agents:read) -------------------------------------------------------------------------------
 
-    # On the event loop, not in a worker thread: the loop changes the hub's agents as they come and go, and a
-    # thread iterating them meanwhile fails ("dictionary changed size during iteration").
-    def list_agents(self, principal: Principal) -> list[dict[str, Any]]:
-        """The connected agents, each as `AgentState.public()` says."""
+    async def list_agents(self, principal: Principal) -> list[dict[str, Any]]:
+        """Every agent known: the connected ones (`"online": true`, as `AgentState.public()` says), then those
+        that connected once and are not connected now (`"online": false`, `offline_since`, `offline_reason`)."""
         principal.require("agents:read")
-        return [state.public() for state in self.hub.agents.values()]
+        return await asyncio.to_thread(roster.overview, self.store, self.hub)
 
-    def get_agent(self, principal: Principal, name: str) -> dict[str, Any]:
-        """The agent; Conflict (agent_offline) when it is not connected."""
+    async def get_agent(self, principal: Principal, name: str) -> dict[str, Any]:
+        """The agent as `list_agents` shows it; Conflict (agent_offline) for a name that never connected."""
         principal.require("agents:read")
-        return self.hub.require(name).public()
+        agent = await asyncio.to_thread(roster.one, self.store, self.hub, name)
+        if agent is None:
+            raise Conflict(f"the agent {name!r} is offline", details={"agent": name}, code="agent_offline")
+        return agent
 
     async def system_info(self, principal: Principal, name: str) -> dict[str, Any]:
         """CPU, memory, disk, uptime and logged-in users of the agent's machine; the hub's errors when the agent

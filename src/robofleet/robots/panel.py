@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from robofleet.agents import roster
 from robofleet.auth.permissions import RobotRef
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, RobofleetError
@@ -81,11 +82,11 @@ def fleet_page(
     current: dict[str, dict[str, object]] = {}
     for run in runs:  # newest first: the first seen per robot is its latest
         current.setdefault(str(run["robot"]), run)
-    # A snapshot in one C call: this runs in a worker thread while the loop changes the hub's agents. Their hosts,
-    # OS users and systems are for those who may list agents (GET /api/v1/agents says the same).
+    # Every known agent, online or offline since when (in this worker thread: a store read and a snapshot of the
+    # hub). Their hosts, OS users and systems are for those who may list agents (GET /api/v1/agents says the same).
     agents: list[dict[str, Any]] | None = None
     if principal.can("agents:read"):
-        agents = [state.public() for state in list(ctx.hub.agents.values())] if ctx.hub else []
+        agents = roster.overview(ctx.store, ctx.hub) if ctx.hub else []
     return page(
         request, "fleet.html", principal, section="fleet", robots=robots, current=current, agents=agents, active=ACTIVE
     )
