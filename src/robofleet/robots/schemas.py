@@ -105,6 +105,10 @@ class RunOut(BaseModel):
     stop_deadline: datetime | None = Field(None, description="A safe stop asked: the run is killed at this time")
     runtime_deadline: datetime | None = Field(None, description="started_at + the robot's max_runtime")
     leftovers: int | None = Field(None, description="Processes it left behind, ended with it")
+    pending_action: Literal["stop", "kill"] | None = Field(
+        None,
+        description="A stop or kill asked while the run's agent was away: carried out when the agent is back",
+    )
     pause_asked_at: datetime | None = Field(
         None, description="A pause was asked and the robot has not reached a checkpoint yet (it is still running)"
     )

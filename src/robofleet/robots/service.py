@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from robofleet.agents.hub import AgentHub
+from robofleet.agents.hub import AgentHub, CommandFailed
 from robofleet.auth.audit import audited
 from robofleet.auth.permissions import RobotRef
 from robofleet.auth.principal import RUN_USER, Principal, RunBinding, system_principal
@@ -346,7 +346,9 @@ class RobotsService:
                     "kill": (STARTING, RUNNING, PAUSED, STOPPING),
                 }[action]
                 calling_off = action == "resume" and run.pause_asked_at is not None  # still on its way there
-                if run.state not in allowed and not calling_off:
+                # A lost run's agent may come back with it alive: a stop or kill asked meanwhile waits for it.
+                awaiting = action in ("stop", "kill") and run.state == LOST and run.agent not in self.hub.agents
+                if run.state not in allowed and not calling_off and not awaiting:
                     raise Conflict(
                         f"run {run_id} is {run.state}: it cannot {action} now",
                         details={"state": run.state, "action": action},
@@ -368,6 +370,8 @@ class RobotsService:
         if action == "resume":
             return await self.pauses.resume(run_id, run.agent, principal.actor) or await self._read(run_id)
         self.pauses.cancel(run_id)
+        if run.state == LOST:
+            return await self._pend(run_id, action, principal.actor)
         if action == "stop":
             # Stopping and its deadline are stored before the signal goes out: a robot that exits at once must end
             # "stopped", and a restart of serve meanwhile must still kill it at the deadline.
@@ -383,10 +387,56 @@ class RobotsService:
             if out is None:
                 return await self._read(run_id)  # it ended meanwhile
             self._wake_at(deadline)
-            await self.hub.command(run.agent, "process.signal", {**command, "action": "terminate"})
+            try:
+                await self.hub.command(run.agent, "process.signal", {**command, "action": "terminate"})
+            except Conflict as exc:
+                if exc.code != "agent_offline":
+                    raise
+                return await self._pend(run_id, action, principal.actor)
             return out
-        await self.hub.command(run.agent, "process.signal", command)
+        try:
+            await self.hub.command(run.agent, "process.signal", command)
+        except Conflict as exc:
+            if exc.code != "agent_offline":
+                raise
+            return await self._pend(run_id, action, principal.actor)
         return await self._read(run_id)
+
+    async def _pend(self, run_id: int, action: str, by: str) -> RunOut:
+        """The run's agent is away: the stop or kill is stored as its pending action (`runs.pending_action`) and
+        carried out by the deadline loop once the agent is back (`carry_out`); a stop's deadline starts then."""
+        log.warning(
+            "run %s: its agent is offline; the %s is carried out when it is back",
+            run_id,
+            action,
+            extra={"run_id": str(run_id)},
+        )
+        fields: dict[str, Any] = {"pending_action": action, "stop_deadline": None}
+        if action == "stop":
+            fields["stop_requested_by"] = by
+        out = await self._update(run_id, by, only_from=(*ACTIVE, LOST), **fields)
+        return out or await self._read(run_id)
+
+    async def carry_out(self, intent: store_ops.PendingIntent) -> None:
+        """Send a stop or kill asked while the run's agent was away, now that it is connected. Sent, it is no longer
+        pending and a stop's deadline starts; the agent away again (or silent), it stays pending for the next pass;
+        the agent answering that it has no such run, there is nothing left to end (the run stays as it is)."""
+        args = {"run_id": str(intent.run_id), "action": "terminate" if intent.action == "stop" else "kill"}
+        extra = {"run_id": str(intent.run_id)}
+        try:
+            await self.hub.command(intent.agent, "process.signal", args)
+        except CommandFailed as exc:
+            log.warning("run %s: the pending %s found nothing to end: %s", intent.run_id, intent.action, exc.message)
+        except RobofleetError as exc:
+            log.warning("run %s: the pending %s waits: %s", intent.run_id, intent.action, exc.message, extra=extra)
+            return
+        else:
+            log.info("run %s: the %s asked while its agent was away is sent", intent.run_id, intent.action, extra=extra)
+        fields: dict[str, Any] = {"pending_action": None}
+        if intent.action == "stop" and intent.state == STOPPING:
+            fields["stop_deadline"] = deadline = utcnow() + timedelta(seconds=intent.safe_stop_timeout)
+            self._wake_at(deadline)
+        await self._update(intent.run_id, "system", only_from=(*ACTIVE, LOST), **fields)
 
     async def act_on_robot(self, principal: Principal, name: str, action: str) -> list[RunOut]:
         def runs() -> list[int]:
@@ -502,14 +552,27 @@ class RobotsService:
         """An agent said hello: its lost runs whose process still lives are adopted again, and the pauses of its
         runs recorded as they really are (a restart may have come between a command and its record)."""
         alive = {str(run["run_id"]) for run in runs if run.get("alive")}
-        lost = await asyncio.to_thread(
-            self._read_only, lambda session: store_ops.active_run_ids(session, agent=agent, state=LOST)
-        )
-        for run_id in lost:
-            if str(run_id) in alive:
+        lost = await asyncio.to_thread(self._read_only, lambda session: store_ops.lost_runs(session, agent))
+        for run_id, ending, safe_stop_timeout in lost:
+            if str(run_id) not in alive:
+                continue
+            if ending:  # a stop or kill was asked while it was away: it stands (the deadline loop sends it)
+                deadline = utcnow() + timedelta(seconds=safe_stop_timeout)
+                await self._update(
+                    run_id,
+                    f"agent:{agent}",
+                    state=STOPPING,
+                    only_from=(LOST,),
+                    ended_at=None,
+                    error=None,
+                    stop_deadline=deadline,
+                )
+                self._wake_at(deadline)
+            else:
                 await self._update(
                     run_id, f"agent:{agent}", state=RUNNING, only_from=(LOST,), ended_at=None, error=None
                 )
+        self.deadlines.wake()  # stops and kills asked while it was away go out now
 
         def live(session: Session) -> dict[str, store_ops.PauseRecord]:
             return store_ops.pause_records(session, agent)
@@ -544,6 +607,9 @@ class RobotsService:
                 except RobofleetError as exc:
                     log.warning("could not stop run %s at its max_runtime: %s", run.run_id, exc.message)
                     await self._update(run.run_id, "max_runtime", runtime_deadline=now + _retry())
+        for intent in await asyncio.to_thread(self._read_only, store_ops.pending_intents):
+            if intent.agent in self.hub.agents:
+                await self.carry_out(intent)
         for name in await asyncio.to_thread(self._read_only, lambda session: store_ops.restarts_due(session, now)):
             try:
                 await self.start(system_principal("restart-policy"), name, manual=False)
@@ -586,6 +652,8 @@ class RobotsService:
         """The run's end, with its token revoked and its deadlines cleared; None when it was no longer in one of
         the states `only_from` (ended meanwhile)."""
         self.pauses.cancel(run_id)
+        if state != LOST:  # a lost run keeps a pending stop or kill: its agent may come back with it alive
+            fields.setdefault("pending_action", None)
         out = await self._update(
             run_id,
             by,

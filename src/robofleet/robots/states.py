@@ -35,7 +35,8 @@ ENDED: tuple[RunState, ...] = (
 _EXITS = (RunState.SUCCEEDED, RunState.FAILED, RunState.KILLED, RunState.LOST)
 
 # From each state, the states a run may move to. An ended run moves no more, except a lost one: its agent came
-# back and found it alive (running again), or reported how it ended meanwhile.
+# back and found it alive (running again, or stopping when a stop or kill was asked while it was away), or
+# reported how it ended meanwhile.
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.QUEUED: frozenset({RunState.STARTING, RunState.FAILED, RunState.KILLED}),
     RunState.STARTING: frozenset({RunState.RUNNING, *_EXITS}),
@@ -47,7 +48,7 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.STOPPED: frozenset(),
     RunState.KILLED: frozenset(),
     RunState.LOST: frozenset(
-        {RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED, RunState.KILLED}
+        {RunState.RUNNING, RunState.STOPPING, RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED, RunState.KILLED}
     ),
 }
 

@@ -14,7 +14,7 @@ from robofleet.auth.permissions import RobotRef, robot_scope
 from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, NotFound
 from robofleet.robots.masking import masked
-from robofleet.robots.models import ACTIVE, ENDED, FAILED, PAUSED, RUNNING, STOPPING, Robot, Run
+from robofleet.robots.models import ACTIVE, ENDED, FAILED, LOST, PAUSED, RUNNING, STOPPING, Robot, Run
 from robofleet.robots.schemas import RestartPolicy, RobotOut, RunOut
 from robofleet.robots.states import may_move
 
@@ -61,6 +61,7 @@ def run_out(run: Run) -> RunOut:
         stop_deadline=run.stop_deadline,
         runtime_deadline=run.runtime_deadline,
         leftovers=run.leftovers,
+        pending_action=run.pending_action,
         pause_asked_at=run.pause_asked_at,
         transitions=run.transitions,
     )
@@ -227,6 +228,49 @@ def deadlines_due(session: Session, now: datetime) -> list[DueDeadline]:
         .order_by(Run.id)
     )
     return [DueDeadline(*row) for row in rows]
+
+
+class PendingIntent(NamedTuple):
+    """A stop or kill asked while the run's agent was away (`runs.pending_action`), sent once it is back."""
+
+    run_id: int
+    agent: str
+    state: str
+    action: str
+    safe_stop_timeout: float
+
+
+def pending_intents(session: Session) -> list[PendingIntent]:
+    rows = session.execute(
+        select(Run.id, Run.agent, Run.state, Run.pending_action, func.coalesce(Robot.safe_stop_timeout, 30.0))
+        .outerjoin(Robot, Robot.id == Run.robot_id)
+        .where(Run.pending_action.is_not(None))
+        .order_by(Run.id)
+    )
+    return [
+        PendingIntent(int(run_id), agent, state, str(action), float(timeout))
+        for run_id, agent, state, action, timeout in rows
+    ]
+
+
+class LostRun(NamedTuple):
+    run_id: int
+    ending: bool  # a stop or kill was asked (and stands): alive again, it is stopping, not running
+    safe_stop_timeout: float
+
+
+def lost_runs(session: Session, agent: str) -> list[LostRun]:
+    rows = session.execute(
+        select(
+            Run.id,
+            or_(Run.stop_requested_by.is_not(None), Run.kill_requested_by.is_not(None)),
+            func.coalesce(Robot.safe_stop_timeout, 30.0),
+        )
+        .outerjoin(Robot, Robot.id == Run.robot_id)
+        .where(Run.agent == agent, Run.state == LOST)
+        .order_by(Run.id)
+    )
+    return [LostRun(int(run_id), bool(ending), float(timeout)) for run_id, ending, timeout in rows]
 
 
 def recent_failures(session: Session, robot: str, since: datetime) -> int:

@@ -59,6 +59,12 @@
       deadline.textContent = "killed at " + time(run.stop_deadline);
       cell.append(" ", deadline);
     }
+    if (run.pending_action) {
+      const pending = badge(run.pending_action + " pending", "running");
+      pending.className = "badge warn pending";
+      pending.title = "Asked while its agent was away: carried out when the agent is back";
+      cell.append(" ", pending);
+    }
     const how = howPaused(run);
     if (how) {
       const note = document.createElement("span");
