@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import and_, not_
 from starlette.concurrency import run_in_threadpool
 
 from robofleet.auth import audit, roles, sessions, tokens, users
@@ -44,8 +45,9 @@ def list_users(
     ctx: Orchestrator = Depends(get_context),
     limit: Limit = 100,
     cursor: Cursor = None,
+    internal: bool = Query(True, description="Include the users robofleet made for itself (robot-runs)"),
 ) -> PageOut[UserOut]:
-    return PageOut.of(users.list_users(ctx.store, principal, limit=limit, cursor=cursor))
+    return PageOut.of(users.list_users(ctx.store, principal, limit=limit, cursor=cursor, internal=internal))
 
 
 @router.post("/users", status_code=201, tags=["users"])
@@ -129,9 +131,12 @@ def list_tokens(
     user: str | None = Query(None, max_length=64),
     limit: Limit = 100,
     cursor: Cursor = None,
+    internal: bool = Query(True, description="Include the tokens robofleet made for robot runs (one per run)"),
 ) -> PageOut[TokenOut]:
     """Every token for holders of `tokens:read`; the caller's own tokens otherwise."""
-    return PageOut.of(tokens.list_tokens(ctx.store, principal, user=user, limit=limit, cursor=cursor))
+    return PageOut.of(
+        tokens.list_tokens(ctx.store, principal, user=user, limit=limit, cursor=cursor, internal=internal)
+    )
 
 
 @router.post("/tokens", status_code=201, tags=["tokens"])
@@ -160,6 +165,7 @@ def list_audit(
     outcome: str | None = Query(None, max_length=16),
     since: datetime | None = None,
     until: datetime | None = None,
+    internal: bool = Query(True, description="Include the records of run tokens made and revoked for each run"),
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> PageOut[AuditOut]:
@@ -175,15 +181,28 @@ def list_audit(
             until=until,
             limit=limit,
             cursor=cursor,
+            internal=internal,
         )
     )
 
 
-def read_audit(ctx: Orchestrator, *, limit: int, cursor: str | None, **filters: Any) -> Page[AuditOut]:
+# The records of each run's own token, made and revoked by the robots service (acting as the system "robots"): two a
+# run, which the audit page leaves out unless asked.
+RUN_TOKEN_RECORDS = and_(AuditRecord.actor == "robots", AuditRecord.action.in_(("token.create", "token.revoke")))
+
+
+def read_audit(
+    ctx: Orchestrator, *, limit: int, cursor: str | None, internal: bool = True, **filters: Any
+) -> Page[AuditOut]:
+    """Audit records, newest first, matching `filters` (audit.query); without `internal`, RUN_TOKEN_RECORDS left
+    out."""
+    stmt = audit.query(**filters)
+    if not internal:
+        stmt = stmt.where(not_(RUN_TOKEN_RECORDS))
     with ctx.store.transaction() as db:
         page = paginate(
             db,
-            audit.query(**filters),
+            stmt,
             AuditRecord.id,
             limit=limit,
             cursor=cursor,

@@ -10,11 +10,12 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from robofleet.auth import roles, tokens, users
+from robofleet.auth import role_form, roles, tokens, users
 from robofleet.auth.api import read_audit
 from robofleet.auth.permissions import PERMISSIONS
 from robofleet.auth.principal import Principal
-from robofleet.auth.schemas import RoleCreate, RoleUpdate, TokenCreate, UserCreate, UserUpdate
+from robofleet.auth.role_form import RoleForm
+from robofleet.auth.schemas import TokenCreate, UserCreate, UserUpdate
 from robofleet.errors import RobofleetError
 from robofleet.orchestrator import Orchestrator
 from robofleet.web.context import get_context
@@ -41,10 +42,12 @@ def words(value: Any) -> list[str]:
 def users_page(
     request: Request,
     cursor: str | None = None,
+    internal: bool = False,
     principal: Principal = Depends(Require("users:read", panel=True)),
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
-    listed = users.list_users(ctx.store, principal, limit=100, cursor=cursor)
+    """The people; the users robofleet made for itself (robot-runs) with `internal`."""
+    listed = users.list_users(ctx.store, principal, limit=100, cursor=cursor, internal=internal)
     role_names = (
         [role.name for role in roles.list_roles(ctx.store, principal, limit=500).items]
         if principal.can("roles:read")
@@ -59,6 +62,7 @@ def users_page(
         users=listed.items,
         next_cursor=listed.next_cursor,
         role_names=role_names,
+        internal=internal,
     )
 
 
@@ -117,15 +121,34 @@ def roles_page(
     principal: Principal = Depends(Require("roles:read", panel=True)),
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
+    return _roles_page(request, principal, ctx)
+
+
+def _roles_page(
+    request: Request,
+    principal: Principal,
+    ctx: Orchestrator,
+    *,
+    form: RoleForm | None = None,
+    editing: dict[str, RoleForm] | None = None,
+    status: int = 200,
+) -> Response:
+    """The roles, the New role form (as entered, when it was refused) and each role's Edit form (`editing`: the
+    ones refused, as entered)."""
     listed = roles.list_roles(ctx.store, principal, limit=500)
     return page(
         request,
         "access_roles.html",
         principal,
+        status=status,
         section="access",
         tab="roles",
         roles=listed.items,
         permissions=PERMISSIONS,
+        groups=role_form.permission_groups(),
+        form=form or role_form.blank(),
+        editing=editing or {},
+        edit_form=role_form.of_role,
     )
 
 
@@ -135,19 +158,18 @@ async def roles_create(
     principal: Principal = Depends(Require("roles:write", panel=True)),
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
-    form = await form_of(request)
+    form = role_form.entered(await form_of(request))
 
-    def create() -> None:
-        data = RoleCreate(
-            name=str(form.get("name", "")),
-            description=str(form.get("description", "")),
-            permissions=words(form.get("permissions")),
-            robot_globs=words(form.get("robot_globs")),
-            robot_tags=words(form.get("robot_tags")),
-        )
-        roles.create_role(ctx.store, principal, data)
+    def create() -> Response:
+        try:
+            roles.create_role(ctx.store, principal, role_form.to_create(form))
+        except ValidationError as exc:
+            return _roles_page(request, principal, ctx, form=role_form.refused(form, exc), status=422)
+        except RobofleetError as exc:
+            return _roles_page(request, principal, ctx, form=role_form.refused(form, exc), status=exc.status)
+        return redirect(ROLES, notice=f"Role {form.values['name']} created.")
 
-    return await submit(ROLES, create, f"Role {form.get('name')} created.")
+    return await run_in_threadpool(create)
 
 
 @router.post("/roles/{name}")
@@ -157,18 +179,22 @@ async def roles_update(
     principal: Principal = Depends(Require("roles:write", panel=True)),
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
-    form = await form_of(request)
+    form = role_form.entered(await form_of(request), name)
 
-    def update() -> None:
-        data = RoleUpdate(
-            description=str(form.get("description", "")),
-            permissions=words(form.get("permissions")),
-            robot_globs=words(form.get("robot_globs")),
-            robot_tags=words(form.get("robot_tags")),
-        )
-        roles.update_role(ctx.store, principal, name, data)
+    def update() -> Response:
+        try:
+            roles.update_role(ctx.store, principal, name, role_form.to_update(form))
+        except ValidationError as exc:
+            editing = {name: role_form.refused(form, exc)}
+            return _roles_page(request, principal, ctx, editing=editing, status=422)
+        except RobofleetError as exc:
+            if exc.status == 404:
+                return redirect(ROLES, error=exc.message)
+            editing = {name: role_form.refused(form, exc)}
+            return _roles_page(request, principal, ctx, editing=editing, status=exc.status)
+        return redirect(ROLES, notice=f"Role {name} saved.")
 
-    return await submit(ROLES, update, f"Role {name} saved.")
+    return await run_in_threadpool(update)
 
 
 @router.post("/roles/{name}/delete")
@@ -184,10 +210,12 @@ async def roles_delete(
 def tokens_page(
     request: Request,
     cursor: str | None = None,
+    internal: bool = False,
     principal: Principal = Depends(Require(None, panel=True)),
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
-    return _tokens_page(request, principal, ctx, cursor=cursor)
+    """The tokens people made; the ones of robot runs too with `internal`."""
+    return _tokens_page(request, principal, ctx, cursor=cursor, internal=internal)
 
 
 def _tokens_page(
@@ -198,10 +226,11 @@ def _tokens_page(
     cursor: str | None = None,
     created: Any = None,
     status: int = 200,
+    internal: bool = False,
 ) -> Response:
-    listed = tokens.list_tokens(ctx.store, principal, limit=100, cursor=cursor)
-    usernames = (
-        [user.username for user in users.list_users(ctx.store, principal, limit=500).items]
+    listed = tokens.list_tokens(ctx.store, principal, limit=100, cursor=cursor, internal=internal)
+    usernames = (  # robot-runs cannot be given a token by hand: not offered
+        [user.username for user in users.list_users(ctx.store, principal, limit=500, internal=False).items]
         if principal.can("tokens:write") and principal.can("users:read")
         else []
     )
@@ -217,6 +246,7 @@ def _tokens_page(
         created=created,
         usernames=usernames,
         permissions=PERMISSIONS,
+        internal=internal,
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -266,6 +296,7 @@ def audit_page(
     outcome: str = "",
     since: datetime | None = None,
     cursor: str | None = None,
+    internal: bool = False,
     principal: Principal = Depends(Require("audit:read", panel=True)),
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
@@ -276,7 +307,7 @@ def audit_page(
         "outcome": outcome[:16] or None,
         "since": since,
     }
-    listed = read_audit(ctx, limit=100, cursor=cursor, **filters)
+    listed = read_audit(ctx, limit=100, cursor=cursor, internal=internal, **filters)
     query = {
         key: value
         for key, value in {"actor": actor, "action": action, "target": target, "outcome": outcome}.items()
@@ -290,5 +321,6 @@ def audit_page(
         tab="audit",
         records=listed.items,
         next_cursor=listed.next_cursor,
-        filters=query,
+        filters={**query, **({"internal": "true"} if internal else {})},
+        internal=internal,
     )

@@ -177,11 +177,18 @@ def _claim_agent_name(db: Session, user: User, name: str, now: datetime) -> None
 
 
 def list_tokens(
-    store: Store, principal: Principal, *, user: str | None = None, limit: int = 100, cursor: str | None = None
+    store: Store,
+    principal: Principal,
+    *,
+    user: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    internal: bool = True,
 ) -> Page[TokenOut]:
-    """Every token for holders of tokens:read; otherwise the caller's own (and naming another user finds none)."""
+    """Every token for holders of tokens:read; otherwise the caller's own (and naming another user finds none).
+    Without `internal`, the tokens the robots service made for runs (one per run) are left out."""
     _refuse_self_service(principal)
-    stmt = select(ApiToken)
+    stmt = select(ApiToken) if internal else select(ApiToken).where(ApiToken.run_id.is_(None))
     own_only = not principal.can("tokens:read")
     if own_only:
         if principal.user_id is None:

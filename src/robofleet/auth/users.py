@@ -9,7 +9,7 @@ from robofleet.auth.audit import audited
 from robofleet.auth.cache import bump
 from robofleet.auth.models import PanelSession, Role, User
 from robofleet.auth.passwords import hash_password
-from robofleet.auth.principal import Principal
+from robofleet.auth.principal import RUN_USER, Principal
 from robofleet.auth.schemas import UserCreate, UserOut, UserUpdate
 from robofleet.errors import Conflict, Invalid, NotFound
 from robofleet.store import Store
@@ -43,11 +43,20 @@ def roles_named(db: Session, names: list[str]) -> list[Role]:
     return roles
 
 
-def list_users(store: Store, principal: Principal, *, limit: int = 100, cursor: str | None = None) -> Page[UserOut]:
+def list_users(
+    store: Store, principal: Principal, *, limit: int = 100, cursor: str | None = None, internal: bool = True
+) -> Page[UserOut]:
+    """Users by id; without `internal`, the built-in users robofleet made for itself (INTERNAL_USERS) left out."""
     principal.require("users:read")
+    stmt = select(User) if internal else select(User).where(User.username.not_in(INTERNAL_USERS))
     with store.transaction() as db:
-        page = paginate(db, select(User), User.id, limit=limit, cursor=cursor)
+        page = paginate(db, stmt, User.id, limit=limit, cursor=cursor)
         return Page([user_out(user) for user in page.items], page.next_cursor)
+
+
+# Users robofleet makes for itself (the owner of run tokens): no password, no person behind them. The panel's lists
+# of people leave them out unless asked.
+INTERNAL_USERS = (RUN_USER,)
 
 
 def get_user(store: Store, principal: Principal, username: str) -> UserOut:
