@@ -1,4 +1,4 @@
-"""The panel shell: login, logout, the landing page and the sections not built yet."""
+"""The panel shell: login, logout, the way to its home (the dashboard) and the sections not built yet."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from robofleet.web.templating import page
 
 router = APIRouter(prefix="/panel", include_in_schema=False)
 LOGIN_CSRF_COOKIE = "robofleet_login_csrf"
+HOME = "/panel/dashboard"  # the panel's home: how the fleet is doing (robots/panel_dashboard.py)
 
 LATER = {
     "sessions": ("Sessions", "sessions:read", "Graphical sessions of the robots: live screens and input."),
@@ -31,17 +32,17 @@ LATER = {
 def safe_next(target: str | None) -> str:
     """Only a path inside the panel: never an open redirect to another site."""
     if not target:
-        return "/panel/fleet"
+        return HOME
     parsed = urlparse(target)
     if parsed.scheme or parsed.netloc or not parsed.path.startswith("/panel") or target.startswith("//"):
-        return "/panel/fleet"
+        return HOME
     return target
 
 
 @router.get("", dependencies=[Depends(PUBLIC)])
 @router.get("/", dependencies=[Depends(PUBLIC)])
 def panel_home() -> Response:
-    return RedirectResponse("/panel/fleet", status_code=303)
+    return RedirectResponse(HOME, status_code=303)
 
 
 @router.get("/login", dependencies=[Depends(PUBLIC)])
