@@ -1,8 +1,12 @@
 # robofleet: `make serve` starts the orchestrator, `make test` runs the whole suite (ruff, mypy, pytest).
 SHELL := /bin/bash
 VENV ?= .venv
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+# The interpreter of the venv: the first of these that runs and is 3.11 or newer. Each candidate is run, quietly:
+# under pyenv a version that is not installed still has a shim on PATH, which prints "command not found" and fails.
+# Probed once, and only when a recipe needs it (the venv does not exist yet).
+PYTHON_CANDIDATES := python3.14 python3.13 python3.12 python3.11 python3
+PYTHON ?= $(eval PYTHON := $(shell for p in $(PYTHON_CANDIDATES); do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && echo $$p && break; done))$(PYTHON)
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
@@ -10,7 +14,10 @@ ASSETS := src/robofleet/web/static/vendor/.built
 
 .PHONY: serve test lint typecheck pytest assets system-deps clean
 
+# Without ./robofleet.toml, the demo settings; said, because a bare `robofleet settings show` would not read them.
 serve: $(RUNTIME) $(ASSETS)
+	@$(if $(wildcard robofleet.toml),,echo "No ./robofleet.toml: serving examples/demo.toml" \
+		"(robofleet settings show --config examples/demo.toml prints these settings)")
 	$(BIN)/robofleet serve $(if $(wildcard robofleet.toml),,--config examples/demo.toml)
 
 test: $(DEV) $(ASSETS) system-deps lint typecheck pytest

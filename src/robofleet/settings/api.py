@@ -30,11 +30,13 @@ def settings_page(
     principal: Principal = Depends(Require("settings:read", panel=True)),
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
+    origin = ctx.settings._origin
     return page(
         request,
         "settings.html",
         principal,
         section="settings",
         toml=as_toml(ctx.settings),
-        config_path=request.app.state.config_path,
+        read_from=origin.describe() if origin else "settings built in code: defaults",
+        show_command=origin.show_command() if origin else None,
     )

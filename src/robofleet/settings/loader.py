@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 
 from robofleet.errors import ConfigError
 from robofleet.settings.model import Settings
+from robofleet.settings.provenance import ENV_PREFIX, Origin, find_line, variable_for
 
 CONFIG_ENV = "ROBOFLEET_CONFIG"
 DEFAULT_CONFIG = Path("robofleet.toml")
@@ -20,17 +20,24 @@ DEFAULT_CONFIG = Path("robofleet.toml")
 
 def config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
     """The file to read: `--config`, else ROBOFLEET_CONFIG, else ./robofleet.toml when present."""
+    return config_choice(explicit, environ)[0]
+
+
+def config_choice(explicit: str | Path | None, environ: Mapping[str, str]) -> tuple[Path | None, str]:
+    """The file to read, as `config_path` says, and how it was named (or why there is none)."""
     if explicit:
-        return Path(explicit)
+        return Path(explicit), "--config"
     if environ.get(CONFIG_ENV):
-        return Path(environ[CONFIG_ENV])
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+        return Path(environ[CONFIG_ENV]), CONFIG_ENV
+    if DEFAULT_CONFIG.is_file():
+        return DEFAULT_CONFIG, f"./{DEFAULT_CONFIG} in the working directory"
+    return None, f"no --config, no {CONFIG_ENV}, no ./{DEFAULT_CONFIG} in {Path.cwd()}"
 
 
 def load_settings(explicit: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Build the effective settings; raises ConfigError naming the key, the file and the line."""
     environ = os.environ if environ is None else environ
-    path = config_path(explicit, environ)
+    path, named_by = config_choice(explicit, environ)
     data: dict[str, Any] = {}
     text = ""
     if path is not None:
@@ -44,18 +51,22 @@ def load_settings(explicit: str | Path | None = None, environ: Mapping[str, str]
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
         if environ is os.environ:
-            return Settings(**data)
-        # Tests pass their own environment; pydantic-settings reads os.environ only.
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(environ)
-        try:
-            return Settings(**data)
-        finally:
+            settings = Settings(**data)
+        else:
+            # Tests pass their own environment; pydantic-settings reads os.environ only.
+            saved = dict(os.environ)
             os.environ.clear()
-            os.environ.update(saved)
+            os.environ.update(environ)
+            try:
+                settings = Settings(**data)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, path, text, environ)) from None
+    variables = frozenset(name for name in environ if name.upper().startswith(ENV_PREFIX))
+    settings._origin = Origin(path, named_by, text, data, variables, Path.cwd())
+    return settings
 
 
 def describe_errors(exc: ValidationError, path: Path | None, text: str, environ: Mapping[str, str]) -> str:
@@ -69,11 +80,8 @@ def describe_errors(exc: ValidationError, path: Path | None, text: str, environ:
 
 
 def _env_source(loc: list[str], environ: Mapping[str, str]) -> str | None:
-    for depth in range(len(loc), 0, -1):
-        name = "ROBOFLEET_" + "__".join(loc[:depth]).upper()
-        if any(key.upper() == name for key in environ):
-            return f"environment variable {name}"
-    return None
+    name = variable_for(loc, environ)
+    return None if name is None else f"environment variable {name}"
 
 
 def _file_source(loc: list[str], path: Path | None, text: str) -> str | None:
@@ -81,35 +89,3 @@ def _file_source(loc: list[str], path: Path | None, text: str) -> str | None:
         return None
     line = find_line(text, loc)
     return f"{path} line {line}" if line else str(path)
-
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
-
-
-def find_line(text: str, loc: list[str]) -> int | None:
-    """Best-effort line number of a key such as ['server', 'port'] or ['roles', '1', 'name']."""
-    table: list[str] = []
-    array_counts: dict[str, int] = {}
-    best: int | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(raw)
-        if header:
-            name = header.group(2)
-            if header.group(1) == "[[":
-                array_counts[name] = array_counts.get(name, -1) + 1
-                table = [*name.split("."), str(array_counts[name])]
-            else:
-                table = name.split(".")
-            if table == loc[: len(table)] and len(table) == len(loc):
-                best = number
-            continue
-        key = _KEY.match(raw)
-        if not key:
-            continue
-        full = [*table, *key.group(1).split(".")]
-        if full == loc[: len(full)] and (best is None or len(full) >= 1):
-            if full == loc:
-                return number
-            best = best or number
-    return best

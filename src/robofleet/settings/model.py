@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from robofleet.settings.provenance import Origin
 
 
 class Section(BaseModel):
@@ -202,6 +204,8 @@ class Settings(BaseSettings):
     calendars: list[CalendarConfig] = Field(default_factory=list)
     queues: list[QueueConfig] = Field(default_factory=list)
     users: list[UserConfig] = Field(default_factory=list)
+    # Where they were read from (settings/provenance.py), set by the loader; None for settings built in code.
+    _origin: Origin | None = PrivateAttr(default=None)
 
     @classmethod
     def settings_customise_sources(

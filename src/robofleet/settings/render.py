@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 from robofleet.settings.masking import MASK, masked_env
 from robofleet.settings.model import Settings
+from robofleet.settings.provenance import annotated
 
 
 def masked_tree(settings: Settings) -> dict[str, Any]:
@@ -42,5 +43,12 @@ def without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user_info.partition(':')[0]}:***@{host}"))
 
 
-def as_toml(settings: Settings) -> str:
-    return tomli_w.dumps(masked_tree(settings))
+def as_toml(settings: Settings, *, sources: bool = True) -> str:
+    """The masked tree as TOML, as `robofleet settings show` and the Settings page print it: with `sources`, the
+    file read (or none) on top and each value's source (variable, file and line, default) in a comment after it."""
+    tree = masked_tree(settings)
+    text = tomli_w.dumps(tree)
+    if not sources:
+        return text
+    lists = {name for name, value in tree.items() if isinstance(value, list)}
+    return annotated(text, lists, settings._origin)
