@@ -209,9 +209,9 @@ async def connect(socket: WebSocket) -> None:
     log.info("agent %s connected from %s", name, socket.client.host if socket.client else "?")
     reason, code = "", 1011
     store = context.store
-    await keep_record(roster.connected, store, name, principal.username, info)
     recorded_seen = state.last_seen_at
     try:
+        await keep_record(roster.connected, store, name, principal.username, info)
         await hub.agent_back(name, await own_runs(hub, name, hello.get("runs", [])))
         for result in hello.get("results", []):
             hub.resolve(str(result["id"]), result["outcome"], agent=name)
@@ -274,12 +274,14 @@ async def connect(socket: WebSocket) -> None:
 
 
 async def keep_record(write: Callable[..., None], *args: Any) -> None:
-    """A change of the roster (agents/roster.py), in a thread. The store away loses the record (logged), never the
-    connection: the agent is live in the hub all the same, and its next connection or heartbeat records it."""
+    """A change of the roster (agents/roster.py), in a thread. A store that fails it (away, mostly) loses the record
+    (logged), never the connection: the agent is live in the hub all the same, and its next heartbeat or connection
+    records it."""
     try:
         await run_in_threadpool(write, *args)
-    except StoreUnavailable as exc:
-        log.warning("agent %s: the store did not take %s (%s)", args[1], write.__name__, exc.message)
+    except Exception as exc:  # whatever the store says, the connection stands
+        reason = exc.message if isinstance(exc, RobofleetError) else f"{type(exc).__name__}: {exc}"
+        log.warning("agent %s: the store did not take %s (%s)", args[1], write.__name__, reason[:300])
 
 
 async def handle(hub: AgentHub, agent: str, message: dict[str, Any]) -> None:

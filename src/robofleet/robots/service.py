@@ -451,15 +451,18 @@ class RobotsService:
         return [await self.act(principal, run_id, action) for run_id in ids]
 
     async def restart(self, principal: Principal, name: str) -> RunOut:
-        """Safe stop of every active run, then a new start."""
+        """Safe stop of every active run, then a new start; Conflict (agent_offline) up front, nothing stopped, when
+        the robot's agent is away (its stop could wait for the agent, its start cannot)."""
 
-        def check() -> None:
+        def check() -> str:
             with self.store.transaction() as session:
-                robot = ref(store_ops.find_robot(session, name))
+                found = store_ops.find_robot(session, name)
+                robot = ref(found)
                 require_on(principal, "robots:start", robot, no_robot(name))
                 require_on(principal, "robots:stop", robot, no_robot(name))
+                return found.agent
 
-        await asyncio.to_thread(check)
+        self.hub.require(await asyncio.to_thread(check))
         with_runs = await asyncio.to_thread(self._active_ids, name)
         for run_id in with_runs:
             current = await self._read(run_id)
