@@ -128,6 +128,8 @@ def refused(form: RoleForm, exc: ValidationError | RobofleetError) -> RoleForm:
     details = exc.details if isinstance(exc.details, dict) else {}
     if details.get("field") == "permissions":
         form.errors["permissions"] = with_suggestions(exc.message, details.get("unknown") or [])
+    elif details.get("field") in LABELS:
+        form.errors[str(details["field"])] = exc.message
     elif "role" in details and exc.status == 409:
         form.errors["name"] = exc.message
     else:
