@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
-from robofleet import activities, agents, auth, logs, queues, robots, schedules, settings
+from robofleet import activities, agents, alerts, auth, logs, queues, robots, schedules, settings
 from robofleet.domain import Domain, NavEntry, load
 
 # In the order routes are matched (the busiest first) and actions are listed.
@@ -18,6 +18,7 @@ DOMAINS: tuple[Domain, ...] = (
     robots.DOMAIN,
     schedules.DOMAIN,
     queues.DOMAIN,
+    alerts.DOMAIN,
     agents.DOMAIN,
     auth.DOMAIN,
     settings.DOMAIN,

@@ -43,6 +43,8 @@ PERMISSIONS: dict[str, str] = {
     ),
     "sessions:read": "View graphical sessions and screenshots",
     "sessions:control": "Send input to graphical sessions",
+    "alerts:read": "See fired alerts, alert rules, channels (secrets never shown) and the delivery log",
+    "alerts:admin": "Acknowledge alerts; create, change and delete alert rules and channels",
 }
 
 # Robot permissions are the ones a role may narrow to robot name globs or tags.
@@ -62,6 +64,7 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "activities:*",
             "audit:read",
             "settings:read",
+            "alerts:*",
         ],
     ),
     "viewer": (
@@ -74,6 +77,7 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "agents:read",
             "sessions:read",
             "activities:read",
+            "alerts:read",
         ],
     ),
     "robot": ("What a robot process needs: its queue items and its logs", ["queues:*", "logs:write", "robots:read"]),

@@ -96,6 +96,29 @@ class QueueingSettings(Section):
     housekeeping_seconds: float = Field(300, gt=0, description="How often retention deletes old finished items")
 
 
+class SmtpSettings(Section):
+    """The mail server alerts are sent through (a channel of kind email names only its recipients)."""
+
+    host: str | None = Field(None, description="Unset: e-mail channels fail each attempt, saying so")
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = Field("none", description="starttls: upgrade; ssl: TLS at once")
+    user: str | None = None
+    password: SecretStr | None = Field(None, description="Never shown: masked in every output")
+    from_address: str = "robofleet@localhost"
+    timeout_seconds: float = Field(10, gt=0, le=300)
+
+
+class AlertingSettings(Section):
+    """How alerts are detected and delivered (the rules are `[[alerts]]`, the channels `[[alert_channels]]`)."""
+
+    check_seconds: float = Field(5, gt=0, le=3600, description="How often the leader looks for what to alert on")
+    max_attempts: int = Field(8, ge=1, le=100, description="Attempts of one delivery before it is given up")
+    retry_backoff_seconds: float = Field(30, gt=0, le=86_400, description="Wait before the 2nd attempt, doubled after")
+    webhook_timeout_seconds: float = Field(10, gt=0, le=300)
+    retention_days: int = Field(90, ge=1, le=36_500, description="Alerts and their delivery log kept this long")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+
+
 class ConsoleSettings(Section):
     python_enabled: bool = False
 
@@ -164,6 +187,31 @@ class QueueConfig(Section):
     tags: list[str] = Field(default_factory=list)
 
 
+class AlertRuleConfig(Section):
+    """An alert rule declared in the settings file; the fields of POST /api/v1/alerts/rules."""
+
+    name: str
+    kind: str
+    match: str = "*"
+    threshold: float | None = None
+    cooldown_seconds: float = 300.0
+    channels: list[str] = Field(default_factory=list)
+    enabled: bool = True
+    description: str = ""
+
+
+class AlertChannelConfig(Section):
+    """An alert channel declared in the settings file; the fields of POST /api/v1/alerts/channels."""
+
+    name: str
+    kind: str
+    recipients: list[str] = Field(default_factory=list)
+    url: str | None = None
+    secret: SecretStr | None = Field(None, description="The webhook's HMAC key; never shown")
+    enabled: bool = True
+    description: str = ""
+
+
 class RoleConfig(Section):
     name: str
     description: str = ""
@@ -196,6 +244,7 @@ class Settings(BaseSettings):
     activities: ActivitiesSettings = Field(default_factory=ActivitiesSettings)
     agents: AgentsSettings = Field(default_factory=AgentsSettings)
     queueing: QueueingSettings = Field(default_factory=QueueingSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
     roles: list[RoleConfig] = Field(default_factory=list)
@@ -203,6 +252,8 @@ class Settings(BaseSettings):
     schedules: list[ScheduleConfig] = Field(default_factory=list)
     calendars: list[CalendarConfig] = Field(default_factory=list)
     queues: list[QueueConfig] = Field(default_factory=list)
+    alerts: list[AlertRuleConfig] = Field(default_factory=list)
+    alert_channels: list[AlertChannelConfig] = Field(default_factory=list)
     users: list[UserConfig] = Field(default_factory=list)
     # Where they were read from (settings/provenance.py), set by the loader; None for settings built in code.
     _origin: Origin | None = PrivateAttr(default=None)

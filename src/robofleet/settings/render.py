@@ -31,6 +31,12 @@ def masked_tree(settings: Settings) -> dict[str, Any]:
             user["password_hash"] = MASK
     for robot in tree.get("robots", []):
         robot["env"] = masked_env(robot.get("env", {}))
+    smtp = tree.get("alerting", {}).get("smtp", {})
+    if smtp.get("password"):
+        smtp["password"] = MASK
+    for channel in tree.get("alert_channels", []):
+        if channel.get("secret"):
+            channel["secret"] = MASK
     return tree
 
 
