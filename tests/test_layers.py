@@ -20,8 +20,10 @@ CORE_PACKAGES = ("settings", "store", "runtime", "sdk")
 CORE_MODULES = ("robofleet", "robofleet.errors", "robofleet.events", "robofleet.domain")
 COMPOSITION_MODULES = ("robofleet.domains", "robofleet.orchestrator")
 ADAPTER_MODULES = ("robofleet.cli", "robofleet.server", "robofleet.client", "robofleet.__main__")
-# A domain's modules that speak HTTP, HTML or the command line, or are a program of their own.
+# A domain's modules that speak HTTP, HTML or the command line, or are a program of their own (a domain's further
+# pages are panel_<page>.py).
 ADAPTER_LEAVES = ("api", "panel", "panel_forms", "cli", "remote", "client", "console")
+ADAPTER_PREFIXES = ("panel_",)
 
 
 def module_name(path: Path) -> str:
@@ -38,6 +40,8 @@ def layer(module: str) -> int:
     if module in COMPOSITION_MODULES:
         return COMPOSITION
     if module in ADAPTER_MODULES or parts[1] == "web" or parts[-1] in ADAPTER_LEAVES:
+        return ADAPTER
+    if len(parts) > 2 and parts[-1].startswith(ADAPTER_PREFIXES):
         return ADAPTER
     if parts[1] in CORE_PACKAGES and parts[-1] != "actions":
         return CORE

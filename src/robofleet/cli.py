@@ -16,6 +16,7 @@ from robofleet.activities import cli as activity_cli
 from robofleet.errors import ConfigError, RobofleetError
 from robofleet.logs import cli as logs_cli
 from robofleet.queues import cli as queue_cli
+from robofleet.robots import cli as runs_cli
 from robofleet.schedules import cli as schedule_cli
 from robofleet.settings import Settings, load_settings
 from robofleet.store import Store
@@ -33,6 +34,7 @@ app.add_typer(activity_cli.app, name="activity")
 app.add_typer(schedule_cli.app, name="schedule")
 app.add_typer(queue_cli.app, name="queue")
 app.command("logs")(logs_cli.logs)
+app.command("runs")(runs_cli.runs)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Settings file (default: $ROBOFLEET_CONFIG or ./robofleet.toml)")

@@ -209,8 +209,9 @@ class ProcessManager:
             return False
 
     def outcome(self, run: ManagedRun) -> dict[str, Any] | None:
-        """None while the run lives; then {"exit_code", "signal"} as the shim recorded it, or with
-        "exit_code": None when the shim itself was killed before it could write it."""
+        """None while the run lives; then {"exit_code", "signal"} as the shim recorded it (with "spawn_error" or
+        "last_error" when it knows why the robot failed), or with "exit_code": None when the shim itself was killed
+        before it could write it."""
         if self.alive(run):
             return None
         path = run.run_dir / "outcome.json"

@@ -184,9 +184,11 @@ class Worker:
 
     def finished_runs(self) -> list[dict[str, Any]]:
         """Runs that have ended and whose output `new_output` has read to the end, with their outcome: {"run_id",
-        "exit_code", "signal", "ended_at" (when the shim recorded it), "leftovers" (how many processes the run left
-        behind that the agent ended)}. They stay known until `collect`. Looks after the runs first (see
-        `look_after_runs`), so it may block for up to LEFTOVER_GRACE_SECONDS: call it in a thread."""
+        "exit_code", "signal", "ended_at" (when the shim recorded it), "spawn_error" (why its program could not
+        start) or "last_error" (for a failure: its last traceback's exception or ERROR line on stderr) when known,
+        "leftovers" (how many processes the run left behind that the agent ended)}. They stay known until
+        `collect`. Looks after the runs first (see `look_after_runs`), so it may block for up to
+        LEFTOVER_GRACE_SECONDS: call it in a thread."""
         self.look_after_runs()
         return [
             {"run_id": run.run_id, **outcome, "leftovers": run.leftovers}

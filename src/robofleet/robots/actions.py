@@ -3,14 +3,16 @@ scope, so the scheduler, the console and outside systems act on robots through a
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from robofleet.activities.registry import ActionContext, Params, Registry
 from robofleet.auth.principal import SCHEDULE_ACTOR
-from robofleet.errors import StoreUnavailable
-from robofleet.robots.schemas import RobotName
+from robofleet.errors import Invalid, StoreUnavailable
+from robofleet.robots.reasons import Origin
+from robofleet.robots.schemas import RobotName, RunFilter
 from robofleet.robots.service import RobotsService
 from robofleet.robots.states import RunState
 
@@ -31,6 +33,23 @@ class RunParams(Params):
 class RunPageParams(RobotPageParams):
     robot: RobotName | None = None
     state: RunState | None = None
+    agent: str | None = Field(None, min_length=1, max_length=64)
+    since: datetime | None = Field(None, description="Created at or after this time, with its zone")
+    until: datetime | None = Field(None, description="Created before this time, with its zone")
+    origin: Origin | None = Field(None, description="Started by: user, token, schedule, restart, cli, system")
+    requested_by: str | None = Field(None, min_length=1, max_length=128)
+
+    def where(self) -> RunFilter:
+        """The filters as the service takes them; ValidationError when they cannot be met together."""
+        return RunFilter(
+            robot=self.robot,
+            state=[self.state] if self.state else [],
+            agent=self.agent,
+            since=self.since,
+            until=self.until,
+            origin=[self.origin] if self.origin else [],
+            requested_by=self.requested_by,
+        )
 
 
 def service(ctx: ActionContext) -> RobotsService:
@@ -86,9 +105,14 @@ def register(registry: Registry) -> None:
 
     @registry.register("runs.list", permission="robots:read", params=RunPageParams)
     def list_runs(ctx: ActionContext, params: RunPageParams) -> dict[str, Any]:
-        """List runs, newest first, of the robots the caller may see."""
+        """List runs, newest first, of the robots the caller may see, with their duration and why each failure
+        ended (error); filters as GET /api/v1/runs has them."""
+        try:
+            where = params.where()
+        except ValidationError as exc:
+            raise Invalid(str(exc.errors(include_url=False)[0]["msg"])) from None
         page = service(ctx).list_runs(
-            ctx.principal, robot=params.robot, state=params.state, limit=params.limit, cursor=params.cursor
+            ctx.principal, robot=None, state=None, where=where, limit=params.limit, cursor=params.cursor
         )
         return page_dict(page)
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from robofleet.auth.principal import Principal
 from robofleet.events import EventHub
-from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunOut
+from robofleet.robots.reasons import Origin
+from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunFilter, RunOut
 from robofleet.robots.service import TOPIC
 from robofleet.robots.states import RunState
 from robofleet.web.deps import Context, Robots
@@ -90,16 +94,44 @@ for _action in ("pause", "resume", "stop", "kill"):
     _run_action(_action)
 
 
+async def run_filter(
+    robot: str | None = Query(None, max_length=64, description="Runs of this robot"),
+    state: list[RunState] = Query([], description="In one of these states (repeat it: state=failed&state=lost)"),
+    agent: str | None = Query(None, max_length=64, description="Run on this agent"),
+    since: datetime | None = Query(None, description="Created at or after this time, with its zone"),
+    until: datetime | None = Query(None, description="Created before this time, with its zone"),
+    origin: list[Origin] = Query([], description="Started by: user, token, schedule, restart, cli, system"),
+    requested_by: str | None = Query(
+        None, max_length=128, description="Started by this user (panel or any of their tokens) or schedule:<name>"
+    ),
+) -> RunFilter:
+    """The runs list's filters as one RunFilter; 422 naming the filter that does not fit."""
+    try:
+        return RunFilter(
+            robot=robot or None,
+            state=state,
+            agent=agent or None,
+            since=since,
+            until=until,
+            origin=origin,
+            requested_by=requested_by or None,
+        )
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
+
+
 @router.get("/runs")
 async def list_runs(
     robots: Robots,
     paging: Paging,
     principal: Principal = Depends(Require("robots:read")),
-    robot: str | None = Query(None, max_length=64),
-    state: RunState | None = None,
+    where: RunFilter = Depends(run_filter),
 ) -> PageOut[RunOut]:
-    """Newest first."""
-    return await page_in_thread(robots.list_runs, principal, robot=robot, state=state, **paging)
+    """Runs across the robots the caller may see, newest first, each with its duration, who or what started it
+    (origin) and, for a failed, killed or lost run, why (error)."""
+    return await page_in_thread(robots.list_runs, principal, robot=None, state=None, where=where, **paging)
 
 
 @router.get("/runs/{run_id}")

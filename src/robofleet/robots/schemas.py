@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
+from robofleet.robots.reasons import Origin
 from robofleet.robots.states import RunState
 from robofleet.store.text import refuse_nul
 
@@ -114,5 +115,43 @@ class RunOut(BaseModel):
     )
     transitions: list[dict[str, Any]] = Field(
         description='Every state change: {"state", "at", "by"}; a "paused" one also says how: '
-        '"pause": "cooperative" (holding at a checkpoint) or "frozen" (SIGSTOP), with a "reason" when it fell back'
+        '"pause": "cooperative" (holding at a checkpoint) or "frozen" (SIGSTOP), with a "reason" when it fell back; '
+        'an end with a reason says it ("reason")'
     )
+    origin: Origin = Field(Origin.USER, description="Who or what started it, from requested_by")
+    duration_seconds: float | None = Field(
+        None, description="From the start of its process to its end, or until now while it lasts"
+    )
+    exit_meaning: str | None = Field(None, description='What its exit code says, e.g. 137: "killed by SIGKILL"')
+
+
+class RunFilter(BaseModel):
+    """Which runs a list shows: each field left out (or empty) narrows nothing; the runs match every one given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    robot: RobotName | None = None
+    state: list[RunState] = Field(default_factory=list, max_length=len(RunState))
+    agent: str | None = Field(None, min_length=1, max_length=64)
+    since: datetime | None = Field(None, description="Created at or after this time (with its time zone)")
+    until: datetime | None = Field(None, description="Created before this time (with its time zone)")
+    origin: list[Origin] = Field(default_factory=list, max_length=len(Origin))
+    requested_by: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Started by this user (in the panel or with any of their tokens) or schedule:<name>",
+    )
+
+    @field_validator("since", "until")
+    @classmethod
+    def _with_zone(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError(f"{info.field_name} needs a time zone, e.g. 2026-01-31T08:00:00Z")
+        return value
+
+    @model_validator(mode="after")
+    def _in_order(self) -> RunFilter:
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise ValueError("until must be later than since")
+        return self

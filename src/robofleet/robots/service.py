@@ -47,8 +47,9 @@ from robofleet.robots.models import (
     Run,
 )
 from robofleet.robots.pausing import Pauses
+from robofleet.robots.reasons import describe_actor, end_reason
 from robofleet.robots.restarts import policy_of, restart_delay
-from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunOut
+from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunFilter, RunOut
 from robofleet.robots.store_ops import RobotScope, ref
 from robofleet.runtime import Loop, Tasks, Timers
 from robofleet.store import Store
@@ -63,6 +64,7 @@ DEADLINE_PASS_SECONDS = 5.0
 # A kill at a stop deadline that could not reach the agent is tried again this much later.
 KILL_RETRY_SECONDS = 5.0
 Also = Callable[[Session, Run], None]  # more of the same transaction as a run's change
+FAILURES = (FAILED, KILLED, LOST)  # ends logged at ERROR, with their reason
 
 
 class RobotsService:
@@ -173,12 +175,21 @@ class RobotsService:
             session.delete(robot)
 
     def list_runs(
-        self, principal: Principal, *, robot: str | None, state: str | None, limit: int, cursor: str | None
+        self,
+        principal: Principal,
+        *,
+        robot: str | None,
+        state: str | None,
+        limit: int,
+        cursor: str | None,
+        where: RunFilter | None = None,
     ) -> Page[RunOut]:
+        """Runs of the robots `principal` may see, newest first, of `robot` in `state` (None: any) and matching
+        `where`; a page at a time."""
         principal.require("robots:read")
         with self.store.transaction() as session:
             scope = store_ops.robot_scope_of(session, principal, "robots:read")
-            stmt = store_ops.runs_query(robot, state, None if scope is None else scope.names)
+            stmt = store_ops.runs_query(robot, state, None if scope is None else scope.names, where)
             page = paginate(session, stmt, Run.id, limit=limit, cursor=cursor, descending=True)
             return Page([store_ops.run_out(r) for r in page.items], page.next_cursor)
 
@@ -207,10 +218,10 @@ class RobotsService:
             scope = store_ops.robot_scope_of(session, principal, "robots:read")
             return run_stats.dashboard(session, now or utcnow(), None if scope is None else scope.names)
 
-    def run_figures(self) -> tuple[list[tuple[str, str, int]], list[run_stats.RobotDurations]]:
-        """Every robot's runs by state, and its ended runs' durations (for /metrics, which checks its caller)."""
+    def run_counts(self) -> list[tuple[str, str, int]]:
+        """Every robot's runs by state: (robot, state, runs), for /metrics (which checks its caller)."""
         with self.store.transaction() as session:
-            return run_stats.runs_by_robot_and_state(session), run_stats.durations(session)
+            return run_stats.runs_by_robot_and_state(session)
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
 
@@ -495,7 +506,7 @@ class RobotsService:
             log.warning("agent %s reported the end of run %r, which is no run number: ignored", agent, run_id[:40])
             return
 
-        def decide() -> tuple[str, str] | None:
+        def decide() -> tuple[str, str, str | None] | None:
             with self.store.transaction() as session:
                 run = store_ops.find_run(session, number)
                 if run.agent != agent:
@@ -507,15 +518,20 @@ class RobotsService:
                     return None
                 code = outcome.get("exit_code")
                 if run.kill_requested_by is not None:
-                    return KILLED, run.robot
-                if run.state == STOPPING or (run.state == LOST and run.stop_requested_by is not None):
-                    return STOPPED, run.robot
-                return (SUCCEEDED if code == 0 else FAILED), run.robot
+                    state = KILLED
+                elif run.state == STOPPING or (run.state == LOST and run.stop_requested_by is not None):
+                    state = STOPPED
+                else:
+                    state = SUCCEEDED if code == 0 else FAILED
+                # A lost run's reason was its agent's absence: the agent is back and says how it really ended.
+                known = None if run.state == LOST else run.error
+                reason = end_reason(state, outcome, kill_requested_by=run.kill_requested_by, known=known)
+                return state, run.robot, reason
 
         decided = await asyncio.to_thread(decide)
         if decided is None:
             return
-        state, robot = decided
+        state, robot, reason = decided
         leftovers = outcome.get("leftovers")
         planned: list[datetime] = []
 
@@ -533,6 +549,7 @@ class RobotsService:
             also=plan if state == FAILED else None,
             exit_code=outcome.get("exit_code"),
             leftovers=leftovers if isinstance(leftovers, int) else None,
+            error=reason,
         )
         if planned:
             self._wake_at(planned[0])
@@ -624,6 +641,7 @@ class RobotsService:
 
     async def _kill_at_stop_deadline(self, run_id: int) -> None:
         current = await self._read(run_id)
+        facts = await asyncio.to_thread(self._read_only, lambda session: store_ops.stop_facts(session, run_id))
         log.warning("run %s did not stop in time: killing it", run_id)
         try:
             await self.hub.command(current.agent, "process.signal", {"run_id": str(run_id), "action": "kill"})
@@ -631,8 +649,13 @@ class RobotsService:
             log.warning("could not kill run %s: %s; trying again", run_id, exc.message)
             await self._update(run_id, "system", stop_deadline=utcnow() + _retry())
             return
-        # Done: the agent reports its end. A deadline left would kill it again at every pass.
-        await self._update(run_id, "system", only_from=(STOPPING,), stop_deadline=None)
+        # Done: the agent reports its end (still "stopped": the stop was asked, the kill enforced it), and this is
+        # its reason. A deadline left would kill it again at every pass.
+        asked = f" asked by {describe_actor(facts.stop_requested_by)}" if facts.stop_requested_by else ""
+        reason = (
+            f"killed by SIGKILL at the safe-stop timeout: it did not stop within {facts.timeout:g} s of the stop{asked}"
+        )
+        await self._update(run_id, "system", only_from=(STOPPING,), stop_deadline=None, error=reason)
 
     def _wake_at(self, deadline: datetime) -> None:
         self.timers.set("next-deadline", (deadline - utcnow()).total_seconds(), self._wake_deadlines)
@@ -657,11 +680,13 @@ class RobotsService:
         self.pauses.cancel(run_id)
         if state != LOST:  # a lost run keeps a pending stop or kill: its agent may come back with it alive
             fields.setdefault("pending_action", None)
+        reason = fields.get("error")
         out = await self._update(
             run_id,
             by,
             state=state,
             only_from=only_from,
+            note={"reason": reason} if reason else None,
             ended_at=utcnow(),
             stop_deadline=None,
             runtime_deadline=None,
@@ -721,7 +746,11 @@ class RobotsService:
         out = await asyncio.to_thread(write)
         if out is None:
             return None
-        if state is not None:
+        if state in FAILURES:
+            log.error(
+                "run %s of %s is %s: %s (%s)", run_id, out.robot, state, out.error, by, extra={"run_id": str(run_id)}
+            )
+        elif state is not None:
             log.info("run %s of %s is %s (%s)", run_id, out.robot, state, by, extra={"run_id": str(run_id)})
         if self.events.has_subscribers(TOPIC):
             self.events.publish(TOPIC, out.model_dump(mode="json"))

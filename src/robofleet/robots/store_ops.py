@@ -7,16 +7,26 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, Table, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from robofleet.auth.permissions import RobotRef, robot_scope
-from robofleet.auth.principal import Principal
+from robofleet.auth.principal import SCHEDULE_ACTOR, Principal
 from robofleet.errors import Conflict, NotFound
 from robofleet.robots.masking import masked
 from robofleet.robots.models import ACTIVE, ENDED, FAILED, LOST, PAUSED, RUNNING, STOPPING, Robot, Run
-from robofleet.robots.schemas import RestartPolicy, RobotOut, RunOut
+from robofleet.robots.reasons import (
+    CLI_ACTOR,
+    RESTART_ACTOR,
+    SYSTEM_ACTORS,
+    TOKEN_MARK,
+    Origin,
+    exit_meaning,
+    origin_of,
+)
+from robofleet.robots.schemas import RestartPolicy, RobotOut, RunFilter, RunOut
 from robofleet.robots.states import may_move
+from robofleet.store.base import utcnow
 
 
 def ref(robot: Robot) -> RobotRef:
@@ -65,9 +75,20 @@ def run_out(run: Run) -> RunOut:
         pause_asked_at=run.pause_asked_at,
         transitions=run.transitions,
     )
+        origin=origin_of(run.requested_by),
+        duration_seconds=duration_of(run.started_at, run.ended_at),
+        exit_meaning=exit_meaning(run.exit_code),
 
 
 def robot_query(name: str) -> Select[Any]:
+def duration_of(started_at: datetime | None, ended_at: datetime | None) -> float | None:
+    """Seconds from the start of a run's process to its end (or until now while it lasts); None before it
+    started."""
+    if started_at is None:
+        return None
+    return round(max(((ended_at or utcnow()) - started_at).total_seconds(), 0.0), 3)
+
+
     return select(Robot).where(Robot.name == name)
 
 
@@ -160,7 +181,11 @@ def robots_page_query() -> Select[Any]:
     return select(Robot)
 
 
-def runs_query(robot: str | None, state: str | None, visible: frozenset[str] | None) -> Select[Any]:
+def runs_query(
+    robot: str | None, state: str | None, visible: frozenset[str] | None, where: RunFilter | None = None
+) -> Select[Any]:
+    """Runs of `robot` in `state` (either None: any), among the `visible` robots' (None: every robot's), that match
+    `where` too."""
     stmt = select(Run)
     if robot:
         stmt = stmt.where(Run.robot == robot)
@@ -169,9 +194,68 @@ def runs_query(robot: str | None, state: str | None, visible: frozenset[str] | N
     if visible is not None:
         stmt = stmt.where(Run.robot.in_(sorted(visible)))
     return stmt
+    if where is None:
+        return stmt
+    if where.robot:
+        stmt = stmt.where(Run.robot == where.robot)
+    if where.state:
+        stmt = stmt.where(Run.state.in_([str(state) for state in where.state]))
+    if where.agent:
+        stmt = stmt.where(Run.agent == where.agent)
+    if where.since is not None:
+        stmt = stmt.where(Run.created_at >= where.since)
+    if where.until is not None:
+        stmt = stmt.where(Run.created_at < where.until)
+    if where.origin:
+        stmt = stmt.where(or_(*(origin_condition(origin) for origin in where.origin)))
+    if where.requested_by:
+        # The user's own runs, through the panel or any of their tokens ("alice (token 3f2a…)").
+        stmt = stmt.where(
+            or_(
+                Run.requested_by == where.requested_by,
+                Run.requested_by.like(_escaped(where.requested_by) + TOKEN_MARK + "%", escape="\\"),
+            )
+        )
 
 
 class RobotScope(NamedTuple):
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def origin_condition(origin: Origin) -> ColumnElement[bool]:
+    """SQL for "the run was started by a caller of kind `origin`", as reasons.origin_of decides it for one actor."""
+    by = Run.requested_by
+    schedule, restart = by.like(SCHEDULE_ACTOR + "%"), by == RESTART_ACTOR
+    cli, system = by.like(CLI_ACTOR + "%"), by.in_(SYSTEM_ACTORS)
+    token = by.like("%" + TOKEN_MARK + "%")
+    if origin is Origin.SCHEDULE:
+        return schedule
+    if origin is Origin.RESTART:
+        return restart
+    if origin is Origin.CLI:
+        return cli
+    if origin is Origin.SYSTEM:
+        return system
+    earlier = or_(schedule, restart, cli, system)
+    return and_(token, not_(earlier)) if origin is Origin.TOKEN else not_(or_(earlier, token))
+
+
+class StopFacts(NamedTuple):
+    stop_requested_by: str | None
+    timeout: float  # the robot's safe_stop_timeout
+
+
+def stop_facts(session: Session, run_id: int) -> StopFacts:
+    """Who asked a run to stop, and how long it had to."""
+    row = session.execute(
+        select(Run.stop_requested_by, Robot.safe_stop_timeout)
+        .outerjoin(Robot, Robot.id == Run.robot_id)
+        .where(Run.id == run_id)
+    ).first()
+    return StopFacts(row[0], row[1] or 30.0) if row is not None else StopFacts(None, 30.0)
+
+
     """The robots a caller may see or touch with one permission when its grants narrow it: the existing robots
     allowed (by name glob or tag), and the name globs themselves (they also cover robots since deleted)."""
 
