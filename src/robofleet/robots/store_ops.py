@@ -74,13 +74,12 @@ def run_out(run: Run) -> RunOut:
         pending_action=run.pending_action,
         pause_asked_at=run.pause_asked_at,
         transitions=run.transitions,
-    )
         origin=origin_of(run.requested_by),
         duration_seconds=duration_of(run.started_at, run.ended_at),
         exit_meaning=exit_meaning(run.exit_code),
+    )
 
 
-def robot_query(name: str) -> Select[Any]:
 def duration_of(started_at: datetime | None, ended_at: datetime | None) -> float | None:
     """Seconds from the start of a run's process to its end (or until now while it lasts); None before it
     started."""
@@ -89,6 +88,7 @@ def duration_of(started_at: datetime | None, ended_at: datetime | None) -> float
     return round(max(((ended_at or utcnow()) - started_at).total_seconds(), 0.0), 3)
 
 
+def robot_query(name: str) -> Select[Any]:
     return select(Robot).where(Robot.name == name)
 
 
@@ -193,7 +193,6 @@ def runs_query(
         stmt = stmt.where(Run.state == state)
     if visible is not None:
         stmt = stmt.where(Run.robot.in_(sorted(visible)))
-    return stmt
     if where is None:
         return stmt
     if where.robot:
@@ -216,9 +215,9 @@ def runs_query(
                 Run.requested_by.like(_escaped(where.requested_by) + TOKEN_MARK + "%", escape="\\"),
             )
         )
+    return stmt
 
 
-class RobotScope(NamedTuple):
 def _escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -256,6 +255,7 @@ def stop_facts(session: Session, run_id: int) -> StopFacts:
     return StopFacts(row[0], row[1] or 30.0) if row is not None else StopFacts(None, 30.0)
 
 
+class RobotScope(NamedTuple):
     """The robots a caller may see or touch with one permission when its grants narrow it: the existing robots
     allowed (by name glob or tag), and the name globs themselves (they also cover robots since deleted)."""
 
