@@ -8,10 +8,15 @@ DOMAIN = Domain(
     tables=("robofleet.robots.models",),
     actions="robofleet.robots.actions:register",
     api=("robofleet.robots.api:router",),
-    panel=("robofleet.robots.panel:router", "robofleet.robots.panel_dashboard:router"),
+    panel=(
+        "robofleet.robots.panel:router",
+        "robofleet.robots.panel_dashboard:router",
+        "robofleet.robots.panel_runs:router",
+    ),
     templates=True,
     navigation=(
         NavEntry("fleet", "Fleet", "/panel/fleet", "f", order=10, permission="robots:read"),
         NavEntry("robots", "Robots", "/panel/robots", "r", order=20, permission="robots:read"),
+        NavEntry("runs", "Runs", "/panel/runs", "u", order=25, permission="robots:read"),
     ),
 )

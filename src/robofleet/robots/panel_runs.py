@@ -1,0 +1,338 @@
+"""Runs pages: every run across the robots the reader may see (filtered by robot, state, agent, time and who or
+what started it; each with its duration and why it failed; a page at a time; refreshed live as runs change), and
+a page per run: what it is, its state timeline (each transition, who or what made it, when), its exit code
+explained, its reason, and its whole output oldest first with tracebacks as one block (read through the logs
+service). A run's page is made of sections (`RUN_SECTIONS`): a later part adds its own there."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from robofleet.auth.principal import Principal
+from robofleet.errors import Invalid, RobofleetError
+from robofleet.logs.filters import Filters, narrowed
+from robofleet.orchestrator import Orchestrator
+from robofleet.robots.models import ACTIVE
+from robofleet.robots.reasons import Origin, describe_actor, duration_text
+from robofleet.robots.schemas import RunFilter, RunOut
+from robofleet.robots.service import RobotsService
+from robofleet.robots.states import RunState
+from robofleet.web.context import get_context
+from robofleet.web.deps import logs_of, robots_of
+from robofleet.web.security import Require
+from robofleet.web.templating import page
+
+router = APIRouter(prefix="/panel", include_in_schema=False)
+READ = Depends(Require("robots:read", panel=True))
+PAGE_SIZES = (50, 100, 500)
+# "Created": a span back from now (kept relative in a link), or "between" the typed times.
+WITHIN: dict[str, tuple[str, timedelta | None]] = {
+    "": ("any time", None),
+    "15m": ("in the last 15 minutes", timedelta(minutes=15)),
+    "1h": ("in the last hour", timedelta(hours=1)),
+    "24h": ("in the last 24 hours", timedelta(hours=24)),
+    "7d": ("in the last 7 days", timedelta(days=7)),
+    "between": ("between…", None),
+}
+ORIGIN_TITLES = {
+    Origin.USER: "an operator (panel)",
+    Origin.TOKEN: "an API token",
+    Origin.SCHEDULE: "a schedule",
+    Origin.RESTART: "the restart policy",
+    Origin.CLI: "the command line",
+    Origin.SYSTEM: "robofleet itself",
+}
+OUTPUT_PAGE = 1000  # output records a run's page shows at once, oldest first; a link goes on from there
+# The parts of a run's page, in order; each is a template given `run`, `output` and the page's context.
+RUN_SECTIONS = ("run_summary.html", "run_output.html")
+
+
+class RunsFilterInvalid(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{key}: {text}" for key, text in errors.items()))
+        self.errors = errors
+
+
+def parse_moment(text: str) -> datetime:
+    """A typed time, ISO 8601 with or without an offset, or a date; without an offset it is UTC, as the panel shows
+    times. ValueError when it is none of those."""
+    cleaned = text.strip().replace(" ", "T", 1)
+    if cleaned.endswith(("z", "Z")):
+        cleaned = cleaned[:-1] + "+00:00"
+    moment = datetime.fromisoformat(cleaned)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class RunsQuery:
+    """The runs page's filter as typed, with the paging: what the form shows and the links keep."""
+
+    robot: str = ""
+    states: list[str] = field(default_factory=list)
+    agent: str = ""
+    origins: list[str] = field(default_factory=list)
+    by: str = ""
+    within: str = ""
+    since: str = ""
+    until: str = ""
+    limit: int = PAGE_SIZES[0]
+    cursor: str = ""
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> RunsQuery:
+        """From a request's query parameters (a starlette QueryParams)."""
+
+        def every(key: str) -> list[str]:
+            return [str(value).strip() for value in params.getlist(key) if str(value).strip()]  # type: ignore[attr-defined]
+
+        def one(key: str, size: int = 200) -> str:
+            found = every(key)
+            return found[0][:size] if found else ""
+
+        try:
+            limit = int(one("limit") or PAGE_SIZES[0])
+        except ValueError:
+            limit = PAGE_SIZES[0]
+        return cls(
+            robot=one("robot", 64),
+            states=every("state")[:20],
+            agent=one("agent", 64),
+            origins=every("origin")[:20],
+            by=one("by", 128),
+            within=one("within"),
+            since=one("since", 40),
+            until=one("until", 40),
+            limit=limit if limit in PAGE_SIZES else PAGE_SIZES[0],
+            cursor=one("cursor"),
+        )
+
+    @property
+    def narrowed(self) -> bool:
+        return bool(self.robot or self.states or self.agent or self.origins or self.by or self.within)
+
+    def run_filter(self, now: datetime) -> RunFilter:
+        """The RunFilter the query asks for; RunsFilterInvalid naming each field it cannot read."""
+        errors: dict[str, str] = {}
+        known_states, known_origins = {state.value for state in RunState}, {origin.value for origin in Origin}
+        wrong_state = [state for state in self.states if state not in known_states]
+        if wrong_state:
+            errors["state"] = f"unknown state {wrong_state[0]!r} (one of {', '.join(sorted(known_states))})"
+        wrong_origin = [origin for origin in self.origins if origin not in known_origins]
+        if wrong_origin:
+            errors["origin"] = f"unknown origin {wrong_origin[0]!r} (one of {', '.join(sorted(known_origins))})"
+        if self.within not in WITHIN:
+            errors["within"] = f"unknown time span {self.within!r}"
+        since = until = None
+        span = WITHIN.get(self.within, ("", None))[1]
+        if span is not None:
+            since = now - span
+        elif self.within == "between":
+            since, until = self._moment("since", errors), self._moment("until", errors)
+            if since is not None and until is not None and until <= since:
+                errors["until"] = "must be later than Since"
+        if errors:
+            raise RunsFilterInvalid(errors)
+        try:
+            return RunFilter(
+                robot=self.robot or None,
+                state=[RunState(state) for state in self.states],
+                agent=self.agent or None,
+                since=since,
+                until=until,
+                origin=[Origin(origin) for origin in self.origins],
+                requested_by=self.by or None,
+            )
+        except ValidationError as exc:
+            raise RunsFilterInvalid(
+                {str(error["loc"][0]) if error["loc"] else "filter": error["msg"] for error in exc.errors()}
+            ) from None
+
+    def _moment(self, key: str, errors: dict[str, str]) -> datetime | None:
+        text = self.since if key == "since" else self.until
+        if not text:
+            return None
+        try:
+            return parse_moment(text)
+        except ValueError:
+            errors[key] = f"{text!r} is not a time: type 2026-12-06 08:00 (UTC) or an ISO time with its offset"
+            return None
+
+    def pairs(self, *, cursor: bool = False) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        for key, value in (("robot", self.robot), ("agent", self.agent), ("by", self.by), ("within", self.within)):
+            if value:
+                found.append((key, value))
+        found += [("state", state) for state in self.states] + [("origin", origin) for origin in self.origins]
+        if self.within == "between":
+            found += [(key, value) for key, value in (("since", self.since), ("until", self.until)) if value]
+        if self.limit != PAGE_SIZES[0]:
+            found.append(("limit", str(self.limit)))
+        if cursor and self.cursor:
+            found.append(("cursor", self.cursor))
+        return found
+
+    def query(self, *, cursor: bool = False) -> str:
+        return urlencode(self.pairs(cursor=cursor))
+
+    def with_cursor(self, cursor: str) -> str:
+        return urlencode([*self.pairs(), ("cursor", cursor)])
+
+
+@dataclass
+class RunsListing:
+    query: RunsQuery
+    runs: list[RunOut]
+    next_cursor: str | None
+    errors: dict[str, str]
+
+
+def runs_listing(service: RobotsService, principal: Principal, query: RunsQuery) -> RunsListing:
+    try:
+        where = query.run_filter(datetime.now(UTC))
+    except RunsFilterInvalid as exc:
+        return RunsListing(query, [], None, exc.errors)
+    try:
+        found = service.list_runs(
+            principal, robot=None, state=None, where=where, limit=query.limit, cursor=query.cursor or None
+        )
+    except Invalid as exc:  # a cursor this server did not hand out
+        return RunsListing(query, [], None, {"cursor": exc.message})
+    return RunsListing(query, found.items, found.next_cursor, {})
+
+
+def _page(request: Request, template: str, principal: Principal, status: int = 200, **context: Any) -> Response:
+    return page(
+        request,
+        template,
+        principal,
+        status=status,
+        section="runs",
+        duration=duration_text,
+        describe=describe_actor,
+        active=ACTIVE,
+        **context,
+    )
+
+
+@router.get("/runs")
+def runs_page(
+    request: Request,
+    principal: Principal = READ,
+    ctx: Orchestrator = Depends(get_context),
+    part: str | None = Query(None, max_length=20, description="rows: the table's body alone, for the refresh"),
+) -> Response:
+    service = robots_of(ctx)
+    listing = runs_listing(service, principal, RunsQuery.of(request.query_params))
+    if part == "rows":
+        return _page(request, "runs_rows.html", principal, listing=listing)
+    robots = service.list_robots(principal, limit=500, cursor=None).items
+    agents = sorted({"local", *(robot.agent for robot in robots)})
+    return _page(
+        request,
+        "runs.html",
+        principal,
+        status=422 if listing.errors else 200,
+        listing=listing,
+        robots=sorted(robot.name for robot in robots),
+        agents=agents,
+        states=list(RunState),
+        origins=ORIGIN_TITLES,
+        within=WITHIN,
+        page_sizes=PAGE_SIZES,
+    )
+
+
+# ---- one run -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OutputEntry:
+    """A part of a run's output as its page shows it: one record, or a traceback written over several records
+    (one line each, as robots' stderr was stored line by line) gathered in one block."""
+
+    id: int
+    time: str
+    level: str
+    stream: str
+    text: str
+    traceback: bool = False
+
+
+TRACEBACK_HEAD = "Traceback (most recent call last):"
+
+
+def output_entries(records: list[dict[str, Any]]) -> list[OutputEntry]:
+    """The records, oldest first, with each traceback one entry: the record that opens it, the indented records
+    after it (its frames) and the first record not indented (its exception), when all of the same stream."""
+    entries: list[OutputEntry] = []
+    open_block: OutputEntry | None = None
+    for record in records:
+        message = str(record["message"])
+        stream = str((record.get("fields") or {}).get("stream", ""))
+        if open_block is not None and stream == open_block.stream:
+            open_block.text += "\n" + message
+            if message and not message[0].isspace():  # the exception line ends it
+                open_block = None
+            continue
+        open_block = None
+        entry = OutputEntry(
+            record["id"], record["time"], record["level"], stream, message, traceback=TRACEBACK_HEAD in message
+        )
+        entries.append(entry)
+        if message.rstrip() == TRACEBACK_HEAD:  # a traceback stored a line a record: the next ones belong to it
+            open_block = entry
+    return entries
+
+
+@dataclass
+class RunOutput:
+    entries: list[OutputEntry]
+    next_cursor: str | None
+    allowed: bool  # the reader may read the run's logs
+    last_id: int | None
+
+
+def run_output(ctx: Orchestrator, principal: Principal, run: RunOut, cursor: str | None) -> RunOutput:
+    """The run's output (its robot's records), oldest first, a page at a time, as the reader's logs:read allows."""
+    if not principal.can("logs:read"):
+        return RunOutput([], None, False, None)
+    filters = narrowed(
+        Filters(run_id=str(run.id), source="robot:*"), robots_of(ctx).robot_scope(principal, "logs:read")
+    )
+    logs = logs_of(ctx)
+    found = logs.search(filters, limit=OUTPUT_PAGE, cursor=cursor, order="asc")
+    items: list[dict[str, Any]] = list(found["items"])
+    # Where the live tail goes on from: nothing written since this read is missed, nothing shown twice.
+    last = items[-1]["id"] if items else logs.last_id() if run.state in ACTIVE else None
+    return RunOutput(output_entries(items), found["next_cursor"], True, last)
+
+
+@router.get("/runs/{run_id}")
+def run_page(
+    run_id: int,
+    request: Request,
+    principal: Principal = READ,
+    ctx: Orchestrator = Depends(get_context),
+    part: str | None = Query(None, max_length=20, description="summary: the facts and timeline alone"),
+    output: str | None = Query(None, max_length=200, description="the output page's cursor"),
+) -> Response:
+    if not 1 <= run_id <= 2**63 - 1:
+        raise Invalid(f"no run {run_id}")
+    run = robots_of(ctx).get_run(principal, run_id)
+    if part == "summary":
+        return _page(request, "run_summary.html", principal, run=run)
+    try:
+        shown = run_output(ctx, principal, run, output)
+    except RobofleetError:
+        if output is None:
+            raise
+        shown = run_output(ctx, principal, run, None)  # a cursor this server did not hand out: from the start
+    return _page(request, "run.html", principal, run=run, output=shown, sections=RUN_SECTIONS)
