@@ -11,4 +11,6 @@ DOMAIN = Domain(
     api=("robofleet.agents.api:router", "robofleet.agents.remote:router"),
     panel=("robofleet.agents.panel:router",),
     templates=True,
+    service="robofleet.agents.metrics:running",
+    metrics="robofleet.agents.metrics:AgentCollector",
 )

@@ -1,6 +1,6 @@
 """The runs' figures over time, for the dashboard and the metrics: runs by outcome today and per hour, each robot's
-success rate over 24 hours and 7 days, recent failures with their reasons, the longest and the late runs, and the
-duration histogram. Reads only; the windows are over when a run was created (the `ix_runs_created_at_robot_state`
+success rate over 24 hours and 7 days, recent failures with their reasons, the longest and the late runs, and every
+robot's runs by state. Reads only; the windows are over when a run was created (the `ix_runs_created_at_robot_state`
 index of migration 0017), so that a page or a scrape reads the window's runs, never every run.
 
 Every function takes `visible`: the robots the reader may see (None: every robot), as the robots service's
@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from statistics import median
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Integer, Select, and_, case, cast, extract, func, literal, select
+from sqlalchemy import Integer, Select, and_, case, cast, extract, func, literal, literal_column, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -27,27 +28,37 @@ HOURS = 24
 FAILURES = (FAILED, KILLED, LOST)
 RECENT_FAILURES = 10
 LONGEST = 5
-# A run is late once it has run LATE_FACTOR times its robot's mean successful run over 7 days (with at least
-# LATE_SAMPLE such runs to go by), or past its own max run time.
+# A run is late once it has run LATE_FACTOR times its robot's usual run (the median of its last USUAL_SAMPLE
+# successful runs, when there are LATE_SAMPLE of them at least), or past its own max run time.
 LATE_FACTOR = 2.0
 LATE_SAMPLE = 3
-# Buckets of the duration histogram (seconds): a robot's run takes seconds to hours.
-DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
+USUAL_SAMPLE = 20
 
 
 def seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
     """`end - start` in seconds (fractional), in the store's own SQL."""
     if session.get_bind().dialect.name == "postgresql":
         return extract("epoch", end - start)
-    return (func.julianday(end) - func.julianday(start)) * 86400.0
+    # Julian days are floats: 5 s may come out as 5.0000001 s, past a bucket's bound. To the millisecond, exact.
+    return func.round((func.julianday(end) - func.julianday(start)) * 86400.0, 3)
 
 
 def hour_of(session: Session, moment: Any, origin: datetime) -> ColumnElement[Any]:
     """Whole hours from `origin` to `moment`, in the store's own SQL."""
+    since = seconds_between(session, literal(origin, Run.created_at.type), moment)
     if session.get_bind().dialect.name == "postgresql":
-        return func.floor(extract("epoch", moment - literal(origin, Run.created_at.type)) / 3600)
+        return func.floor(since / 3600)
     # Moments at or after `origin` only: a cast to INTEGER (toward zero) is the floor there.
-    return cast((func.julianday(moment) - func.julianday(literal(origin, Run.created_at.type))) * 24, Integer)
+    return cast(since / 3600, Integer)
+
+
+def grouped(session: Session, column: Any) -> ColumnElement[Any]:
+    """A column of `runs` as a window's figures group by it. On SQLite, `GROUP BY robot` (or state) walks every run
+    in that column's index order, to spare a sort, instead of searching the window's index; a unary + keeps an
+    index out of a term there (SQLite's documented way), so it searches the window and sorts what it found."""
+    if session.get_bind().dialect.name == "sqlite":
+        return literal_column(f"+runs.{column.key}")
+    return column  # type: ignore[no-any-return]
 
 
 def _seen(stmt: S, visible: frozenset[str] | None) -> S:
@@ -56,15 +67,15 @@ def _seen(stmt: S, visible: frozenset[str] | None) -> S:
 
 @dataclass(frozen=True)
 class RobotRate:
-    """One robot's ended runs (created within the window) and how many succeeded; its mean successful run."""
+    """One robot's ended runs (created within the window) and how many succeeded; its usual run."""
 
     robot: str
     ended_day: int
     succeeded_day: int
     ended_week: int
     succeeded_week: int
-    mean_seconds: float | None  # of its succeeded runs over 7 days
-    sample: int  # how many succeeded runs that mean is of
+    usual_seconds: float | None  # the median of its last successful runs
+    sample: int  # how many successful runs that is of
 
     @property
     def rate_day(self) -> float | None:
@@ -92,7 +103,7 @@ class TimedRun(NamedTuple):
     state: str
     started_at: datetime
     seconds: float
-    usual_seconds: float | None  # its robot's mean successful run over 7 days
+    usual_seconds: float | None  # its robot's usual run (RobotRate.usual_seconds)
     late: bool
 
 
@@ -124,7 +135,7 @@ class Dashboard:
 
 def dashboard(session: Session, now: datetime, visible: frozenset[str] | None) -> Dashboard:
     rates = robot_rates(session, now, visible)
-    usual = {rate.robot: rate.mean_seconds for rate in rates if rate.sample >= LATE_SAMPLE}
+    usual = {rate.robot: rate.usual_seconds for rate in rates if rate.sample >= LATE_SAMPLE}
     running = active_runs(session, now, visible, usual)
     return Dashboard(
         now=now,
@@ -140,19 +151,19 @@ def dashboard(session: Session, now: datetime, visible: frozenset[str] | None) -
 
 def runs_by_state(session: Session, since: datetime, visible: frozenset[str] | None) -> dict[str, int]:
     counts = {state.value: 0 for state in RunState}
-    stmt = _seen(select(Run.state, func.count()).where(Run.created_at >= since).group_by(Run.state), visible)
+    grouping = grouped(session, Run.state)
+    stmt = _seen(select(Run.state, func.count()).where(Run.created_at >= since).group_by(grouping), visible)
     for state, count in session.execute(stmt):
         counts[str(state)] = int(count)
     return counts
 
 
 def robot_rates(session: Session, now: datetime, visible: frozenset[str] | None) -> list[RobotRate]:
-    """Per robot with runs created within 7 days: ended and succeeded runs over 24 hours and 7 days, and its mean
-    successful run; one pass over the week's runs."""
+    """Per robot with runs created within 7 days: ended and succeeded runs over 24 hours and 7 days (one pass over
+    the week's index entries, which hold all it reads), and its usual run (`usual_runs`)."""
     day = Run.created_at >= now - DAY
     ended = Run.state.not_in(ACTIVE)
     ok = Run.state == SUCCEEDED
-    duration = seconds_between(session, Run.started_at, Run.ended_at)
     stmt = _seen(
         select(
             Run.robot,
@@ -160,33 +171,52 @@ def robot_rates(session: Session, now: datetime, visible: frozenset[str] | None)
             func.sum(case((and_(ok, day), 1), else_=0)),
             func.sum(case((ended, 1), else_=0)),
             func.sum(case((ok, 1), else_=0)),
-            func.avg(case((and_(ok, Run.started_at.is_not(None)), duration), else_=None)),
-            func.count(case((and_(ok, Run.started_at.is_not(None)), 1), else_=None)),
         )
         .where(Run.created_at >= now - WEEK)
-        .group_by(Run.robot)
+        .group_by(grouped(session, Run.robot))
         .order_by(Run.robot),
         visible,
     )
+    counted = [
+        (str(robot), int(ended_day or 0), int(ok_day or 0), int(ended_week or 0), int(ok_week or 0))
+        for robot, ended_day, ok_day, ended_week, ok_week in session.execute(stmt)
+    ]
+    usual = usual_runs(session, [robot for robot, *_ in counted])
     return [
-        RobotRate(
-            str(robot),
-            int(ended_day or 0),
-            int(ok_day or 0),
-            int(ended_week or 0),
-            int(ok_week or 0),
-            None if mean is None else float(mean),
-            int(sample or 0),
-        )
-        for robot, ended_day, ok_day, ended_week, ok_week, mean, sample in session.execute(stmt)
+        RobotRate(robot, ended_day, ok_day, ended_week, ok_week, *usual.get(robot, (None, 0)))
+        for robot, ended_day, ok_day, ended_week, ok_week in counted
     ]
 
 
+def usual_runs(session: Session, robots: Sequence[str]) -> dict[str, tuple[float | None, int]]:
+    """Each robot's usual run: the median duration of its last USUAL_SAMPLE successful runs, and how many that is
+    of. A few index steps back from its newest run per robot, whatever the number of runs."""
+    found: dict[str, tuple[float | None, int]] = {}
+    for robot in robots:
+        stmt = (
+            select(Run.started_at, Run.ended_at)
+            .where(Run.robot == robot, Run.state == SUCCEEDED)
+            .order_by(Run.id.desc())
+            .limit(USUAL_SAMPLE)
+        )
+        seconds = sorted(
+            (ended - started).total_seconds()
+            for started, ended in session.execute(stmt)
+            if started is not None and ended is not None
+        )
+        found[robot] = (median(seconds) if seconds else None, len(seconds))
+    return found
+
+
 def recent_failures(session: Session, since: datetime, visible: frozenset[str] | None) -> list[FailedRun]:
-    """The newest failed, killed or lost runs created since `since`, each with its reason."""
+    """The newest failed, killed or lost runs created since `since`, each with its reason: read back from the newest
+    run (ids follow creation) until enough are found, never past the window's first run."""
+    first = session.scalar(select(Run.id).where(Run.created_at >= since).order_by(Run.created_at).limit(1))
+    if first is None:
+        return []
     stmt = _seen(
         select(Run.id, Run.robot, Run.state, Run.exit_code, Run.error, Run.ended_at)
-        .where(Run.created_at >= since, Run.state.in_(FAILURES))
+        .where(Run.id >= first, Run.state.in_(FAILURES))
         .order_by(Run.id.desc())
         .limit(RECENT_FAILURES),
         visible,
@@ -245,7 +275,9 @@ def hourly(session: Session, now: datetime, visible: frozenset[str] | None, hour
     origin = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     bucket = hour_of(session, Run.created_at, origin).label("bucket")
     stmt = _seen(
-        select(bucket, Run.state, func.count()).where(Run.created_at >= origin).group_by(bucket, Run.state),
+        select(bucket, Run.state, func.count())
+        .where(Run.created_at >= origin)
+        .group_by(bucket, grouped(session, Run.state)),
         visible,
     )
     counts: list[dict[str, int]] = [{} for _ in range(hours)]
@@ -255,36 +287,11 @@ def hourly(session: Session, now: datetime, visible: frozenset[str] | None, hour
     return [HourCounts(origin + timedelta(hours=index), counts[index]) for index in range(hours)]
 
 
-# ---- metrics (every run, no reader's scope: /metrics checks its own permission) -----------------------------
-
-
-class RobotDurations(NamedTuple):
-    robot: str
-    cumulative: list[int]  # runs at or under each bound of DURATION_BUCKETS
-    runs: int
-    total_seconds: float
+# ---- metrics (every run, no reader's scope: /metrics checks its own permission) -------------------------------
 
 
 def runs_by_robot_and_state(session: Session) -> list[tuple[str, str, int]]:
-    stmt = select(Run.robot, Run.state, func.count()).group_by(Run.robot, Run.state).order_by(Run.robot, Run.state)
+    """Every run counted by robot and state: one pass over the creation-time index, which holds both."""
+    by = (grouped(session, Run.robot), grouped(session, Run.state))
+    stmt = select(Run.robot, Run.state, func.count()).group_by(*by).order_by(Run.robot, Run.state)
     return [(str(robot), str(state), int(count)) for robot, state, count in session.execute(stmt)]
-
-
-def durations(session: Session, bounds: Sequence[float] = DURATION_BUCKETS) -> list[RobotDurations]:
-    """How long each robot's ended runs ran, as a cumulative histogram: one aggregate per robot."""
-    seconds = seconds_between(session, Run.started_at, Run.ended_at)
-    stmt = (
-        select(
-            Run.robot,
-            func.count(),
-            func.coalesce(func.sum(seconds), 0.0),
-            *(func.sum(case((seconds <= bound, 1), else_=0)) for bound in bounds),
-        )
-        .where(Run.state.not_in(ACTIVE), Run.started_at.is_not(None), Run.ended_at.is_not(None))
-        .group_by(Run.robot)
-        .order_by(Run.robot)
-    )
-    return [
-        RobotDurations(str(row[0]), [int(value or 0) for value in row[3:]], int(row[1]), float(row[2]))
-        for row in session.execute(stmt)
-    ]
