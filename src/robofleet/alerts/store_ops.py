@@ -240,7 +240,8 @@ def add_mark(connection: Connection, rule_id: int, key: str, now: datetime, *, c
         stmt: Any = postgresql.insert(MARKS).values(values).on_conflict_do_nothing()
     else:
         stmt = sqlite.insert(MARKS).values(values).on_conflict_do_nothing()
-    return bool(connection.execute(stmt).rowcount)
+    # RETURNING, not rowcount: psycopg's rowcount of a DO NOTHING that did nothing is not reliably 0.
+    return connection.execute(stmt.returning(MARKS.c.rule_id)).first() is not None
 
 
 def condition_keys(connection: Connection, rule_id: int) -> set[str]:
