@@ -14,8 +14,8 @@ from tests.conftest import StartServe, wait_until
 from tests.queues.conftest import QueuesApi, StartWorker, serve_env
 
 pytestmark = pytest.mark.slow
-ITEMS = 3000
-WORKERS = 6
+ITEMS = 10_000
+WORKERS = 8
 
 
 def test_workers_drain_a_queue_each_item_done_exactly_once(

@@ -47,8 +47,8 @@ PERMISSIONS: dict[str, str] = {
     "alerts:admin": "Acknowledge alerts; create, change and delete alert rules and channels",
 }
 
-# Robot permissions are the ones a role may narrow to robot name globs or tags.
-ROBOT_SCOPED_PREFIXES = ("robots:",)
+# The permissions a role may narrow to name globs or tags: on robots, and on queues (by their names and tags).
+ROBOT_SCOPED_PREFIXES = ("robots:", "queues:")
 
 BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
     "admin": ("Everything, including users, roles and settings", ["*"]),

@@ -81,16 +81,16 @@ class Leases:
     def claim(self, principal: Principal, name: str) -> LeasedItem | None:
         """Lease the queue's best ready item (priority, then deadline, then age) to the caller now; None when no
         item is ready. For callers that do not wait (the in-process API)."""
-        principal.require("queues:work")
-        items, _ = self._claim(principal, self.service.queue_ref(name), 1, look_ahead=False)
+        queue = self.service.scoped(principal, "queues:work", name)
+        items, _ = self._claim(principal, queue, 1, look_ahead=False)
         return items[0] if items else None
 
     def claim_many(self, principal: Principal, name: str, count: int) -> list[LeasedItem]:
         """Lease up to `count` of the queue's best ready items now, best first, each with a lease of its own; [] when
         none is ready. Invalid unless 1 <= count <= MAX_LEASE_BATCH."""
-        principal.require("queues:work")
         _check_count(count)
-        items, _ = self._claim(principal, self.service.queue_ref(name), count, look_ahead=False)
+        queue = self.service.scoped(principal, "queues:work", name)
+        items, _ = self._claim(principal, queue, count, look_ahead=False)
         return items
 
     async def next(self, principal: Principal, name: str, *, wait: float = 0.0) -> LeasedItem | None:
@@ -110,6 +110,7 @@ class Leases:
         queue = self.service.cached_ref(name)
         if queue is None:
             queue = await asyncio.to_thread(self.service.queue_ref, name)
+        self.service.scoped(principal, "queues:work", name, queue)
         bell = self.service.bells.of(queue.id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
@@ -164,7 +165,7 @@ class Leases:
         or was taken; NotFound when the queue has no such item."""
         principal.require("queues:work")
         self.service.check_json(output, "output")
-        queue = self.service.queue_ref(name)
+        queue = self.service.scoped(principal, "queues:work", name)
         now = utcnow()
         params = {"item_id": item_id, "queue": queue.id, "lease": lease_id, "now": now, "result": output}
         if self.statements.complete_noted is not None:
@@ -186,7 +187,7 @@ class Leases:
             raise Invalid(f"items: 1 to {MAX_COMPLETIONS} completions per call", details={"field": "items"})
         for index, completion in enumerate(completions):
             self.service.check_json(completion.output, f"items.{index}.output")
-        queue = self.service.queue_ref(name)
+        queue = self.service.scoped(principal, "queues:work", name)
         now = utcnow()
         actor = actor_of(principal)
         done: set[int] = set()
@@ -246,7 +247,7 @@ class Leases:
         """A business failure is final (`failed`); an application failure is retried with backoff while the item
         has retries left (`retry`), else `abandoned`. Fenced like `complete`."""
         principal.require("queues:work")
-        queue = self.service.queue_ref(name)
+        queue = self.service.scoped(principal, "queues:work", name)
         now = utcnow()
         fence = {"item_id": item_id, "queue": queue.id, "lease": lease_id, "now": now}
         with self.store.connection() as connection, connection.begin():
@@ -277,7 +278,7 @@ class Leases:
         principal.require("queues:work")
         if not 0 < seconds <= 86_400:
             raise Invalid("seconds must be more than 0 and at most 86400", details={"field": "seconds"})
-        queue = self.service.queue_ref(name)
+        queue = self.service.scoped(principal, "queues:work", name)
         now = utcnow()
         params = {
             "item_id": item_id,
@@ -293,7 +294,7 @@ class Leases:
     def release(self, principal: Principal, name: str, item_id: int, lease_id: str) -> ItemOut:
         """Give the item back unattempted: it waits again from now, its attempt not counted. Fenced."""
         principal.require("queues:work")
-        queue = self.service.queue_ref(name)
+        queue = self.service.scoped(principal, "queues:work", name)
         now = utcnow()
         params = {"item_id": item_id, "queue": queue.id, "lease": lease_id, "now": now}
         with self.store.connection() as connection, connection.begin():

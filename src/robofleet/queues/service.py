@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from robofleet.auth.audit import audited, record
+from robofleet.auth.permissions import RobotRef, robot_scope
 from robofleet.auth.principal import Principal, system_principal
 from robofleet.errors import ConfigError, Conflict, Invalid, TooLarge
 from robofleet.queues import lease_ops, store_ops
@@ -109,6 +110,22 @@ class QueuesService:
             self._refs[name] = (ref, time.monotonic())
         return ref
 
+    def scoped(self, principal: Principal, permission: str, name: str, ref: QueueRef | None = None) -> QueueRef:
+        """The queue `principal` may act on with `permission`: Forbidden without the permission, or when it may
+        see the queue but not do this; NotFound when the queue is outside its roles' name globs and tags (a
+        refusal would tell that a queue of that name exists)."""
+        principal.require(permission)
+        queue = ref if ref is not None else self.queue_ref(name)
+        if not principal.can(permission, queue.scope):
+            if principal.can("queues:read", queue.scope):
+                principal.require(permission, queue.scope)
+            raise store_ops.no_queue(name)
+        return queue
+
+    def visible(self, principal: Principal, queues: Iterable[QueueRef]) -> list[QueueRef]:
+        """The queues `principal` may read, in their order."""
+        return [queue for queue in queues if principal.can("queues:read", queue.scope)]
+
     def cached_ref(self, name: str) -> QueueRef | None:
         """The queue's definition when read less than REF_SECONDS ago (no I/O: callable on the event loop)."""
         cached = self._refs.get(name)
@@ -147,17 +164,22 @@ class QueuesService:
     def list_queues(self, principal: Principal, *, limit: int, cursor: str | None) -> Page[QueueOut]:
         principal.require("queues:read")
         with self.store.transaction() as session:
-            page = paginate(session, store_ops.queues_query(), Queue.id, limit=limit, cursor=cursor)
+            query = store_ops.queues_query()
+            if robot_scope(principal.grants, "queues:read") is not None:
+                with self.store.connection() as connection:
+                    names = [queue.name for queue in self.visible(principal, store_ops.all_queue_refs(connection))]
+                query = query.where(Queue.name.in_(names))
+            page = paginate(session, query, Queue.id, limit=limit, cursor=cursor)
             return Page([store_ops.queue_out(row) for row in page.items], page.next_cursor)
 
     def get_queue(self, principal: Principal, name: str) -> QueueOut:
-        principal.require("queues:read")
+        self.scoped(principal, "queues:read", name)
         with self.store.transaction() as session:
             return store_ops.queue_out(store_ops.find_queue(session, name))
 
     def create_queue(self, principal: Principal, data: QueueCreate, *, from_config: bool = False) -> QueueOut:
         with audited(self.store, principal, "queue.create", data.name) as session:
-            principal.require("queues:write")
+            principal.require("queues:write", RobotRef(data.name, tuple(data.tags)))
             if store_ops.queue_exists(session.connection(), data.name):
                 raise Conflict(f"a queue named {data.name!r} exists already", details={"queue": data.name})
             row = Queue(**data.model_dump(), from_config=from_config)
@@ -169,7 +191,9 @@ class QueuesService:
     def update_queue(self, principal: Principal, name: str, data: QueueUpdate) -> QueueOut:
         changes = data.model_dump(exclude_unset=True)
         with audited(self.store, principal, "queue.update", name, {"fields": sorted(changes)}) as session:
-            principal.require("queues:write")
+            self.scoped(principal, "queues:write", name)
+            if changes.get("tags") is not None:  # nobody moves a queue out of their own reach
+                principal.require("queues:write", RobotRef(name, tuple(changes["tags"])))
             row = store_ops.find_queue(session, name, lock=True)
             unique = changes.get("unique_references")
             if unique is not None and unique != row.unique_references:
@@ -185,7 +209,7 @@ class QueuesService:
     def delete_queue(self, principal: Principal, name: str, *, force: bool = False) -> None:
         """Delete the queue with its items and their history; Conflict while items are unfinished, unless `force`."""
         with audited(self.store, principal, "queue.delete", name, {"force": force}) as session:
-            principal.require("queues:write")
+            self.scoped(principal, "queues:write", name)
             row = store_ops.find_queue(session, name, lock=True)
             unfinished = store_ops.unfinished_count(session.connection(), row.id)
             if unfinished and not force:
@@ -223,7 +247,7 @@ class QueuesService:
         """Add the items in one transaction: all, except those whose reference a unique queue holds already (or
         that repeat one given earlier in the request), refused one by one. Anything malformed refuses the whole
         request, naming the item and field, before anything is written."""
-        principal.require("queues:write")
+        self.scoped(principal, "queues:write", name)
         if len(items) > self.settings.max_batch:
             raise Invalid(
                 f"items: at most {self.settings.max_batch:,} items per add (queueing.max_batch), got {len(items):,}",
@@ -288,12 +312,11 @@ class QueuesService:
         self, principal: Principal, name: str, where: ItemFilter, *, limit: int, cursor: str | None
     ) -> Page[ItemOut]:
         """The filter's items, newest first."""
-        principal.require("queues:read")
+        queue = self.scoped(principal, "queues:read", name)
         after = _cursor_id(cursor)
         if not 1 <= limit <= 500:
             raise Invalid("limit must be between 1 and 500", details={"field": "limit"})
         with self.store.connection() as connection:
-            queue = store_ops.queue_ref(connection, name)
             rows = store_ops.items_page(connection, queue.id, where, limit=limit, after=after)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -302,9 +325,8 @@ class QueuesService:
 
     def get_item(self, principal: Principal, name: str, item_id: int) -> ItemDetail:
         """The item with its history, oldest first."""
-        principal.require("queues:read")
+        queue = self.scoped(principal, "queues:read", name)
         with self.store.connection() as connection:
-            queue = store_ops.queue_ref(connection, name)
             row = store_ops.item_row(connection, queue, item_id)
             events = store_ops.history(connection, item_id)
         out = store_ops.item_out(row, name)
@@ -313,10 +335,9 @@ class QueuesService:
     def export_items(self, principal: Principal, name: str, where: ItemFilter, fmt: str) -> Iterator[str]:
         """The filter's items, oldest first, as CSV or NDJSON text, read a page at a time as the caller consumes
         it. The permission, the format and the queue are checked at the call, before any text."""
-        principal.require("queues:read")
+        queue = self.scoped(principal, "queues:read", name)
         if fmt not in EXPORT_FORMATS:
             raise Invalid(f"format must be one of {', '.join(EXPORT_FORMATS)}", details={"field": "format"})
-        queue = self.queue_ref(name)
 
         def pages() -> Iterator[list[ItemOut]]:
             after = 0
@@ -331,23 +352,21 @@ class QueuesService:
         return render(pages(), fmt)
 
     def stats(self, principal: Principal, name: str) -> QueueStats:
-        principal.require("queues:read")
+        queue = self.scoped(principal, "queues:read", name)
         with self.store.connection() as connection:
-            queue = store_ops.queue_ref(connection, name)
             return queue_stats(connection, self.leases.statements, queue, utcnow())
 
     def ready_count(self, principal: Principal, name: str) -> int:
         """How many items of the queue a worker could lease now (the scheduler's queue trigger asks it)."""
-        principal.require("queues:read")
+        queue = self.scoped(principal, "queues:read", name)
         with self.store.connection() as connection:
-            queue = store_ops.queue_ref(connection, name)
             return store_ops.ready_count(connection, queue.id, utcnow())
 
     def figures(self, principal: Principal) -> list[QueueStats]:
         """Every queue's stats, in the order of their creation (for the metrics and the panel's list)."""
         principal.require("queues:read")
         with self.store.connection() as connection:
-            queues = store_ops.all_queue_refs(connection)
+            queues = self.visible(principal, store_ops.all_queue_refs(connection))
             now = utcnow()
             return [queue_stats(connection, self.leases.statements, queue, now) for queue in queues]
 
@@ -381,7 +400,7 @@ class QueuesService:
         actor = actor_of(principal)
         count = 0
         with audited(self.store, principal, action, name, details) as session:
-            principal.require("queues:write")
+            self.scoped(principal, "queues:write", name)
             connection = session.connection()
             queue = store_ops.queue_ref(connection, name)
             now = utcnow()

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from robofleet.auth.permissions import RobotRef
 from robofleet.errors import Conflict, NotFound
 from robofleet.queues.models import NO_DEADLINE, Queue, QueueItem, QueueItemEvent
 from robofleet.queues.schemas import EventOut, ItemFilter, ItemOut, LeasedItem, QueueOut
@@ -46,6 +47,18 @@ class QueueRef:
     unique_references: bool
     sla_minutes: int | None
     retention_days: int
+    tags: tuple[str, ...] = ()
+
+    @property
+    def scope(self) -> RobotRef:
+        """The queue as a role's name globs and tags narrow it."""
+        return RobotRef(self.name, self.tags)
+
+
+def _ref(row: Any) -> QueueRef:
+    values = dict(row._mapping)
+    values["tags"] = tuple(values["tags"] or ())
+    return QueueRef(**values)
 
 
 def queue_out(queue: Queue) -> QueueOut:
@@ -119,8 +132,8 @@ def event_out(row: Any) -> EventOut:
 def queue_ref(connection: Connection, name: str) -> QueueRef:
     row = connection.execute(_QUEUE_REF, {"name": name}).first()
     if row is None:
-        raise NotFound(f"no queue named {name!r}", details={"queue": name})
-    return QueueRef(*row)
+        raise no_queue(name)
+    return _ref(row)
 
 
 _QUEUE_REF = select(
@@ -132,11 +145,12 @@ _QUEUE_REF = select(
     QUEUES.c.unique_references,
     QUEUES.c.sla_minutes,
     QUEUES.c.retention_days,
+    QUEUES.c.tags,
 ).where(QUEUES.c.name == bindparam("name"))
 
 
 def all_queue_refs(connection: Connection) -> list[QueueRef]:
-    return [QueueRef(*row) for row in connection.execute(select(*_QUEUE_REF.selected_columns).order_by(QUEUES.c.id))]
+    return [_ref(row) for row in connection.execute(select(*_QUEUE_REF.selected_columns).order_by(QUEUES.c.id))]
 
 
 def queues_query() -> Select[Any]:
@@ -147,8 +161,12 @@ def find_queue(session: Any, name: str, *, lock: bool = False) -> Queue:
     stmt = select(Queue).where(Queue.name == name)
     queue: Queue | None = session.scalar(stmt.with_for_update() if lock else stmt)
     if queue is None:
-        raise NotFound(f"no queue named {name!r}", details={"queue": name})
+        raise no_queue(name)
     return queue
+
+
+def no_queue(name: str) -> NotFound:
+    return NotFound(f"no queue named {name!r}", details={"queue": name})
 
 
 def queue_exists(connection: Connection, name: str) -> bool:
