@@ -125,6 +125,7 @@ PROBE = "".join(
         '<p><a href="#x">link</a></p>',
     ]
 )
+OUTCOMES = ("succeeded", "failed", "killed", "lost", "stopped", "active")  # the dashboard chart's bars
 CHART = (
     '<g class="robot-row"><rect x="0" y="0" width="10" height="10"/><text>probe</text>'
     + "".join(f'<rect class="run run-{state}" x="0" y="0" width="4" height="4"/>' for state in RunState)
@@ -319,7 +320,14 @@ def test_each_scheme_colours_the_panel_with_enough_contrast(page_at: OpenPage, p
     marks = page.evaluate(CONTRAST, "#timeline rect.run, #timeline rect.tick, #timeline #now-line")
     page.goto(f"{panel.serve.url}/panel/queues")
     marks += page.evaluate(CONTRAST, "svg.sparkline .line")
-    assert len(marks) >= len(RunState) + 2
+    page.goto(f"{panel.serve.url}/panel/dashboard")  # its 24-hour chart: a bar of each outcome, and its figures
+    bars = "".join(f'<rect class="seg outcome-{outcome}" width="4" height="4"/>' for outcome in OUTCOMES)
+    page.evaluate("html => document.getElementById('hours-chart').insertAdjacentHTML('beforeend', html)", bars)
+    marks += page.evaluate(CONTRAST, "#hours-chart rect.seg")
+    assert len(marks) >= len(RunState) + 2 + len(OUTCOMES)
+    texts = page.evaluate(CONTRAST, ".dash-count strong, .dash-count span, .rate, #dashboard-figures h2")
+    weak = [(name, ratio) for name, ratio in texts if ratio < 4.5]
+    assert texts and not weak, f"dashboard text below 4.5:1 in the {scheme} scheme: {weak}"
     weak = [(name, ratio) for name, ratio in marks if ratio < 3]
     assert not weak, f"chart marks below 3:1 in the {scheme} scheme: {weak}"
 
