@@ -10,5 +10,7 @@ DOMAIN = Domain(
     api=("robofleet.logs.api:router",),
     panel=("robofleet.logs.panel:router",),
     templates=True,
+    service="robofleet.logs.metrics:running",
+    metrics="robofleet.logs.metrics:IngestCollector",
     navigation=(NavEntry("logs", "Logs", "/panel/logs", "l", order=60, permission="logs:read"),),
 )

@@ -24,6 +24,7 @@ from robofleet.logs.filters import Filters
 from robofleet.logs.handler import StoreLogHandler
 from robofleet.logs.ingest import ANYONE, Row, Sender, parse_batch
 from robofleet.logs.live import HEARTBEAT, Published, log_event, ready_event
+from robofleet.logs.metrics import IngestCounts
 from robofleet.logs.records import RecordOut, rows_out
 from robofleet.logs.writer import LogWriter
 from robofleet.runtime import Loop
@@ -57,6 +58,7 @@ class LogService:
         self.store = store
         self.settings = settings
         self.hub = hub
+        self.ingested = IngestCounts()
         self.writer = LogWriter(store, on_written=self._announce)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.retention = Loop("logs-retention", settings.housekeeping_seconds, self._retain, wait_first=True)
@@ -158,6 +160,7 @@ class LogService:
 
     def _announce(self, rows: list[Row], ids: list[int]) -> None:
         """Called by the writer in id order, once the rows are durable."""
+        self.ingested.add(rows)
         if self.loop is None or not self.hub.has_subscribers(TOPIC):
             return
         # Rendered here on a writer lane, once, not once per viewer on the event loop (`live`).
