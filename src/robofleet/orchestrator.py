@@ -194,6 +194,7 @@ class Orchestrator:
                 self.events,
                 server_url=self.server_url,
                 agent_grace_seconds=self.settings.agents.grace_seconds,
+                logs=self.logs,
             )
             await asyncio.to_thread(robots.apply_config, self.settings.robots)
             self._listen(self.hub, robots, self.logs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from robofleet.agents.shim import last_error
-from robofleet.robots.reasons import Origin, describe_actor, end_reason, exit_meaning, origin_of
+from robofleet.robots.reasons import Origin, describe_actor, end_reason, exit_meaning, logged_reason, origin_of
 
 CHAINED = """INFO:root:step 2 of 4
 Traceback (most recent call last):
@@ -101,3 +101,10 @@ def test_each_end_gets_its_reason() -> None:
     assert end_reason("stopped", {"exit_code": 143}, kill_requested_by=None, known=None) is None
     timeout = "killed by SIGKILL at the safe-stop timeout: it did not stop within 5 s of the stop"
     assert end_reason("stopped", oom, kill_requested_by=None, known=timeout) == timeout
+
+
+def test_a_record_logged_at_error_gives_its_exception_or_its_first_line() -> None:
+    assert logged_reason("invoice 4711 is over the limit") == "invoice 4711 is over the limit"
+    assert logged_reason("invoice 8 failed\n" + CHAINED) == "ConnectionError: portal down"
+    assert logged_reason("\n  two\nlines") == "two"
+    assert logged_reason("ERROR is a word here") == "ERROR is a word here"

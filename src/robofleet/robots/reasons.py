@@ -8,9 +8,11 @@ import signal
 from enum import StrEnum
 from typing import Any
 
+from robofleet.agents.shim import REASON_CHARS, last_error
 from robofleet.auth.principal import SCHEDULE_ACTOR
 from robofleet.robots.states import RunState
 
+TRACEBACK_HEAD = "Traceback (most recent call last):"
 RESTART_ACTOR = "restart-policy"
 CLI_ACTOR = "cli:"
 AGENT_ACTOR = "agent:"
@@ -104,6 +106,16 @@ def exit_meaning(code: int | None) -> str | None:
         name = signal_name(code - 128)
         return f"ended by {name} (asked to stop)" if name in ("SIGTERM", "SIGINT") else f"killed by {name}"
     return "an error of the robot's own (its exit code)"
+
+
+def logged_reason(message: str) -> str:
+    """The reason a record a robot logged at ERROR or worse gives: the exception of a traceback in it, else its first
+    line (at most REASON_CHARS characters, as the shim's)."""
+    found = last_error(message)
+    if found is not None and TRACEBACK_HEAD in message:
+        return found
+    line = next((line.strip() for line in message.splitlines() if line.strip()), "")
+    return line if len(line) <= REASON_CHARS else line[: REASON_CHARS - 1] + "…"
 
 
 def end_reason(

@@ -22,6 +22,8 @@ from robofleet.auth.tokens import create_token, revoke_token
 from robofleet.auth.users import ensure_service_user
 from robofleet.errors import ConfigError, Conflict, NotFound, RobofleetError
 from robofleet.events import EventHub
+from robofleet.logs.filters import Filters
+from robofleet.logs.service import LogService
 from robofleet.robots import run_stats, store_ops
 from robofleet.robots.command_line import (
     COMMAND_FIELDS,
@@ -47,7 +49,7 @@ from robofleet.robots.models import (
     Run,
 )
 from robofleet.robots.pausing import Pauses
-from robofleet.robots.reasons import describe_actor, end_reason
+from robofleet.robots.reasons import describe_actor, end_reason, logged_reason
 from robofleet.robots.restarts import policy_of, restart_delay
 from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunFilter, RunOut
 from robofleet.robots.store_ops import RobotScope, ref
@@ -69,9 +71,17 @@ FAILURES = (FAILED, KILLED, LOST)  # ends logged at ERROR, with their reason
 
 class RobotsService:
     def __init__(
-        self, store: Store, hub: AgentHub, events: EventHub, *, server_url: str, agent_grace_seconds: float = 30.0
+        self,
+        store: Store,
+        hub: AgentHub,
+        events: EventHub,
+        *,
+        server_url: str,
+        agent_grace_seconds: float = 30.0,
+        logs: LogService | None = None,
     ) -> None:
         self.store = store
+        self.logs = logs  # read for what a failed run's robot logged at ERROR through the SDK (not on its stderr)
         self.hub = hub
         self.events = events
         self.server_url = server_url
@@ -528,6 +538,12 @@ class RobotsService:
                 reason = end_reason(state, outcome, kill_requested_by=run.kill_requested_by, known=known)
                 return state, run.robot, reason
 
+        said = outcome.get("last_error") or outcome.get("spawn_error")
+        if outcome.get("exit_code") != 0 and not said and self.logs is not None:
+            # What the robot logged through the SDK is not on its stderr: the log store has it (stored by now).
+            logged = await asyncio.to_thread(last_logged_error, self.logs, number)
+            if logged is not None:
+                outcome = {**outcome, "last_error": logged}
         decided = await asyncio.to_thread(decide)
         if decided is None:
             return
@@ -765,6 +781,18 @@ class RobotsService:
             if asyncio.get_running_loop().time() > deadline:
                 return
             await asyncio.sleep(0.1)
+
+
+def last_logged_error(logs: LogService, run_id: int) -> str | None:
+    """The reason in the newest record at ERROR or worse that run `run_id`'s robot logged, None when it logged none
+    (or the log store cannot answer now: the run's reason is then its exit alone)."""
+    filters = Filters(run_id=str(run_id), source="robot:*", min_level=logging.ERROR)
+    try:
+        found = logs.search(filters, limit=1, cursor=None, order="desc")
+    except RobofleetError as exc:
+        log.warning("run %s: its logged errors could not be read: %s", run_id, exc.message)
+        return None
+    return logged_reason(found["items"][0]["message"]) if found["items"] else None
 
 
 def require_on(principal: Principal, permission: str, robot: RobotRef, hidden: NotFound) -> None:
