@@ -25,7 +25,7 @@ from robofleet.domain import Domain, Service, load
 from robofleet.domains import DOMAINS, action_registrars
 from robofleet.errors import ConfigError, NotFound, StoreUnavailable
 from robofleet.events import EventHub
-from robofleet.logs.ingest import Row
+from robofleet.logs.robot_output import RobotOutput
 from robofleet.logs.service import LogService
 from robofleet.robots.service import RobotsService
 from robofleet.runtime.leader import Leader, leader_for
@@ -229,21 +229,27 @@ class Orchestrator:
         """What agents report reaches the services that own it: exits and losses the robots, output the logs; which
         agent and robot a run belongs to the robots (an agent reports on its own runs only, as their robot)."""
 
-        async def store_output(rows: list[Row]) -> None:
-            await asyncio.wrap_future(logs.write(rows))
-
         def run_robot(run_id: str) -> str | None:
             try:
                 return robots.get_run(system_principal("agents-hub"), int(run_id)).robot
             except NotFound:
                 return None
 
+        def run_log_format(run_id: str) -> str | None:
+            robot = run_robot(run_id) if run_id.isascii() and run_id.isdigit() else None
+            try:
+                return robots.get_robot(system_principal("agents-hub"), robot).log_format if robot else None
+            except NotFound:  # deleted since
+                return None
+
+        output = RobotOutput(logs.writer.submit, run_log_format)
+
         hub.listeners = HubListeners(
             run_exited=robots.run_exited,
             agent_back=robots.agent_back,
             agent_gone=robots.watch_gone,
             runs_vanished=robots.runs_vanished,
-            store_output=store_output,
+            store_output=output.store,
             run_agent=robots.run_agent,
             run_robot=run_robot,
         )

@@ -64,7 +64,7 @@ def test_exit_codes_decide_the_outcome_and_output_reaches_the_logs(
     assert [line["message"] for line in lines] == ["count 1", "count 2", "count 3"]
     assert lines[0]["source"] == "robot:finite"
     errors = client.get("/api/v1/logs", params={"run_id": str(bad["id"])}, headers=bearer(admin_token)).json()
-    assert errors["items"][0]["message"] == "bad input" and errors["items"][0]["level"] == "WARNING"
+    assert errors["items"][0]["message"] == "bad input" and errors["items"][0]["level"] == "INFO"
 
 
 def test_kill_ends_the_whole_tree(client: TestClient, admin_token: str, tmp_path: Path, robots: RobotsApi) -> None:

@@ -1,4 +1,6 @@
-"""Robot output lines as log records: one rule for the embedded agent and for remote ones."""
+"""Robot output lines as log rows, a row per line: one rule for the embedded agent and for remote ones. Their levels
+and which lines make one record (a traceback, say) are the log store's to read (logs/robot_output.py), by the
+format of each run's robot."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Any
 
 from robofleet.logs.ingest import Row
 
-STDOUT_LEVEL, STDERR_LEVEL = 20, 30  # INFO and WARNING
+LINE_LEVEL = 20  # INFO, on either stream, until the line's own level is read from it
 
 
 def output_rows(lines: list[dict[str, Any]], agent: str) -> list[Row]:
@@ -17,7 +19,7 @@ def output_rows(lines: list[dict[str, Any]], agent: str) -> list[Row]:
     return [
         Row(
             now,
-            STDERR_LEVEL if line["stream"] == "stderr" else STDOUT_LEVEL,
+            LINE_LEVEL,
             f"robot:{line['label'] or 'unknown'}",
             str(line["run_id"]),
             str(line["line"]),

@@ -6,6 +6,9 @@ at least once, each line with its byte offset in its stream, by which a receiver
 
 A run is drained once a read that began after the run ended got to the end of both files. Only a drained run's end
 is reported, so an exit never overtakes the last of a run's output, however much of it was still unread.
+
+A traceback still being written when a read comes (Python writes an uncaught exception's a line or a frame at a time)
+is left for the next read, HOLD_READS reads at most: the log store makes one record of a traceback it gets whole.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from robofleet.agents.processes import ManagedRun
 OUTPUT_CHUNK = 1024 * 1024  # per stream and run in one read: a chatty run cannot hold up the others
 STREAMS = ("stdout", "stderr")
 POSITIONS = "positions.json"
+TRACEBACK_HEADER = b"Traceback (most recent call last):"
+HOLD_READS = 3
 
 Positions = dict[str, dict[str, int]]  # run id -> stream -> byte offset
 
@@ -56,6 +61,7 @@ class SpoolReader:
         self._read: Positions = {}
         self._committed: Positions = {}
         self._drained: set[str] = set()
+        self._held: dict[tuple[str, str], tuple[int, int]] = {}  # (run, stream) -> (offset held from, reads so far)
 
     def read(self, runs: list[tuple[ManagedRun, bool]]) -> Output:
         """The whole lines written since the last read, for each (run, whether it had ended before this call)."""
@@ -70,6 +76,8 @@ class SpoolReader:
                 chunk = _read_chunk(run.run_dir / f"{stream}.log", offset)
                 at_eof = len(chunk) < OUTPUT_CHUNK
                 taken = _whole_lines(chunk, final=ended and at_eof)
+                if not (ended and at_eof):
+                    taken = self._hold_traceback(run.run_id, stream, offset, chunk, taken)
                 for piece in chunk[:taken].splitlines(keepends=True):
                     line = piece.rstrip(b"\r\n").decode(errors="replace")
                     lines.append(
@@ -87,6 +95,22 @@ class SpoolReader:
             if moved != start:
                 positions[run.run_id] = moved
         return Output(lines, positions)
+
+    def _hold_traceback(self, run_id: str, stream: str, offset: int, chunk: bytes, taken: int) -> int:
+        """How much of the whole lines of `chunk` to take now: up to an unfinished traceback at their end, unless it
+        has been held back HOLD_READS times already."""
+        cut = _unfinished_traceback(chunk, taken)
+        key = (run_id, stream)
+        if cut is None:
+            self._held.pop(key, None)
+            return taken
+        held_from, reads = self._held.get(key, (-1, 0))
+        reads = reads + 1 if held_from == offset + cut else 1
+        if reads > HOLD_READS:
+            self._held.pop(key, None)
+            return taken
+        self._held[key] = (offset + cut, reads)
+        return cut
 
     def commit(self, positions: Positions) -> None:
         """Remember on disk that the lines up to `positions` are delivered; an agent starting again reads on from
@@ -130,6 +154,8 @@ class SpoolReader:
             for known in (self._dirs, self._read, self._committed):
                 known.pop(run_id, None)
             self._drained.discard(run_id)
+            for stream in STREAMS:
+                self._held.pop((run_id, stream), None)
 
     def _position(self, run: ManagedRun) -> dict[str, int]:
         with self._lock:
@@ -151,6 +177,18 @@ def _read_chunk(path: Path, offset: int) -> bytes:
             return file.read(OUTPUT_CHUNK)
     except FileNotFoundError:
         return b""
+
+
+def _unfinished_traceback(chunk: bytes, taken: int) -> int | None:
+    """Where, in the whole lines `chunk[:taken]`, a traceback begins whose exception line is not written yet: the last
+    `Traceback (most recent call last):` line, with only indented lines after it. None when there is none."""
+    header = chunk.rfind(TRACEBACK_HEADER, 0, taken)
+    if header < 0 or (header > 0 and chunk[header - 1 : header] != b"\n"):
+        return None
+    for line in chunk[header:taken].split(b"\n")[1:]:
+        if line.strip() and not line[:1].isspace():
+            return None
+    return header
 
 
 def _whole_lines(chunk: bytes, *, final: bool) -> int:

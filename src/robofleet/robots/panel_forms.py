@@ -32,6 +32,7 @@ LABELS: dict[str, str] = {
     "restart.backoff_seconds": "Restart backoff",
     "restart.give_up_after": "Give up after",
     "restart.window_seconds": "Failure window",
+    "log_format": "Log format",
     "tags": "Tags",
     "description": "Description",
     "keep_leftovers": "Keep leftovers",
@@ -93,6 +94,7 @@ def _texts(definition: Mapping[str, Any]) -> dict[str, str]:
         "tags": ", ".join(definition.get("tags") or []),
         "description": str(definition.get("description") or ""),
         "keep_leftovers": "on" if definition.get("keep_leftovers") else "",
+        "log_format": str(definition.get("log_format") or "auto"),
     }
 
 
@@ -165,5 +167,6 @@ def _fields(values: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         "tags": [tag.strip() for tag in values.get("tags", "").split(",") if tag.strip()],
         "description": text("description"),
         "keep_leftovers": text("keep_leftovers") == "on",  # an unchecked box is not sent at all
+        "log_format": text("log_format") or "auto",
     }
     return data, errors

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from robofleet.robots.reasons import Origin
+from robofleet.logs.line_formats import BadFormat, checked_format
 from robofleet.robots.states import RunState
 from robofleet.store.text import refuse_nul
 
@@ -20,6 +21,13 @@ class RestartPolicy(BaseModel):
     backoff_seconds: float = Field(5.0, ge=0, le=3600)
     give_up_after: int = Field(5, ge=1, le=1000, description="Failures within `window_seconds` that stop restarts")
     window_seconds: float = Field(600.0, gt=0, le=86_400)
+
+
+def checked_log_format(value: str) -> str:
+    try:
+        return checked_format(value)
+    except BadFormat as exc:
+        raise ValueError(str(exc)) from None
 
 
 class RobotFields(BaseModel):
@@ -40,6 +48,18 @@ class RobotFields(BaseModel):
     keep_leftovers: bool = Field(
         False, description="Leave processes a run left behind (setsid grandchildren, orphans) running when it ends"
     )
+    log_format: str = Field(
+        "auto",
+        max_length=300,
+        description="How its output lines carry their level: auto (Python logging's and loguru's usual shapes), "
+        "plain (every line INFO), or a regular expression with a named group (?P<level>...) matched at each line's "
+        "start (a line it does not match continues the record before it)",
+    )
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        return checked_log_format(value)
 
 
 class RobotCreate(RobotFields):
@@ -62,6 +82,12 @@ class RobotUpdate(BaseModel):
     tags: list[str] | None = Field(None, max_length=50)
     description: str | None = Field(None, max_length=2000)
     keep_leftovers: bool | None = None
+    log_format: str | None = Field(None, max_length=300)
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str | None) -> str | None:
+        return checked_log_format(value) if value is not None else None
 
     # Left out, a field keeps its stored value; null means "none" only where a definition can have none.
     @field_validator(
@@ -74,6 +100,7 @@ class RobotUpdate(BaseModel):
         "tags",
         "description",
         "keep_leftovers",
+        "log_format",
         mode="before",
     )
     @classmethod

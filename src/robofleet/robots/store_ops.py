@@ -48,6 +48,7 @@ def robot_out(robot: Robot) -> RobotOut:
         tags=robot.tags,
         description=robot.description,
         keep_leftovers=robot.keep_leftovers,
+        log_format=robot.log_format or "auto",
         from_config=robot.from_config,
         manual_stop=robot.manual_stop,
         created_at=robot.created_at,
