@@ -5,18 +5,30 @@ emit() only encodes the record and appends it to a bounded buffer; a thread of i
 buffer keeps the newest records (dropping the oldest past `capacity`) and retries with backoff. A batch refused
 as too large is halved until it fits; a record the orchestrator refuses for good is dropped. Every drop is
 counted, and a warning record says how many were dropped and why. Records logged by the shipper thread itself
-(httpx's own lines while it sends) are never shipped. close() gives up after `close_timeout` and says on stderr
-how many records it could not deliver.
+(httpx's own lines while it sends) are never shipped. close() gives up after `close_timeout`, says on stderr how
+many records it could not deliver, and writes those records there (`LEVEL:logger:message`).
+
+Stored once: in a robofleet run, the run's stdout and stderr are its output, which robofleet stores too. A robot
+that logs through this handler and through logging's usual stream handler (basicConfig's, to stderr) would have
+each record stored twice. So, in a run (`mute_streams`, on when ROBOFLEET_RUN_ID is set), the stream handlers that
+write to this process's stdout or stderr get a filter that leaves out the records this handler ships: the
+handler's copy, with its exact level, time, logger, line and fields, is the one stored. The filter is added to the
+stream handlers of every logger that exists when the handler is made, and to any other on a record's way when the
+record passes; a record such a handler wrote before it had the filter is not shipped (the output has it). Lines a
+robot prints, and tracebacks it dies of, are output as before. At close the filter lets everything through again
+and what could not be delivered is written to stderr: output, which the run's agent stores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from datetime import UTC, datetime
 from typing import Any
@@ -86,9 +98,11 @@ class RobofleetLogHandler(logging.Handler):
         max_backoff: float = 30.0,
         close_timeout: float = 2.0,
         level: int = logging.NOTSET,
+        mute_streams: bool | None = None,
     ) -> None:
         """Defaults come from the run context the agent sets: ROBOFLEET_URL, ROBOFLEET_TOKEN,
-        ROBOFLEET_RUN_ID and ROBOFLEET_ROBOT (source `robot:<name>`)."""
+        ROBOFLEET_RUN_ID and ROBOFLEET_ROBOT (source `robot:<name>`). `mute_streams` (default: in a run) leaves out
+        of the process's stdout and stderr stream handlers the records this handler ships (see the module)."""
         super().__init__(level)
         self.url = (url or os.environ.get("ROBOFLEET_URL", "http://127.0.0.1:8080")).rstrip("/")
         self.token = token or os.environ.get("ROBOFLEET_TOKEN", "")
@@ -121,6 +135,14 @@ class RobofleetLogHandler(logging.Handler):
         # stores as the robot's output) those lines of the shipper's own would be a line per batch, forever.
         for name in TRANSPORT_LOGGERS:
             logging.getLogger(name).addFilter(self._not_shipper)
+        self.mute_streams = bool(os.environ.get("ROBOFLEET_RUN_ID")) if mute_streams is None else mute_streams
+        self._muted: weakref.WeakSet[logging.Handler] = weakref.WeakSet()
+        self._muted_lock = threading.Lock()
+        if self.mute_streams:
+            for logger in [logging.root, *logging.root.manager.loggerDict.values()]:
+                if isinstance(logger, logging.Logger):
+                    for handler in list(logger.handlers):
+                        self._mute(handler)
 
     @property
     def pending(self) -> int:
@@ -135,7 +157,40 @@ class RobofleetLogHandler(logging.Handler):
         emitted_on = record.thread if record.thread is not None else threading.get_ident()
         if emitted_on == self._shipper_id:
             return False  # its own sending: shipping that would cause another request, forever
+        if self.mute_streams and self._echoed_already(record):
+            return False  # a stream handler wrote it before it had the filter: the run's output has it
         return super().handle(record)
+
+    def _echoed_already(self, record: logging.LogRecord) -> bool:
+        """Mute the stream handlers on the record's way; True when one before this handler wrote it unmuted."""
+        echoed, before = False, True
+        for handler in _handlers_on_way_of(record):
+            if handler is self:
+                before = False
+            elif self._mute(handler) and before and record.levelno >= handler.level:
+                echoed = True
+        return echoed
+
+    def _mute(self, handler: logging.Handler) -> bool:
+        """Give a handler that writes to stdout or stderr the filter; True when it had not had it."""
+        if not _writes_to_output(handler):
+            return False
+        with self._muted_lock:
+            if handler in self._muted:
+                return False
+            self._muted.add(handler)
+        handler.addFilter(self._not_shipped_here)
+        return True
+
+    def _not_shipped_here(self, record: logging.LogRecord) -> bool:
+        """The filter of muted stream handlers: False for a record this handler ships."""
+        if self._closing.is_set() or record.levelno < self.level:
+            return True
+        if (record.thread if record.thread is not None else threading.get_ident()) == self._shipper_id:
+            return True
+        if not any(handler is self for handler in _handlers_on_way_of(record)):
+            return True
+        return not self.filter(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -178,11 +233,14 @@ class RobofleetLogHandler(logging.Handler):
             self._thread.join(max(0.0, self._give_up_at - time.monotonic()) + 0.1)
             with self._buffer_lock:
                 undelivered = len(self._buffer) + self._in_flight + sum(self._unreported_drops.values())
+                left = list(self._buffer)
             if undelivered:
                 self._say(
                     f"{log_records(undelivered)} could not be delivered to {self.url} (last failure: "
                     f"{self._last_failure})"
                 )
+                if self.mute_streams:
+                    self._write_out(left)
             elif self._complained:  # what was refused was said once, when it began: the total is said here
                 self._say(f"{log_records(self.dropped)} dropped in all: the orchestrator refused them")
         for name in TRANSPORT_LOGGERS:
@@ -405,9 +463,49 @@ class RobofleetLogHandler(logging.Handler):
                 self._unreported_drops[self._full_reason()] += lost
             self._buffer.extendleft(reversed(keep))
 
+    def _write_out(self, records: list[bytes]) -> None:
+        """Records never delivered, as lines of output (the run's agent stores them): `LEVEL:logger:message`."""
+        for encoded in records:
+            try:
+                item = json.loads(encoded)
+                line = f"{item['level']}:{item['fields'].get('logger', 'root')}:{item['message']}"
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            try:
+                sys.stderr.write(line + "\n")
+            except (OSError, ValueError):
+                return
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+
     def _say(self, line: str) -> None:
         try:
             sys.stderr.write(f"robofleet: {line}\n")
             sys.stderr.flush()
         except (OSError, ValueError):
             pass  # stderr closed: nowhere left to say it
+
+
+def _handlers_on_way_of(record: logging.LogRecord) -> list[logging.Handler]:
+    """The handlers a record of its logger goes to, in the order logging calls them."""
+    found: list[logging.Handler] = []
+    logger: logging.Logger | None = logging.getLogger(record.name) if record.name != "root" else logging.root
+    while logger is not None:
+        found.extend(logger.handlers)
+        logger = logger.parent if logger.propagate else None
+    return found
+
+
+def _writes_to_output(handler: logging.Handler) -> bool:
+    """A stream handler that writes to this process's stdout or stderr (not a file of its own)."""
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    stream = handler.stream
+    if stream is None:
+        return False
+    if any(stream is standard for standard in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)):
+        return True
+    try:
+        return stream.fileno() in (1, 2)
+    except (AttributeError, OSError, ValueError):
+        return False
