@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -42,12 +42,16 @@ def logs_page(
     run_id: str = Query("", max_length=64),
     q: str = Query("", max_length=500),
     cursor: str | None = Query(None, max_length=200),
+    order: Literal["desc", "asc"] = Query("desc", description="desc: newest first"),
 ) -> Response:
     chosen = {"since": since, "until": until, "level": level, "source": source, "run_id": run_id, "q": q}
     error = None
     result: dict[str, Any] = {"items": [], "next_cursor": None, "prev_cursor": None}
     query = {key: value for key, value in chosen.items() if value}
     live = dict(query)  # the tail's filters: the API wants times with their zone, the form takes local times too
+    flipped = urlencode({**query, "order": "desc" if order == "asc" else "asc"})  # the other order, from its start
+    if order == "asc":
+        query["order"] = order  # the pager's links and the filter keep it
     try:
         try:
             filters = filters_from(parse_time(since), parse_time(until), level or None, source, run_id, q)
@@ -58,7 +62,7 @@ def logs_page(
             raise RobofleetError(
                 "since and until must be times like 2026-01-31T08:00 or 2026-01-31T08:00:00Z"
             ) from None
-        result = logs_of(ctx).search(visible_to(principal, ctx, filters), limit=200, cursor=cursor, order="desc")
+        result = logs_of(ctx).search(visible_to(principal, ctx, filters), limit=200, cursor=cursor, order=order)
     except RobofleetError as exc:
         error = exc.message
     return page(
@@ -73,5 +77,7 @@ def logs_page(
         chosen=chosen,
         levels=LEVEL_CHOICES,
         query=urlencode(query),
+        order=order,
+        flipped=flipped,
         live_query=urlencode(live),
     )

@@ -1,5 +1,6 @@
-// The Logs page: live tail over SSE with the page's filters (resuming after the newest row shown), and a
-// permalink to the filtered view. Rows are built with textContent: nothing from a record becomes HTML.
+// The Logs page: live tail over SSE with the page's filters (resuming after the newest row shown; new rows on top
+// when newest first, at the bottom when oldest first), and a permalink to the filtered view. Rows are built with
+// textContent: nothing from a record becomes HTML.
 (function () {
   "use strict";
   const table = document.getElementById("log-table");
@@ -9,6 +10,7 @@
   const state = document.getElementById("tail-state");
   let stream = null;
   let lastId = Number(table.dataset.lastId || 0);
+  const oldestFirst = table.dataset.order === "asc";  // new records then go at the bottom, as in the page
 
   function link(href, text) {
     const a = document.createElement("a");
@@ -51,8 +53,13 @@
       lastId = record.id;
       const empty = body.querySelector("tr.empty");
       if (empty) empty.remove();
-      body.prepend(row(record));
-      while (body.rows.length > 1000) body.deleteRow(-1);
+      if (oldestFirst) {
+        body.append(row(record));
+        while (body.rows.length > 1000) body.deleteRow(0);
+      } else {
+        body.prepend(row(record));
+        while (body.rows.length > 1000) body.deleteRow(-1);
+      }
     });
   }
 
