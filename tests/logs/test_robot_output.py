@@ -65,7 +65,7 @@ def test_a_logging_robot_reads_right(client: TestClient, admin_token: str, robot
     assert not any(r["message"].startswith("  File") for r in stored)  # no frame is a record of its own
 
     # The README's example: --level WARNING returns no INFO line.
-    serious = records_of(client, admin_token, run, level="WARNING")
+    serious = records_of(client, admin_token, run, level="WARNING", source="robot:invoices")
     assert [(r["level"], r["message"].splitlines()[0]) for r in serious] == [
         ("WARNING", "WARNING:invoices:portal slow: retrying"),
         ("ERROR", "Traceback (most recent call last):"),
