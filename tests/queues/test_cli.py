@@ -58,3 +58,9 @@ def test_the_queue_commands(start_serve: StartServe, tmp_path: Path) -> None:
     assert missing.returncode == 1 and "404" in missing.stderr
     bad = serve.cli("queue", "add", "invoices", "--payload", "{oops", "--token", token)
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr
+    broken = tmp_path / "broken.ndjson"
+    broken.write_text('{"reference": "B-1"}\n\n{"reference": "B-2"\n')
+    refused = serve.cli("queue", "add", "invoices", "--file", str(broken), "--token", token)
+    assert refused.returncode == 2 and f"{broken}:3: not JSON" in refused.stderr
+    assert "nothing was added" in refused.stderr
+    assert "B-1" not in cli("items", "invoices", "--reference-prefix", "B-")

@@ -69,17 +69,26 @@ def _read_items(path: str) -> list[dict[str, Any]]:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}", 2)
-    stripped = text.lstrip()
-    try:
-        if stripped.startswith("["):
+    if text.lstrip().startswith("["):
+        try:
             items = json.loads(text)
-        else:
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        fail(f"{path} is neither a JSON array of items nor NDJSON: {exc}", 2)
-    if not all(isinstance(item, dict) for item in items):
-        fail(f"{path}: every item must be a JSON object", 2)
-    return list(items)
+        except json.JSONDecodeError as exc:
+            fail(f"{path}: not a JSON array of items: {exc}; nothing was added", 2)
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            fail(f"{path}: every item must be a JSON object; nothing was added", 2)
+        return items
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            fail(f"{path}:{number}: not JSON ({exc.msg} at column {exc.colno}); nothing was added", 2)
+        if not isinstance(item, dict):
+            fail(f"{path}:{number}: an item must be a JSON object; nothing was added", 2)
+        items.append(item)
+    return items
 
 
 @app.command("add")
