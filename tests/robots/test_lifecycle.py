@@ -63,7 +63,8 @@ def test_exit_codes_decide_the_outcome_and_output_reaches_the_logs(
     lines = wait_until(lambda: found if len(found := logged()) >= 3 else None, 5, interval=0.1, message=logged)
     assert [line["message"] for line in lines] == ["count 1", "count 2", "count 3"]
     assert lines[0]["source"] == "robot:finite"
-    errors = client.get("/api/v1/logs", params={"run_id": str(bad["id"])}, headers=bearer(admin_token)).json()
+    params = {"run_id": str(bad["id"]), "source": "robot:broken"}
+    errors = client.get("/api/v1/logs", params=params, headers=bearer(admin_token)).json()
     assert errors["items"][0]["message"] == "bad input" and errors["items"][0]["level"] == "INFO"
 
 
