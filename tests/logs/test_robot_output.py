@@ -9,8 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from robofleet.agents.hub import AgentHub
+from robofleet.auth.principal import cli_principal
+from robofleet.errors import ConfigError
+from robofleet.events import EventHub
+from robofleet.robots.service import RobotsService
+from robofleet.settings.model import RobotConfig
+from robofleet.store import Store
 from tests.conftest import bearer, wait_until
 from tests.robots.conftest import RobotsApi
 
@@ -122,3 +130,13 @@ def test_a_robot_declares_its_log_format(client: TestClient, admin_token: str, r
         interval=0.1,
         message=lambda: records_of(client, admin_token, plain),
     )
+
+
+def test_a_robot_of_the_settings_file_declares_its_log_format(store: Store) -> None:
+    service = RobotsService(store, AgentHub(), EventHub(), server_url="http://127.0.0.1:8080")
+    service.apply_config([RobotConfig(name="declared", argv=["x"], log_format=r"^(?P<level>\w+)\|")])
+    assert service.get_robot(cli_principal(), "declared").log_format == r"^(?P<level>\w+)\|"
+    service.apply_config([RobotConfig(name="declared", argv=["x"])])
+    assert service.get_robot(cli_principal(), "declared").log_format == "auto"
+    with pytest.raises(ConfigError, match=r"robots\.declared\.log_format: .*regular expression"):
+        service.apply_config([RobotConfig(name="declared", argv=["x"], log_format="((")])

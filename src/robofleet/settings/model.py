@@ -146,6 +146,7 @@ class RobotConfig(Section):
     tags: list[str] = Field(default_factory=list)
     description: str = ""
     keep_leftovers: bool = False
+    log_format: str = "auto"  # auto, plain, or a regex with a group (?P<level>...): robots.schemas checks it
 
 
 class ScheduleConfig(Section):
