@@ -31,7 +31,7 @@ def test_an_operator_edits_a_robot_but_not_its_command_line(start_serve: StartSe
     page.goto(f"{serve.url}/panel/robots/mailer")
     page.click("#edit summary")
     assert "agents:admin" in page.inner_text("#edit-robot #command-locked")
-    for field in ("agent", "session", "argv", "cwd", "env"):
+    for field in ("agent", "argv", "cwd", "env"):
         assert page.locator(f"#edit-robot [name={field}]").get_attribute("readonly") is not None, field
     page.fill("#edit-robot [name=description]", "sends the mail")
     page.click("#save-robot")

@@ -61,8 +61,7 @@ def test_robots_write_alone_changes_a_robot_but_not_what_it_runs(serve: ServePro
         {"cwd": "/"},
         {"agent": "elsewhere"},
         {"env": {"DB_PASSWORD": "other"}},
-        {"session": "x"},
-    )
+    )  # (a session is refused to everyone until sessions exist: test_robot_form_fields.py)
     for change in changes:
         error = refused_for_agents_admin(billing.patch("/api/v1/robots/billing-a", json=change))
         assert error["details"]["fields"] == list(change)

@@ -21,6 +21,7 @@ POLICIES: tuple[str, ...] = get_args(RestartPolicy.model_fields["policy"].annota
 LABELS: dict[str, str] = {
     "name": "Name",
     "agent": "Agent",
+    "agent_new": "Agent not connected yet",
     "argv": "Command",
     "cwd": "Working directory",
     "env": "Environment",
@@ -80,6 +81,7 @@ def _texts(definition: Mapping[str, Any]) -> dict[str, str]:
     return {
         "name": str(definition.get("name", "")),
         "agent": str(definition.get("agent") or ""),
+        "agent_new": "",
         "argv": "\n".join(definition.get("argv") or []),
         "cwd": definition.get("cwd") or "",
         "env": "\n".join(f"{key}={value}" for key, value in (definition.get("env") or {}).items()),
@@ -155,11 +157,11 @@ def _fields(values: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         return values.get(key, "").strip()
 
     data: dict[str, Any] = {
-        "agent": text("agent"),
+        # A name typed for an agent not connected yet wins over the pick among the known ones.
+        "agent": text("agent_new") or text("agent"),
         "argv": [line.strip() for line in values.get("argv", "").splitlines() if line.strip()],
         "cwd": text("cwd") or None,
         "env": env,
-        "session": text("session") or None,
         "safe_stop_timeout": text("safe_stop_timeout"),
         "max_runtime": text("max_runtime") or None,
         "max_concurrent": text("max_concurrent"),

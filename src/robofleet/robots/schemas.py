@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
-from robofleet.robots.reasons import Origin
 from robofleet.logs.line_formats import BadFormat, checked_format
+from robofleet.robots.reasons import Origin
 from robofleet.robots.states import RunState
 from robofleet.store.text import refuse_nul
 
@@ -62,8 +62,19 @@ class RobotFields(BaseModel):
         return checked_log_format(value)
 
 
+# Until robofleet opens and keeps graphical sessions, a session named for a robot would be accepted and ignored (the
+# robot runs without a display): refused on the way in, so nobody relies on it. Stored values (older robots) still read.
+NO_SESSIONS = "graphical sessions are not built yet: a robot runs without one, so leave session out"
+
+
+def refuse_session(value: str | None) -> None:
+    if value:
+        raise ValueError(NO_SESSIONS)
+
+
 class RobotCreate(RobotFields):
     name: RobotName
+    _no_session = field_validator("session")(refuse_session)
 
 
 class RobotUpdate(BaseModel):
@@ -75,6 +86,7 @@ class RobotUpdate(BaseModel):
     cwd: str | None = Field(None, max_length=1024)
     env: dict[str, str] | None = None
     session: str | None = Field(None, max_length=64)
+    _no_session = field_validator("session")(refuse_session)
     safe_stop_timeout: float | None = Field(None, gt=0, le=3600)
     max_runtime: float | None = Field(None, gt=0, le=7 * 86_400)
     restart: RestartPolicy | None = None

@@ -1,5 +1,6 @@
-// Fleet and robot pages, live: run transitions from /api/v1/runs-stream update the tables, and the robot
-// page follows its robot's output from the log stream. Text only (textContent), never HTML from data.
+// Fleet and robot pages, live: run transitions from /api/v1/runs-stream update the tables (and the robot page's
+// buttons), and the robot page follows its robot's output from the log stream.
+// Text only (textContent), never HTML from data.
 (function () {
   "use strict";
   const live = document.getElementById("live-state");
@@ -89,8 +90,24 @@
     }
   }
 
+  // The buttons fit the runs' states: fetched again (htmx) when one of this robot's runs changes.
+  // Not while a button's own request is on its way: its answer replaces them (and says what was done).
+  let controlsDue = null;
+  function refreshControls() {
+    const controls = document.getElementById("controls");
+    if (!controls || !window.htmx || controlsDue) return;
+    controlsDue = setTimeout(function () {
+      controlsDue = null;
+      const now = document.getElementById("controls");
+      if (!now) return;
+      if (now.querySelector(".htmx-request")) { refreshControls(); return; }
+      window.htmx.trigger(now, "refresh");
+    }, 150);
+  }
+
   function onRobot(table, run) {
     if (run.robot !== table.dataset.robot) return;
+    refreshControls();
     const tr = document.createElement("tr");
     tr.id = "run-" + run.id;
     tr.dataset.state = run.state;
@@ -143,16 +160,23 @@
     show(JSON.parse(event.data));
   });
 
+  // The robot page's output: the server rendered its run's lines so far (up to record data-after); the stream goes
+  // on from there, so nothing is missed or shown twice. Each line a span, marked by its level.
   const output = document.getElementById("output");
   if (output) {
     const query = new URLSearchParams({ source: output.dataset.source });
+    if (output.dataset.after) query.set("after", output.dataset.after);
     const logs = new EventSource("/api/v1/logs/stream?" + query.toString());
     logs.addEventListener("log", function (event) {
       const record = JSON.parse(event.data);
-      output.append((record.run_id ? "#" + record.run_id + " " : "") + record.message + "\n");
-      const lines = output.textContent.split("\n");
-      if (lines.length > 500) output.textContent = lines.slice(-500).join("\n");
-      output.scrollTop = output.scrollHeight;
+      const stick = output.scrollTop + output.clientHeight >= output.scrollHeight - 4;
+      const line = document.createElement("span");
+      line.className = "line level-" + String(record.level).toLowerCase();
+      line.textContent = (record.run_id ? "#" + record.run_id + " " : "") + record.message + "\n";
+      output.appendChild(line);
+      while (output.childNodes.length > 500) output.removeChild(output.firstChild);
+      if (stick) output.scrollTop = output.scrollHeight;
     });
+    output.scrollTop = output.scrollHeight;
   }
 })();

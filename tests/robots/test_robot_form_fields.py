@@ -1,0 +1,67 @@
+"""The robot form no longer misleads (issue 15, defect 8): a graphical session, which nothing uses yet, is refused
+by the API with a clear message and not offered by the form; the agent is picked among the known agents (online or
+offline), and one not connected yet can still be named."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from robofleet.agents import roster
+from robofleet.store import Store
+from tests.conftest import MakeUser, bearer
+
+FORM = {
+    "argv": "true",
+    "safe_stop_timeout": "30",
+    "max_concurrent": "1",
+    "restart.policy": "never",
+    "restart.backoff_seconds": "5",
+    "restart.give_up_after": "5",
+    "restart.window_seconds": "600",
+}
+
+
+def test_a_session_is_refused_until_sessions_exist(client: TestClient, admin_token: str) -> None:
+    headers = bearer(admin_token)
+    refused = client.post(
+        "/api/v1/robots", headers=headers, json={"name": "desk", "argv": ["true"], "session": "desk1"}
+    )
+    assert refused.status_code == 422
+    assert "graphical sessions are not built yet" in refused.text
+    assert client.get("/api/v1/robots/desk", headers=headers).status_code == 404
+    assert client.post("/api/v1/robots", headers=headers, json={"name": "desk", "argv": ["true"]}).status_code == 201
+    changed = client.patch("/api/v1/robots/desk", headers=headers, json={"session": "desk1"})
+    assert changed.status_code == 422 and "graphical sessions are not built yet" in changed.text
+    assert client.get("/api/v1/robots/desk", headers=headers).json()["session"] is None
+    assert client.patch("/api/v1/robots/desk", headers=headers, json={"session": None}).status_code == 200
+
+
+def test_the_agent_is_picked_among_the_known_ones(client: TestClient, make_user: MakeUser, store: Store) -> None:
+    make_user("ada", ["admin"], password="ada-password")
+    roster.connected(store, "pc-01", "ada", {"host": "pc01"})
+    roster.left(store, "pc-01", "")
+    assert client.post("/api/v1/auth/login", json={"username": "ada", "password": "ada-password"}).status_code == 200
+
+    html = client.get("/panel/robots").text
+    assert '<select name="agent"' in html
+    assert ">local (online)</option>" in html and ">pc-01 (offline)</option>" in html
+    assert 'name="session"' not in html and "Graphical session" not in html
+    assert "runs once an\n      agent connects under that name" in html
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert csrf is not None
+
+    def create(name: str, **fields: str) -> str:
+        made = client.post(
+            "/panel/robots",
+            data={**FORM, "csrf_token": csrf.group(1), "name": name, **fields},
+            follow_redirects=False,
+        )
+        assert made.status_code == 303, made.text
+        return str(client.get(f"/api/v1/robots/{name}").json()["agent"])
+
+    assert create("picked", agent="pc-01") == "pc-01"
+    assert create("named", agent="local", agent_new="pc-02") == "pc-02"  # not connected yet: kept all the same
+    edit = client.get("/panel/robots/named").text
+    assert re.search(r'<option value="pc-02" selected>pc-02</option>', edit)  # no state known: never connected
