@@ -137,8 +137,8 @@ def statements(store: Store) -> Iterator[list[tuple[str, Any]]]:
 
 def test_the_reads_search_an_index(store: Store) -> None:
     """Each read finds its runs through an index (the window's range, a robot's newest runs, the active ones),
-    never by reading every run: on SQLite no step of its plan scans `runs`; on PostgreSQL, told to avoid reading whole tables where an
-    index serves (a table this small is read whole otherwise), none reads `runs` whole."""
+    never by reading every run: on SQLite no step of its plan scans `runs`; on PostgreSQL, told to avoid reading
+    whole tables where an index serves (a table this small is read whole otherwise), none reads `runs` whole."""
     fleet(store)
     with statements(store) as seen, store.transaction() as session:
         run_stats.dashboard(session, NOW, None)
