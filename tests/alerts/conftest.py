@@ -97,8 +97,9 @@ class WebhookReceiver:
     """An HTTP server on 127.0.0.1 that answers 500 to its first `failures` requests, then 204; it records each
     request and whether its signature holds."""
 
-    def __init__(self, failures: int = 0, secret: str = SECRET) -> None:
+    def __init__(self, failures: int = 0, secret: str = SECRET, hang_first: float = 0.0) -> None:
         self.failures = failures
+        self.hang_first = hang_first  # the first request is answered only after this many seconds
         self.secret = secret
         self.received: list[Received] = []
         receiver = self
@@ -112,6 +113,8 @@ class WebhookReceiver:
                     self.headers.get("X-Robofleet-Signature", ""), "sha256=" + expected.hexdigest()
                 )
                 receiver.received.append(Received(time.monotonic(), dict(self.headers.items()), body, signed))
+                if len(receiver.received) == 1 and receiver.hang_first:
+                    time.sleep(receiver.hang_first)
                 failing = len(receiver.received) <= receiver.failures
                 self.send_response(500 if failing else 204)
                 self.end_headers()
@@ -135,11 +138,11 @@ class WebhookReceiver:
 
 @pytest.fixture
 def webhook_receiver() -> Iterator[Callable[..., WebhookReceiver]]:
-    """`webhook_receiver(failures=0)`: a started WebhookReceiver, stopped when the test ends."""
+    """`webhook_receiver(failures=0, hang_first=0.0)`: a started WebhookReceiver, stopped when the test ends."""
     started: list[WebhookReceiver] = []
 
-    def start(failures: int = 0) -> WebhookReceiver:
-        receiver = WebhookReceiver(failures)
+    def start(failures: int = 0, hang_first: float = 0.0) -> WebhookReceiver:
+        receiver = WebhookReceiver(failures, hang_first=hang_first)
         receiver.thread.start()
         started.append(receiver)
         return receiver
@@ -179,9 +182,10 @@ def alerting_settings(smtp_port: int) -> dict[str, Any]:
 
 
 def serve_env(store_url: str, smtp_port: int) -> dict[str, str]:
-    """The environment of a real serve with the same alerting settings."""
+    """The environment of a real serve with the same alerting settings (webhooks time out after 2 s)."""
     env = {
         "ROBOFLEET_ALERTING__CHECK_SECONDS": str(CHECK_SECONDS),
+        "ROBOFLEET_ALERTING__WEBHOOK_TIMEOUT_SECONDS": "2",
         "ROBOFLEET_ALERTING__RETRY_BACKOFF_SECONDS": str(BACKOFF_SECONDS),
         "ROBOFLEET_ALERTING__SMTP__HOST": "127.0.0.1",
         "ROBOFLEET_ALERTING__SMTP__PORT": str(smtp_port),

@@ -21,6 +21,7 @@ from tests.alerts.conftest import AlertsApi, SmtpSink, robot_argv, serve_env
 from tests.conftest import StartAgent, StartServe, bearer
 
 pytestmark = pytest.mark.slow
+RESTART_SECONDS = 90  # a start of serve on a loaded machine (two cores, the suite in parallel)
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def test_queue_past_sla_is_raised_when_it_begins_and_again_only_after_it_ended(c
 def test_an_agent_offline_longer_than_its_threshold_is_alerted_once(
     store_url: str, start_serve: StartServe, start_agent: StartAgent, smtp_sink: SmtpSink
 ) -> None:
-    serve = start_serve(env=serve_env(store_url, smtp_sink.port), wait="/readyz")
+    serve = start_serve(env=serve_env(store_url, smtp_sink.port), wait="/readyz", timeout=RESTART_SECONDS)
     api = AlertsApi(serve.api())
     api.rule("away", "agent_offline", match="pc-*", threshold=1)
     agent = start_agent(serve, "pc-01", online=api.api)
@@ -120,7 +121,7 @@ def test_an_agent_offline_longer_than_its_threshold_is_alerted_once(
 def test_fires_skipped_while_serve_was_down_are_alerted(
     store_url: str, start_serve: StartServe, smtp_sink: SmtpSink
 ) -> None:
-    serve = start_serve(env=serve_env(store_url, smtp_sink.port), wait="/readyz")
+    serve = start_serve(env=serve_env(store_url, smtp_sink.port), wait="/readyz", timeout=RESTART_SECONDS)
     api = AlertsApi(serve.api())
     api.rule("missed", "schedule_missed", match="each-*")
     echo = {"action": "system.echo", "args": {"message": "tick"}}
@@ -136,7 +137,7 @@ def test_fires_skipped_while_serve_was_down_are_alerted(
     time.sleep(1.5)
     serve.stop()
     time.sleep(4)
-    serve.start(wait="/readyz")
+    serve.start(wait="/readyz", timeout=RESTART_SECONDS)
     api = AlertsApi(serve.api())
     (alert,) = api.wait_alerts(1, timeout=15)
     assert alert["subject"] == "each-second" and alert["facts"]["missed"] >= 2
