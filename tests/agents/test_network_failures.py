@@ -111,7 +111,8 @@ def test_a_command_for_an_agent_that_is_away_is_refused_by_name_and_never_runs_l
     assert refused.status_code == 409, refused.text
     error = refused.json()["error"]
     assert error["code"] == "agent_offline" and AGENT in error["message"]
-    assert fleet.api.get(f"/api/v1/agents/{AGENT}").json()["error"]["code"] == "agent_offline"
+    away = fleet.api.get(f"/api/v1/agents/{AGENT}").json()  # still known: offline since it was cut
+    assert away["online"] is False and away["offline_since"]
     fleet.proxy.allow()
     fleet.wait_online()
     # Commands kept for an agent go out right after its hello; this one's second leaves time for any to run.
