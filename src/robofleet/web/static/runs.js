@@ -82,11 +82,25 @@
     row.dataset.run = String(run.id);
     const active = ACTIVE.includes(run.state);
     row.querySelector('[data-field="run"]').textContent = active ? "#" + run.id : "";
-    row.querySelector('[data-field="state"]').replaceChildren(badge(active ? run.state : "idle", run.state));
+    // As fleet.html renders it: idle is never coloured by how the last run ended; the result says that.
+    row.querySelector('[data-field="state"]').replaceChildren(active ? badge(run.state, run.state) : badge("idle", "idle"));
     const result = row.querySelector('[data-field="result"]');
     if (!active) {
-      result.replaceChildren(badge(run.state, run.state));
-      if (run.exit_code !== null) result.append(" exit " + run.exit_code);
+      const link = document.createElement("a");
+      link.href = "/panel/runs/" + run.id;
+      link.className = "badge state-" + run.state;
+      link.textContent = run.state;
+      const ended = document.createElement("span");
+      ended.className = "muted";
+      ended.title = "when it ended (UTC)";
+      ended.textContent = time(run.ended_at).slice(0, 16);
+      result.replaceChildren(link, " ", ended);
+      if (run.error) {
+        const reason = document.createElement("span");
+        reason.className = "reason";
+        reason.textContent = run.error;
+        result.append(" ", reason);
+      }
     }
   }
 
