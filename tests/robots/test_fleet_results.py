@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser
 
-from tests.conftest import MakeUser
+from tests.conftest import MakeUser, StartServe, log_in
 from tests.robots.conftest import RobotsApi
 
 
@@ -37,3 +40,22 @@ def test_state_and_last_result_apart(client: TestClient, robots: RobotsApi, make
     stopped = row(fleet, "sleeper")
     assert '<span class="badge state-idle">idle</span>' in stopped and "state-stopped" in stopped
     assert "exit" not in stopped  # a stop is no error: no exit code jargon
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_same_live(tmp_path: Path, start_serve: StartServe, browser: Browser) -> None:
+    serve = start_serve(tmp_path)
+    api = serve.api()
+    robot = {"name": "broken", "argv": [sys.executable, "-c", "import time; time.sleep(1); raise SystemExit(3)"]}
+    assert api.post("/api/v1/robots", json=robot).status_code == 201
+    page = browser.new_page()
+    log_in(page, serve.url, "admin", serve.admin_password(), "/panel/fleet")
+    page.wait_for_selector("#live-state:text('live')")
+    run = api.post("/api/v1/robots/broken/start").json()
+    row = "#fleet-robots tr[data-robot='broken']"
+    page.wait_for_selector(f"{row} [data-field='state'] .badge.state-running")
+    page.wait_for_selector(f"{row} a.badge.state-failed[href='/panel/runs/{run['id']}']", timeout=15_000)
+    assert page.inner_text(f"{row} [data-field='state']") == "idle"
+    assert page.locator(f"{row} [data-field='state'] .badge.state-idle").count() == 1
+    assert "exit 3" in page.inner_text(f"{row} [data-field='result'] .reason")
