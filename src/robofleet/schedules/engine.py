@@ -66,12 +66,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TOPIC = "schedules"  # the event hub's topic of fires written, for the panel's live list
-BATCH = 500  # schedules read per pass; a full batch makes the next pass come at once
+BATCH = 2000  # schedules read per pass; a full batch makes the next pass come at once
 MAX_MISSED = 10_000  # missed slots counted one by one; past it the count says "at least"
 WINDOW_RECHECK_SECONDS = 2.0  # a window's robot that ended is started again this much later
 SWEEP_SECONDS = 30.0  # how often targets are checked for having gone (broken)
 WAIT_PROCESSOR_SECONDS = 0.5
-CONCURRENT_FIRES = 100  # decided fires written in one transaction
+CONCURRENT_FIRES = 250  # decided fires written in one transaction
 PREPARE_SECONDS = 0.2  # how long before the next fire the pass reads and decides it
 CATCH_UP_RUNS = 100  # the newest runs of a chained robot looked at for ends no engine handled
 _ENDED = frozenset(str(state) for state in ENDED)
