@@ -20,6 +20,21 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
+class BuiltIn:
+    """The Service of a domain whose own service is built into the orchestrator and started by it (the activity
+    processor, the agent hub): nothing to start or stop, and the orchestrator for the domain's other hooks (a
+    metrics collector). Its factory is `robofleet.domain:BuiltIn`."""
+
+    def __init__(self, orchestrator: Any) -> None:
+        self.orchestrator = orchestrator
+
+    async def startup(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class NavEntry:
     """A link of the panel's navigation: its place among the others (`order`), its `g <shortcut>` key, and the

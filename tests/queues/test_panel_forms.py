@@ -11,18 +11,17 @@ from starlette.datastructures import FormData, QueryParams
 from robofleet.queues.panel import draw_sparkline, safe_back, sla_status
 from robofleet.queues.panel_forms import (
     SHOWN_BY_DEFAULT,
-    FilterInvalid,
     ItemsQuery,
     QueueFormInvalid,
     blank_queue_form,
     duration,
     export_query,
-    parse_moment,
     parse_queue_create,
     selected_ids,
 )
 from robofleet.queues.schemas import QueueStats
 from robofleet.queues.states import ItemState
+from robofleet.web.list_query import FilterInvalid, parse_moment
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ DOMAIN = Domain(
     api=("robofleet.activities.api:router",),
     panel=("robofleet.activities.panel:router",),
     templates=True,
-    service="robofleet.activities.metrics:running",
+    service="robofleet.domain:BuiltIn",
     metrics="robofleet.activities.metrics:ActivityCollector",
     navigation=(NavEntry("console", "Console", "/panel/console", "c", order=70, permission="activities:read"),),
 )

@@ -1,8 +1,8 @@
 """Activities by state as a Prometheus metric, counted in the store when scraped (each state a count on the
 `ix_activities_state_id` index), so that every replica reports the same numbers.
 
-The domain's hooks: `running(orchestrator)` is its Domain.service (the activity processor is built in, started by the
-orchestrator before the domains' services), `ActivityCollector(running)` its Domain.metrics."""
+The domain's hook: `ActivityCollector` is its Domain.metrics, on `robofleet.domain.BuiltIn` (the activity
+processor is built into the orchestrator)."""
 
 from __future__ import annotations
 
@@ -14,32 +14,16 @@ from prometheus_client.registry import Collector
 
 from robofleet.activities import store_ops
 from robofleet.activities.models import ActivityState
+from robofleet.domain import BuiltIn
 from robofleet.errors import RobofleetError
 
 if TYPE_CHECKING:
     from robofleet.orchestrator import Orchestrator
 
 
-class ActivitiesRunning:
-    """The orchestrator as the domain's hooks see it (the activity processor is its own)."""
-
-    def __init__(self, orchestrator: Orchestrator) -> None:
-        self.orchestrator = orchestrator
-
-    async def startup(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-
-def running(orchestrator: Orchestrator) -> ActivitiesRunning:
-    return ActivitiesRunning(orchestrator)
-
-
 class ActivityCollector(Collector):
-    def __init__(self, running: ActivitiesRunning) -> None:
-        self.orchestrator = running.orchestrator
+    def __init__(self, running: BuiltIn) -> None:
+        self.orchestrator: Orchestrator = running.orchestrator
 
     def collect(self) -> Iterator[Metric]:
         activities = GaugeMetricFamily(

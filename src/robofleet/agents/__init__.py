@@ -11,6 +11,6 @@ DOMAIN = Domain(
     api=("robofleet.agents.api:router", "robofleet.agents.remote:router"),
     panel=("robofleet.agents.panel:router",),
     templates=True,
-    service="robofleet.agents.metrics:running",
+    service="robofleet.domain:BuiltIn",
     metrics="robofleet.agents.metrics:AgentCollector",
 )

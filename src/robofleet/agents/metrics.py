@@ -1,8 +1,8 @@
 """The agents as Prometheus metrics: how many are connected to this replica, and each known agent's state (1
 online, 0 offline: agents/roster.py lists those that connected once and left). Read when scraped.
 
-The domain's hooks: `running(orchestrator)` is its Domain.service (the agent hub is built in, started by the
-orchestrator before the domains' services), `AgentCollector(running)` its Domain.metrics."""
+The domain's hook: `AgentCollector` is its Domain.metrics, on `robofleet.domain.BuiltIn` (the agent hub is built
+into the orchestrator)."""
 
 from __future__ import annotations
 
@@ -13,32 +13,16 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from robofleet.agents import roster
+from robofleet.domain import BuiltIn
 from robofleet.errors import RobofleetError
 
 if TYPE_CHECKING:
     from robofleet.orchestrator import Orchestrator
 
 
-class AgentsRunning:
-    """The orchestrator as the domain's hooks see it (the agent hub is its own)."""
-
-    def __init__(self, orchestrator: Orchestrator) -> None:
-        self.orchestrator = orchestrator
-
-    async def startup(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-
-def running(orchestrator: Orchestrator) -> AgentsRunning:
-    return AgentsRunning(orchestrator)
-
-
 class AgentCollector(Collector):
-    def __init__(self, running: AgentsRunning) -> None:
-        self.orchestrator = running.orchestrator
+    def __init__(self, running: BuiltIn) -> None:
+        self.orchestrator: Orchestrator = running.orchestrator
 
     def collect(self) -> Iterator[Metric]:
         connected = GaugeMetricFamily("robofleet_agents_connected", "Agents connected to this replica")

@@ -20,9 +20,6 @@ from robofleet.errors import Conflict, Invalid, RobofleetError
 from robofleet.orchestrator import Orchestrator
 from robofleet.queues.api import Queues
 from robofleet.queues.panel_forms import (
-    PAGE_SIZES,
-    WITHIN,
-    FilterInvalid,
     ItemsQuery,
     QueueForm,
     QueueFormInvalid,
@@ -40,6 +37,7 @@ from robofleet.queues.store_ops import DELETABLE, RETRYABLE
 from robofleet.store.base import utcnow
 from robofleet.web.context import get_context
 from robofleet.web.form_state import text_of
+from robofleet.web.list_query import PAGE_SIZES, WITHIN, FilterInvalid
 from robofleet.web.security import Require
 from robofleet.web.templating import page, redirect
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,39 +16,20 @@ from robofleet.queues.schemas import ItemFilter, QueueCreate
 from robofleet.queues.states import ItemState
 from robofleet.web import form_state
 from robofleet.web.form_state import EnteredForm, text_of, texts_of
+from robofleet.web.list_query import (
+    PAGE_SIZES,
+    FilterInvalid,
+    every,
+    one,
+    page_size,
+    paging_pairs,
+    span_pairs,
+    time_span,
+)
 
-PAGE_SIZES = (50, 100, 500)
-# "Added": a span back from now (kept relative in a link: the page shows the last hour whenever it is opened), or
-# "between" the typed times.
-WITHIN: dict[str, tuple[str, timedelta | None]] = {
-    "": ("any time", None),
-    "15m": ("in the last 15 minutes", timedelta(minutes=15)),
-    "1h": ("in the last hour", timedelta(hours=1)),
-    "24h": ("in the last 24 hours", timedelta(hours=24)),
-    "7d": ("in the last 7 days", timedelta(days=7)),
-    "between": ("between…", None),
-}
 # No state ticked: every state but deleted (deleted items only wait for retention; ticked, they show).
 SHOWN_BY_DEFAULT = tuple(state for state in ItemState if state is not ItemState.DELETED)
 MAX_SELECTED = 10_000  # ItemFilter.ids' own limit
-
-
-class FilterInvalid(ValueError):
-    """A filter the query cannot mean: {parameter: message}."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{key}: {text}" for key, text in errors.items()))
-        self.errors = errors
-
-
-def parse_moment(text: str) -> datetime:
-    """A typed time: ISO 8601 with or without an offset ("2026-12-06T08:00", "2026-12-06 08:00:30+01:00") or a
-    date; without an offset it is UTC, as the panel shows times. ValueError when it is none of those."""
-    cleaned = text.strip().replace(" ", "T", 1)
-    if cleaned.endswith(("z", "Z")):
-        cleaned = cleaned[:-1] + "+00:00"
-    moment = datetime.fromisoformat(cleaned)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -66,32 +47,14 @@ class ItemsQuery:
     @classmethod
     def of(cls, params: Mapping[str, Any]) -> ItemsQuery:
         """From a query's parameters (a starlette QueryParams, or a plain mapping of lists or texts)."""
-
-        def every(key: str) -> list[str]:
-            getlist = getattr(params, "getlist", None)
-            if getlist is not None:
-                return [str(value) for value in getlist(key)]
-            value = params.get(key)
-            if value is None:
-                return []
-            return [str(item) for item in value] if isinstance(value, list | tuple) else [str(value)]
-
-        def one(key: str) -> str:
-            found = every(key)
-            return found[0].strip() if found else ""
-
-        try:
-            limit = int(one("limit") or PAGE_SIZES[0])
-        except ValueError:
-            limit = PAGE_SIZES[0]
         return cls(
-            states=[state for state in every("state") if state],
-            reference_prefix=one("reference_prefix")[:256],
-            within=one("within"),
-            since=one("since"),
-            until=one("until"),
-            limit=limit if limit in PAGE_SIZES else PAGE_SIZES[0],
-            cursor=one("cursor")[:200],
+            states=every(params, "state"),
+            reference_prefix=one(params, "reference_prefix", 256),
+            within=one(params, "within"),
+            since=one(params, "since"),
+            until=one(params, "until"),
+            limit=page_size(params),
+            cursor=one(params, "cursor"),
         )
 
     @property
@@ -107,46 +70,19 @@ class ItemsQuery:
         unknown = [state for state in self.states if state not in known]
         if unknown:
             errors["state"] = f"unknown state {unknown[0]!r} (one of {', '.join(sorted(known))})"
-        if self.within not in WITHIN:
-            errors["within"] = f"unknown time span {self.within!r}"
-        since = until = None
-        span = WITHIN.get(self.within, ("", None))[1]
-        if span is not None:
-            since = now - span
-        elif self.within == "between":
-            since = self._moment("since", errors)
-            until = self._moment("until", errors)
-            if since is not None and until is not None and until <= since:
-                errors["until"] = "must be later than Since"
+        since, until = time_span(self.within, self.since, self.until, now, errors)
         if errors:
             raise FilterInvalid(errors)
         states = [ItemState(state) for state in self.states] or list(SHOWN_BY_DEFAULT)
         return ItemFilter(state=states, reference_prefix=self.reference_prefix or None, since=since, until=until)
-
-    def _moment(self, key: str, errors: dict[str, str]) -> datetime | None:
-        text = self.since if key == "since" else self.until
-        if not text:
-            return None
-        try:
-            return parse_moment(text)
-        except ValueError:
-            errors[key] = f"{text!r} is not a time: type 2026-12-06 08:00 (UTC) or an ISO time with its offset"
-            return None
 
     def pairs(self, *, cursor: bool = False) -> list[tuple[str, str]]:
         """The query's parameters as a link keeps them (no defaults; the cursor only when asked)."""
         found: list[tuple[str, str]] = [("state", state) for state in self.states]
         if self.reference_prefix:
             found.append(("reference_prefix", self.reference_prefix))
-        if self.within:
-            found.append(("within", self.within))
-            if self.within == "between":
-                found += [(key, value) for key, value in (("since", self.since), ("until", self.until)) if value]
-        if self.limit != PAGE_SIZES[0]:
-            found.append(("limit", str(self.limit)))
-        if cursor and self.cursor:
-            found.append(("cursor", self.cursor))
-        return found
+        found += span_pairs(self.within, self.since, self.until)
+        return found + paging_pairs(self.limit, self.cursor, with_cursor=cursor)
 
     def query(self, *, cursor: bool = False) -> str:
         return urlencode(self.pairs(cursor=cursor))

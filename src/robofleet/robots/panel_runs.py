@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,21 +27,22 @@ from robofleet.robots.service import RobotsService
 from robofleet.robots.states import RunState
 from robofleet.web.context import get_context
 from robofleet.web.deps import logs_of, robots_of
+from robofleet.web.list_query import (
+    PAGE_SIZES,
+    WITHIN,
+    FilterInvalid,
+    every,
+    one,
+    page_size,
+    paging_pairs,
+    span_pairs,
+    time_span,
+)
 from robofleet.web.security import Require
 from robofleet.web.templating import page
 
 router = APIRouter(prefix="/panel", include_in_schema=False)
 READ = Depends(Require("robots:read", panel=True))
-PAGE_SIZES = (50, 100, 500)
-# "Created": a span back from now (kept relative in a link), or "between" the typed times.
-WITHIN: dict[str, tuple[str, timedelta | None]] = {
-    "": ("any time", None),
-    "15m": ("in the last 15 minutes", timedelta(minutes=15)),
-    "1h": ("in the last hour", timedelta(hours=1)),
-    "24h": ("in the last 24 hours", timedelta(hours=24)),
-    "7d": ("in the last 7 days", timedelta(days=7)),
-    "between": ("between…", None),
-}
 ORIGIN_TITLES = {
     Origin.USER: "an operator (panel)",
     Origin.TOKEN: "an API token",
@@ -53,22 +54,6 @@ ORIGIN_TITLES = {
 OUTPUT_PAGE = 1000  # output records a run's page shows at once, oldest first; a link goes on from there
 # The parts of a run's page, in order; each is a template given `run`, `output` and the page's context.
 RUN_SECTIONS = ("run_summary.html", "run_output.html")
-
-
-class RunsFilterInvalid(ValueError):
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{key}: {text}" for key, text in errors.items()))
-        self.errors = errors
-
-
-def parse_moment(text: str) -> datetime:
-    """A typed time, ISO 8601 with or without an offset, or a date; without an offset it is UTC, as the panel shows
-    times. ValueError when it is none of those."""
-    cleaned = text.strip().replace(" ", "T", 1)
-    if cleaned.endswith(("z", "Z")):
-        cleaned = cleaned[:-1] + "+00:00"
-    moment = datetime.fromisoformat(cleaned)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -89,29 +74,17 @@ class RunsQuery:
     @classmethod
     def of(cls, params: Mapping[str, Any]) -> RunsQuery:
         """From a request's query parameters (a starlette QueryParams)."""
-
-        def every(key: str) -> list[str]:
-            return [str(value).strip() for value in params.getlist(key) if str(value).strip()]  # type: ignore[attr-defined]
-
-        def one(key: str, size: int = 200) -> str:
-            found = every(key)
-            return found[0][:size] if found else ""
-
-        try:
-            limit = int(one("limit") or PAGE_SIZES[0])
-        except ValueError:
-            limit = PAGE_SIZES[0]
         return cls(
-            robot=one("robot", 64),
-            states=every("state")[:20],
-            agent=one("agent", 64),
-            origins=every("origin")[:20],
-            by=one("by", 128),
-            within=one("within"),
-            since=one("since", 40),
-            until=one("until", 40),
-            limit=limit if limit in PAGE_SIZES else PAGE_SIZES[0],
-            cursor=one("cursor"),
+            robot=one(params, "robot", 64),
+            states=every(params, "state")[:20],
+            agent=one(params, "agent", 64),
+            origins=every(params, "origin")[:20],
+            by=one(params, "by", 128),
+            within=one(params, "within"),
+            since=one(params, "since", 40),
+            until=one(params, "until", 40),
+            limit=page_size(params),
+            cursor=one(params, "cursor"),
         )
 
     @property
@@ -119,7 +92,7 @@ class RunsQuery:
         return bool(self.robot or self.states or self.agent or self.origins or self.by or self.within)
 
     def run_filter(self, now: datetime) -> RunFilter:
-        """The RunFilter the query asks for; RunsFilterInvalid naming each field it cannot read."""
+        """The RunFilter the query asks for; FilterInvalid naming each field it cannot read."""
         errors: dict[str, str] = {}
         known_states, known_origins = {state.value for state in RunState}, {origin.value for origin in Origin}
         wrong_state = [state for state in self.states if state not in known_states]
@@ -128,18 +101,9 @@ class RunsQuery:
         wrong_origin = [origin for origin in self.origins if origin not in known_origins]
         if wrong_origin:
             errors["origin"] = f"unknown origin {wrong_origin[0]!r} (one of {', '.join(sorted(known_origins))})"
-        if self.within not in WITHIN:
-            errors["within"] = f"unknown time span {self.within!r}"
-        since = until = None
-        span = WITHIN.get(self.within, ("", None))[1]
-        if span is not None:
-            since = now - span
-        elif self.within == "between":
-            since, until = self._moment("since", errors), self._moment("until", errors)
-            if since is not None and until is not None and until <= since:
-                errors["until"] = "must be later than Since"
+        since, until = time_span(self.within, self.since, self.until, now, errors)
         if errors:
-            raise RunsFilterInvalid(errors)
+            raise FilterInvalid(errors)
         try:
             return RunFilter(
                 robot=self.robot or None,
@@ -151,33 +115,18 @@ class RunsQuery:
                 requested_by=self.by or None,
             )
         except ValidationError as exc:
-            raise RunsFilterInvalid(
+            raise FilterInvalid(
                 {str(error["loc"][0]) if error["loc"] else "filter": error["msg"] for error in exc.errors()}
             ) from None
 
-    def _moment(self, key: str, errors: dict[str, str]) -> datetime | None:
-        text = self.since if key == "since" else self.until
-        if not text:
-            return None
-        try:
-            return parse_moment(text)
-        except ValueError:
-            errors[key] = f"{text!r} is not a time: type 2026-12-06 08:00 (UTC) or an ISO time with its offset"
-            return None
-
     def pairs(self, *, cursor: bool = False) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
-        for key, value in (("robot", self.robot), ("agent", self.agent), ("by", self.by), ("within", self.within)):
+        for key, value in (("robot", self.robot), ("agent", self.agent), ("by", self.by)):
             if value:
                 found.append((key, value))
         found += [("state", state) for state in self.states] + [("origin", origin) for origin in self.origins]
-        if self.within == "between":
-            found += [(key, value) for key, value in (("since", self.since), ("until", self.until)) if value]
-        if self.limit != PAGE_SIZES[0]:
-            found.append(("limit", str(self.limit)))
-        if cursor and self.cursor:
-            found.append(("cursor", self.cursor))
-        return found
+        found += span_pairs(self.within, self.since, self.until)
+        return found + paging_pairs(self.limit, self.cursor, with_cursor=cursor)
 
     def query(self, *, cursor: bool = False) -> str:
         return urlencode(self.pairs(cursor=cursor))
@@ -197,7 +146,7 @@ class RunsListing:
 def runs_listing(service: RobotsService, principal: Principal, query: RunsQuery) -> RunsListing:
     try:
         where = query.run_filter(datetime.now(UTC))
-    except RunsFilterInvalid as exc:
+    except FilterInvalid as exc:
         return RunsListing(query, [], None, exc.errors)
     try:
         found = service.list_runs(
