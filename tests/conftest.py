@@ -2,7 +2,8 @@
 `robofleet agent` processes, the CLI, a browser.
 
 Test modules take what starts or owns something as a fixture, and import from a conftest only its types and its
-pure helpers (`bearer`, `wait_until`, `log_in`); never anything from another test module nor from tests.kit."""
+pure helpers (`bearer`, `wait_until`, `log_in`, `signed_in`); never anything from another test module nor from
+tests.kit."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.web.app import create_app
 from tests.kit import cli as kit_cli
-from tests.kit.browser import chromium, log_in
+from tests.kit.browser import chromium, log_in, signed_in
 from tests.kit.cli import CliResult
 from tests.kit.pg import HOW_TO_ENABLE, PgServer, ThrowawayCluster, answers, pg_bin
 from tests.kit.ports import free_port
@@ -48,6 +49,7 @@ __all__ = [
     "free_port",
     "log_in",
     "pg_bin",
+    "signed_in",
     "skip_or_fail",
     "wait_until",
     "wait_until_async",

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.alerts.conftest import AlertsApi, SmtpSink, robot_argv, serve_env
-from tests.conftest import ServeProcess, StartServe, log_in
+from tests.conftest import ServeProcess, StartServe, log_in, signed_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -25,14 +25,8 @@ def serve(start_serve: StartServe, smtp_sink: SmtpSink) -> ServeProcess:
 
 @pytest.fixture
 def admin(serve: ServeProcess, browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-    thrown: list[str] = []
-    page.on("pageerror", lambda error: thrown.append(str(error)))
-    log_in(page, serve.url, "admin", serve.admin_password(), "/panel/fleet")
-    yield page
-    context.close()
-    assert thrown == []
+    with signed_in(browser, serve.url, "admin", serve.admin_password(), "/panel/fleet") as page:
+        yield page
 
 
 def test_the_inbox_shows_a_new_alert_live_and_acknowledges_it(

@@ -35,3 +35,21 @@ def log_in(page: Page, base_url: str, username: str, password: str, path: str = 
     page.fill("input[name=password]", password)
     page.click("form[action='/panel/login'] button[type=submit]")
     page.wait_for_url(f"**{path}")
+
+
+@contextmanager
+def signed_in(
+    browser: Browser, base_url: str, username: str, password: str, path: str, *, accept_dialogs: bool = False
+) -> Iterator[Page]:
+    """A page of a new browser context, signed in as `username` and on `path`; the test fails if a script of the
+    page threw meanwhile. With `accept_dialogs`, every confirm() is answered OK."""
+    context = browser.new_context()
+    page = context.new_page()
+    thrown: list[str] = []
+    page.on("pageerror", lambda error: thrown.append(str(error)))
+    if accept_dialogs:
+        page.on("dialog", lambda dialog: dialog.accept())
+    log_in(page, base_url, username, password, path)
+    yield page
+    context.close()
+    assert thrown == [], f"a script of the page threw: {thrown}"

@@ -155,10 +155,16 @@ class ServeProcess:
         assert made.returncode == 0, made.stderr
         return made.stdout.strip().splitlines()[-1]
 
+    def user(self, user: str, role: str) -> str:
+        """A new user `user` with `role`, made with the CLI as an operator would; its password (`USER-password`)."""
+        password = f"{user}-password"
+        made = self.cli("user", "create", user, "--role", role, "--password-stdin", stdin=f"{password}\n")
+        assert made.returncode == 0, made.stderr
+        return password
+
     def agent_user(self, user: str) -> str:
         """A new user `user` with the agent role, made with the CLI as an operator would; its name."""
-        made = self.cli("user", "create", user, "--role", "agent", "--password-stdin", stdin=f"{user}-password\n")
-        assert made.returncode == 0, made.stderr
+        self.user(user, "agent")
         return user
 
     def agent_token(self, name: str, user: str | None = None) -> str:

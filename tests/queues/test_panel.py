@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, FilePayload, Page, expect
 
-from tests.conftest import ServeProcess, StartServe, log_in, wait_until
+from tests.conftest import ServeProcess, StartServe, log_in, signed_in, wait_until
 from tests.queues.conftest import QueuesApi
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -22,8 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 @pytest.fixture(scope="module")
 def serve(start_module_serve: StartServe) -> ServeProcess:
     serve = start_module_serve()
-    made = serve.cli("user", "create", "vera", "--role", "viewer", "--password-stdin", stdin="vera-password\n")
-    assert made.returncode == 0, made.stderr
+    serve.user("vera", "viewer")
     return serve
 
 
@@ -36,15 +35,10 @@ def api(serve: ServeProcess) -> Iterator[QueuesApi]:
 @pytest.fixture
 def admin(serve: ServeProcess, module_browser: Browser) -> Iterator[Page]:
     """The admin's page on the queues list; the test fails if a script of the page threw."""
-    context = module_browser.new_context()
-    page = context.new_page()
-    thrown: list[str] = []
-    page.on("pageerror", lambda error: thrown.append(str(error)))
-    page.on("dialog", lambda dialog: dialog.accept())
-    log_in(page, serve.url, "admin", serve.admin_password(), "/panel/queues")
-    yield page
-    context.close()
-    assert thrown == []
+    with signed_in(
+        module_browser, serve.url, "admin", serve.admin_password(), "/panel/queues", accept_dialogs=True
+    ) as page:
+        yield page
 
 
 def finish(api: QueuesApi, queue: str, verb: str, **body: Any) -> int:

@@ -27,8 +27,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory, start_module_serve: StartSer
         f'[[robots]]\nname = "from-file"\nargv = ["{sys.executable}", "counter.py"]\ncwd = "{EXAMPLES}"\n'
     )
     serve = start_module_serve(workdir)
-    made = serve.cli("user", "create", "vera", "--role", "viewer", "--password-stdin", stdin="vera-password\n")
-    assert made.returncode == 0, made.stderr
+    serve.user("vera", "viewer")
     return serve
 
 

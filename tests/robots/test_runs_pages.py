@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import ServeProcess, StartServe, log_in, wait_until
+from tests.conftest import ServeProcess, StartServe, signed_in, wait_until
 from tests.robots.conftest import EXAMPLES
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -47,14 +47,8 @@ def api(serve: ServeProcess) -> Iterator[httpx.Client]:
 @pytest.fixture
 def admin(serve: ServeProcess, module_browser: Browser) -> Iterator[Page]:
     """The admin's page on the Runs page; the test fails if a script of the page threw."""
-    context = module_browser.new_context()
-    page = context.new_page()
-    thrown: list[str] = []
-    page.on("pageerror", lambda error: thrown.append(str(error)))
-    log_in(page, serve.url, "admin", serve.admin_password(), "/panel/runs")
-    yield page
-    context.close()
-    assert thrown == []
+    with signed_in(module_browser, serve.url, "admin", serve.admin_password(), "/panel/runs") as page:
+        yield page
 
 
 def ended(api: httpx.Client, run_id: int, *states: str) -> dict[str, Any]:

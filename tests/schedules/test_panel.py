@@ -23,8 +23,7 @@ ROBOT = "panel-bot"
 @pytest.fixture(scope="module")
 def serve(start_module_serve: StartServe) -> ServeProcess:
     serve = start_module_serve()
-    made = serve.cli("user", "create", "vera", "--role", "viewer", "--password-stdin", stdin="vera-password\n")
-    assert made.returncode == 0, made.stderr
+    serve.user("vera", "viewer")
     return serve
 
 
