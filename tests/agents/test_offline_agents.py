@@ -127,6 +127,11 @@ def test_a_kill_asked_while_the_agent_is_away_survives_a_restart_of_serve(
     run = api.post("/api/v1/robots/stubborn/start").json()
     agent.kill()
     offline(api, "pc-03")
+    # A restart's start cannot wait for the agent: refused up front, and nothing of it done (no stop pending).
+    refused = api.post("/api/v1/robots/stubborn/restart")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "agent_offline", refused.text
+    untouched = run_of(api, run["id"])
+    assert untouched["state"] == "running" and untouched["pending_action"] is None
 
     killed = api.post(f"/api/v1/runs/{run['id']}/kill")
     assert killed.status_code == 200, killed.text
