@@ -10,11 +10,11 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from robofleet.auth import role_form, roles, tokens, users
+from robofleet.auth import panel_role_form, roles, tokens, users
 from robofleet.auth.api import read_audit
+from robofleet.auth.panel_role_form import RoleForm
 from robofleet.auth.permissions import PERMISSIONS
 from robofleet.auth.principal import Principal
-from robofleet.auth.role_form import RoleForm
 from robofleet.auth.schemas import TokenCreate, UserCreate, UserUpdate
 from robofleet.errors import RobofleetError
 from robofleet.orchestrator import Orchestrator
@@ -145,10 +145,10 @@ def _roles_page(
         tab="roles",
         roles=listed.items,
         permissions=PERMISSIONS,
-        groups=role_form.permission_groups(),
-        form=form or role_form.blank(),
+        groups=panel_role_form.permission_groups(),
+        form=form or panel_role_form.blank(),
         editing=editing or {},
-        edit_form=role_form.of_role,
+        edit_form=panel_role_form.of_role,
     )
 
 
@@ -158,15 +158,15 @@ async def roles_create(
     principal: Principal = Depends(Require("roles:write", panel=True)),
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
-    form = role_form.entered(await form_of(request))
+    form = panel_role_form.entered(await form_of(request))
 
     def create() -> Response:
         try:
-            roles.create_role(ctx.store, principal, role_form.to_create(form))
+            roles.create_role(ctx.store, principal, panel_role_form.to_create(form))
         except ValidationError as exc:
-            return _roles_page(request, principal, ctx, form=role_form.refused(form, exc), status=422)
+            return _roles_page(request, principal, ctx, form=panel_role_form.refused(form, exc), status=422)
         except RobofleetError as exc:
-            return _roles_page(request, principal, ctx, form=role_form.refused(form, exc), status=exc.status)
+            return _roles_page(request, principal, ctx, form=panel_role_form.refused(form, exc), status=exc.status)
         return redirect(ROLES, notice=f"Role {form.values['name']} created.")
 
     return await run_in_threadpool(create)
@@ -179,18 +179,18 @@ async def roles_update(
     principal: Principal = Depends(Require("roles:write", panel=True)),
     ctx: Orchestrator = Depends(get_context),
 ) -> Response:
-    form = role_form.entered(await form_of(request), name)
+    form = panel_role_form.entered(await form_of(request), name)
 
     def update() -> Response:
         try:
-            roles.update_role(ctx.store, principal, name, role_form.to_update(form))
+            roles.update_role(ctx.store, principal, name, panel_role_form.to_update(form))
         except ValidationError as exc:
-            editing = {name: role_form.refused(form, exc)}
+            editing = {name: panel_role_form.refused(form, exc)}
             return _roles_page(request, principal, ctx, editing=editing, status=422)
         except RobofleetError as exc:
             if exc.status == 404:
                 return redirect(ROLES, error=exc.message)
-            editing = {name: role_form.refused(form, exc)}
+            editing = {name: panel_role_form.refused(form, exc)}
             return _roles_page(request, principal, ctx, editing=editing, status=exc.status)
         return redirect(ROLES, notice=f"Role {name} saved.")
 
