@@ -220,8 +220,16 @@ class Engine:
         # writes chunk by chunk from that time on: each chunk's fences, fire rows and activities in one transaction.
         await asyncio.gather(*(self._fire_logged(row, calendars, now, cache) for row, calendars in due))
         pending, cache.pending = cache.pending, []
-        for start in range(0, len(pending), CONCURRENT_FIRES):
-            await self._flush(pending[start : start + CONCURRENT_FIRES], not_before=now)
+        committed: list[Pending] = []
+        try:
+            for start in range(0, len(pending), CONCURRENT_FIRES):
+                chunk = pending[start : start + CONCURRENT_FIRES]
+                committed += await self._flush(chunk, not_before=now, adopt=False)
+        finally:
+            # Every fire of the pass first, then their activities run (also those committed before a chunk failed):
+            # in a burst, running the first chunk's activities would take the CPU from the next chunks' fires.
+            for item in committed:
+                self._adopt(item.row, item.fires)
         if len(due) >= BATCH:
             self.service.loop.wake()
             return
@@ -683,18 +691,23 @@ class Engine:
         else:
             await self._flush([pending])
 
-    async def _flush(self, pending: list[Pending], *, not_before: datetime | None = None) -> None:
+    async def _flush(
+        self, pending: list[Pending], *, not_before: datetime | None = None, adopt: bool = True
+    ) -> list[Pending]:
         """The chunk's fences, fire rows and activities in one transaction (not before `not_before`, the time the
-        pass acts as of); then the activities are queued."""
+        pass acts as of); then, with `adopt`, the activities are queued. The ones committed (the others another
+        engine moved first)."""
         if not pending:
-            return
+            return []
         if not_before is not None and (early := (not_before - utcnow()).total_seconds()) > 0:
             await asyncio.sleep(early)
         for item in pending:
             self._prepare(item.principal, item.fires)
         committed = await asyncio.to_thread(self._commit_many, pending)
-        for item in committed:
-            self._adopt(item.row, item.fires)
+        if adopt:
+            for item in committed:
+                self._adopt(item.row, item.fires)
+        return committed
 
     def _commit_many(self, pending: list[Pending]) -> list[Pending]:
         """Every fence, and the fire rows and activities of those that moved, in one transaction; the ones another
