@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any
@@ -81,6 +84,7 @@ def follow_stream(client: httpx.Client, filters: dict[str, str], last_id: int | 
     last record printed, so none is missed or printed twice; a refusal (4xx) exits at once with its message."""
     backoff = RECONNECT_BACKOFF
     announced = False
+    signal.signal(signal.SIGINT, _leave)
     try:
         while True:
             headers = {"Last-Event-ID": str(last_id)} if last_id is not None else {}
@@ -111,6 +115,15 @@ def follow_stream(client: httpx.Client, filters: dict[str, str], last_id: int | 
             backoff = min(backoff * 2, MAX_RECONNECT_BACKOFF)
     except KeyboardInterrupt:
         return
+
+
+def _leave(signum: int, frame: object) -> None:
+    """Ctrl-C ends a follow at once, whatever it is doing: a KeyboardInterrupt raised inside the HTTP client's
+    connection pool could leave it holding a lock that closing the stream then waits for (seen as a follow that
+    never ended after a reconnect). Nothing is left to finish: what was printed is flushed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
