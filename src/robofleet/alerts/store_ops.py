@@ -65,50 +65,15 @@ def channel_out(channel: AlertChannel) -> ChannelOut:
 
 
 def alert_out(alert: Alert) -> AlertOut:
-    return AlertOut(
-        id=alert.id,
-        rule=alert.rule,
-        kind=RuleKind(alert.kind),
-        subject=alert.subject,
-        title=alert.title,
-        detail=alert.detail,
-        facts=dict(alert.facts),
-        count=alert.count,
-        first_at=alert.first_at,
-        last_at=alert.last_at,
-        acknowledged_at=alert.acknowledged_at,
-        acknowledged_by=alert.acknowledged_by,
-    )
+    return AlertOut.model_validate(alert, from_attributes=True)
 
 
 def delivery_out(row: AlertDelivery) -> DeliveryOut:
-    return DeliveryOut(
-        id=row.id,
-        channel=row.channel,
-        kind=row.kind,
-        state=row.state,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-        created_at=row.created_at,
-        delivered_at=row.delivered_at,
-    )
+    return DeliveryOut.model_validate(row, from_attributes=True)
 
 
 def attempt_out(row: AlertAttempt) -> AttemptOut:
-    return AttemptOut(
-        id=row.id,
-        delivery_id=row.delivery_id,
-        alert_id=row.alert_id,
-        channel=row.channel,
-        kind=row.kind,
-        attempt=row.attempt,
-        at=row.at,
-        outcome=row.outcome,
-        status=row.status,
-        error=row.error,
-        seconds=row.seconds,
-    )
+    return AttemptOut.model_validate(row, from_attributes=True)
 
 
 # ---- rules and channels -----------------------------------------------------------------------------------------
