@@ -42,6 +42,8 @@ from robofleet.store.futures import settle
 log = logging.getLogger(__name__)
 LANES = 2
 MAX_JOBS = 8  # batches per group: small enough that both lanes get some of a burst
+STALLED_SECONDS = 3.0  # a group's write takes milliseconds; this long without an answer, the store is not answering
+JOIN_SLICE_SECONDS = 0.1
 
 
 class _Turns:
@@ -82,6 +84,7 @@ class LogWriter:
         self._tickets = 0
         self._ordered = _Turns()  # numbering (and on SQLite writing)
         self._settled = _Turns()  # committing and answering
+        self._progress = time.monotonic()  # a lane took jobs or finished a write: how `close` tells a hung store
         self._threads = [
             threading.Thread(target=self._run, name=f"{name}-{lane}", daemon=True) for lane in range(lanes)
         ]
@@ -93,12 +96,24 @@ class LogWriter:
         self._queue.put(job)
         return job.future
 
-    def close(self, timeout: float = 10) -> None:
-        """Write what is queued, then stop the lanes."""
+    def close(self, timeout: float = 10, *, stalled: float = STALLED_SECONDS) -> None:
+        """Write what is queued, then stop the lanes. Gives up after `timeout`, or sooner when a write has gone
+        `stalled` seconds without an answer: a store that stopped answering mid-statement (a frozen server, a
+        network that drops packets) would otherwise hold the process's stop for as long as TCP takes to notice.
+        The lanes are daemon threads: what they still hold is lost with the process, and said so on stderr."""
         self._queue.put(None)
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        while any(thread.is_alive() for thread in self._threads):
+            now = time.monotonic()
+            if now >= deadline or now - self._progress >= stalled:
+                log.error(
+                    "log writes did not finish (no answer from the store for %.1f s); the records still queued "
+                    "are not stored",
+                    now - self._progress,
+                )
+                return
+            for thread in self._threads:
+                thread.join(JOIN_SLICE_SECONDS)
         self._lanes.close(max(0.0, deadline - time.monotonic()))
 
     # ---- a lane ------------------------------------------------------------------------------------------
@@ -115,12 +130,14 @@ class LogWriter:
                     jobs = [first, *self._queued(MAX_JOBS - 1)]
                     ticket = self._tickets
                     self._tickets += 1
+                self._progress = time.monotonic()
                 try:
                     self._write(lane, ticket, jobs)
                 except Exception as exc:  # the lane goes on: its turns were passed on by their `with` blocks
                     log.exception("writing log rows failed")
                     for job in jobs:
                         settle(job.future, exception=exc)
+                self._progress = time.monotonic()
         finally:
             lane.close()
 
