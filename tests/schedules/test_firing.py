@@ -104,3 +104,27 @@ def test_a_chain_fires_once_for_a_run_that_ended_while_serve_was_down(store_url:
     time.sleep(2)
     assert len(api.runs("down-b")) == 1 and runs_b[0]["requested_by"] == "schedule:down-chain"
     assert len(api.fires("down-chain")) == 1
+
+
+def test_a_herd_is_read_ahead_yet_each_fires_once_and_never_before_its_time(
+    store_url: str, start_serve: StartServe
+) -> None:
+    """Many one-offs due in the same second wake the engine earlier the more they are (it reads and decides them
+    ahead): the fires are still written once their time has come, each once, each with its activity."""
+    serve = start_serve(env=serve_env(store_url))
+    api = SchedulesApi(serve.api())
+    herd = 300
+    when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=herd // 50 + 4)
+    echo = {"action": "system.echo", "args": {"message": "herd"}}
+    for index in range(herd):
+        api.schedule(f"herd-{index:03d}", {"kind": "once", "at": when.isoformat()}, echo)
+    assert datetime.now(UTC) < when, "the herd was made too slowly to be due all at once"
+    for index in range(herd):
+        [fire] = api.wait_fires(f"herd-{index:03d}", 1, timeout=30)
+        assert at(fire["planned_at"]) == when and fire["outcome"] == "fired" and fire["activity_id"]
+        assert at(fire["fired_at"]) >= when, fire
+    assert {api.activity(fire["activity_id"])["state"] for fire in api.fires("herd-000")} <= {
+        "queued",
+        "running",
+        "succeeded",
+    }

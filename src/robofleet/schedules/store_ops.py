@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, load_only
 
@@ -212,22 +212,30 @@ _ACTIVE = and_(Schedule.enabled.is_(True), Schedule.paused.is_(False))
 def due(session: Session, now: datetime, limit: int) -> list[Schedule]:
     """Active schedules whose next fire is at or before `now`, earliest first; also a window schedule paused or
     disabled inside its window (its robot is stopped: the window ends)."""
-    stmt = (
-        select(Schedule)
-        .where(
-            Schedule.next_fire_at <= now,
-            or_(_ACTIVE, Schedule.window_end.is_not(None)),
-            Schedule.broken.is_(None),
-        )
-        .order_by(Schedule.next_fire_at)
-        .limit(limit)
-    )
+    stmt = select(Schedule).where(*_due_at(now)).order_by(Schedule.next_fire_at).limit(limit)
     return list(session.scalars(stmt))
+
+
+def _due_at(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Schedule.next_fire_at <= now,
+        or_(_ACTIVE, Schedule.window_end.is_not(None)),
+        Schedule.broken.is_(None),
+    )
 
 
 def queued(session: Session) -> list[Schedule]:
     """Schedules holding a fire until their robot's active run ends."""
     return list(session.scalars(select(Schedule).where(Schedule.queued_since.is_not(None), Schedule.broken.is_(None))))
+
+
+def next_due_and_count(session: Session) -> tuple[datetime, int] | None:
+    """The earliest next fire of an active schedule, and how many fall due then (a herd is read ahead)."""
+    moment = next_due(session)
+    if moment is None:
+        return None
+    count = session.scalar(select(func.count()).select_from(Schedule).where(*_due_at(moment)))
+    return moment, int(count or 0)
 
 
 def next_due(session: Session) -> datetime | None:
