@@ -84,6 +84,7 @@ def test_a_sweep_marks_broken_the_schedules_whose_robot_or_owner_is_gone(
     api.post("/api/v1/schedules", {"name": "of-leaving", "trigger": nightly, "target": start_of("leaving")})
     operator = Api(client, make_user("olga", ["operator"]))
     operator.post("/api/v1/schedules", {"name": "of-olga", "trigger": nightly, "target": start_of("staying")})
+    api.post("/api/v1/schedules", {"name": "untouched", "trigger": nightly, "target": start_of("staying")})
     assert api.client.delete("/api/v1/robots/leaving", headers=api.headers).status_code == 204
     assert api.client.patch("/api/v1/users/olga", headers=api.headers, json={"disabled": True}).is_success
     service = context.service("schedules")
@@ -92,7 +93,11 @@ def test_a_sweep_marks_broken_the_schedules_whose_robot_or_owner_is_gone(
     assert api.get("/api/v1/schedules/of-leaving")["broken"] == "its robot leaving no longer exists"
     assert api.get("/api/v1/schedules/of-olga")["broken"] == "its owner olga is disabled"
     listed = {item["name"]: item["broken"] for item in api.get("/api/v1/schedules")["items"]}
-    assert listed == {"of-leaving": "its robot leaving no longer exists", "of-olga": "its owner olga is disabled"}
+    assert listed == {
+        "of-leaving": "its robot leaving no longer exists",
+        "of-olga": "its owner olga is disabled",
+        "untouched": None,
+    }
 
 
 def start_of(robot: str) -> dict[str, Any]:

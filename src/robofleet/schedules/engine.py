@@ -636,21 +636,31 @@ class Engine:
 
     async def sweep_broken(self) -> None:
         """Mark broken every schedule whose action, robot or owner is gone, so the API shows it before its next
-        fire (one read of the robots and of each owner per sweep)."""
-        rows = await asyncio.to_thread(self._read, store_ops.healthy_for_sweep)
-        robots = await asyncio.to_thread(self._robot_names)
-        owners: dict[str, str | None] = {}
+        fire. Each action, robot and owner named by a schedule is checked once; schedules are read only when one
+        is gone (an idle engine with 10,000 schedules reads a few distinct names every sweep, not every row)."""
+        keys = await asyncio.to_thread(self._read, store_ops.sweep_keys)
+        robots = await asyncio.to_thread(self._robot_names) if keys.robots else set()
+        actions = {
+            action: f"its action {action} no longer exists"
+            for action in keys.actions
+            if action not in self.service.registry
+        }
+        gone_robots = {robot: f"its robot {robot} no longer exists" for robot in keys.robots - robots}
+        owners = {owner: await asyncio.to_thread(self._owner_reason, owner) for owner in sorted(keys.owners)}
+        gone_owners = {owner: reason for owner, reason in owners.items() if reason is not None}
+        if not (actions or gone_robots or gone_owners):
+            return
+        rows = await asyncio.to_thread(
+            self._read,
+            lambda session: store_ops.sweep_suspects(session, set(actions), set(gone_robots), set(gone_owners)),
+        )
         for row in rows:
-            reason = None
-            if row.target_action not in self.service.registry:
-                reason = f"its action {row.target_action} no longer exists"
-            for robot in (row.target_robot, row.event_robot):
-                if reason is None and robot is not None and robot not in robots:
-                    reason = f"its robot {robot} no longer exists"
-            if reason is None and row.owner_via not in ("system", "cli"):
-                if row.owner not in owners:
-                    owners[row.owner] = await asyncio.to_thread(self._owner_gone, row)
-                reason = owners[row.owner]
+            reasons = [
+                actions.get(row.target_action),
+                *(gone_robots.get(robot) for robot in (row.target_robot, row.event_robot) if robot is not None),
+                gone_owners.get(row.owner) if row.owner_via not in ("system", "cli") else None,
+            ]
+            reason = next((found for found in reasons if found is not None), None)
             if reason is not None:
                 await self._mark_broken(row, reason)
 
@@ -664,12 +674,14 @@ class Engine:
                 return names
             cursor = page.next_cursor
 
-    def _owner_gone(self, row: Schedule) -> str | None:
-        try:
-            self.acting_principal(row)
-        except Broken as exc:
-            return str(exc)
-        return None
+    def _owner_reason(self, owner: str) -> str | None:
+        """Why schedules owned by `owner` can no longer act as that user (gone, disabled); None if they can."""
+        with self.store.transaction() as session:
+            try:
+                user = find_user(session, owner)
+            except NotFound:
+                return f"its owner {owner} no longer exists"
+            return f"its owner {owner} is disabled" if user.disabled else None
 
     async def _mark_broken(self, row: Schedule, reason: str) -> None:
         log.warning("schedule %s is broken: %s", row.name, reason)

@@ -185,20 +185,49 @@ def touched_by_run(session: Session, robot: str) -> list[Schedule]:
     return list(session.scalars(stmt.order_by(Schedule.id)))
 
 
-def healthy_for_sweep(session: Session) -> list[Schedule]:
-    """The schedules not broken, with only what the sweep checks loaded (it reads every schedule: the JSON of
-    their triggers and targets would cost more than the check)."""
-    columns = (
-        Schedule.id,
-        Schedule.name,
-        Schedule.target_action,
-        Schedule.target_robot,
-        Schedule.event_robot,
-        Schedule.owner,
-        Schedule.owner_via,
-        Schedule.owner_scopes,
+@dataclass(frozen=True)
+class SweepKeys:
+    """What the schedules not broken depend on: their actions, robots and owners (users), each named once."""
+
+    actions: set[str]
+    robots: set[str]
+    owners: set[str]
+
+
+_HEALTHY = Schedule.broken.is_(None)
+_OWNED = Schedule.owner_via.not_in(("system", "cli"))  # the others act as the system, not as a user
+_SWEPT = (
+    Schedule.id,
+    Schedule.name,
+    Schedule.target_action,
+    Schedule.target_robot,
+    Schedule.event_robot,
+    Schedule.owner,
+    Schedule.owner_via,
+)
+
+
+def sweep_keys(session: Session) -> SweepKeys:
+    """Distinct values only: the sweep checks each action, robot and owner once, however many schedules name it,
+    and loads no schedule unless one of them is gone."""
+
+    def distinct(column: Any, *where: Any) -> set[str]:
+        return set(session.scalars(select(column).where(_HEALTHY, column.is_not(None), *where).distinct()))
+
+    robots = distinct(Schedule.target_robot) | distinct(Schedule.event_robot)
+    return SweepKeys(distinct(Schedule.target_action), robots, distinct(Schedule.owner, _OWNED))
+
+
+def sweep_suspects(session: Session, actions: set[str], robots: set[str], owners: set[str]) -> list[Schedule]:
+    """The schedules not broken that name one of the gone `actions`, `robots` or `owners`, with only the columns
+    the sweep reads."""
+    named = or_(
+        Schedule.target_action.in_(sorted(actions)),
+        Schedule.target_robot.in_(sorted(robots)),
+        Schedule.event_robot.in_(sorted(robots)),
+        and_(Schedule.owner.in_(sorted(owners)), _OWNED),
     )
-    stmt = select(Schedule).options(load_only(*columns)).where(Schedule.broken.is_(None)).order_by(Schedule.id)
+    stmt = select(Schedule).options(load_only(*_SWEPT)).where(_HEALTHY, named).order_by(Schedule.id)
     return list(session.scalars(stmt))
 
 
