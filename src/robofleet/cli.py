@@ -18,6 +18,7 @@ from robofleet.logs import cli as logs_cli
 from robofleet.queues import cli as queue_cli
 from robofleet.robots import cli as runs_cli
 from robofleet.schedules import cli as schedule_cli
+from robofleet.sessions import cli as session_cli
 from robofleet.settings import Settings, load_settings
 from robofleet.store import Store
 
@@ -33,6 +34,7 @@ app.add_typer(settings_app, name="settings")
 app.add_typer(activity_cli.app, name="activity")
 app.add_typer(schedule_cli.app, name="schedule")
 app.add_typer(queue_cli.app, name="queue")
+app.add_typer(session_cli.app, name="session")
 app.command("logs")(logs_cli.logs)
 app.command("runs")(runs_cli.runs)
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
-from robofleet import activities, agents, alerts, auth, logs, queues, robots, schedules, settings
+from robofleet import activities, agents, alerts, auth, logs, queues, robots, schedules, sessions, settings
 from robofleet.domain import Domain, NavEntry, load
 
 # In the order routes are matched (the busiest first) and actions are listed.
@@ -19,6 +19,7 @@ DOMAINS: tuple[Domain, ...] = (
     schedules.DOMAIN,
     queues.DOMAIN,
     alerts.DOMAIN,
+    sessions.DOMAIN,
     agents.DOMAIN,
     auth.DOMAIN,
     settings.DOMAIN,

@@ -42,7 +42,8 @@ PERMISSIONS: dict[str, str] = {
         "(argv, cwd, agent, env, session), which run as the agent's OS user"
     ),
     "sessions:read": "View graphical sessions and screenshots",
-    "sessions:control": "Send input to graphical sessions",
+    "sessions:control": "Send input to graphical sessions (click, type, keys, scroll)",
+    "sessions:admin": "Create, change, delete and restart graphical sessions",
     "alerts:read": "See fired alerts, alert rules, channels (secrets never shown) and the delivery log",
     "alerts:admin": "Acknowledge alerts; create, change and delete alert rules and channels",
 }

@@ -38,7 +38,9 @@ class RobotFields(BaseModel):
     argv: list[str] = Field(min_length=1, max_length=200)
     cwd: str | None = Field(None, max_length=1024)
     env: dict[str, str] = Field(default_factory=dict)
-    session: str | None = Field(None, max_length=64)
+    session: str | None = Field(
+        None, max_length=64, description="A graphical session on its agent: its runs get its DISPLAY once it is healthy"
+    )
     safe_stop_timeout: float = Field(30.0, gt=0, le=3600)
     max_runtime: float | None = Field(None, gt=0, le=7 * 86_400)
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
@@ -62,19 +64,8 @@ class RobotFields(BaseModel):
         return checked_log_format(value)
 
 
-# Until robofleet opens and keeps graphical sessions, a session named for a robot would be accepted and ignored (the
-# robot runs without a display): refused on the way in, so nobody relies on it. Stored values (older robots) still read.
-NO_SESSIONS = "graphical sessions are not built yet: a robot runs without one, so leave session out"
-
-
-def refuse_session(value: str | None) -> None:
-    if value:
-        raise ValueError(NO_SESSIONS)
-
-
 class RobotCreate(RobotFields):
     name: RobotName
-    _no_session = field_validator("session")(refuse_session)
 
 
 class RobotUpdate(BaseModel):
@@ -85,8 +76,7 @@ class RobotUpdate(BaseModel):
     argv: list[str] | None = Field(None, min_length=1, max_length=200)
     cwd: str | None = Field(None, max_length=1024)
     env: dict[str, str] | None = None
-    session: str | None = Field(None, max_length=64)
-    _no_session = field_validator("session")(refuse_session)
+    session: str | None = Field(None, max_length=64, description="The graphical session its runs get (null: none)")
     safe_stop_timeout: float | None = Field(None, gt=0, le=3600)
     max_runtime: float | None = Field(None, gt=0, le=7 * 86_400)
     restart: RestartPolicy | None = None

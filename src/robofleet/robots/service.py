@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -67,6 +67,21 @@ DEADLINE_PASS_SECONDS = 5.0
 KILL_RETRY_SECONDS = 5.0
 Also = Callable[[Session, Run], None]  # more of the same transaction as a run's change
 FAILURES = (FAILED, KILLED, LOST)  # ends logged at ERROR, with their reason
+START_SECONDS = 30.0  # how long an agent may take to start a robot's process (plus its session's wait)
+
+
+class SessionDirectory(Protocol):
+    """What robots ask of graphical sessions (robofleet/sessions/service.py answers; it sets itself as
+    `RobotsService.sessions` when it starts, so that robots never import it)."""
+
+    @property
+    def session_wait_seconds(self) -> float: ...
+
+    def check_robot_session(self, session: str, agent: str) -> None:
+        """Nothing when `session` is a session on `agent`; Invalid (422 naming the field) otherwise."""
+
+    def spec_for_run(self, session: str, agent: str) -> Any:
+        """The session as process.start carries it; a RobofleetError when it cannot be used."""
 
 
 class RobotsService:
@@ -90,6 +105,7 @@ class RobotsService:
         self.timers = Timers()
         self.deadlines = Loop("robots-deadlines", DEADLINE_PASS_SECONDS, self.enforce_deadlines)
         self.pauses = Pauses(hub, self._update)
+        self.sessions: SessionDirectory | None = None  # set by the sessions service while it runs
 
     async def startup(self) -> None:
         """Enforce the stored deadlines (also those that passed while `serve` was down), and lose the runs of
@@ -135,6 +151,8 @@ class RobotsService:
             require_define(principal, data.name, list(COMMAND_FIELDS), creating=True)
             if store_ops.robot_exists(session, data.name):
                 raise Conflict(f"a robot named {data.name!r} exists already", details={"robot": data.name})
+            if data.session:
+                self._check_session(data.session, data.agent)
             unmasked(data.env, {})  # a mask copied from another robot stands for nothing here
             robot = Robot(
                 **data.model_dump(exclude={"restart"}), restart=data.restart.model_dump(), from_config=from_config
@@ -166,6 +184,9 @@ class RobotsService:
                 changes["env"] = unmasked(data.env, robot.env)  # what GET showed, sent back: the secrets stay
             changed = command_changes({key: getattr(robot, key) for key in COMMAND_FIELDS}, changes)
             require_define(principal, name, changed)
+            named: str | None = changes.get("session", robot.session)
+            if ("session" in changes or "agent" in changes) and named:
+                self._check_session(named, changes.get("agent", robot.agent))
             moved = [key for key in changed if key in RELOCATING_FIELDS]
             if moved:
                 refuse_carried_secrets(robot.env, data.env if "env" in changes else None, moved)
@@ -175,6 +196,23 @@ class RobotsService:
                 robot.restart = data.restart.model_dump()
             session.flush()
             return store_ops.robot_out(robot)
+
+    def _check_session(self, session: str, agent: str) -> None:
+        """A robot's session must be a session on the robot's agent (422 otherwise). Robots of the settings file
+        are applied before sessions run: their session is checked when a run starts."""
+        if self.sessions is not None:
+            self.sessions.check_robot_session(session, agent)
+
+    def robots_naming_session(self, session: str) -> list[str]:
+        """The robots whose runs get `session`'s display, by name."""
+        with self.store.transaction() as db:
+            return sorted(robot.name for robot in db.scalars(store_ops.robots_page_query()) if robot.session == session)
+
+    def active_runs_naming_session(self, session: str) -> list[tuple[int, str]]:
+        """(run id, robot) of the active runs of the robots naming `session`."""
+        robots = self.robots_naming_session(session)
+        with self.store.transaction() as db:
+            return [(run.id, name) for name in robots for run in store_ops.active_runs(db, name)]
 
     def delete_robot(self, principal: Principal, name: str) -> None:
         with audited(self.store, principal, "robot.delete", name) as session:
@@ -272,10 +310,18 @@ class RobotsService:
                     "env": robot.env,
                     "max_runtime": robot.max_runtime,
                     "keep_leftovers": robot.keep_leftovers,
+                    "session": robot.session,
                 }
                 return run.id, spec
 
         run_id, spec = await asyncio.to_thread(prepare)
+        display: dict[str, Any] = {}
+        if spec["session"]:
+            try:
+                display = await asyncio.to_thread(self._session_args, spec["session"], spec["agent"])
+            except RobofleetError as exc:
+                await self._finish(run_id, FAILED, "system", only_from=(STARTING,), error=exc.message)
+                raise
         try:
             token = await asyncio.to_thread(self._run_token, run_id, name, spec["max_runtime"])
         except Exception as exc:
@@ -301,7 +347,9 @@ class RobotsService:
                     "env": env,
                     "robot": name,
                     "keep_leftovers": spec["keep_leftovers"],
+                    **display,
                 },
+                within=START_SECONDS + float(display.get("session_wait_seconds", 0)),
             )
         except RobofleetError as exc:
             await self._finish(run_id, FAILED, "system", only_from=(STARTING,), error=exc.message)
@@ -323,6 +371,18 @@ class RobotsService:
         if deadline is not None:
             self._wake_at(deadline)
         return out
+
+    def _session_args(self, session: str, agent: str) -> dict[str, Any]:
+        """What process.start carries for a robot with a session: the agent ensures it and waits for it to be healthy
+        (the run fails with the reason when it is not in time), then gives the robot its DISPLAY."""
+        if self.sessions is None:
+            raise Conflict(
+                f"session {session!r} cannot be kept: graphical sessions are not running", code="session_unhealthy"
+            )
+        return {
+            "session": self.sessions.spec_for_run(session, agent),
+            "session_wait_seconds": self.sessions.session_wait_seconds,
+        }
 
     def _run_token(self, run_id: int, robot: str, max_runtime: float | None) -> str:
         """A token for the run alone: robot permissions (its logs, its queue items) as that robot and run only,

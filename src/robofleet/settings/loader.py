@@ -49,6 +49,10 @@ def load_settings(explicit: str | Path | None = None, environ: Mapping[str, str]
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    if isinstance(data.get("sessions"), list):
+        # `[[sessions]]`: the declared sessions (model.SessionsSettings), as a table here, so that a variable such
+        # as ROBOFLEET_SESSIONS__CHECK_SECONDS is merged with them instead of replacing them.
+        data["sessions"] = {"declared": data["sessions"]}
     try:
         if environ is os.environ:
             settings = Settings(**data)

@@ -96,6 +96,47 @@ class QueueingSettings(Section):
     housekeeping_seconds: float = Field(300, gt=0, description="How often retention deletes old finished items")
 
 
+class SessionConfig(Section):
+    """A graphical session declared in the settings file (`[[sessions]]`); the fields of POST /api/v1/sessions."""
+
+    name: str
+    agent: str = "local"
+    kind: str = "xvfb"
+    display: str | None = None
+    width: int = 1280
+    height: int = 800
+    depth: int = 24
+    window_manager: bool = False
+    restart: str = "always"
+    record_seconds: int | None = None  # None: sessions.record_seconds
+    enabled: bool = True
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+
+
+class SessionsSettings(Section):
+    """How graphical sessions are kept. The sessions themselves are `[[sessions]]` in the file: TOML cannot hold a
+    `[sessions]` table and a `[[sessions]]` list at once, so a file that sets these keys too declares its sessions
+    as `[[sessions.declared]]` under `[sessions]` (the settings read a bare `[[sessions]]` list as `declared`)."""
+
+    check_seconds: float = Field(
+        2, gt=0, le=300, description="How often each session's state is asked of its agent (and the agent checks it)"
+    )
+    window_manager: list[str] = Field(
+        default_factory=lambda: ["openbox"],
+        min_length=1,
+        description="The command started in an xvfb session whose window_manager is true",
+    )
+    record_seconds: int = Field(
+        0, ge=0, le=120, description="A new session's default: the last N s kept at 1 frame/s for a failed run"
+    )
+    session_wait_seconds: float = Field(
+        15, gt=0, le=300, description="How long a run waits for its session to be healthy before it fails"
+    )
+    evidence_retention_days: int = Field(14, ge=1, le=36_500, description="Failed runs' evidence kept this long")
+    declared: list[SessionConfig] = Field(default_factory=list, description="The sessions of the settings file")
+
+
 class SmtpSettings(Section):
     """The mail server alerts are sent through (a channel of kind email names only its recipients)."""
 
@@ -246,6 +287,7 @@ class Settings(BaseSettings):
     agents: AgentsSettings = Field(default_factory=AgentsSettings)
     queueing: QueueingSettings = Field(default_factory=QueueingSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    sessions: SessionsSettings = Field(default_factory=SessionsSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
     roles: list[RoleConfig] = Field(default_factory=list)
@@ -256,6 +298,13 @@ class Settings(BaseSettings):
     alerts: list[AlertRuleConfig] = Field(default_factory=list)
     alert_channels: list[AlertChannelConfig] = Field(default_factory=list)
     users: list[UserConfig] = Field(default_factory=list)
+
+    @field_validator("sessions", mode="before")
+    @classmethod
+    def _sessions_list(cls, value: Any) -> Any:
+        # `[[sessions]]` in the file: the declared sessions, the keys at their defaults (see SessionsSettings).
+        return {"declared": value} if isinstance(value, list) else value
+
     # Where they were read from (settings/provenance.py), set by the loader; None for settings built in code.
     _origin: Origin | None = PrivateAttr(default=None)
 

@@ -1,0 +1,197 @@
+"""Failed runs' evidence: what the agent kept of a run that failed, was killed or stopped (its process tree as it
+was, its last output lines, and for a robot with a session a screenshot and the last seconds as an animated WebP),
+fetched into the store and served with the run.
+
+The runs' ends come from the event hub as the robots service publishes them, on the replica its agent reported the
+end to, which is the one connected to that agent. The bundle is fetched (`run.evidence`), stored, then dropped on
+the agent (`run.evidence_drop`); a bundle the agent has not finished writing yet is asked for again a few times.
+The leader deletes bundles older than `sessions.evidence_retention_days`."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from robofleet.agents.hub import CommandFailed
+from robofleet.auth.audit import record
+from robofleet.auth.principal import Principal, system_principal
+from robofleet.errors import NotFound, RobofleetError
+from robofleet.robots.service import TOPIC as RUNS_TOPIC
+from robofleet.runtime import Loop, Tasks
+from robofleet.sessions import store_ops
+from robofleet.sessions.models import RunEvidence
+from robofleet.sessions.schemas import EvidenceOut, OutputLine, ProcessFacts
+from robofleet.store.base import utcnow
+
+if TYPE_CHECKING:
+    from robofleet.sessions.service import SessionsService
+
+log = logging.getLogger(__name__)
+ENDS_WITH_EVIDENCE = ("failed", "killed", "stopped")
+FETCH_TRIES = 5
+FETCH_PAUSE_SECONDS = 1.0
+FETCH_SECONDS = 30.0
+RETENTION_SECONDS = 3600.0
+MAX_OUTPUT_LINES = 100
+MAX_PROCESSES = 500
+
+
+class Evidence:
+    def __init__(self, sessions: SessionsService) -> None:
+        self.sessions = sessions
+        self.store = sessions.store
+        self.hub = sessions.hub
+        self.robots = sessions.robots
+        self.events = sessions.events
+        self.retention_days = sessions.settings.evidence_retention_days
+        self.tasks = Tasks()
+        self.retention = Loop(
+            "evidence-retention", RETENTION_SECONDS, self._retention_pass, gate=sessions.app.leader.leads
+        )
+
+    async def start(self) -> None:
+        self.tasks.spawn(self.follow_runs(), name="evidence: run ends")
+        await self.sessions.app.leader.start(self.retention.wake)
+        self.retention.start()
+
+    async def stop(self) -> None:
+        await self.retention.stop()
+        await self.tasks.stop()
+
+    # ---- collecting ----------------------------------------------------------------------------------------------
+
+    async def follow_runs(self) -> None:
+        with self.events.subscribe(RUNS_TOPIC) as queue:
+            while True:
+                topic, payload = await queue.get()
+                if not topic:
+                    return  # the hub closed: serve is stopping
+                if payload.get("state") in ENDS_WITH_EVIDENCE and payload.get("agent") in self.hub.agents:
+                    self.tasks.spawn(
+                        self.collect(int(payload["id"]), str(payload["robot"]), str(payload["agent"])),
+                        name=f"evidence of run {payload['id']}",
+                    )
+
+    async def collect(self, run_id: int, robot: str, agent: str) -> bool:
+        """Fetch, store and drop the agent's bundle of the run; False when the agent has none."""
+        bundle: dict[str, Any] | None = None
+        for attempt in range(FETCH_TRIES):
+            try:
+                bundle = await self.hub.command(agent, "run.evidence", {"run_id": str(run_id)}, within=FETCH_SECONDS)
+                break
+            except CommandFailed as exc:
+                code = exc.details.get("code") if isinstance(exc.details, dict) else None
+                if code != "not_found":
+                    log.warning(
+                        "run %s: its evidence could not be fetched from agent %s: %s", run_id, agent, exc.message
+                    )
+                    return False
+                if attempt + 1 < FETCH_TRIES:
+                    await asyncio.sleep(FETCH_PAUSE_SECONDS)
+            except RobofleetError as exc:
+                log.warning("run %s: its evidence could not be fetched from agent %s: %s", run_id, agent, exc.message)
+                return False
+        if not isinstance(bundle, dict):
+            return False
+        await asyncio.to_thread(self.keep, run_id, robot, agent, bundle)
+        try:
+            await self.hub.command(agent, "run.evidence_drop", {"run_id": str(run_id)}, within=FETCH_SECONDS)
+        except RobofleetError as exc:  # the agent drops it itself after a day
+            log.info("run %s: agent %s kept its evidence: %s", run_id, agent, exc.message)
+        log.info("run %s: evidence stored", run_id, extra={"run_id": str(run_id)})
+        return True
+
+    def keep(self, run_id: int, robot: str, agent: str, bundle: dict[str, Any]) -> None:
+        """Store the bundle (once: a second copy of a run's evidence is ignored)."""
+        shot = bundle.get("screenshot") if isinstance(bundle.get("screenshot"), dict) else None
+        recording = bundle.get("recording") if isinstance(bundle.get("recording"), dict) else None
+        facts: dict[str, Any] = {
+            "exit": bundle.get("exit") if isinstance(bundle.get("exit"), dict) else {},
+            "processes": list(bundle.get("processes") or [])[:MAX_PROCESSES],
+            "output": list(bundle.get("output") or [])[-MAX_OUTPUT_LINES:],
+        }
+        row = RunEvidence(
+            run_id=run_id,
+            robot=robot,
+            agent=agent,
+            captured_at=_time(bundle.get("captured_at")),
+            stored_at=utcnow(),
+            facts=facts,
+            screenshot_type=shot.get("content_type") if shot else None,
+            screenshot=base64.b64decode(shot["data"]) if shot and shot.get("data") else None,
+            recording_type=recording.get("content_type") if recording else None,
+            recording=base64.b64decode(recording["data"]) if recording and recording.get("data") else None,
+            recording_frames=recording.get("frames") if recording else None,
+        )
+        try:
+            with self.store.transaction() as db:
+                if store_ops.has_evidence(db, run_id):
+                    return
+                db.add(row)
+        except IntegrityError:  # stored by another pass meanwhile
+            return
+
+    # ---- reading -------------------------------------------------------------------------------------------------
+
+    def get(self, principal: Principal, run_id: int, base_url: str = "/api/v1") -> EvidenceOut:
+        """The run's evidence without its images (their URLs instead). NotFound for no such run, a run outside the
+        caller's robots:read, or a run without evidence."""
+        self.robots.get_run(principal, run_id)
+        with self.store.transaction() as db:
+            row = store_ops.evidence(db, run_id)
+            if row is None:
+                raise NotFound(f"run {run_id} has no evidence", details={"run": run_id}, code="no_evidence")
+            facts = row.facts or {}
+            return EvidenceOut(
+                run_id=row.run_id,
+                robot=row.robot,
+                agent=row.agent,
+                captured_at=row.captured_at,
+                stored_at=row.stored_at,
+                exit=facts.get("exit") or {},
+                processes=[ProcessFacts.model_validate(item) for item in facts.get("processes") or []],
+                output=[OutputLine.model_validate(item) for item in facts.get("output") or []],
+                screenshot_url=f"{base_url}/runs/{run_id}/evidence/screenshot" if row.screenshot else None,
+                recording_url=f"{base_url}/runs/{run_id}/evidence/recording" if row.recording else None,
+                recording_frames=row.recording_frames,
+            )
+
+    def image(self, principal: Principal, run_id: int, which: str) -> tuple[str, bytes]:
+        """(content type, bytes) of the run's evidence screenshot or recording; NotFound when it has none."""
+        self.robots.get_run(principal, run_id)
+        with self.store.transaction() as db:
+            row = store_ops.evidence(db, run_id)
+            data = None if row is None else row.screenshot if which == "screenshot" else row.recording
+            kind = None if row is None else row.screenshot_type if which == "screenshot" else row.recording_type
+            if row is None or data is None:
+                raise NotFound(f"run {run_id} has no evidence {which}", details={"run": run_id}, code="no_evidence")
+            return kind or "application/octet-stream", data
+
+    # ---- retention (the leader's) --------------------------------------------------------------------------------
+
+    async def _retention_pass(self) -> None:
+        await asyncio.to_thread(self.apply_retention)
+
+    def apply_retention(self, now: datetime | None = None) -> int:
+        """Delete evidence stored more than `sessions.evidence_retention_days` ago; how many bundles went."""
+        cutoff = (now or utcnow()) - timedelta(days=self.retention_days)
+        with self.store.transaction() as db:
+            deleted = store_ops.purge_evidence(db.connection(), cutoff)
+            if deleted:
+                record(
+                    db, system_principal("evidence-retention"), "evidence.retention", "runs", "ok", {"deleted": deleted}
+                )
+        return deleted
+
+
+def _time(value: Any) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return utcnow()
+    return parsed if parsed.tzinfo is not None else utcnow()

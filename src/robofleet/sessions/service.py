@@ -1,0 +1,652 @@
+"""Graphical sessions: the only code that changes them. Definitions are audited in their transaction (like queues);
+their state is what their agent reports, stored by the sync loop.
+
+The sync loop (every `sessions.check_seconds`) sends `session.sync` to each agent connected to this replica, with
+that agent's enabled sessions: the agent keeps exactly those (its watchdog starts, checks and restarts them) and
+answers with each one's state and the events it has not been asked for yet; a change is stored, written to the
+session's history and published on the event hub (`TOPIC`, for the SSE stream and the panel). A session that no
+replica has heard of for a while is its agent's: offline, so `unhealthy` with the reason "agent NAME is offline".
+When a session stops being healthy under active runs of robots that name it, each such run says so in its log.
+
+Screens and input go to the agent as commands (`AgentHub.command`); the evidence of failed runs is `evidence.py`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from robofleet.agents.hub import CommandFailed
+from robofleet.auth.audit import audited, record_alone
+from robofleet.auth.principal import Principal, system_principal
+from robofleet.errors import ConfigError, Conflict, Invalid, RobofleetError
+from robofleet.runtime import Loop, Tasks
+from robofleet.sessions import store_ops
+from robofleet.sessions.evidence import Evidence
+from robofleet.sessions.models import GraphicalSession
+from robofleet.sessions.schemas import (
+    CONTENT_TYPES,
+    Click,
+    Done,
+    EvidenceOut,
+    Keys,
+    Screenshot,
+    Scroll,
+    SessionCreate,
+    SessionEventOut,
+    SessionOut,
+    SessionUpdate,
+    ShotRequest,
+    Spec,
+    State,
+    Status,
+    TypeText,
+    check_kind,
+)
+from robofleet.store.base import utcnow
+from robofleet.store.pagination import Page, decode_cursor, encode_cursor
+
+if TYPE_CHECKING:
+    from robofleet.orchestrator import Orchestrator
+
+log = logging.getLogger(__name__)
+TOPIC = "sessions"
+SYNC_SECONDS = 10.0  # the longest a sync may take: starting an Xvfb is quick, an agent that takes longer is stuck
+SHOT_SECONDS = 10.0
+INPUT_SECONDS = 15.0  # typing 10,000 characters takes a while
+RESTART_SECONDS = 30.0
+# How often a session's `synced_at` is written while nothing else of it changes (a write per pass would be a write
+# every check_seconds per session), and how long unheard of before its agent counts as offline.
+SYNCED_WRITE_SECONDS = 5.0
+OFFLINE_AFTER_SECONDS = 15.0
+ROBOTS_ASK_TIMEOUT = 5.0
+Input = Click | TypeText | Keys | Scroll
+
+
+@dataclass(frozen=True)
+class Change:
+    """A session whose public shape changed in a store write, and whether it stopped being healthy then."""
+
+    out: SessionOut
+    left_healthy: bool
+
+
+class SessionsService:
+    """Built by the Domain's factory with the orchestrator (after the agent hub and the robots service)."""
+
+    def __init__(self, app: Orchestrator) -> None:
+        assert app.hub is not None and app.robots is not None, "sessions start after the agent hub and robots"
+        self.app = app
+        self.store = app.store
+        self.settings = app.settings.sessions
+        self.hub = app.hub
+        self.robots = app.robots
+        self.events = app.events
+        self.loop = Loop("sessions-sync", self.settings.check_seconds, self.sync_once)
+        self.tasks = Tasks()
+        self.evidence = Evidence(self)
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._event_thread: int | None = None
+
+    async def startup(self) -> None:
+        """Apply the settings file's sessions, answer the robots' questions about sessions, keep the sessions of
+        the agents connected here, and collect failed runs' evidence."""
+        self._event_loop = asyncio.get_running_loop()
+        self._event_thread = threading.get_ident()
+        await asyncio.to_thread(self.apply_config, self.settings.declared)
+        self.robots.sessions = self
+        self.loop.start()
+        await self.evidence.start()
+
+    async def stop(self) -> None:
+        """The loops end; the agents keep their displays (a restarted `serve` syncs the same sessions again)."""
+        if self.robots.sessions is self:
+            self.robots.sessions = None
+        await self.loop.stop()
+        await self.evidence.stop()
+        await self.tasks.stop()
+
+    # ---- reading -------------------------------------------------------------------------------------------------
+
+    def list_sessions(
+        self,
+        principal: Principal,
+        *,
+        limit: int,
+        cursor: str | None,
+        agent: str | None = None,
+        state: State | None = None,
+        tag: str | None = None,
+    ) -> Page[SessionOut]:
+        """The sessions in the order of their creation, of `agent`, in `state`, with `tag` (None: any)."""
+        principal.require("sessions:read")
+        if not 1 <= limit <= 500:
+            raise Invalid("limit must be between 1 and 500", details={"field": "limit"})
+        after = _cursor_id(cursor)
+        with self.store.transaction() as db:
+            rows = [
+                row
+                for row in db.scalars(store_ops.sessions_query(agent, state).order_by(GraphicalSession.id))
+                if (after is None or row.id > after) and (tag is None or tag in row.tags)
+            ]
+            page = [store_ops.session_out(row) for row in rows[:limit]]
+            more = len(rows) > limit
+            return Page(page, encode_cursor(rows[limit - 1].id) if more else None)
+
+    def get_session(self, principal: Principal, name: str) -> SessionOut:
+        principal.require("sessions:read")
+        with self.store.transaction() as db:
+            return store_ops.session_out(store_ops.find(db, name))
+
+    def list_events(self, principal: Principal, name: str, *, limit: int, cursor: str | None) -> Page[SessionEventOut]:
+        """The session's history, newest first: state changes, restarts and their reasons."""
+        principal.require("sessions:read")
+        if not 1 <= limit <= 500:
+            raise Invalid("limit must be between 1 and 500", details={"field": "limit"})
+        with self.store.transaction() as db:
+            row = store_ops.find(db, name)
+            events = store_ops.events_page(db, row.id, limit=limit, before=_cursor_id(cursor))
+        more = len(events) > limit
+        events = events[:limit]
+        return Page(events, encode_cursor(events[-1].id) if more and events else None)
+
+    def get_evidence(self, principal: Principal, run_id: int) -> EvidenceOut:
+        """The evidence kept of a failed, killed or stopped run (evidence.py); NotFound when it has none."""
+        return self.evidence.get(principal, run_id)
+
+    # ---- definitions ---------------------------------------------------------------------------------------------
+
+    def create_session(self, principal: Principal, data: SessionCreate, *, from_config: bool = False) -> SessionOut:
+        details = {"agent": data.agent, "kind": data.kind}
+        with audited(self.store, principal, "session.create", data.name, details) as db:
+            principal.require("sessions:admin")
+            if store_ops.exists(db, data.name):
+                raise Conflict(f"a session named {data.name!r} exists already", details={"session": data.name})
+            self._check_display(db, data.agent, data.display, data.name)
+            values = data.model_dump()
+            if values["record_seconds"] is None:
+                values["record_seconds"] = self.settings.record_seconds
+            now = utcnow()
+            state = State.STARTING if data.enabled else State.STOPPED
+            reason = None if data.enabled else "disabled"
+            row = GraphicalSession(
+                **values,
+                from_config=from_config,
+                state=state,
+                state_reason=reason,
+                restarts=0,
+                state_since=now,
+                last_seq=0,
+                created_at=now,
+                updated_at=now,
+            )
+            db.add(row)
+            db.flush()
+            store_ops.add_event(db, row, now, state, reason or "created", principal.actor)
+            out = store_ops.session_out(row)
+        self._publish([out])
+        self._wake()
+        return out
+
+    def update_session(self, principal: Principal, name: str, data: SessionUpdate) -> SessionOut:
+        changes = data.model_dump(exclude_unset=True)
+        with audited(self.store, principal, "session.update", name, {"fields": sorted(changes)}) as db:
+            principal.require("sessions:admin")
+            row = store_ops.find(db, name, lock=True)
+            merged = {key: changes.get(key, getattr(row, key)) for key in ("kind", "display", "window_manager")}
+            try:
+                check_kind(merged["kind"], merged["display"], merged["window_manager"])
+            except ValueError as exc:
+                field = str(exc).partition(":")[0]
+                raise Invalid(str(exc), details=[{"field": field, "message": str(exc)}]) from None
+            agent = changes.get("agent", row.agent)
+            if agent != row.agent:
+                naming = self._robots_naming(name)
+                if naming:
+                    raise Conflict(
+                        f"session {name!r} is named by robots on agent {row.agent}: {', '.join(naming)}; "
+                        "move them first",
+                        details={"session": name, "robots": naming},
+                    )
+            self._check_display(db, agent, merged["display"], name)
+            now = utcnow()
+            was_enabled, old_agent = row.enabled, row.agent
+            for key, value in changes.items():
+                setattr(row, key, value)
+            row.updated_at = now
+            if agent != old_agent:  # a new agent knows nothing of it yet: its events start afresh
+                row.agent_instance, row.last_seq, row.synced_at, row.pid, row.actual_display = None, 0, None, None, None
+                self._set_state(db, row, State.STARTING, f"moved from agent {old_agent}", principal.actor, now)
+            elif was_enabled and not row.enabled:
+                self._set_state(db, row, State.STOPPED, "disabled", principal.actor, now)
+            elif row.enabled and not was_enabled:
+                self._set_state(db, row, State.STARTING, "enabled", principal.actor, now)
+            db.flush()
+            out = store_ops.session_out(row)
+        self._publish([out])
+        self._wake()
+        return out
+
+    def delete_session(self, principal: Principal, name: str) -> None:
+        """Delete the session (its agent stops the display at the next sync, an attached one is only forgotten);
+        Conflict while robots name it."""
+        with audited(self.store, principal, "session.delete", name) as db:
+            principal.require("sessions:admin")
+            row = store_ops.find(db, name, lock=True)
+            naming = self._robots_naming(name)
+            if naming:
+                raise Conflict(
+                    f"session {name!r} is named by robots: {', '.join(naming)}; change them first",
+                    details={"session": name, "robots": naming},
+                )
+            db.delete(row)
+        self._publish_deleted(name)
+        self._wake()
+
+    def apply_config(self, declared: Iterable[Any]) -> None:
+        """Sessions of the settings file, created or brought up to date at every start and marked from config."""
+        principal = system_principal("config")
+        for item in declared:
+            try:
+                data = SessionCreate(**item.model_dump())
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(map(str, first["loc"])) or "?"
+                raise ConfigError(f"sessions.{getattr(item, 'name', '?')}.{where}: {first['msg']}") from None
+            with self.store.transaction() as db:
+                exists = store_ops.exists(db, data.name)
+            try:
+                if exists:
+                    fields = data.model_dump(exclude={"name"}, exclude_none=True)
+                    fields.setdefault("display", None)
+                    fields.setdefault("record_seconds", self.settings.record_seconds)
+                    self.update_session(principal, data.name, SessionUpdate(**fields))
+                else:
+                    self.create_session(principal, data, from_config=True)
+            except RobofleetError as exc:
+                raise ConfigError(f"sessions.{data.name}: {exc.message}") from None
+
+    def _check_display(self, db: Session, agent: str, display: str | None, name: str) -> None:
+        if display is None:
+            return
+        holder = store_ops.display_holder(db, agent, display, but=name)
+        if holder is not None:
+            raise Conflict(
+                f"display {display} on agent {agent} is session {holder!r}'s already",
+                details={"display": display, "agent": agent, "session": holder},
+                code="display_in_use",
+            )
+
+    # ---- what the robots ask (robots/service.py, SessionDirectory) ------------------------------------------------
+
+    @property
+    def session_wait_seconds(self) -> float:
+        return self.settings.session_wait_seconds
+
+    def check_robot_session(self, session: str, agent: str) -> None:
+        """Nothing when `session` is a session on `agent`; Invalid naming the field otherwise."""
+        with self.store.transaction() as db:
+            try:
+                row = store_ops.find(db, session)
+            except RobofleetError:
+                message = f"session: no session named {session!r}"
+                raise Invalid(message, details=[{"field": "session", "message": message}]) from None
+            if row.agent != agent:
+                message = f"session: session {session!r} is on agent {row.agent}, not on the robot's agent {agent}"
+                raise Invalid(message, details=[{"field": "session", "message": message}])
+
+    def spec_for_run(self, session: str, agent: str) -> Spec:
+        """The session as `process.start` carries it; Invalid when it is gone, moved or disabled."""
+        self.check_robot_session(session, agent)
+        with self.store.transaction() as db:
+            row = store_ops.find(db, session)
+            if not row.enabled:
+                raise Conflict(
+                    f"session {session!r} is disabled", details={"session": session}, code="session_unhealthy"
+                )
+            return self.spec(row)
+
+    def spec(self, row: GraphicalSession) -> Spec:
+        return Spec(
+            name=row.name,
+            kind=row.kind,
+            display=row.display,
+            width=row.width,
+            height=row.height,
+            depth=row.depth,
+            window_manager=list(self.settings.window_manager) if row.window_manager and row.kind == "xvfb" else None,
+            restart=row.restart,
+            record_seconds=row.record_seconds,
+        )
+
+    def _robots_naming(self, session: str) -> list[str]:
+        return self.robots.robots_naming_session(session)
+
+    # ---- the sync loop -------------------------------------------------------------------------------------------
+
+    async def sync_once(self) -> None:
+        """One pass: each agent connected here keeps its enabled sessions and reports them; then the sessions no
+        replica heard of lately are their agent's: offline."""
+        agents = list(self.hub.agents)
+        specs = await asyncio.to_thread(self._specs_of, agents)
+        await asyncio.gather(*(self.sync_agent(agent, specs.get(agent, [])) for agent in agents))
+        changes = await asyncio.to_thread(self._mark_offline, set(agents))
+        await self._announce(changes)
+
+    async def sync_agent(self, agent: str, specs: list[Spec]) -> None:
+        try:
+            answer = await self.hub.command(agent, "session.sync", {"sessions": specs}, within=SYNC_SECONDS)
+        except RobofleetError as exc:
+            if specs:
+                log.warning("agent %s could not sync its sessions: %s", agent, exc.message)
+                changes = await asyncio.to_thread(self._agent_refused, agent, exc.message)
+                await self._announce(changes)
+            return
+        if not isinstance(answer, dict):
+            return
+        statuses: list[Status] = [status for status in answer.get("sessions", []) if isinstance(status, dict)]  # type: ignore[misc]
+        changes = await asyncio.to_thread(self._store_statuses, agent, str(answer.get("instance") or ""), statuses)
+        await self._announce(changes)
+
+    def _specs_of(self, agents: list[str]) -> dict[str, list[Spec]]:
+        with self.store.transaction() as db:
+            return {agent: [self.spec(row) for row in store_ops.of_agent(db, agent) if row.enabled] for agent in agents}
+
+    def _store_statuses(self, agent: str, instance: str, statuses: list[Status]) -> list[Change]:
+        """The agent's report of its sessions, stored: their state, and the events not stored yet."""
+        by_name = {str(status.get("name")): status for status in statuses}
+        now = utcnow()
+        changes: list[Change] = []
+        with self.store.transaction() as db:
+            for row in store_ops.of_agent(db, agent):
+                status = by_name.get(row.name)
+                if status is None or not row.enabled:
+                    continue  # made or disabled since the pass read the sessions: the next pass has it
+                change = self._apply_status(db, row, status, instance or row.agent_instance or "", now)
+                if change is not None:
+                    changes.append(change)
+        return changes
+
+    def _apply_status(
+        self, db: Session, row: GraphicalSession, status: Status, instance: str, now: datetime
+    ) -> Change | None:
+        before = (row.state, row.state_reason, row.actual_display, row.pid, row.restarts)
+        if instance and row.agent_instance != instance:
+            row.agent_instance, row.last_seq = instance, 0  # a new agent process numbers its events from 1 again
+        source = f"agent:{row.agent}"
+        for event in sorted(status.get("events") or [], key=lambda event: int(event.get("seq", 0))):
+            seq = int(event.get("seq", 0))
+            if seq <= row.last_seq:
+                continue
+            at = _parse_time(event.get("at"), now)
+            store_ops.add_event(db, row, at, _state(event.get("state")), event.get("reason"), source, seq)
+            row.last_seq = seq
+        state = _state(status.get("state"))
+        reason = status.get("reason")
+        if state != row.state:
+            row.state_since = _parse_time(status.get("since"), now)
+        row.state, row.state_reason = state, reason
+        row.actual_display = status.get("display")
+        row.pid = status.get("pid")
+        row.restarts = int(status.get("restarts") or 0)
+        if state == State.HEALTHY:
+            row.last_healthy_at = now
+        changed = before != (row.state, row.state_reason, row.actual_display, row.pid, row.restarts)
+        if changed or row.synced_at is None or (now - row.synced_at).total_seconds() >= SYNCED_WRITE_SECONDS:
+            row.synced_at = now
+        if not changed:
+            return None
+        db.flush()
+        return Change(store_ops.session_out(row), before[0] == State.HEALTHY and state != State.HEALTHY)
+
+    def _agent_refused(self, agent: str, reason: str) -> list[Change]:
+        """The agent is connected but could not sync (an agent without sessions, or one failing): its enabled
+        sessions are unhealthy for that reason."""
+        now = utcnow()
+        with self.store.transaction() as db:
+            return [
+                change
+                for row in store_ops.of_agent(db, agent)
+                if row.enabled
+                and (change := self._set_state(db, row, State.UNHEALTHY, f"agent {agent}: {reason}", "server", now))
+            ]
+
+    def _mark_offline(self, connected: set[str]) -> list[Change]:
+        """The enabled sessions of agents not connected here that no replica synced lately: offline."""
+        now = utcnow()
+        horizon = now - timedelta(seconds=max(OFFLINE_AFTER_SECONDS, 3 * self.settings.check_seconds))
+        with self.store.transaction() as db:
+            return [
+                change
+                for row in store_ops.all_sessions(db)
+                if row.enabled
+                and row.agent not in connected
+                and (row.synced_at or row.created_at) < horizon
+                and (
+                    change := self._set_state(db, row, State.UNHEALTHY, f"agent {row.agent} is offline", "server", now)
+                )
+            ]
+
+    @staticmethod
+    def _set_state(
+        db: Session, row: GraphicalSession, state: State, reason: str, source: str, now: datetime
+    ) -> Change | None:
+        """The state the server itself gives a session, with its event; None when it had it already."""
+        if row.state == state and row.state_reason == reason:
+            return None
+        left_healthy = row.state == State.HEALTHY and state != State.HEALTHY
+        row.state, row.state_reason, row.state_since = state, reason, now
+        store_ops.add_event(db, row, now, state, reason, source)
+        db.flush()
+        return Change(store_ops.session_out(row), left_healthy)
+
+    async def _announce(self, changes: list[Change]) -> None:
+        """Published for the live views; a session that left healthy is said in the log of each active run of the
+        robots naming it (the robot's restart policy decides what follows when its process dies of it)."""
+        if not changes:
+            return
+        self._publish([change.out for change in changes])
+        for change in changes:
+            log.info(
+                "session %s on agent %s is %s%s",
+                change.out.name,
+                change.out.agent,
+                change.out.state,
+                f": {change.out.state_reason}" if change.out.state_reason else "",
+            )
+            if not change.left_healthy:
+                continue
+            runs = await asyncio.to_thread(self.robots.active_runs_naming_session, change.out.name)
+            for run_id, _robot in runs:
+                log.warning(
+                    "session %s is unhealthy under this run: %s",
+                    change.out.name,
+                    change.out.state_reason or change.out.state,
+                    extra={"run_id": str(run_id)},
+                )
+
+    # ---- screens and input ---------------------------------------------------------------------------------------
+
+    async def screenshot(
+        self, principal: Principal, name: str, shot: ShotRequest, etag: str | None = None
+    ) -> Screenshot:
+        """The session's screen as the agent grabs it now; with `etag` the last one the caller has, `unchanged`
+        and no image when the screen is the same. Conflict (409) when the session is not healthy
+        (session_unhealthy) or its agent is offline (agent_offline)."""
+        principal.require("sessions:read")
+        session = await asyncio.to_thread(self.get_session, principal, name)
+        self._require_usable(session)
+        args = {**shot.model_dump(), "name": name, "etag": etag}
+        result = await self._command(session, "session.screenshot", args, SHOT_SECONDS)
+        data = result.get("data")
+        return Screenshot(
+            etag=str(result["etag"]),
+            unchanged=bool(result.get("unchanged")),
+            content_type=str(result.get("content_type") or CONTENT_TYPES[shot.format]),
+            data=_b64(data) if data and not result.get("unchanged") else None,
+            width=int(result.get("width") or 0),
+            height=int(result.get("height") or 0),
+            screen_width=int(result.get("screen_width") or session.width),
+            screen_height=int(result.get("screen_height") or session.height),
+        )
+
+    async def send_input(self, principal: Principal, name: str, given: Input) -> Done:
+        """Click, type, press keys or scroll on the session's display (sessions:control, audited). Invalid for
+        coordinates outside the screen; Conflict when the session is not healthy or its agent offline."""
+        kind = _input_kind(given)
+        details: dict[str, Any] = given.model_dump(exclude={"text"})
+        if isinstance(given, TypeText):
+            details["characters"] = len(given.text)  # what was typed may be a password: never in the audit log
+        action = f"session.{kind}"
+
+        def check() -> SessionOut:
+            with audited(self.store, principal, action, name, details) as db:
+                principal.require("sessions:control")
+                session = store_ops.session_out(store_ops.find(db, name))
+                if isinstance(given, Click | Scroll):
+                    _inside(session, given.x, given.y)
+                self._require_usable(session)
+                return session
+
+        session = await asyncio.to_thread(check)
+        args: dict[str, Any] = {"name": name, "kind": kind, **given.model_dump()}
+        try:
+            await self._command(session, "session.input", args, INPUT_SECONDS)
+        except RobofleetError as exc:
+            await asyncio.to_thread(
+                record_alone, self.store, principal, action, name, "failed", {**details, "error": exc.message}
+            )
+            raise
+        return Done()
+
+    async def restart(self, principal: Principal, name: str) -> SessionOut:
+        """Stop and start the session now (sessions:admin, audited); its restarts count one more."""
+
+        def check() -> SessionOut:
+            with audited(self.store, principal, "session.restart", name) as db:
+                principal.require("sessions:admin")
+                session = store_ops.session_out(store_ops.find(db, name))
+                if not session.enabled:
+                    raise Conflict(f"session {name!r} is disabled: enable it instead", details={"session": name})
+                self.hub.require(session.agent)
+                return session
+
+        session = await asyncio.to_thread(check)
+        status = await self._command(session, "session.restart", {"name": name}, RESTART_SECONDS)
+
+        def store() -> Change | None:
+            with self.store.transaction() as db:
+                row = store_ops.find(db, name)
+                return self._apply_status(db, row, status, row.agent_instance or "", utcnow())
+
+        change = await asyncio.to_thread(store)
+        await self._announce([change] if change else [])
+        self._wake()
+        return await asyncio.to_thread(self.get_session, principal, name)
+
+    def _require_usable(self, session: SessionOut) -> None:
+        if session.agent not in self.hub.agents:
+            raise Conflict(
+                f"the agent {session.agent!r} of session {session.name!r} is offline",
+                details={"agent": session.agent, "session": session.name},
+                code="agent_offline",
+            )
+        if session.state != State.HEALTHY:
+            raise _unhealthy(session.name, session.state_reason or str(session.state))
+
+    async def _command(self, session: SessionOut, command: str, args: dict[str, Any], within: float) -> Any:
+        """The agent's answer; its refusals as the API's errors."""
+        try:
+            return await self.hub.command(session.agent, command, args, within=within)
+        except CommandFailed as exc:
+            details = exc.details if isinstance(exc.details, dict) else {}
+            code = details.get("code")
+            message = str(details.get("message") or exc.message)
+            if code in ("unhealthy", "not_found"):
+                raise _unhealthy(session.name, message) from None
+            if code == "bad_args":
+                raise Invalid(message, details=[{"field": "body", "message": message}]) from None
+            raise
+
+    # ---- helpers -------------------------------------------------------------------------------------------------
+
+    def _publish(self, outs: list[SessionOut]) -> None:
+        """On the event hub (from any thread: CRUD runs in the API's worker threads)."""
+        for out in outs:
+            self._on_loop(self.events.publish, TOPIC, {"event": "session", **out.model_dump(mode="json")})
+
+    def _publish_deleted(self, name: str) -> None:
+        self._on_loop(self.events.publish, TOPIC, {"event": "session_deleted", "name": name})
+
+    def _wake(self) -> None:
+        self._on_loop(self.loop.wake)
+
+    def _on_loop(self, call: Any, *args: Any) -> None:
+        loop = self._event_loop
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._event_thread:
+            call(*args)
+        else:
+            loop.call_soon_threadsafe(call, *args)
+
+
+def _unhealthy(name: str, reason: str) -> Conflict:
+    return Conflict(
+        f"session {name!r} is not healthy: {reason}",
+        details={"session": name, "reason": reason},
+        code="session_unhealthy",
+    )
+
+
+def _inside(session: SessionOut, x: int, y: int) -> None:
+    if x >= session.width or y >= session.height:
+        message = f"({x}, {y}) is outside the screen of session {session.name!r} ({session.width}x{session.height})"
+        raise Invalid(message, details=[{"field": "x" if x >= session.width else "y", "message": message}])
+
+
+def _input_kind(given: Input) -> str:
+    if isinstance(given, Click):
+        return "click"
+    if isinstance(given, TypeText):
+        return "type"
+    if isinstance(given, Keys):
+        return "key"
+    return "scroll"
+
+
+def _state(value: Any) -> State:
+    try:
+        return State(str(value))
+    except ValueError:
+        return State.UNHEALTHY
+
+
+def _parse_time(value: Any, default: datetime) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return default
+    return parsed if parsed.tzinfo is not None else default
+
+
+def _b64(data: str) -> bytes:
+    return base64.b64decode(data)
+
+
+def _cursor_id(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return int(decode_cursor(cursor))
+    except ValueError:
+        raise Invalid("the cursor is not one this server handed out", code="invalid_cursor") from None
