@@ -96,6 +96,7 @@ class AgentClient:
 
     async def run_forever(self) -> None:
         become_subreaper()
+        await asyncio.to_thread(self.worker.start)
         watcher = asyncio.create_task(self._watch())
         try:
             while True:
@@ -119,6 +120,8 @@ class AgentClient:
                 self.backoff = min(self.backoff * 2, MAX_BACKOFF)
         finally:
             watcher.cancel()
+            # Not in a thread: the loop may be closing. The displays, like the robots, stay for the next agent.
+            self.worker.close()
 
     async def _session(self, socket: Any) -> None:
         info = await asyncio.to_thread(self.worker.hello)

@@ -34,6 +34,7 @@ class LocalAgent:
 
     async def start(self) -> None:
         become_subreaper()
+        await asyncio.to_thread(self.worker.start)
         info = await asyncio.to_thread(self.worker.hello)
         self.hub.connect(LOCAL, LocalLink(self.worker), info)
         known = set(self.worker.processes.runs)
@@ -44,6 +45,7 @@ class LocalAgent:
     async def stop(self) -> None:
         await self.watcher.stop()
         self.hub.disconnect(LOCAL)  # the robots keep running: the next start adopts them
+        await asyncio.to_thread(self.worker.close)  # so do their displays
 
     async def _watch_once(self) -> None:
         """One pass of the watch. While passes fail (the store away, mostly) that is said once, without a traceback,

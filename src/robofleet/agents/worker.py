@@ -1,13 +1,17 @@
 """What an agent does with the orchestrator's commands, whoever carries them (the embedded local agent or a
 remote `robofleet agent` over WebSocket): start and signal robot processes, run shell commands, move files,
-describe the machine. Each command has an id: a repeated id gets the first result again, never a second run; a
-repeat that arrives while the first run still goes waits for that run's result.
+describe the machine, keep graphical sessions (display_keeper.py) and show and drive their screens, keep the
+evidence of failed runs (evidence.py). Each command has an id: a repeated id gets the first result again, never a
+second run; a repeat that arrives while the first run still goes waits for that run's result. Screenshots and
+evidence bundles are the exception: they are large, and asking again for a picture wants a new one, so their
+results are not remembered.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import getpass
 import hashlib
 import os
@@ -29,6 +33,10 @@ from typing import IO, Any
 
 import psutil
 
+from robofleet.agents import inputs, screens
+from robofleet.agents.display_keeper import DisplayKeeper, SessionProblem, SessionState, Status
+from robofleet.agents.displays import DisplaySpec
+from robofleet.agents.evidence import Bundle, EvidenceKeeper
 from robofleet.agents.processes import ManagedRun, ProcessManager, is_run_id
 from robofleet.agents.spool import Output, Positions, SpoolReader
 
@@ -37,7 +45,9 @@ SHELL_OUTPUT_LIMIT = 1_000_000
 READ_CHUNK = 65_536
 PART_SUFFIX = ".robofleet-part"
 FILE_LIMIT = 50 * 1024 * 1024
-CAPABILITIES = ["process", "shell", "files", "system"]
+CAPABILITIES = ["process", "shell", "files", "system", "session"]
+NOT_REMEMBERED = frozenset({"session.screenshot", "run.evidence"})
+SESSION_WAIT_SECONDS = 15.0
 
 
 class CommandError(Exception):
@@ -94,6 +104,8 @@ class Worker:
     ) -> None:
         self.processes = ProcessManager(state_dir)
         self.spool = SpoolReader()
+        self.displays = DisplayKeeper(state_dir)
+        self.evidence = EvidenceKeeper(state_dir, self.displays)
         self.allowed_roots = [root.resolve() for root in (allowed_roots or [])]
         self.file_limit = file_limit
         self._uploads: dict[Path, Path] = {}  # target -> the file its chunks go to until the last one
@@ -110,7 +122,21 @@ class Worker:
             "file.put": self._file_put,
             "file.get": self._file_get,
             "system.info": self._system_info,
+            "session.sync": self._session_sync,
+            "session.screenshot": self._session_screenshot,
+            "session.input": self._session_input,
+            "session.restart": self._session_restart,
+            "run.evidence": self._run_evidence,
+            "run.evidence_drop": self._run_evidence_drop,
         }
+
+    def start(self) -> None:
+        """Start the session keeper's thread (adopting the displays an earlier agent process left running)."""
+        self.displays.start()
+
+    def close(self) -> None:
+        """Stop the session keeper's thread; the displays, like the robots, keep running for the next agent."""
+        self.displays.stop()
 
     def hello(self) -> dict[str, Any]:
         self.processes.adopt()
@@ -144,7 +170,8 @@ class Worker:
             mine.set_exception(exc)
             raise
         with self._commands_lock:
-            self._results[command_id] = outcome
+            if name not in NOT_REMEMBERED:
+                self._results[command_id] = outcome
             while len(self._results) > REMEMBERED_RESULTS:
                 self._results.popitem(last=False)
             del self._in_flight[command_id]
@@ -162,7 +189,7 @@ class Worker:
             if handler is None:
                 raise CommandError("unknown_command", f"this agent does not know the command {name!r}")
             return {"ok": True, "result": handler(args)}
-        except CommandError as exc:
+        except (CommandError, SessionProblem) as exc:
             return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
         except (KeyError, TypeError, ValueError) as exc:
             return {"ok": False, "error": {"code": "bad_args", "message": f"{name}: {exc}"}}
@@ -202,7 +229,15 @@ class Worker:
         when some leftover does not go at once. Their output written until then is still read before the run's
         end is reported."""
         self.processes.note_trees()
-        ended = [run for run in list(self.processes.runs.values()) if self.processes.outcome(run) is not None]
+        ended = []
+        for run in list(self.processes.runs.values()):
+            outcome = self.processes.outcome(run)
+            if outcome is None:
+                self.evidence.note(run.run_id, functools.partial(self.processes.tree, run))
+            else:
+                ended.append(run)
+                # Before its leftovers are ended: its session's screen may still show what went wrong.
+                self.evidence.ended(run.run_id, outcome, run.run_dir)
         for run in self.processes.end_leftovers(ended):
             self.spool.read_again(run.run_id)
 
@@ -211,6 +246,7 @@ class Worker:
         if run is not None:
             self.processes.collect(run)
         self.spool.forget(run_id)
+        self.evidence.forget(run_id)
 
     # ---- processes -----------------------------------------------------------------------------------------
 
@@ -241,6 +277,10 @@ class Worker:
         keep_leftovers = args.get("keep_leftovers") or False
         if not isinstance(keep_leftovers, bool):
             raise CommandError("bad_args", f"keep_leftovers must be true or false, not {keep_leftovers!r}")
+        session = None
+        if args.get("session") is not None:
+            session = self._ready_session(args["session"], args.get("session_wait_seconds"))
+            env["DISPLAY"] = str(session["display"])
         run = self.processes.start(
             run_id,
             argv,
@@ -249,7 +289,24 @@ class Worker:
             label=str(args.get("robot", "")),
             keep_leftovers=keep_leftovers,
         )
+        self.evidence.watch(run_id, session["name"] if session is not None else None)
         return self._run_state(run)
+
+    def _ready_session(self, raw: Any, wait: Any) -> Status:
+        """The run's session, kept from now on, once healthy; CommandError `session_unhealthy` when it is not
+        healthy within `wait` seconds."""
+        if not isinstance(raw, dict):
+            raise CommandError("bad_args", "session is a session's spec (an object), as session.sync takes them")
+        spec = DisplaySpec.from_args(raw)
+        timeout = SESSION_WAIT_SECONDS if wait is None else float(wait)
+        if not 0 <= timeout <= 600:
+            raise CommandError("bad_args", "session_wait_seconds is in 0..600")
+        self.displays.ensure(spec)
+        status = self.displays.wait_healthy(spec.name, timeout)
+        if status["state"] != SessionState.HEALTHY:
+            reason = status["reason"] or f"still {status['state']} after {timeout:g} s"
+            raise CommandError("session_unhealthy", f"session {spec.name} is not healthy: {reason}")
+        return status
 
     def _process_state(self, args: dict[str, Any]) -> dict[str, Any]:
         return self._run_state(self._run(args))
@@ -266,8 +323,10 @@ class Worker:
         elif action == "resume":
             self.processes.resume(run)
         elif action == "terminate":
+            self.evidence.stopping(run.run_id, "terminate", functools.partial(self.processes.tree, run))
             self.processes.terminate(run)
         elif action == "kill":
+            self.evidence.stopping(run.run_id, "kill", functools.partial(self.processes.tree, run))
             self.processes.kill(run)
             self.processes.reap_orphans()
         else:
@@ -296,6 +355,46 @@ class Worker:
                 }
             )
         return {"processes": processes, "runs": [self._run_state(r) for r in self.processes.runs.values()]}
+
+    # ---- graphical sessions and evidence -------------------------------------------------------------------
+
+    def _session_sync(self, args: dict[str, Any]) -> dict[str, Any]:
+        raw = args["sessions"]
+        if not isinstance(raw, list) or not all(isinstance(spec, dict) for spec in raw):
+            raise CommandError("bad_args", "sessions is a list of session specs")
+        statuses = self.displays.sync([DisplaySpec.from_args(spec) for spec in raw])
+        return {"instance": self.displays.instance, "sessions": statuses}
+
+    def _session_screenshot(self, args: dict[str, Any]) -> screens.Shot:
+        shape = screens.Shape.from_args(args)
+        etag = args.get("etag")
+        screen = self.displays.screen(str(args["name"]))
+        try:
+            return screens.screenshot(screen.display, shape, str(etag) if etag else None)
+        except screens.ScreenError as exc:
+            raise CommandError("unhealthy", f"session {screen.name}: {exc}") from exc
+
+    def _session_input(self, args: dict[str, Any]) -> dict[str, Any]:
+        screen = self.displays.screen(str(args["name"]))
+        try:
+            inputs.send(screen, args)
+        except inputs.InputFailed as exc:
+            raise CommandError("input_failed", f"session {screen.name}: {exc}") from exc
+        return {"done": True}
+
+    def _session_restart(self, args: dict[str, Any]) -> Status:
+        return self.displays.restart(str(args["name"]))
+
+    def _run_evidence(self, args: dict[str, Any]) -> Bundle:
+        run_id = str(args["run_id"])
+        bundle = self.evidence.get(run_id) if is_run_id(run_id) else None
+        if bundle is None:
+            raise CommandError("not_found", f"no evidence of run {run_id[:40]} on this agent")
+        return bundle
+
+    def _run_evidence_drop(self, args: dict[str, Any]) -> dict[str, Any]:
+        run_id = str(args["run_id"])
+        return {"dropped": is_run_id(run_id) and self.evidence.drop(run_id)}
 
     # ---- shell and files -----------------------------------------------------------------------------------
 

@@ -1,0 +1,513 @@
+"""The agent's graphical sessions and their watchdog (the seed's "graphical session control" thread).
+
+The orchestrator says which sessions this agent keeps (`sync`, or one at a time as a run needs it: `ensure`); the
+keeper's thread starts them, checks each every `check_seconds` (its X server answers; its window manager, if it
+has one, runs) and restarts a dead one as its restart policy says, waiting longer after each failure in a row.
+
+States: starting → healthy ⇄ unhealthy; failed when trying again cannot help (a display number in use, no Xvfb, a
+dead display whose policy is `never`): a failed session stays so until its spec changes or a restart is asked,
+so a refusal never turns into a storm of attempts. `stopped` is a session's last event when a sync removes it.
+Every change is an event numbered by a counter of this agent process; the last EVENTS_KEPT of each session go
+with its status, and the orchestrator stores those it has not seen.
+
+Robots keep running across agent restarts, so their displays must too: what the keeper started is written to
+its directory (sessions/NAME.json: the spec, the pids and start times) and a keeper that starts again adopts
+those processes instead of starting new ones. Only a sync that drops a session stops its display; stopping the
+keeper (the agent's end) leaves them all running. An attached display is never started or stopped, only checked.
+
+While a session with `record_seconds` > 0 is healthy, the keeper grabs a small frame of it every second into a
+ring buffer of that many seconds: what a failed run's evidence shows as its last moments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TypedDict
+
+from robofleet.agents import displays, screens
+from robofleet.agents.displays import Display, DisplayError, DisplaySpec, Screen
+
+log = logging.getLogger(__name__)
+CHECK_SECONDS = 2.0
+TICK_SECONDS = 0.25
+EVENTS_KEPT = 50
+MAX_BACKOFF_SECONDS = 60.0
+HEALTHY_RESETS_SECONDS = 30.0  # healthy this long, a session's next failure is again a first one
+HUNG_CHECKS = 3  # a living X server that fails this many checks in a row is restarted (policy always)
+FRAME_SECONDS = 1.0
+FRAME_WIDTH = 640
+
+
+class SessionState(StrEnum):
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class SessionProblem(Exception):
+    """A session command that cannot be carried out: `code` is `not_found` or `unhealthy`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Event(TypedDict):
+    seq: int
+    at: str
+    state: str
+    reason: str | None
+
+
+class Status(TypedDict):
+    name: str
+    state: str
+    display: str | None
+    pid: int | None
+    restarts: int
+    reason: str | None
+    since: str
+    events: list[Event]
+    screen_width: int | None
+    screen_height: int | None
+
+
+def backoff(failures: int) -> float:
+    """Seconds before the next attempt after `failures` in a row: at once after the first, then 1, 2, 4... 60."""
+    return 0.0 if failures <= 1 else min(MAX_BACKOFF_SECONDS, 2.0 ** (failures - 2))
+
+
+@dataclass
+class KeptSession:
+    spec: DisplaySpec
+    state: SessionState = SessionState.STARTING
+    reason: str | None = None
+    since: datetime = field(default_factory=lambda: datetime.now(UTC))
+    display: Display | None = None
+    screen: tuple[int, int] | None = None
+    restarts: int = 0
+    events: deque[Event] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
+    due: float = 0.0  # monotonic: the next start attempt, or the next check
+    failures: int = 0  # failed starts or checks in a row
+    healthy_since: float | None = None
+    restart_reason: str | None = None  # set while a restart is due: why
+    frames: deque[tuple[float, bytes]] = field(default_factory=deque)
+    next_frame: float = 0.0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class DisplayKeeper:
+    def __init__(self, state_dir: Path, check_seconds: float = CHECK_SECONDS) -> None:
+        self.folder = state_dir.resolve() / "sessions"
+        self.check_seconds = check_seconds
+        # Events are numbered from 1 in each agent process: the orchestrator tells the numberings apart by this.
+        self.instance = uuid.uuid4().hex
+        self.sessions: dict[str, KeptSession] = {}
+        self._lock = threading.RLock()  # the map; taken before a session's own lock, never after
+        self._seq = 0
+        self._seq_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Adopt what an earlier agent process left running and start watching; again, it does nothing."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._adopt()
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._watch, name="display-keeper", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching. The displays stay up (robots draw in them): the next keeper adopts them."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping.set()
+            self._wake.set()
+            thread.join(15)
+
+    def stop_all(self) -> None:
+        """Stop every session and forget it, as a sync of none does (the agent is being removed, or a test ends)."""
+        self.sync([])
+
+    # ---- what the orchestrator says ----------------------------------------------------------------------
+
+    def sync(self, specs: Iterable[DisplaySpec]) -> list[Status]:
+        """Keep exactly these sessions: start the new, stop the removed (an attached display is only forgotten),
+        restart those whose display changed. The statuses of those kept."""
+        wanted: dict[str, DisplaySpec] = {}
+        for spec in specs:
+            if spec.name in wanted:
+                raise ValueError(f"session {spec.name} is named twice")
+            wanted[spec.name] = spec
+        self.start()
+        with self._lock:
+            for name in [name for name in self.sessions if name not in wanted]:
+                self._remove(self.sessions.pop(name))
+            for spec in wanted.values():
+                self._keep(spec)
+        self._wake.set()
+        return self.statuses()
+
+    def ensure(self, spec: DisplaySpec) -> Status:
+        """Keep this session too (started unless kept already; restarted if its display changed)."""
+        self.start()
+        with self._lock:
+            session = self._keep(spec)
+        self._wake.set()
+        return self._status(session)
+
+    def restart(self, name: str) -> Status:
+        """Stop and start the session now (an attached display is checked again); its restarts count one more."""
+        session = self._session(name)
+        with session.lock:
+            if session.display is not None:
+                displays.stop(session.display)
+                session.display = None
+            session.restarts += 1
+            session.failures = 0
+            session.restart_reason = None
+            self._change(session, SessionState.STARTING, "asked")
+            self._start(session)
+        return self._status(session)
+
+    def _keep(self, spec: DisplaySpec) -> KeptSession:
+        session = self.sessions.get(spec.name)
+        if session is None:
+            session = KeptSession(spec)
+            self.sessions[spec.name] = session
+            self._event(session, "new session")
+            self._save(session)
+            return session
+        with session.lock:
+            if session.spec.same_display(spec):
+                session.spec = spec
+                if spec.record_seconds == 0:
+                    session.frames.clear()
+                self._save(session)
+                return session
+            if session.display is not None and session.spec.kind == "xvfb":
+                displays.stop(session.display)
+            session.display = None
+            session.spec = spec
+            session.frames.clear()
+            session.failures = 0
+            session.restarts += 1
+            session.restart_reason = None
+            session.due = 0.0
+            self._change(session, SessionState.STARTING, "its settings changed")
+            self._save(session)
+        return session
+
+    def _remove(self, session: KeptSession) -> None:
+        with session.lock:
+            if session.display is not None and session.spec.kind == "xvfb":
+                displays.stop(session.display)
+            session.display = None
+            self._change(session, SessionState.STOPPED, "removed")
+            with contextlib.suppress(FileNotFoundError):
+                self._path(session.spec.name).unlink()
+
+    # ---- what commands ask -------------------------------------------------------------------------------
+
+    def statuses(self) -> list[Status]:
+        with self._lock:
+            sessions = list(self.sessions.values())
+        return [self._status(session) for session in sessions]
+
+    def status(self, name: str) -> Status:
+        return self._status(self._session(name))
+
+    def wait_healthy(self, name: str, timeout: float) -> Status:
+        """The session's status once healthy, or as it is after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        session = self._session(name)
+        while session.state != SessionState.HEALTHY and time.monotonic() < deadline:
+            if session.state == SessionState.FAILED:
+                break
+            self._wake.set()
+            time.sleep(0.05)
+        return self._status(session)
+
+    def screen(self, name: str) -> Screen:
+        """The display of a healthy session; SessionProblem `not_found` or `unhealthy` (with why) otherwise."""
+        session = self._session(name)
+        with session.lock:
+            if session.state != SessionState.HEALTHY or session.display is None or session.screen is None:
+                why = session.reason or session.state.value
+                raise SessionProblem("unhealthy", f"session {name} is not healthy ({session.state}): {why}")
+            return Screen(name, session.display.display, *session.screen)
+
+    def frames(self, name: str, seconds: float | None = None) -> list[bytes]:
+        """The recorded frames of the session's last `seconds` (all it keeps when None), oldest first."""
+        with self._lock:
+            session = self.sessions.get(name)
+        if session is None:
+            return []
+        with session.lock:
+            since = time.monotonic() - (seconds if seconds is not None else float("inf"))
+            return [frame for at, frame in session.frames if at >= since]
+
+    def _session(self, name: str) -> KeptSession:
+        with self._lock:
+            session = self.sessions.get(name)
+        if session is None:
+            raise SessionProblem("not_found", f"no session {name} on this agent")
+        return session
+
+    def _status(self, session: KeptSession) -> Status:
+        with session.lock:
+            display = session.display
+            return {
+                "name": session.spec.name,
+                "state": session.state.value,
+                "display": display.display if display is not None else None,
+                "pid": display.pid if display is not None else None,
+                "restarts": session.restarts,
+                "reason": session.reason,
+                "since": session.since.isoformat(),
+                "events": list(session.events),
+                "screen_width": session.screen[0] if session.screen else None,
+                "screen_height": session.screen[1] if session.screen else None,
+            }
+
+    # ---- the watchdog ------------------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                sessions = list(self.sessions.values())
+            for session in sessions:
+                if self._stopping.is_set():
+                    return
+                try:
+                    self._tend(session)
+                except Exception:
+                    log.exception("looking after session %s failed; the keeper goes on", session.spec.name)
+            self._wake.wait(TICK_SECONDS)
+            self._wake.clear()
+
+    def _tend(self, session: KeptSession) -> None:
+        # A command working on this session (a restart, a sync) has it: the next tick comes soon enough.
+        if not session.lock.acquire(blocking=False):
+            return
+        try:
+            with self._lock:
+                if self.sessions.get(session.spec.name) is not session:
+                    return  # removed or replaced meanwhile
+            if session.state in (SessionState.FAILED, SessionState.STOPPED):
+                return
+            now = time.monotonic()
+            if now >= session.due:
+                if session.display is None:
+                    self._start(session)
+                else:
+                    self._check(session)
+            if session.spec.record_seconds > 0 and session.state == SessionState.HEALTHY:
+                self._record(session)
+        finally:
+            session.lock.release()
+
+    def _start(self, session: KeptSession) -> None:
+        spec = session.spec
+        if session.restart_reason is not None:
+            session.restarts += 1
+            self._change(session, SessionState.STARTING, f"restart {session.restarts}: {session.restart_reason}")
+            session.restart_reason = None
+        elif session.state != SessionState.STARTING:
+            self._change(session, SessionState.STARTING, None)
+        try:
+            if spec.kind == "attach":
+                assert spec.display is not None
+                probe = displays.probe(spec.display)
+                if not probe.answers:
+                    raise DisplayError(probe.reason or f"display {spec.display} does not answer")
+                display = Display(spec.display)
+            else:
+                display = displays.start_xvfb(spec, self.folder / f"{spec.name}.xvfb.log")
+                if spec.window_manager:
+                    try:
+                        displays.start_window_manager(display, spec.window_manager, self.folder / f"{spec.name}.wm.log")
+                    except DisplayError:
+                        displays.stop(display)
+                        raise
+        except DisplayError as exc:
+            self._start_failed(session, exc)
+            return
+        session.display = display
+        self._save(session)
+        log.info("session %s: display %s is up (pid %s)", spec.name, display.display, display.pid)
+        self._check(session)
+
+    def _start_failed(self, session: KeptSession, exc: DisplayError) -> None:
+        session.failures += 1
+        if exc.permanent or (session.spec.kind == "xvfb" and session.spec.restart == "never"):
+            log.warning("session %s failed: %s", session.spec.name, exc.reason)
+            self._change(session, SessionState.FAILED, exc.reason)
+            return
+        # An attached display is looked at again at the checks' pace; an Xvfb that would not start, with backoff.
+        wait = self.check_seconds if session.spec.kind == "attach" else max(backoff(session.failures), 1.0)
+        session.due = time.monotonic() + wait
+        self._change(session, SessionState.UNHEALTHY, exc.reason)
+
+    def _check(self, session: KeptSession) -> None:
+        display = session.display
+        assert display is not None
+        spec = session.spec
+        now = time.monotonic()
+        session.due = now + self.check_seconds
+        if not display.server_alive:
+            assert display.pid is not None
+            self._died(session, f"Xvfb {displays.exit_reason(display.pid, display.popen)}")
+            return
+        probe = displays.probe(display.display)
+        if not probe.answers:
+            session.failures += 1
+            reason = probe.reason or f"display {display.display} does not answer"
+            if spec.kind == "xvfb" and spec.restart == "always" and session.failures >= HUNG_CHECKS:
+                displays.stop(display)
+                self._died(session, f"{reason} ({session.failures} checks in a row)")
+                return
+            self._change(session, SessionState.UNHEALTHY, reason)
+            return
+        if not display.manager_alive:
+            assert display.wm_pid is not None and spec.window_manager
+            ended = displays.exit_reason(display.wm_pid, display.wm_popen)
+            reason = f"the window manager {spec.window_manager[0]} {ended}"
+            if spec.restart == "never":
+                self._change(session, SessionState.UNHEALTHY, reason)
+                return
+            session.failures += 1
+            session.restarts += 1
+            self._change(session, SessionState.STARTING, f"restart {session.restarts}: {reason}")
+            try:
+                displays.start_window_manager(display, spec.window_manager, self.folder / f"{spec.name}.wm.log")
+            except DisplayError as exc:
+                self._change(session, SessionState.UNHEALTHY, exc.reason)
+                return
+            self._save(session)
+        session.screen = (probe.width or spec.width, probe.height or spec.height)
+        if session.healthy_since is None:
+            session.healthy_since = now
+        elif now - session.healthy_since >= HEALTHY_RESETS_SECONDS:
+            session.failures = 0
+        self._change(session, SessionState.HEALTHY, None)
+
+    def _died(self, session: KeptSession, reason: str) -> None:
+        """The session's X server is gone (or was ended for not answering): restart it, or fail, per policy."""
+        log.warning("session %s: %s", session.spec.name, reason)
+        display = session.display
+        if display is not None and display.wm_pid is not None:
+            displays.stop_process(display.wm_pid, display.wm_create_time, display.wm_popen)
+        session.display = None
+        session.screen = None
+        session.frames.clear()
+        self._save(session)
+        if session.spec.restart == "never":
+            self._change(session, SessionState.FAILED, f"{reason}; its restart policy is never")
+            return
+        session.failures += 1
+        session.restart_reason = reason
+        session.due = time.monotonic() + backoff(session.failures)
+        self._change(session, SessionState.UNHEALTHY, reason)
+
+    def _record(self, session: KeptSession) -> None:
+        now = time.monotonic()
+        if now < session.next_frame or session.display is None:
+            return
+        session.next_frame = now + FRAME_SECONDS
+        try:
+            frame = screens.small_frame(session.display.display, FRAME_WIDTH)
+        except screens.ScreenError as exc:
+            log.debug("session %s: no frame: %s", session.spec.name, exc)
+            return
+        session.frames.append((now, frame))
+        while session.frames and session.frames[0][0] < now - session.spec.record_seconds:
+            session.frames.popleft()
+
+    # ---- states and events -------------------------------------------------------------------------------
+
+    def _change(self, session: KeptSession, state: SessionState, reason: str | None) -> None:
+        if state == session.state and reason == session.reason:
+            return
+        if state != SessionState.HEALTHY:
+            session.healthy_since = None
+        if state != session.state:
+            session.since = datetime.now(UTC)
+        session.state, session.reason = state, reason
+        self._event(session, reason)
+
+    def _event(self, session: KeptSession, reason: str | None) -> None:
+        with self._seq_lock:
+            self._seq += 1
+            seq = self._seq
+        session.events.append(
+            {"seq": seq, "at": datetime.now(UTC).isoformat(), "state": session.state.value, "reason": reason}
+        )
+
+    # ---- what survives the agent -------------------------------------------------------------------------
+
+    def _path(self, name: str) -> Path:
+        return self.folder / f"{name}.json"
+
+    def _save(self, session: KeptSession) -> None:
+        record = {
+            "spec": session.spec.as_dict(),
+            "display": session.display.record() if session.display is not None else None,
+            "restarts": session.restarts,
+        }
+        path = self._path(session.spec.name)
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(record))
+        os.replace(temporary, path)
+
+    def _adopt(self) -> None:
+        """Sessions an earlier agent process kept: their displays still running are taken over (checked at once),
+        the others are started again as their policy says."""
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+                spec = DisplaySpec.from_args(record["spec"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("ignored %s, which an earlier agent left: %s", path, exc)
+                continue
+            if spec.name in self.sessions:
+                continue
+            session = KeptSession(spec, restarts=int(record.get("restarts", 0)))
+            kept = record.get("display")
+            if kept is not None:
+                display = Display.from_record(kept)
+                if display.pid is None or display.server_alive:
+                    session.display = display
+                    self._event(session, f"adopted display {display.display} (pid {display.pid})")
+                    log.info("session %s: adopted display %s (pid %s)", spec.name, display.display, display.pid)
+                else:
+                    gone = f"its Xvfb (pid {display.pid}) ended while the agent was away"
+                    if display.wm_pid is not None:
+                        displays.stop_process(display.wm_pid, display.wm_create_time)
+                    if spec.restart == "never":
+                        self._change(session, SessionState.FAILED, f"{gone}; its restart policy is never")
+                    else:
+                        session.restart_reason = gone
+            self.sessions[spec.name] = session

@@ -1,0 +1,446 @@
+"""X displays on an agent's machine: start an Xvfb display (and, if asked, a window manager in it), attach to an
+existing one, ask a display whether it answers, and stop what we started.
+
+An Xvfb display is started in a session of its own, like a robot, so it outlives the agent: robots keep running
+across agent restarts and their display must too. The agent remembers the pid and start time of what it started
+(display_keeper.py) and finds it again by both, so a recycled pid is never taken for ours.
+
+A free display number is Xvfb's own choice (`-displayfd`: it writes the number it bound once it listens, which is
+also the moment it is ready). A fixed number already in use is refused before Xvfb is even tried, with who holds
+it; Xvfb's own refusal (a race) gives the same answer. Either is permanent: retrying would only fail again.
+
+Whether a display answers is asked over its local socket with the X11 connection setup, which also tells the
+screen's size; it never blocks longer than its timeout, where Xlib would hang on a frozen server. A server that
+refuses the unauthenticated setup (a user's `:0` with its cookie) is asked again through `xdpyinfo`, which reads
+the agent user's XAUTHORITY.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from robofleet.agents.processes import robot_environment
+
+READY_SECONDS = 10.0  # Xvfb listens in well under a second; a loaded machine gets room
+STOP_SECONDS = 3.0
+PROBE_SECONDS = 1.0
+SOCKET_DIR = Path("/tmp/.X11-unix")  # noqa: S108 (where X servers put their sockets)
+DISPLAY_PATTERN = re.compile(r"^(?P<host>[A-Za-z0-9._-]*):(?P<number>\d{1,5})(?:\.(?P<screen>\d{1,3}))?$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+KINDS = ("xvfb", "attach")
+RESTART_POLICIES = ("always", "never")
+DEPTHS = (8, 16, 24)
+WIDTHS = (320, 7680)
+HEIGHTS = (200, 4320)
+MAX_RECORD_SECONDS = 120
+
+
+class DisplayError(Exception):
+    """A display that could not be started or attached; `permanent` when trying again cannot help (a display
+    number in use, no Xvfb on this machine), as opposed to a start that failed this time."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class DisplaySpec:
+    """A session as the orchestrator sends it (`session.sync`): only what the agent needs to keep it."""
+
+    name: str
+    kind: str = "xvfb"
+    display: str | None = None
+    width: int = 1280
+    height: int = 800
+    depth: int = 24
+    window_manager: tuple[str, ...] | None = None
+    restart: str = "always"
+    record_seconds: int = 0
+
+    @classmethod
+    def from_args(cls, raw: Mapping[str, Any]) -> DisplaySpec:
+        """The spec in `raw`; ValueError says what is wrong with it."""
+        name = str(raw["name"])
+        if not NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"a session name is letters, digits, '.', '_' and '-', not {name[:60]!r}")
+        kind = str(raw.get("kind") or "xvfb")
+        if kind not in KINDS:
+            raise ValueError(f"session {name}: kind is xvfb or attach, not {kind!r}")
+        display = raw.get("display")
+        if display is not None:
+            display = str(display)
+            if not DISPLAY_PATTERN.fullmatch(display):
+                raise ValueError(f"session {name}: a display looks like ':1' or 'host:0.0', not {display[:40]!r}")
+        if kind == "attach" and display is None:
+            raise ValueError(f"session {name}: an attach session names its display (like ':0')")
+        if kind == "xvfb" and display is not None and DISPLAY_PATTERN.fullmatch(display)["host"]:  # type: ignore[index]
+            raise ValueError(f"session {name}: an Xvfb display is on this machine (':N'), not {display!r}")
+        width, height, depth = _integer(raw, "width", 1280), _integer(raw, "height", 800), _integer(raw, "depth", 24)
+        if not WIDTHS[0] <= width <= WIDTHS[1] or not HEIGHTS[0] <= height <= HEIGHTS[1]:
+            raise ValueError(f"session {name}: the size is {WIDTHS[0]}..{WIDTHS[1]} x {HEIGHTS[0]}..{HEIGHTS[1]}")
+        if depth not in DEPTHS:
+            raise ValueError(f"session {name}: depth is 24, 16 or 8, not {depth}")
+        manager = raw.get("window_manager")
+        if manager is not None:
+            if not isinstance(manager, list | tuple) or not manager or not all(isinstance(a, str) for a in manager):
+                raise ValueError(f"session {name}: window_manager is a command line (a list of strings) or null")
+            manager = tuple(manager)
+        restart = str(raw.get("restart") or "always")
+        if restart not in RESTART_POLICIES:
+            raise ValueError(f"session {name}: restart is always or never, not {restart!r}")
+        record = _integer(raw, "record_seconds", 0)
+        if not 0 <= record <= MAX_RECORD_SECONDS:
+            raise ValueError(f"session {name}: record_seconds is 0..{MAX_RECORD_SECONDS}")
+        return cls(name, kind, display, width, height, depth, manager if kind == "xvfb" else None, restart, record)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "display": self.display,
+            "width": self.width,
+            "height": self.height,
+            "depth": self.depth,
+            "window_manager": list(self.window_manager) if self.window_manager else None,
+            "restart": self.restart,
+            "record_seconds": self.record_seconds,
+        }
+
+    def same_display(self, other: DisplaySpec) -> bool:
+        """Whether `other` is kept by the same running display (its restart policy and recording may differ)."""
+        return (self.kind, self.display, self.width, self.height, self.depth, self.window_manager) == (
+            other.kind,
+            other.display,
+            other.width,
+            other.height,
+            other.depth,
+            other.window_manager,
+        )
+
+
+def _integer(raw: Mapping[str, Any], key: str, default: int) -> int:
+    value = raw.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} is a whole number, not {value!r}")
+    return value
+
+
+@dataclass
+class Display:
+    """A display in use by a session: its X server (ours when `pid` is set) and its window manager, if any."""
+
+    display: str
+    pid: int | None = None
+    create_time: float | None = None
+    wm_pid: int | None = None
+    wm_create_time: float | None = None
+    popen: subprocess.Popen[bytes] | None = None  # ours in this agent process: reaped through it
+    wm_popen: subprocess.Popen[bytes] | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "display": self.display,
+            "pid": self.pid,
+            "create_time": self.create_time,
+            "wm_pid": self.wm_pid,
+            "wm_create_time": self.wm_create_time,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Display:
+        return cls(
+            str(record["display"]),
+            record.get("pid"),
+            record.get("create_time"),
+            record.get("wm_pid"),
+            record.get("wm_create_time"),
+        )
+
+    @property
+    def server_alive(self) -> bool:
+        return self.pid is None or alive(self.pid, self.create_time, self.popen)
+
+    @property
+    def manager_alive(self) -> bool:
+        return self.wm_pid is None or alive(self.wm_pid, self.wm_create_time, self.wm_popen)
+
+
+@dataclass(frozen=True)
+class Screen:
+    """A healthy session's display and the size of its screen, for a grab or an input."""
+
+    name: str
+    display: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a display said when asked: whether it answers, and its screen's size when it does."""
+
+    answers: bool
+    width: int | None = None
+    height: int | None = None
+    reason: str | None = None
+
+
+# ---- starting and stopping ---------------------------------------------------------------------------------
+
+
+def start_xvfb(spec: DisplaySpec, log_path: Path, ready_seconds: float = READY_SECONDS) -> Display:
+    """An Xvfb display for `spec`, listening, in a session of its own; DisplayError when it cannot be had."""
+    executable = shutil.which("Xvfb")
+    if executable is None:
+        raise DisplayError("Xvfb is not installed on this agent's machine (apt install xvfb)", permanent=True)
+    if spec.display is not None:
+        holder = in_use(spec.display)
+        if holder is not None:
+            raise DisplayError(holder, permanent=True)
+    screen = f"{spec.width}x{spec.height}x{spec.depth}"
+    read_end, write_end = os.pipe()
+    argv = [executable, *([spec.display] if spec.display else []), "-displayfd", str(write_end)]
+    argv += ["-screen", "0", screen, "-nolisten", "tcp", "-noreset"]
+    try:
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=[write_end],
+                start_new_session=True,  # outlives the agent, as the robots drawing in it do
+                env=robot_environment(os.environ, {}),
+            )
+    except OSError as exc:
+        os.close(read_end)
+        raise DisplayError(f"cannot start Xvfb: {exc.strerror}") from exc
+    finally:
+        os.close(write_end)
+    try:
+        number = _read_display_number(read_end, popen, ready_seconds)
+    finally:
+        os.close(read_end)
+    if number is None:
+        code = popen.poll()
+        if code is None:
+            stop_process(popen.pid, None, popen)
+            raise DisplayError(f"Xvfb did not get ready within {ready_seconds:g} s")
+        said = _last_error(log_path)
+        if spec.display is not None and "already" in said.lower():
+            raise DisplayError(f"display {spec.display} is in use: {said}", permanent=True)
+        raise DisplayError(f"Xvfb exited with {code} before it listened: {said or 'it said nothing'}")
+    return Display(f":{number}", popen.pid, psutil.Process(popen.pid).create_time(), popen=popen)
+
+
+def _read_display_number(descriptor: int, popen: subprocess.Popen[bytes], timeout: float) -> int | None:
+    deadline = time.monotonic() + timeout
+    said = b""
+    while b"\n" not in said:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        readable, _, _ = select.select([descriptor], [], [], min(remaining, 0.1))
+        if readable:
+            chunk = os.read(descriptor, 64)
+            if not chunk:  # Xvfb closed it: it exited
+                return None
+            said += chunk
+        elif popen.poll() is not None:
+            return None
+    return int(said.split(b"\n")[0])
+
+
+def _last_error(log_path: Path) -> str:
+    with contextlib.suppress(OSError):
+        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines()[-12:]]
+        fatal = [line for line in lines if line and line != "(EE)" and "Fatal server error" not in line]
+        return " ".join(fatal[-3:]).replace("(EE) ", "")[:400]
+    return ""
+
+
+def start_window_manager(display: Display, argv: Sequence[str], log_path: Path) -> None:
+    """Start the window manager `argv` in `display` (noted in it); DisplayError when it cannot start."""
+    executable = shutil.which(argv[0])
+    if executable is None:
+        raise DisplayError(f"the window manager {argv[0]!r} is not installed on this agent's machine", permanent=True)
+    try:
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                [executable, *argv[1:]],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                env=robot_environment(os.environ, {"DISPLAY": display.display}),
+            )
+    except OSError as exc:
+        raise DisplayError(f"cannot start the window manager {argv[0]!r}: {exc.strerror}") from exc
+    display.wm_pid, display.wm_popen = popen.pid, popen
+    display.wm_create_time = psutil.Process(popen.pid).create_time()
+
+
+def stop(display: Display) -> None:
+    """End what we started for `display` (its window manager, then its X server); an attached display's server is
+    not ours and stays."""
+    if display.wm_pid is not None:
+        stop_process(display.wm_pid, display.wm_create_time, display.wm_popen)
+    if display.pid is not None:
+        stop_process(display.pid, display.create_time, display.popen)
+
+
+def stop_process(pid: int, create_time: float | None, popen: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM, then SIGKILL after STOP_SECONDS; a pid that is no longer the process we started is left alone."""
+    try:
+        process = psutil.Process(pid)
+        if create_time is not None and process.create_time() != create_time:
+            return
+        process.send_signal(signal.SIGTERM)
+        _, living = psutil.wait_procs([process], timeout=STOP_SECONDS)
+        for left in living:
+            left.kill()
+        psutil.wait_procs(living, timeout=STOP_SECONDS)
+    except psutil.NoSuchProcess:
+        pass
+    if popen is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(STOP_SECONDS)
+
+
+def alive(pid: int, create_time: float | None, popen: subprocess.Popen[bytes] | None = None) -> bool:
+    if popen is not None and popen.poll() is not None:  # also reaps it: no zombie of ours is left
+        return False
+    try:
+        process = psutil.Process(pid)
+        if create_time is not None and process.create_time() != create_time:
+            return False
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def exit_reason(pid: int, popen: subprocess.Popen[bytes] | None) -> str:
+    """How a process of ours that is no longer alive ended, as far as we can tell."""
+    code = popen.returncode if popen is not None else None
+    if code is None:
+        return f"pid {pid} is gone"
+    return f"killed by signal {-code}" if code < 0 else f"exited with {code}"
+
+
+def in_use(display: str) -> str | None:
+    """Why the local display number `display` cannot be had (who holds it), or None when it is free."""
+    number = display_number(display)
+    if number is None:
+        return None
+    lock = Path(f"/tmp/.X{number}-lock")  # noqa: S108 (where X servers put their locks)
+    with contextlib.suppress(OSError, ValueError):
+        holder = int(lock.read_text().strip())
+        if psutil.pid_exists(holder):
+            with contextlib.suppress(psutil.Error):
+                name = psutil.Process(holder).name()
+                return f"display {display} is in use: {name} (pid {holder}) holds it"
+            return f"display {display} is in use: pid {holder} holds it"
+    if probe(display).answers:
+        return f"display {display} is in use: an X server answers there"
+    return None
+
+
+# ---- asking a display ----------------------------------------------------------------------------------------
+
+
+def display_number(display: str) -> int | None:
+    """The number of a local display (":N" or ":N.S"); None for one on another host."""
+    match = DISPLAY_PATTERN.fullmatch(display)
+    if match is None or match["host"] not in ("", "unix"):
+        return None
+    return int(match["number"])
+
+
+def probe(display: str, timeout: float = PROBE_SECONDS) -> Probe:
+    """Whether the X server of `display` answers, within `timeout` seconds, with its first screen's size."""
+    number = display_number(display)
+    if number is None:
+        return _xdpyinfo(display, timeout)
+    try:
+        width, height = _setup(number, timeout)
+    except _Refused:
+        return _xdpyinfo(display, timeout)
+    except (OSError, ValueError, struct.error) as exc:
+        return Probe(False, reason=f"display {display} does not answer: {exc or type(exc).__name__}")
+    return Probe(True, width, height)
+
+
+class _Refused(Exception):
+    pass
+
+
+def _setup(number: int, timeout: float) -> tuple[int, int]:
+    """The X11 connection setup over the display's local socket: the root screen's width and height."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(timeout)
+        path = SOCKET_DIR / f"X{number}"
+        connection.connect(str(path) if path.exists() else f"\0{path}")  # else Linux's abstract socket
+        # Little-endian, protocol 11.0, no authorization.
+        connection.sendall(b"l\x00" + struct.pack("<HHHH2x", 11, 0, 0, 0))
+        head = _receive(connection, 8)
+        data = _receive(connection, struct.unpack_from("<H", head, 6)[0] * 4)
+    if head[0] != 1:
+        raise _Refused(data[: head[1]].decode(errors="replace"))
+    vendor_length, screens, formats = struct.unpack_from("<H", data, 16)[0], data[20], data[21]
+    if screens < 1:
+        raise ValueError("the server has no screen")
+    screen = 32 + (vendor_length + 3) // 4 * 4 + 8 * formats
+    width, height = struct.unpack_from("<HH", data, screen + 20)
+    return int(width), int(height)
+
+
+def _receive(connection: socket.socket, size: int) -> bytes:
+    received = b""
+    while len(received) < size:
+        chunk = connection.recv(size - len(received))
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        received += chunk
+    return received
+
+
+def _xdpyinfo(display: str, timeout: float) -> Probe:
+    executable = shutil.which("xdpyinfo")
+    if executable is None:
+        return Probe(False, reason=f"display {display} refuses this agent and xdpyinfo is not installed")
+    try:
+        done = subprocess.run(
+            [executable, "-display", display],
+            capture_output=True,
+            timeout=timeout + 2,
+            env={**os.environ, "DISPLAY": display},
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return Probe(False, reason=f"display {display} does not answer (xdpyinfo timed out)")
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        return Probe(False, reason=f"display {display} does not answer: {(said or ['xdpyinfo failed'])[-1][:300]}")
+    size = re.search(rb"dimensions:\s+(\d+)x(\d+) pixels", done.stdout)
+    if size is None:
+        return Probe(True)
+    return Probe(True, int(size[1]), int(size[2]))
