@@ -1,5 +1,5 @@
-"""The robot form no longer misleads (issue 15, defect 8): a graphical session, which nothing uses yet, is refused
-by the API with a clear message and not offered by the form; the agent is picked among the known agents (online or
+"""The robot form no longer misleads (issue 15, defect 8): a graphical session must name a session on the robot's
+agent (issue 16), else the API refuses it with a clear message; the agent is picked among the known agents (online or
 offline), and one not connected yet can still be named."""
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ FORM = {
 }
 
 
-def test_a_session_is_refused_until_sessions_exist(client: TestClient, admin_token: str) -> None:
+def test_a_session_must_be_one_on_the_robots_agent(client: TestClient, admin_token: str) -> None:
     headers = bearer(admin_token)
     refused = client.post(
         "/api/v1/robots", headers=headers, json={"name": "desk", "argv": ["true"], "session": "desk1"}
     )
     assert refused.status_code == 422
-    assert "graphical sessions are not built yet" in refused.text
+    assert "no session named 'desk1'" in refused.text
     assert client.get("/api/v1/robots/desk", headers=headers).status_code == 404
     assert client.post("/api/v1/robots", headers=headers, json={"name": "desk", "argv": ["true"]}).status_code == 201
     changed = client.patch("/api/v1/robots/desk", headers=headers, json={"session": "desk1"})
-    assert changed.status_code == 422 and "graphical sessions are not built yet" in changed.text
+    assert changed.status_code == 422 and "no session named 'desk1'" in changed.text
     assert client.get("/api/v1/robots/desk", headers=headers).json()["session"] is None
     assert client.patch("/api/v1/robots/desk", headers=headers, json={"session": None}).status_code == 200
 

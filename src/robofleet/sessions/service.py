@@ -94,6 +94,7 @@ class SessionsService:
         self.loop = Loop("sessions-sync", self.settings.check_seconds, self.sync_once)
         self.tasks = Tasks()
         self.evidence = Evidence(self)
+        self.offline_after_seconds = max(OFFLINE_AFTER_SECONDS, 3 * self.settings.check_seconds)
         self._event_loop: asyncio.AbstractEventLoop | None = None
         self._event_thread: int | None = None
 
@@ -423,7 +424,7 @@ class SessionsService:
     def _mark_offline(self, connected: set[str]) -> list[Change]:
         """The enabled sessions of agents not connected here that no replica synced lately: offline."""
         now = utcnow()
-        horizon = now - timedelta(seconds=max(OFFLINE_AFTER_SECONDS, 3 * self.settings.check_seconds))
+        horizon = now - timedelta(seconds=self.offline_after_seconds)
         with self.store.transaction() as db:
             return [
                 change

@@ -1,0 +1,211 @@
+"""Sessions through the REST API on both stores: created, read, changed, deleted, every change audited and in the
+session's history; bad input refused with its field and reason, nothing half-written; the settings file's sessions
+applied at every start; a robot names only a session on its own agent; an agent that never comes is offline.
+
+The sessions here live on agents that never connect (pc-01, pc-02): nothing starts a display."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from robofleet.auth.principal import system_principal
+from robofleet.errors import ConfigError
+from robofleet.orchestrator import Orchestrator
+from robofleet.sessions.service import SessionsService
+from robofleet.settings.model import Settings
+from tests.conftest import MakeUser, bearer, wait_until
+
+API = "/api/v1/sessions"
+
+
+def create(client: TestClient, headers: dict[str, str], name: str, **fields: Any) -> dict[str, Any]:
+    made = client.post(API, headers=headers, json={"name": name, "agent": "pc-01", **fields})
+    assert made.status_code == 201, made.text
+    result: dict[str, Any] = made.json()
+    return result
+
+
+def service_of(context: Orchestrator) -> SessionsService:
+    found = context.service("sessions")
+    assert isinstance(found, SessionsService)
+    return found
+
+
+def test_a_session_is_created_read_changed_and_deleted(client: TestClient, admin_token: str) -> None:
+    headers = bearer(admin_token)
+    made = create(client, headers, "desk", width=1024, height=768, window_manager=True, tags=["billing"])
+    assert made["kind"] == "xvfb" and made["depth"] == 24 and made["restart"] == "always"
+    assert made["record_seconds"] == 0 and made["enabled"] is True and made["from_config"] is False
+    assert made["state"] == "starting" and made["restarts"] == 0 and made["actual_display"] is None
+    create(client, headers, "screen0", kind="attach", display=":0", agent="pc-02")
+
+    assert client.get(f"{API}/desk", headers=headers).json()["width"] == 1024
+    first = client.get(API, headers=headers, params={"limit": 1}).json()
+    assert [s["name"] for s in first["items"]] == ["desk"] and first["next_cursor"]
+    rest = client.get(API, headers=headers, params={"limit": 1, "cursor": first["next_cursor"]}).json()
+    assert [s["name"] for s in rest["items"]] == ["screen0"] and rest["next_cursor"] is None
+    by_agent = client.get(API, headers=headers, params={"agent": "pc-02"}).json()["items"]
+    assert [s["name"] for s in by_agent] == ["screen0"]
+    by_tag = client.get(API, headers=headers, params={"tag": "billing"}).json()["items"]
+    assert [s["name"] for s in by_tag] == ["desk"]
+    by_state = client.get(API, headers=headers, params={"state": "healthy"}).json()["items"]
+    assert by_state == []
+
+    changed = client.patch(f"{API}/desk", headers=headers, json={"width": 800, "enabled": False})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["width"] == 800 and changed.json()["state"] == "stopped"
+    assert changed.json()["state_reason"] == "disabled" and changed.json()["tags"] == ["billing"]
+    events = client.get(f"{API}/desk/events", headers=headers).json()["items"]
+    assert [(e["state"], e["reason"]) for e in events] == [("stopped", "disabled"), ("starting", "created")]
+    assert events[0]["source"].startswith("root-admin")
+
+    assert client.delete(f"{API}/desk", headers=headers).status_code == 204
+    assert client.get(f"{API}/desk", headers=headers).status_code == 404
+    assert client.get(f"{API}/desk/events", headers=headers).status_code == 404
+    audit = client.get("/api/v1/audit", headers=headers, params={"target": "desk"}).json()["items"]
+    assert {"session.create", "session.update", "session.delete"} <= {record["action"] for record in audit}
+
+
+def test_bad_sessions_are_refused_naming_the_field(client: TestClient, admin_token: str) -> None:
+    headers = bearer(admin_token)
+    cases: dict[str, dict[str, Any]] = {
+        "name": {"name": "no spaces"},
+        "width": {"name": "s", "width": 100},
+        "height": {"name": "s", "height": 5000},
+        "depth": {"name": "s", "depth": 32},
+        "kind": {"name": "s", "kind": "vnc"},
+        "display": {"name": "s", "display": "localhost:0"},
+        "record_seconds": {"name": "s", "record_seconds": 121},
+        "restart": {"name": "s", "restart": "sometimes"},
+        "extra": {"name": "s", "extra": 1},
+    }
+    for field, body in cases.items():
+        answer = client.post(API, headers=headers, json=body)
+        assert answer.status_code == 422, (field, answer.text)
+        assert answer.json()["error"]["details"][0]["field"] == field, answer.text
+    no_display = client.post(API, headers=headers, json={"name": "s", "kind": "attach"})
+    assert no_display.status_code == 422 and "names the display" in no_display.text
+    manager = client.post(
+        API, headers=headers, json={"name": "s", "kind": "attach", "display": ":0", "window_manager": True}
+    )
+    assert manager.status_code == 422 and "window_manager" in manager.text
+    assert client.get(API, headers=headers).json()["items"] == []
+
+    create(client, headers, "a", display=":5")
+    assert client.post(API, headers=headers, json={"name": "a", "agent": "pc-01"}).status_code == 409
+    taken = client.post(API, headers=headers, json={"name": "b", "agent": "pc-01", "display": ":5"})
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "display_in_use"
+    create(client, headers, "c", agent="pc-02", display=":5")  # another machine's :5
+    assert client.patch(f"{API}/a", headers=headers, json={"width": None}).status_code == 422
+    assert client.patch(f"{API}/a", headers=headers, json={"kind": "attach", "window_manager": True}).status_code == 422
+    assert client.patch(f"{API}/nope", headers=headers, json={"width": 800}).status_code == 404
+    assert client.delete(f"{API}/nope", headers=headers).status_code == 404
+    cleared = client.patch(f"{API}/a", headers=headers, json={"display": None})
+    assert cleared.status_code == 200 and cleared.json()["display"] is None
+
+
+def test_screens_and_input_of_unknown_or_unusable_sessions_are_refused(client: TestClient, admin_token: str) -> None:
+    headers = bearer(admin_token)
+    assert client.get(f"{API}/nope/screenshot", headers=headers).status_code == 404
+    assert client.post(f"{API}/nope/click", headers=headers, json={"x": 1, "y": 1}).status_code == 404
+    create(client, headers, "far", width=800, height=600)
+    offline = client.get(f"{API}/far/screenshot", headers=headers)
+    assert offline.status_code == 409 and offline.json()["error"]["code"] == "agent_offline"
+    outside = client.post(f"{API}/far/click", headers=headers, json={"x": 800, "y": 10})
+    assert outside.status_code == 422 and "outside the screen" in outside.text
+    cases: list[tuple[str, dict[str, Any] | None, str]] = [
+        ("screenshot?scale=0", None, "query.scale"),
+        ("screenshot?scale=1.5", None, "query.scale"),
+        ("screenshot?max_width=0", None, "query.max_width"),
+        ("screenshot?quality=100", None, "query.quality"),
+        ("screenshot?format=gif", None, "query.format"),
+        ("click", {"x": -1, "y": 0}, "x"),
+        ("click", {"x": 1, "y": 1, "button": "fourth"}, "button"),
+        ("type", {"text": "x" * 10_001}, "text"),
+        ("type", {"text": ""}, "text"),
+        ("key", {"keys": "ctrl+alt+t; rm -rf /"}, "keys"),
+        ("scroll", {"x": 1, "y": 1, "amount": 0}, "amount"),
+    ]
+    for path, body, field in cases:
+        if body is None:
+            answer = client.get(f"{API}/far/{path}", headers=headers)
+        else:
+            answer = client.post(f"{API}/far/{path}", headers=headers, json=body)
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["error"]["details"][0]["field"] == field, (path, answer.text)
+    assert client.get("/api/v1/runs/999/evidence", headers=headers).status_code == 404
+
+
+def test_permissions_split_looking_controlling_and_defining(
+    client: TestClient, admin_token: str, make_user: MakeUser
+) -> None:
+    create(client, bearer(admin_token), "desk")
+    viewer = bearer(make_user("v", ["viewer"]))
+    operator = bearer(make_user("o", ["operator"]))
+    looker = bearer(make_user("l", ["operator"], scopes=["sessions:read"]))
+    assert client.get(f"{API}/desk", headers=viewer).status_code == 200
+    for headers in (viewer, looker):
+        assert client.post(f"{API}/desk/click", headers=headers, json={"x": 1, "y": 1}).status_code == 403
+        assert client.post(f"{API}/desk/type", headers=headers, json={"text": "hi"}).status_code == 403
+        assert client.patch(f"{API}/desk", headers=headers, json={"width": 800}).status_code == 403
+        assert client.post(f"{API}/desk/restart", headers=headers).status_code == 403
+    assert client.post(API, headers=viewer, json={"name": "mine", "agent": "pc-01"}).status_code == 403
+    assert client.patch(f"{API}/desk", headers=operator, json={"width": 800}).status_code == 200
+
+
+def test_a_robot_names_only_a_session_on_its_own_agent(client: TestClient, admin_token: str) -> None:
+    headers = bearer(admin_token)
+    create(client, headers, "desk")
+    robot = {"name": "clerk", "agent": "pc-01", "argv": ["true"]}
+    unknown = client.post("/api/v1/robots", headers=headers, json={**robot, "session": "nope"})
+    assert unknown.status_code == 422 and "no session named 'nope'" in unknown.text
+    elsewhere = client.post("/api/v1/robots", headers=headers, json={**robot, "agent": "pc-02", "session": "desk"})
+    assert elsewhere.status_code == 422 and "is on agent pc-01" in elsewhere.text
+    assert client.get("/api/v1/robots/clerk", headers=headers).status_code == 404
+    made = client.post("/api/v1/robots", headers=headers, json={**robot, "session": "desk"})
+    assert made.status_code == 201 and made.json()["session"] == "desk"
+    moved = client.patch("/api/v1/robots/clerk", headers=headers, json={"agent": "pc-02"})
+    assert moved.status_code == 422 and "is on agent pc-01" in moved.text
+
+    busy = client.delete(f"{API}/desk", headers=headers)
+    assert busy.status_code == 409 and busy.json()["error"]["details"]["robots"] == ["clerk"]
+    away = client.patch(f"{API}/desk", headers=headers, json={"agent": "pc-02"})
+    assert away.status_code == 409 and "clerk" in away.text
+    assert client.patch("/api/v1/robots/clerk", headers=headers, json={"session": None}).status_code == 200
+    assert client.delete(f"{API}/desk", headers=headers).status_code == 204
+
+
+def test_sessions_of_an_agent_that_is_not_connected_are_unhealthy(
+    client: TestClient, context: Orchestrator, admin_token: str
+) -> None:
+    headers = bearer(admin_token)
+    service_of(context).offline_after_seconds = 0
+    create(client, headers, "desk")
+
+    def offline() -> dict[str, Any] | None:
+        session: dict[str, Any] = client.get(f"{API}/desk", headers=headers).json()
+        return session if session["state"] == "unhealthy" else None
+
+    session = wait_until(offline, 10)
+    assert session["state_reason"] == "agent pc-01 is offline"
+    events = client.get(f"{API}/desk/events", headers=headers).json()["items"]
+    assert events[0]["reason"] == "agent pc-01 is offline" and events[0]["source"] == "server"
+
+
+def test_sessions_of_the_settings_file_are_applied_at_every_start(client: TestClient, context: Orchestrator) -> None:
+    service = service_of(context)
+    declared = Settings(sessions=[{"name": "from-file", "agent": "pc-01", "width": 1024, "record_seconds": 5}])
+    service.apply_config(declared.sessions.declared)
+    service.apply_config(declared.sessions.declared)  # a second start changes nothing and fails on nothing
+    session = service.get_session(system_principal(), "from-file")
+    assert session.from_config and session.width == 1024 and session.record_seconds == 5
+    assert session.kind == "xvfb" and session.height == 800
+    bad = Settings(sessions=[{"name": "bad", "width": 10}]).sessions.declared
+    with pytest.raises(ConfigError, match=r"sessions\.bad\.width"):
+        service.apply_config(bad)
+    attach = Settings(sessions=[{"name": "bad", "kind": "attach"}]).sessions.declared
+    with pytest.raises(ConfigError, match=r"sessions\.bad"):
+        service.apply_config(attach)
