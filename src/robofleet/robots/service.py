@@ -208,11 +208,20 @@ class RobotsService:
         with self.store.transaction() as db:
             return sorted(robot.name for robot in db.scalars(store_ops.robots_page_query()) if robot.session == session)
 
-    def active_runs_naming_session(self, session: str) -> list[tuple[int, str]]:
-        """(run id, robot) of the active runs of the robots naming `session`."""
+    def runs_under_session(self, session: str, ended_since: datetime) -> list[tuple[int, str]]:
+        """(run id, robot) of the runs of the robots naming `session` that are active, or ended at or after
+        `ended_since` (a robot whose display died usually ends at once, before the watchdog saw the death)."""
         robots = self.robots_naming_session(session)
+        found: list[tuple[int, str]] = []
         with self.store.transaction() as db:
-            return [(run.id, name) for name in robots for run in store_ops.active_runs(db, name)]
+            for name in robots:
+                newest = db.scalars(store_ops.runs_query(name, None, None).order_by(Run.id.desc()).limit(20))
+                found += [
+                    (run.id, name)
+                    for run in newest
+                    if run.state in ACTIVE or (run.ended_at is not None and run.ended_at >= ended_since)
+                ]
+        return found
 
     def delete_robot(self, principal: Principal, name: str) -> None:
         with audited(self.store, principal, "robot.delete", name) as session:

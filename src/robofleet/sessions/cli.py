@@ -69,12 +69,16 @@ def screenshot(
     fmt = FORMATS.get(output.suffix.lower())
     if fmt is None:
         fail(f"{output}: name a .png, .jpg or .webp file", 2)
-    params: dict[str, Any] = {"format": fmt, "quality": quality, "scale": scale, "max_width": max_width}
+    given: dict[str, str | int | float | None] = {
+        "format": fmt,
+        "quality": quality,
+        "scale": scale,
+        "max_width": max_width,
+    }
+    params = {key: value for key, value in given.items() if value is not None}
     with connection(settings_from(ctx), server, token) as client:
         try:
-            response = client.get(
-                f"/api/v1/sessions/{name}/screenshot", params={k: v for k, v in params.items() if v is not None}
-            )
+            response = client.get(f"/api/v1/sessions/{name}/screenshot", params=params)
         except httpx.HTTPError as exc:
             fail(f"cannot reach {client.base_url}: {exc}")
         if response.status_code >= 400:

@@ -68,16 +68,19 @@ RESTART_SECONDS = 30.0
 # every check_seconds per session), and how long unheard of before its agent counts as offline.
 SYNCED_WRITE_SECONDS = 5.0
 OFFLINE_AFTER_SECONDS = 15.0
-ROBOTS_ASK_TIMEOUT = 5.0
+# A robot dies with its display at once; the agent's watchdog notices the death up to its check period later, and
+# this server up to check_seconds after that: runs that ended this recently died with their session.
+DIED_WITH_SESSION_SECONDS = 10.0
 Input = Click | TypeText | Keys | Scroll
 
 
 @dataclass(frozen=True)
 class Change:
-    """A session whose public shape changed in a store write, and whether it stopped being healthy then."""
+    """A session whose public shape changed in a store write, and whether it stopped being healthy then (why)."""
 
     out: SessionOut
     left_healthy: bool
+    why: str | None = None
 
 
 class SessionsService:
@@ -384,13 +387,18 @@ class SessionsService:
         if instance and row.agent_instance != instance:
             row.agent_instance, row.last_seq = instance, 0  # a new agent process numbers its events from 1 again
         source = f"agent:{row.agent}"
+        # A death and restart between two syncs shows only in the events: it left healthy all the same.
+        left_healthy, why = False, None
         for event in sorted(status.get("events") or [], key=lambda event: int(event.get("seq", 0))):
             seq = int(event.get("seq", 0))
             if seq <= row.last_seq:
                 continue
             at = _parse_time(event.get("at"), now)
-            store_ops.add_event(db, row, at, _state(event.get("state")), event.get("reason"), source, seq)
+            state = _state(event.get("state"))
+            store_ops.add_event(db, row, at, state, event.get("reason"), source, seq)
             row.last_seq = seq
+            if before[0] == State.HEALTHY and state != State.HEALTHY and not left_healthy:
+                left_healthy, why = True, event.get("reason") or str(state)
         state = _state(status.get("state"))
         reason = status.get("reason")
         if state != row.state:
@@ -404,10 +412,12 @@ class SessionsService:
         changed = before != (row.state, row.state_reason, row.actual_display, row.pid, row.restarts)
         if changed or row.synced_at is None or (now - row.synced_at).total_seconds() >= SYNCED_WRITE_SECONDS:
             row.synced_at = now
-        if not changed:
+        if before[0] == State.HEALTHY and state != State.HEALTHY and not left_healthy:
+            left_healthy, why = True, reason or str(state)
+        if not changed and not left_healthy:
             return None
         db.flush()
-        return Change(store_ops.session_out(row), before[0] == State.HEALTHY and state != State.HEALTHY)
+        return Change(store_ops.session_out(row), left_healthy, why)
 
     def _agent_refused(self, agent: str, reason: str) -> list[Change]:
         """The agent is connected but could not sync (an agent without sessions, or one failing): its enabled
@@ -448,7 +458,7 @@ class SessionsService:
         row.state, row.state_reason, row.state_since = state, reason, now
         store_ops.add_event(db, row, now, state, reason, source)
         db.flush()
-        return Change(store_ops.session_out(row), left_healthy)
+        return Change(store_ops.session_out(row), left_healthy, reason)
 
     async def _announce(self, changes: list[Change]) -> None:
         """Published for the live views; a session that left healthy is said in the log of each active run of the
@@ -466,12 +476,13 @@ class SessionsService:
             )
             if not change.left_healthy:
                 continue
-            runs = await asyncio.to_thread(self.robots.active_runs_naming_session, change.out.name)
+            since = utcnow() - timedelta(seconds=DIED_WITH_SESSION_SECONDS)
+            runs = await asyncio.to_thread(self.robots.runs_under_session, change.out.name, since)
             for run_id, _robot in runs:
                 log.warning(
                     "session %s is unhealthy under this run: %s",
                     change.out.name,
-                    change.out.state_reason or change.out.state,
+                    change.why or change.out.state_reason or change.out.state,
                     extra={"run_id": str(run_id)},
                 )
 
