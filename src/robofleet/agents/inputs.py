@@ -2,7 +2,8 @@
 set, never through a shell.
 
 Input goes through XTEST (xdotool without `--window`): to every client it is a real user's, where synthetic events
-sent to a window are ignored by some (xterm). A click moves the pointer there first and waits until it got there.
+sent to a window are ignored by some (xterm). A click moves the pointer there first, in the same connection, so X
+handles the two in order (`--sync` would wait for a motion that never comes when the pointer is there already).
 Everything is checked before xdotool runs: coordinates inside the screen, key names X knows (an unknown one is
 refused here, where xdotool would skip it and say nothing useful), text of at most MAX_TEXT characters.
 """
@@ -91,12 +92,12 @@ def _click(screen: Screen, args: dict[str, Any]) -> list[str]:
     if not isinstance(double, bool):
         raise ValueError(f"double is true or false, not {double!r}")
     repeat = ["--repeat", "2", "--delay", "80"] if double else []
-    return ["mousemove", "--sync", str(x), str(y), "click", *repeat, str(BUTTONS[button])]
+    return ["mousemove", str(x), str(y), "click", *repeat, str(BUTTONS[button])]
 
 
 def _move(screen: Screen, args: dict[str, Any]) -> list[str]:
     x, y = _point(screen, args)
-    return ["mousemove", "--sync", str(x), str(y)]
+    return ["mousemove", str(x), str(y)]
 
 
 def _scroll(screen: Screen, args: dict[str, Any]) -> list[str]:
@@ -105,7 +106,7 @@ def _scroll(screen: Screen, args: dict[str, Any]) -> list[str]:
     if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0 or abs(amount) > MAX_SCROLL:
         raise ValueError(f"amount is a whole number of clicks, 1..{MAX_SCROLL} down or -1..-{MAX_SCROLL} up")
     button = SCROLL_DOWN if amount > 0 else SCROLL_UP
-    return ["mousemove", "--sync", str(x), str(y), "click", "--repeat", str(abs(amount)), "--delay", "20", str(button)]
+    return ["mousemove", str(x), str(y), "click", "--repeat", str(abs(amount)), "--delay", "20", str(button)]
 
 
 def _type(screen: Screen, args: dict[str, Any]) -> list[str]:

@@ -1,0 +1,211 @@
+"""The agent's graphical sessions: Xvfb displays started, checked, restarted and stopped by the keeper, attached
+displays only checked, and displays adopted by the next agent process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from robofleet.agents import displays
+from robofleet.agents.display_keeper import Status
+from robofleet.agents.displays import DisplaySpec
+from robofleet.agents.worker import Worker
+from tests.agents.conftest import ROOT, call, healthy, refused, spec, stop_everything
+from tests.conftest import wait_until
+
+
+def test_a_session_starts_healthy_with_the_size_asked_and_stops_when_a_sync_drops_it(display_worker: Worker) -> None:
+    answer = call(display_worker, "session.sync", {"sessions": [spec("desk", width=1024, height=768)]})
+    assert answer["instance"] and [s["name"] for s in answer["sessions"]] == ["desk"]
+    assert answer["sessions"][0]["state"] == "starting"
+    status = healthy(display_worker, spec("desk", width=1024, height=768))
+    assert status["display"].startswith(":") and status["pid"] and status["restarts"] == 0
+    assert (status["screen_width"], status["screen_height"]) == (1024, 768)
+    probe = displays.probe(status["display"])
+    assert probe.answers and (probe.width, probe.height) == (1024, 768)
+    states = [event["state"] for event in status["events"]]
+    assert states[0] == "starting" and states[-1] == "healthy"
+    seqs = [event["seq"] for event in status["events"]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+    assert call(display_worker, "session.sync", {"sessions": []})["sessions"] == []
+    assert not psutil.pid_exists(status["pid"]) or psutil.Process(status["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert not displays.probe(status["display"]).answers
+    assert not (display_worker.displays.folder / "desk.json").exists()
+
+
+def test_the_keeper_restarts_a_killed_xvfb_and_records_the_restart(display_worker: Worker) -> None:
+    first = healthy(display_worker, spec("fragile"))
+    os.kill(first["pid"], signal.SIGKILL)
+
+    def restarted() -> Status | None:
+        status = display_worker.displays.status("fragile")
+        return status if status["state"] == "healthy" and status["pid"] != first["pid"] else None
+
+    again = wait_until(restarted, 15, message=lambda: display_worker.displays.status("fragile"))
+    assert again["restarts"] == 1
+    reasons = [event["reason"] or "" for event in again["events"]]
+    assert any("signal 9" in reason for reason in reasons), reasons
+    assert any(reason.startswith("restart 1:") for reason in reasons), reasons
+    assert displays.probe(str(again["display"])).answers
+
+
+def test_a_display_number_in_use_fails_at_once_with_who_holds_it_and_is_not_tried_again(
+    display_worker: Worker,
+) -> None:
+    taken = healthy(display_worker, spec("first"))
+    call(display_worker, "session.sync", {"sessions": [spec("first"), spec("second", display=taken["display"])]})
+    status = wait_until(
+        lambda: (s := display_worker.displays.status("second"))["state"] == "failed" and s,
+        10,
+        message=lambda: display_worker.displays.status("second"),
+    )
+    assert f"display {taken['display']} is in use" in status["reason"]
+    events = len(status["events"])
+    time.sleep(3 * display_worker.displays.check_seconds)  # no storm of attempts: it stays failed, quietly
+    later = display_worker.displays.status("second")
+    assert later["state"] == "failed" and len(later["events"]) == events
+    assert display_worker.displays.status("first")["pid"] == taken["pid"]  # the holder is untouched
+
+
+def test_a_restart_policy_of_never_leaves_a_dead_display_failed(display_worker: Worker) -> None:
+    status = healthy(display_worker, spec("once", restart="never"))
+    os.kill(status["pid"], signal.SIGKILL)
+    failed = wait_until(
+        lambda: (s := display_worker.displays.status("once"))["state"] == "failed" and s,
+        10,
+        message=lambda: display_worker.displays.status("once"),
+    )
+    assert "restart policy is never" in failed["reason"] and failed["restarts"] == 0
+
+
+def test_a_restart_asked_for_starts_a_new_display_now(display_worker: Worker) -> None:
+    before = healthy(display_worker, spec("asked"))
+    after = call(display_worker, "session.restart", {"name": "asked"})
+    assert after["state"] == "healthy" and after["pid"] != before["pid"] and after["restarts"] == 1
+    assert any(event["reason"] == "asked" for event in after["events"])
+    assert refused(display_worker, "session.restart", {"name": "nobody"})["code"] == "not_found"
+
+
+def test_a_changed_spec_restarts_the_display_with_it(display_worker: Worker) -> None:
+    before = healthy(display_worker, spec("resized"))
+    after = healthy(display_worker, spec("resized", width=640, height=480))
+    assert after["pid"] != before["pid"] and (after["screen_width"], after["screen_height"]) == (640, 480)
+    assert any(event["reason"] == "its settings changed" for event in after["events"])
+    same = healthy(display_worker, spec("resized", width=640, height=480, record_seconds=5))
+    assert same["pid"] == after["pid"]  # recording is not a new display
+
+
+def test_an_attached_display_is_checked_never_started_nor_stopped(display_worker: Worker, tmp_path: Path) -> None:
+    other = Worker(tmp_path / "other")  # someone else's display, as a logged-in user's :0 would be
+    try:
+        theirs = healthy(other, spec("theirs"))
+        mine = healthy(display_worker, spec("mine", kind="attach", display=theirs["display"]))
+        assert mine["pid"] is None and mine["display"] == theirs["display"]
+        call(display_worker, "session.sync", {"sessions": []})
+        assert displays.probe(theirs["display"]).answers  # only forgotten
+    finally:
+        stop_everything(other)
+    bad = refused(display_worker, "session.sync", {"sessions": [spec("nameless", kind="attach")]})
+    assert bad["code"] == "bad_args" and "names its display" in bad["message"]
+    call(display_worker, "session.sync", {"sessions": [spec("gone", kind="attach", display=":919")]})
+    status = wait_until(
+        lambda: (s := display_worker.displays.status("gone"))["state"] == "unhealthy" and s,
+        10,
+        message=lambda: display_worker.displays.status("gone"),
+    )
+    assert "display :919 does not answer" in status["reason"]
+
+
+def test_bad_specs_are_refused_with_a_reason(display_worker: Worker) -> None:
+    for wrong, said in [
+        ({"width": 100}, "size"),
+        ({"depth": 32}, "depth"),
+        ({"kind": "vnc"}, "kind"),
+        ({"restart": "sometimes"}, "restart"),
+        ({"record_seconds": 500}, "record_seconds"),
+        ({"display": "zero"}, "display"),
+    ]:
+        error = refused(display_worker, "session.sync", {"sessions": [spec("bad", **wrong)]})
+        assert error["code"] == "bad_args" and said in error["message"], (wrong, error)
+    twice = refused(display_worker, "session.sync", {"sessions": [spec("dup"), spec("dup")]})
+    assert twice["code"] == "bad_args"
+    assert display_worker.displays.sessions == {}
+
+
+def test_a_window_manager_is_started_in_the_display_and_restarted_when_it_dies(display_worker: Worker) -> None:
+    status = healthy(display_worker, spec("managed", window_manager=["openbox"]))
+    session = display_worker.displays.sessions["managed"]
+    assert session.display is not None and session.display.wm_pid is not None
+    wm = session.display.wm_pid
+    os.kill(wm, signal.SIGKILL)
+    wait_until(
+        lambda: session.display is not None and session.display.wm_pid != wm and session.state == "healthy",
+        15,
+        message=lambda: display_worker.displays.status("managed"),
+    )
+    assert display_worker.displays.status("managed")["pid"] == status["pid"]  # the X server stayed
+    missing = DisplaySpec.from_args(spec("unmanaged", window_manager=["no-such-window-manager"]))
+    display_worker.displays.ensure(missing)
+    failed = wait_until(
+        lambda: (s := display_worker.displays.status("unmanaged"))["state"] == "failed" and s,
+        10,
+        message=lambda: display_worker.displays.status("unmanaged"),
+    )
+    assert "no-such-window-manager" in failed["reason"]
+
+
+AGENT = """
+import json, sys, time
+from pathlib import Path
+from robofleet.agents.worker import Worker
+worker = Worker(Path(sys.argv[1]))
+worker.start()
+worker.execute("sync", "session.sync", {"sessions": [json.loads(sys.argv[2])]})
+while worker.displays.status("kept")["state"] != "healthy":
+    time.sleep(0.05)
+print(json.dumps(worker.displays.status("kept")), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_agents_display_is_adopted_by_the_next_agent_not_started_again(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    session = spec("kept")
+    agent = subprocess.Popen(
+        [sys.executable, "-c", AGENT, str(state), json.dumps(session)],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        text=True,
+    )
+    assert agent.stdout is not None
+    try:
+        first = json.loads(agent.stdout.readline())
+    finally:
+        agent.kill()
+        agent.wait()
+    xvfb = first["pid"]
+    assert psutil.pid_exists(xvfb)  # the agent's death leaves its display up, as it leaves its robots
+
+    worker = Worker(state)
+    try:
+        worker.start()
+        adopted = worker.displays.status("kept")
+        assert adopted["pid"] == xvfb and adopted["display"] == first["display"]
+        assert any("adopted" in (event["reason"] or "") for event in adopted["events"])
+        status = healthy(worker, session)  # the orchestrator's next sync: the same session, so the same display
+        assert status["pid"] == xvfb and status["restarts"] == 0
+        # A display this worker started would be a child of this process (the adopted one may be too, when this
+        # process reaps orphans).
+        started = {p.pid for p in psutil.Process().children() if p.name() == "Xvfb"}
+        assert started <= {xvfb}
+    finally:
+        stop_everything(worker)
+    assert not psutil.pid_exists(xvfb) or psutil.Process(xvfb).status() == psutil.STATUS_ZOMBIE
