@@ -25,6 +25,7 @@ from robofleet.robots.reasons import Origin, describe_actor, duration_text
 from robofleet.robots.schemas import RunFilter, RunOut
 from robofleet.robots.service import RobotsService
 from robofleet.robots.states import RunState
+from robofleet.sessions.panel_evidence import evidence_of
 from robofleet.web.context import get_context
 from robofleet.web.deps import logs_of, robots_of
 from robofleet.web.list_query import (
@@ -53,7 +54,7 @@ ORIGIN_TITLES = {
 }
 OUTPUT_PAGE = 1000  # output records a run's page shows at once, oldest first; a link goes on from there
 # The parts of a run's page, in order; each is a template given `run`, `output` and the page's context.
-RUN_SECTIONS = ("run_summary.html", "run_output.html")
+RUN_SECTIONS = ("run_summary.html", "run_output.html", "run_evidence.html")
 
 
 @dataclass
@@ -270,7 +271,7 @@ def run_page(
     request: Request,
     principal: Principal = READ,
     ctx: Orchestrator = Depends(get_context),
-    part: str | None = Query(None, max_length=20, description="summary: the facts and timeline alone"),
+    part: str | None = Query(None, max_length=20, description="summary (the facts and timeline) or evidence alone"),
     output: str | None = Query(None, max_length=200, description="the output page's cursor"),
 ) -> Response:
     if not 1 <= run_id <= 2**63 - 1:
@@ -278,10 +279,20 @@ def run_page(
     run = robots_of(ctx).get_run(principal, run_id)
     if part == "summary":
         return _page(request, "run_summary.html", principal, run=run)
+    if part == "evidence":
+        return _page(request, "run_evidence.html", principal, run=run, evidence=evidence_of(ctx, principal, run))
     try:
         shown = run_output(ctx, principal, run, output)
     except RobofleetError:
         if output is None:
             raise
         shown = run_output(ctx, principal, run, None)  # a cursor this server did not hand out: from the start
-    return _page(request, "run.html", principal, run=run, output=shown, sections=RUN_SECTIONS)
+    return _page(
+        request,
+        "run.html",
+        principal,
+        run=run,
+        output=shown,
+        sections=RUN_SECTIONS,
+        evidence=evidence_of(ctx, principal, run),
+    )

@@ -19,7 +19,7 @@ from robofleet.domains import navigation, template_packages
 FLASH_COOKIE = "robofleet_flash"
 
 # Pages of domains still to come: each stands in the navigation (a "later" page) until its domain brings it.
-PLANNED = (NavEntry("sessions", "Sessions", "/panel/sessions", "d", order=50, ready=False, permission="sessions:read"),)
+PLANNED: tuple[NavEntry, ...] = ()
 NAVIGATION = navigation(PLANNED)
 
 
