@@ -6,6 +6,8 @@ The sessions here live on agents that never connect (pc-01, pc-02): nothing star
 
 from __future__ import annotations
 
+import sys
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from robofleet.errors import ConfigError
 from robofleet.orchestrator import Orchestrator
 from robofleet.sessions.service import SessionsService
 from robofleet.settings.model import Settings
+from robofleet.store.base import utcnow
 from tests.conftest import MakeUser, bearer, wait_until
 
 API = "/api/v1/sessions"
@@ -209,3 +212,67 @@ def test_sessions_of_the_settings_file_are_applied_at_every_start(client: TestCl
     attach = Settings(sessions=[{"name": "bad", "kind": "attach"}]).sessions.declared
     with pytest.raises(ConfigError, match=r"sessions\.bad"):
         service.apply_config(attach)
+
+
+def act(client: TestClient, token: str, action: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer = client.post(
+        "/api/v1/activities", headers=bearer(token), params={"wait": 20}, json={"action": action, "args": args or {}}
+    )
+    assert answer.status_code == 201, answer.text
+    activity: dict[str, Any] = answer.json()["activities"][0]
+    return activity
+
+
+def test_sessions_as_actions_answer_as_their_routes(client: TestClient, admin_token: str, make_user: MakeUser) -> None:
+    made = act(client, admin_token, "sessions.create", {"name": "desk", "agent": "pc-01", "width": 1024})
+    assert made["state"] == "succeeded" and made["result"]["width"] == 1024, made
+    listed = act(client, admin_token, "sessions.list", {"agent": "pc-01"})
+    assert [s["name"] for s in listed["result"]["items"]] == ["desk"]
+    assert act(client, admin_token, "sessions.get", {"name": "desk"})["result"]["state"] == "starting"
+    changed = act(client, admin_token, "sessions.update", {"name": "desk", "height": 700})
+    assert changed["result"]["height"] == 700 and changed["result"]["width"] == 1024
+    shot = act(client, admin_token, "sessions.screenshot", {"name": "desk"})
+    assert shot["state"] == "failed" and shot["error"]["code"] == "agent_offline"
+    outside = act(client, admin_token, "sessions.click", {"name": "desk", "x": 5000, "y": 1})
+    assert outside["state"] == "failed" and outside["error"]["code"] == "invalid"
+    viewer = make_user("v", ["viewer", "operator"], scopes=["sessions:read", "activities:run"])
+    refused = client.post(
+        "/api/v1/activities",
+        headers=bearer(viewer),
+        json={"action": "sessions.type", "args": {"name": "desk", "text": "x"}},
+    )
+    assert refused.status_code == 403 and "sessions:control" in refused.json()["error"]["message"]
+    assert act(client, admin_token, "sessions.delete", {"name": "desk"})["result"] == {"deleted": "desk"}
+    actions = {a["name"] for a in client.get("/api/v1/actions", headers=bearer(admin_token)).json()}
+    expected = {"list", "get", "create", "update", "delete", "screenshot", "click", "type", "key", "restart"}
+    assert {f"sessions.{name}" for name in expected} <= actions
+
+
+def test_a_failed_runs_evidence_is_kept_once_served_to_who_may_see_the_run_and_dropped_after_its_retention(
+    client: TestClient, context: Orchestrator, admin_token: str, make_user: MakeUser
+) -> None:
+    headers = bearer(admin_token)
+    argv = [sys.executable, "-c", "import sys; print('giving up'); sys.exit(3)"]
+    assert client.post("/api/v1/robots", headers=headers, json={"name": "clerk", "argv": argv}).status_code == 201
+    started = client.post("/api/v1/robots/clerk/start", headers=headers)
+    assert started.status_code == 201, started.text
+    run_id = started.json()["id"]
+
+    def kept() -> dict[str, Any] | None:
+        found = client.get(f"/api/v1/runs/{run_id}/evidence", headers=headers)
+        return found.json() if found.status_code == 200 else None
+
+    body = wait_until(kept, 20)
+    assert body["robot"] == "clerk" and body["agent"] == "local" and body["exit"]["exit_code"] == 3, body
+    assert any("giving up" in line["text"] for line in body["output"]), body
+    assert body["screenshot_url"] is None and body["recording_url"] is None  # no session: no screen
+    assert client.get(f"/api/v1/runs/{run_id}/evidence/screenshot", headers=headers).status_code == 404
+    evidence = service_of(context).evidence
+    evidence.keep(run_id, "clerk", "local", {"output": []})  # a second copy changes nothing
+    assert client.get(f"/api/v1/runs/{run_id}/evidence", headers=headers).json()["output"] == body["output"]
+    outsider = make_user("o", ["viewer"], scopes=["sessions:read"])
+    assert client.get(f"/api/v1/runs/{run_id}/evidence", headers=bearer(outsider)).status_code == 403
+
+    assert evidence.apply_retention() == 0
+    assert evidence.apply_retention(utcnow() + timedelta(days=15)) == 1
+    assert client.get(f"/api/v1/runs/{run_id}/evidence", headers=headers).status_code == 404
