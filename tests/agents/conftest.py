@@ -88,6 +88,8 @@ def screenshot_png(worker: Worker, name: str) -> bytes:
 def colour_share(picture: bytes, colour: tuple[int, int, int] = TK_COLOUR, tolerance: int = 6) -> float:
     """The share of the picture's pixels that have `colour` (give or take `tolerance` per channel: JPEG)."""
     image = Image.open(io.BytesIO(picture)).convert("RGB")
+    # Every fourth pixel each way is plenty to tell a window from a blank screen, and sixteen times faster.
+    image = image.resize((max(1, image.width // 4), max(1, image.height // 4)), Image.Resampling.NEAREST)
     pixels = image.get_flattened_data() if hasattr(image, "get_flattened_data") else image.getdata()
     near = sum(1 for pixel in pixels if all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True)))
     return near / (image.width * image.height)
