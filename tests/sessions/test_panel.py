@@ -173,6 +173,14 @@ def test_a_click_in_the_full_view_reaches_the_robot(desk: Desk, admin: Page) -> 
     assert click["button"] == "left"
     assert abs(click["x"] - WIDTH * 0.25) <= 8 and abs(click["y"] - HEIGHT * 0.5) <= 8, click
 
+    # A double click is sent once, as one (two presses at the robot, not three or four).
+    lefts = sum(1 for event in desk.received() if event.get("button") == "left")
+    screen.dblclick(position={"x": x, "y": y})
+    expect(page.locator("#action-status")).to_contain_text("Double-clicked at", timeout=10_000)
+    wait_until(lambda: sum(1 for event in desk.received() if event.get("button") == "left") >= lefts + 2, 10)
+    page.wait_for_timeout(500)
+    assert sum(1 for event in desk.received() if event.get("button") == "left") == lefts + 2
+
     # A right click too (the browser's menu does not open).
     with page.expect_response(lambda r: r.url.endswith("/click"), timeout=15_000) as got:
         screen.click(position={"x": x, "y": y}, button="right")
@@ -205,6 +213,28 @@ def test_text_typed_in_the_panel_reaches_the_robot(desk: Desk, admin: Page) -> N
         message=lambda: f"the text at the robot: {desk.received()}",
     )
 
+    # Keys pressed while the screen has the focus go to the robot: characters typed, others pressed by name.
+    page.focus("#screen")
+    page.keyboard.type("xy")
+    page.keyboard.press("Backspace")
+    wait_until(
+        lambda: any(
+            event.get("text") == "hello robotx" and event.get("key") == "BackSpace" for event in desk.received()
+        ),
+        10,
+        message=lambda: f"the keys at the robot: {desk.received()}",
+    )
+    assert page.url.endswith(f"/panel/sessions/{SESSION}")  # "g", "/" and the like went to the robot, not the panel
+
+
+def test_no_session_yet_says_how_to_make_one(start_serve: StartServe, module_browser: Browser) -> None:
+    serve = start_serve()
+    with signed_in(module_browser, serve.url, "admin", serve.admin_password(), "/panel/sessions") as page:
+        empty = page.locator("#no-sessions")
+        expect(empty).to_contain_text("[[sessions]]")
+        expect(empty).to_contain_text("/api/v1/sessions")
+        assert page.locator(".session-card").count() == 0
+
 
 def test_a_viewer_sees_the_screen_but_no_control(desk: Desk, module_browser: Browser) -> None:
     password = "vera-password"
@@ -234,3 +264,29 @@ def test_the_pages_work_at_390_px(desk: Desk, module_browser: Browser) -> None:
         assert 300 <= width <= 390
     finally:
         context.close()
+
+
+def test_a_failed_runs_page_shows_its_evidence_as_it_arrives(desk: Desk, admin: Page) -> None:
+    page = admin
+    robot = {
+        "name": "tk-fails",
+        "agent": "local",
+        "argv": [sys.executable, str(TK_WINDOW), "--fail-after", "4"],
+        "env": {"TK_WINDOW_EVENTS": str(desk.events.with_name("tk-fails.jsonl"))},
+        "session": SESSION,
+    }
+    assert desk.api.post("/api/v1/robots", json=robot).status_code == 201
+    started = desk.api.post("/api/v1/robots/tk-fails/start")
+    assert started.status_code == 201, started.text
+    run = started.json()["id"]
+    # Opened while it runs: the evidence shows once the agent sent it, without a reload.
+    page.goto(f"{desk.serve.url}/panel/runs/{run}")
+    expect(page.locator("#run-evidence")).to_be_hidden()
+    expect(page.locator("#run-state")).to_have_text("failed", timeout=30_000)
+    expect(page.locator("#evidence-screenshot img")).to_be_visible(timeout=30_000)
+    loaded = page.eval_on_selector("#evidence-screenshot img", "img => img.complete && img.naturalWidth")
+    assert loaded == WIDTH
+    assert near(image_colour(page, "#evidence-screenshot img"), BLUE)
+    expect(page.locator("#evidence-output")).to_contain_text("the robot gave up on purpose")
+    commands = page.locator("#evidence-processes td.cmd").all_inner_texts()
+    assert any("tk_window.py" in command for command in commands), commands
