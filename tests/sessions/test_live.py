@@ -60,7 +60,9 @@ def desk(start_module_serve: StartServe, tmp_path_factory: pytest.TempPathFactor
     """A serve with the session "desk" (800x600) healthy on its local agent and the robot "painter" running in it."""
     if not TK_WINDOW.exists():
         pytest.fail(f"{TK_WINDOW} is missing (the demo robot of issue 16)")
-    serve = start_module_serve(env={"ROBOFLEET_SESSIONS__CHECK_SECONDS": "0.5"})
+    serve = start_module_serve(
+        env={"ROBOFLEET_SESSIONS__CHECK_SECONDS": "0.5", "ROBOFLEET_SESSIONS__SESSION_WAIT_SECONDS": "3"}
+    )
     events_file = tmp_path_factory.mktemp("painter") / "events.jsonl"
     with serve.api() as api:
         made = api.post("/api/v1/sessions", json={"name": "desk", "width": WIDTH, "height": HEIGHT})
@@ -159,6 +161,24 @@ def test_a_session_that_is_not_healthy_gives_no_screen(desk: Desk) -> None:
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "session_unhealthy"
     assert desk.api.post("/api/v1/sessions/spare/click", json={"x": 1, "y": 1}).status_code == 409
     assert desk.api.delete("/api/v1/sessions/spare").status_code == 204
+
+
+def test_a_run_waits_for_its_session_and_fails_when_it_is_not_healthy(desk: Desk) -> None:
+    # Nothing listens on :77 of this machine: the attached display stays unhealthy.
+    made = desk.api.post("/api/v1/sessions", json={"name": "absent", "kind": "attach", "display": ":77"})
+    assert made.status_code == 201, made.text
+    robot = {"name": "blind", "argv": [sys.executable, str(TK_WINDOW)], "session": "absent"}
+    assert desk.api.post("/api/v1/robots", json=robot).status_code == 201
+    refused = desk.api.post("/api/v1/robots/blind/start")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "session_unhealthy", refused.text
+    assert "session absent is not healthy" in refused.json()["error"]["message"]
+    run = desk.api.get("/api/v1/runs", params={"robot": "blind"}).json()["items"][0]
+    assert run["state"] == "failed" and "session absent is not healthy" in run["error"]
+    wait_until(
+        lambda: session_state(desk.api, "absent", "unhealthy") or session_state(desk.api, "absent", "failed"), 10
+    )
+    assert desk.api.delete("/api/v1/robots/blind").status_code == 204
+    assert desk.api.delete("/api/v1/sessions/absent").status_code == 204
 
 
 def test_the_stream_says_each_change(desk: Desk) -> None:

@@ -362,6 +362,10 @@ class RobotsService:
             )
         except RobofleetError as exc:
             await self._finish(run_id, FAILED, "system", only_from=(STARTING,), error=exc.message)
+            details = exc.details if isinstance(exc.details, dict) else {}
+            if isinstance(exc, CommandFailed) and details.get("code") == "session_unhealthy":
+                # Not the robot's command: its session, which may well be healthy at the next try.
+                raise Conflict(exc.message, details={"robot": name, "run": run_id}, code="session_unhealthy") from None
             raise
         now = utcnow()
         deadline = now + timedelta(seconds=spec["max_runtime"]) if spec["max_runtime"] else None
