@@ -108,6 +108,7 @@ class KeptSession:
     restart_reason: str | None = None  # set while a restart is due: why
     frames: deque[tuple[float, bytes]] = field(default_factory=deque)
     next_frame: float = 0.0
+    gone: bool = False  # removed by a sync: whoever still holds it leaves it alone
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -148,8 +149,11 @@ class DisplayKeeper:
             thread.join(15)
 
     def stop_all(self) -> None:
-        """Stop every session and forget it, as a sync of none does (the agent is being removed, or a test ends)."""
-        self.sync([])
+        """Stop every session and forget it, as a sync of none does (the agent is being removed, or a test ends),
+        without starting to watch."""
+        with self._lock:
+            for name in list(self.sessions):
+                self._remove(self.sessions.pop(name))
 
     # ---- what the orchestrator says ----------------------------------------------------------------------
 
@@ -222,6 +226,7 @@ class DisplayKeeper:
 
     def _remove(self, session: KeptSession) -> None:
         with session.lock:
+            session.gone = True
             if session.display is not None and session.spec.kind == "xvfb":
                 displays.stop(session.display)
             session.display = None
@@ -313,10 +318,8 @@ class DisplayKeeper:
         if not session.lock.acquire(blocking=False):
             return
         try:
-            with self._lock:
-                if self.sessions.get(session.spec.name) is not session:
-                    return  # removed or replaced meanwhile
-            if session.state in (SessionState.FAILED, SessionState.STOPPED):
+            # Not the map's lock: a sync holds it while it waits for this session's.
+            if session.gone or session.state in (SessionState.FAILED, SessionState.STOPPED):
                 return
             now = time.monotonic()
             if now >= session.due:
