@@ -61,11 +61,8 @@ def test_wrong_password_and_next_redirect(serve: ServeProcess, page: Page) -> No
 
 def test_every_section_loads_and_the_keyboard_navigates(serve: ServeProcess, page: Page) -> None:
     log_in(page, serve.url, "admin", serve.admin_password(), "/panel/fleet")
-    for path in ("/panel/sessions",):
-        response = page.goto(serve.url + path)
-        assert response is not None and response.status == 200, path
-        assert "Not built yet" in page.inner_text("main"), path
     for path, marker in (
+        ("/panel/sessions", "Sessions"),
         ("/panel/schedules", "New schedule"),
         ("/panel/queues", "New queue"),
         ("/panel/console", "Find an action"),

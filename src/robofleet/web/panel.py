@@ -24,10 +24,6 @@ router = APIRouter(prefix="/panel", include_in_schema=False)
 LOGIN_CSRF_COOKIE = "robofleet_login_csrf"
 HOME = "/panel/dashboard"  # the panel's home: how the fleet is doing (robots/panel_dashboard.py)
 
-LATER = {
-    "sessions": ("Sessions", "sessions:read", "Graphical sessions of the robots: live screens and input."),
-}
-
 
 def safe_next(target: str | None) -> str:
     """Only a path inside the panel: never an open redirect to another site."""
@@ -111,14 +107,3 @@ def logout(
     response = RedirectResponse("/panel/login", status_code=303)
     clear_session_cookie(response)
     return response
-
-
-def _later_route(key: str, title: str, permission: str, blurb: str) -> None:
-    def later_page(request: Request, principal: Principal = Depends(Require(permission, panel=True))) -> Response:
-        return page(request, "later.html", principal, section=key, title=title, blurb=blurb)
-
-    router.add_api_route(f"/{key}", later_page, methods=["GET"], name=f"panel_{key}")
-
-
-for _key, (_title, _permission, _blurb) in LATER.items():
-    _later_route(_key, _title, _permission, _blurb)
