@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from robofleet.agents import displays
-from robofleet.agents.display_keeper import Status
+from robofleet.agents.display_keeper import Status, stop_recorded
 from robofleet.agents.displays import DisplaySpec
 from robofleet.agents.worker import Worker
 from tests.agents.conftest import ROOT, call, healthy, refused, spec, stop_everything
@@ -168,17 +169,17 @@ from pathlib import Path
 from robofleet.agents.worker import Worker
 worker = Worker(Path(sys.argv[1]))
 worker.start()
-worker.execute("sync", "session.sync", {"sessions": [json.loads(sys.argv[2])]})
-while worker.displays.status("kept")["state"] != "healthy":
+session = json.loads(sys.argv[2])
+worker.execute("sync", "session.sync", {"sessions": [session]})
+while worker.displays.status(session["name"])["state"] != "healthy":
     time.sleep(0.05)
-print(json.dumps(worker.displays.status("kept")), flush=True)
+print(json.dumps(worker.displays.status(session["name"])), flush=True)
 time.sleep(600)
 """
 
 
-def test_a_killed_agents_display_is_adopted_by_the_next_agent_not_started_again(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    session = spec("kept")
+def killed_agent(state: Path, session: dict[str, Any]) -> dict[str, Any]:
+    """An agent process that started `session` and was then killed (-9): the status it had."""
     agent = subprocess.Popen(
         [sys.executable, "-c", AGENT, str(state), json.dumps(session)],
         stdout=subprocess.PIPE,
@@ -187,10 +188,16 @@ def test_a_killed_agents_display_is_adopted_by_the_next_agent_not_started_again(
     )
     assert agent.stdout is not None
     try:
-        first = json.loads(agent.stdout.readline())
+        return dict(json.loads(agent.stdout.readline()))
     finally:
         agent.kill()
         agent.wait()
+
+
+def test_a_killed_agents_display_is_adopted_by_the_next_agent_not_started_again(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    session = spec("kept")
+    first = killed_agent(state, session)
     xvfb = first["pid"]
     assert psutil.pid_exists(xvfb)  # the agent's death leaves its display up, as it leaves its robots
 
@@ -209,3 +216,10 @@ def test_a_killed_agents_display_is_adopted_by_the_next_agent_not_started_again(
     finally:
         stop_everything(worker)
     assert not psutil.pid_exists(xvfb) or psutil.Process(xvfb).status() == psutil.STATUS_ZOMBIE
+
+
+def test_what_an_agent_that_is_gone_for_good_left_running_can_be_stopped(tmp_path: Path) -> None:
+    xvfb = killed_agent(tmp_path / "state", spec("left"))["pid"]
+    assert stop_recorded(tmp_path / "state") == [xvfb]
+    assert not psutil.pid_exists(xvfb) or psutil.Process(xvfb).status() == psutil.STATUS_ZOMBIE
+    assert stop_recorded(tmp_path / "state") == []

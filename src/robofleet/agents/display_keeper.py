@@ -112,6 +112,24 @@ class KeptSession:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
+def stop_recorded(state_dir: Path) -> list[int]:
+    """Stop every display (and window manager) the agent of `state_dir` started and recorded, once that agent has
+    ended: its displays outlive it on purpose, so whoever removes the agent for good (a test's fixture, an
+    uninstall) ends them with this. A pid that is no longer the recorded process is left alone. The X servers'
+    pids that were asked to stop."""
+    stopped: list[int] = []
+    for path in sorted((state_dir.resolve() / "sessions").glob("*.json")):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            kept = json.loads(path.read_text()).get("display")
+            if kept is not None:
+                display = Display.from_record(kept)
+                displays.stop(display)
+                if display.pid is not None:
+                    stopped.append(display.pid)
+            path.unlink()
+    return stopped
+
+
 class DisplayKeeper:
     def __init__(self, state_dir: Path, check_seconds: float = CHECK_SECONDS) -> None:
         self.folder = state_dir.resolve() / "sessions"
