@@ -196,6 +196,11 @@ def test_sessions_of_an_agent_that_is_not_connected_are_unhealthy(
     assert session["state_reason"] == "agent pc-01 is offline"
     events = client.get(f"{API}/desk/events", headers=headers).json()["items"]
     assert events[0]["reason"] == "agent pc-01 is offline" and events[0]["source"] == "server"
+    # The history is kept as long as evidence, then dropped by the same retention pass.
+    service_of(context).evidence.apply_retention()
+    assert client.get(f"{API}/desk/events", headers=headers).json()["items"] == events
+    service_of(context).evidence.apply_retention(utcnow() + timedelta(days=15))
+    assert client.get(f"{API}/desk/events", headers=headers).json()["items"] == []
 
 
 def test_sessions_of_the_settings_file_are_applied_at_every_start(client: TestClient, context: Orchestrator) -> None:

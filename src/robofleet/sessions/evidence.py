@@ -178,13 +178,20 @@ class Evidence:
         await asyncio.to_thread(self.apply_retention)
 
     def apply_retention(self, now: datetime | None = None) -> int:
-        """Delete evidence stored more than `sessions.evidence_retention_days` ago; how many bundles went."""
+        """Delete evidence stored, and sessions' history recorded, more than `sessions.evidence_retention_days` ago;
+        how many bundles went."""
         cutoff = (now or utcnow()) - timedelta(days=self.retention_days)
         with self.store.transaction() as db:
             deleted = store_ops.purge_evidence(db.connection(), cutoff)
-            if deleted:
+            events = store_ops.purge_events(db.connection(), cutoff)
+            if deleted or events:
                 record(
-                    db, system_principal("evidence-retention"), "evidence.retention", "runs", "ok", {"deleted": deleted}
+                    db,
+                    system_principal("evidence-retention"),
+                    "evidence.retention",
+                    "runs",
+                    "ok",
+                    {"deleted": deleted, "session_events_deleted": events},
                 )
         return deleted
 

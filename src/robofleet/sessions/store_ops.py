@@ -99,3 +99,10 @@ def purge_evidence(connection: Connection, before: datetime) -> int:
     """Delete the evidence stored before `before`; how many bundles went."""
     result = connection.execute(delete(RunEvidence).where(RunEvidence.stored_at < before))
     return int(result.rowcount or 0)
+
+
+def purge_events(connection: Connection, before: datetime) -> int:
+    """Delete the sessions' history older than `before` (a session that restarts every few seconds for months must
+    not grow its table for ever); how many events went."""
+    result = connection.execute(delete(SessionEvent).where(SessionEvent.at < before))
+    return int(result.rowcount or 0)

@@ -133,7 +133,9 @@ class SessionsSettings(Section):
     session_wait_seconds: float = Field(
         15, gt=0, le=300, description="How long a run waits for its session to be healthy before it fails"
     )
-    evidence_retention_days: int = Field(14, ge=1, le=36_500, description="Failed runs' evidence kept this long")
+    evidence_retention_days: int = Field(
+        14, ge=1, le=36_500, description="Failed runs' evidence, and sessions' history, kept this long"
+    )
     declared: list[SessionConfig] = Field(default_factory=list, description="The sessions of the settings file")
 
 
