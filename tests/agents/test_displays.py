@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from robofleet.agents import displays
 from robofleet.agents.display_keeper import Status, stop_recorded
@@ -194,8 +196,18 @@ def killed_agent(state: Path, session: dict[str, Any]) -> dict[str, Any]:
         agent.wait()
 
 
-def test_a_killed_agents_display_is_adopted_by_the_next_agent_not_started_again(tmp_path: Path) -> None:
+@pytest.fixture
+def agent_state(tmp_path: Path) -> Iterator[Path]:
+    """The state directory of agent processes of the test: what they left running is stopped at its end."""
     state = tmp_path / "state"
+    try:
+        yield state
+    finally:
+        stop_recorded(state)
+
+
+def test_a_killed_agents_display_is_adopted_by_the_next_agent_not_started_again(agent_state: Path) -> None:
+    state = agent_state
     session = spec("kept")
     first = killed_agent(state, session)
     xvfb = first["pid"]
@@ -218,8 +230,8 @@ def test_a_killed_agents_display_is_adopted_by_the_next_agent_not_started_again(
     assert not psutil.pid_exists(xvfb) or psutil.Process(xvfb).status() == psutil.STATUS_ZOMBIE
 
 
-def test_what_an_agent_that_is_gone_for_good_left_running_can_be_stopped(tmp_path: Path) -> None:
-    xvfb = killed_agent(tmp_path / "state", spec("left"))["pid"]
-    assert stop_recorded(tmp_path / "state") == [xvfb]
+def test_what_an_agent_that_is_gone_for_good_left_running_can_be_stopped(agent_state: Path) -> None:
+    xvfb = killed_agent(agent_state, spec("left"))["pid"]
+    assert stop_recorded(agent_state) == [xvfb]
     assert not psutil.pid_exists(xvfb) or psutil.Process(xvfb).status() == psutil.STATUS_ZOMBIE
-    assert stop_recorded(tmp_path / "state") == []
+    assert stop_recorded(agent_state) == []
