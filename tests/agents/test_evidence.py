@@ -52,7 +52,9 @@ def test_a_terminated_run_keeps_the_screen_as_it_was_before_the_stop_and_its_las
 ) -> None:
     session = spec("recorded", record_seconds=3)
     start_tk(display_worker, "12", session, tmp_path / "events.jsonl")
-    time.sleep(3)  # three frames of the window
+    for text in ("one", "two", "three"):  # three frames of the window, each different
+        call(display_worker, "session.input", {"name": "recorded", "kind": "type", "text": text})
+        time.sleep(1)
     call(display_worker, "process.signal", {"run_id": "12", "action": "terminate"})
     [ended] = ended_runs(display_worker)
     assert ended["exit_code"] == 0  # it stopped cleanly, but it was stopped: that is worth a bundle
@@ -63,7 +65,7 @@ def test_a_terminated_run_keeps_the_screen_as_it_was_before_the_stop_and_its_las
     recording = bundle["recording"]
     assert recording["content_type"] == "image/webp" and 2 <= recording["frames"] <= 4
     animation = Image.open(io.BytesIO(base64.b64decode(recording["data"])))
-    # libwebp merges a frame equal to the one before into it (a still screen): what adds up is the time shown.
+    # libwebp merges a frame equal to the one before into it: what adds up is the time shown.
     shown = 0
     for index in range(animation.n_frames):
         animation.seek(index)

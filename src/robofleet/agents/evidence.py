@@ -7,7 +7,8 @@ gone, so the last snapshot is the tree as it was. When the run ends with a non-z
 the agent was asked to terminate or kill it, a bundle is made: that snapshot, the last OUTPUT_LINES lines of its
 output (from the run's spool files), and for a run with a session a screenshot (the one taken right before a
 terminate or kill, when there was one: what the robot showed, not what its end left) and the session's recorded
-last seconds as an animated WebP.
+last seconds as an animated WebP (libwebp merges a frame equal to the one before it into that one, so a screen
+that stayed still is a still picture).
 
 Everything lives under the agent's state directory (evidence/runs/RUN.json while a run is watched, then
 evidence/bundles/RUN/), so an agent that restarts still makes or serves the bundle. Bundles go when the
