@@ -13,6 +13,7 @@ from typing import IO, Any
 import httpx
 import psutil
 
+from robofleet.agents.display_keeper import stop_recorded
 from tests.kit.cli import ROBOFLEET, CliResult, clean_environ, run_cli
 from tests.kit.ports import free_port
 from tests.kit.waiting import wait_until
@@ -186,6 +187,12 @@ class ServeProcess:
     def kill(self) -> int:
         return self.stop(signal.SIGKILL)
 
+    @property
+    def agent_state_dir(self) -> Path:
+        """The embedded local agent's state (its runs, its displays), in the data dir."""
+        data_dir = self.extra_env.get("ROBOFLEET_STORE__DATA_DIR")
+        return (Path(data_dir) if data_dir else self.workdir / "robofleet-data") / "agent-local"
+
 
 class AgentProcess:
     """`robofleet agent --name NAME` connected to `server` with `token`, its state in `state_dir`, its output in
@@ -211,6 +218,10 @@ class AgentProcess:
         self.log = state_dir.parent / f"{state_dir.name}.log"
         self.token_file = state_dir.parent / f"{state_dir.name}.token"
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def agent_state_dir(self) -> Path:
+        return self.state_dir
 
     def start(self) -> AgentProcess:
         self.state_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -311,13 +322,15 @@ class Processes:
         return agent
 
     def stop_all(self) -> None:
-        """Stops every process, even when stopping one fails; then raises the first failure."""
+        """Stops every process, even when stopping one fails, and the displays their agents started (which outlive
+        an agent on purpose, as its robots do); then raises the first failure."""
         failures: list[BaseException] = []
         for process in reversed(self.started):
             try:
                 process.stop()
             except (OSError, subprocess.SubprocessError) as exc:
                 failures.append(exc)
+            stop_recorded(process.agent_state_dir)
         if failures:
             raise failures[0]
 
