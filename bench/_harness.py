@@ -99,6 +99,10 @@ def serve(store: str, extra_env: dict[str, str] | None = None) -> Iterator[Serve
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+        # The displays of its local agent outlive serve on purpose (as its robots do): a benchmark leaves none.
+        from robofleet.agents.display_keeper import stop_recorded
+
+        stop_recorded(workdir / "robofleet-data" / "agent-local")
         if database:
             with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
                 connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
