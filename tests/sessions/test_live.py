@@ -22,10 +22,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ServeProcess, StartServe, wait_until
+from tests.sessions.conftest import TK_WINDOW, blue_share, session_state
 
 pytestmark = pytest.mark.slow
-TK_WINDOW = Path(__file__).parents[2] / "examples" / "robots" / "tk_window.py"
-BLUE = (0x33, 0x66, 0xCC)
 WIDTH, HEIGHT = 800, 600
 
 
@@ -35,19 +34,6 @@ class Desk:
     api: httpx.Client
     events_file: Path
     run_id: int
-
-
-def blue_share(image: Image.Image, tolerance: int = 12) -> float:
-    """The share of the image's pixels within `tolerance` of the robot's colour."""
-    raw = image.convert("RGB").resize((80, 60)).tobytes()
-    pixels = [raw[i : i + 3] for i in range(0, len(raw), 3)]
-    near = [p for p in pixels if all(abs(a - b) <= tolerance for a, b in zip(p, BLUE, strict=True))]
-    return len(near) / len(pixels)
-
-
-def session_state(api: httpx.Client, name: str, state: str) -> dict[str, Any] | None:
-    session: dict[str, Any] = api.get(f"/api/v1/sessions/{name}").json()
-    return session if session["state"] == state else None
 
 
 def run_in(api: httpx.Client, run_id: int, *states: str) -> dict[str, Any] | None:

@@ -18,13 +18,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ServeProcess, StartServe, signed_in, wait_until
+from tests.sessions.conftest import BLUE, TK_WINDOW
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-TK_WINDOW = Path(__file__).resolve().parents[2] / "examples" / "robots" / "tk_window.py"
 SESSION = "desk"
 WIDTH, HEIGHT = 1024, 640
-BLUE = (0x33, 0x66, 0xCC)
 
 
 @dataclass
