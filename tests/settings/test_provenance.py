@@ -24,6 +24,10 @@ grace_seconds = 45
 name = "tidy"
 argv = ["true"]
 env = { DB_PASSWORD = "hunter2-db-secret" }
+
+[[sessions]]
+name = "desk"
+width = 1024
 """
 
 
@@ -50,6 +54,9 @@ def test_settings_show_says_where_each_value_comes_from(tmp_path: Path, run_cli:
     assert f"grace_seconds = 45  # {path} line 5" in shown.stdout
     assert "heartbeat_seconds = 10.0  # default" in shown.stdout
     assert f"[[robots]]  # {path} line 7" in shown.stdout
+    # A list the loader moves under its section's settings says the file's line all the same, once, for the list.
+    assert f"[[sessions.declared]]  # {path} line 12" in shown.stdout
+    assert "width = 1024\n" in shown.stdout and "record_seconds = 0  # default" in shown.stdout
     assert "hunter2-db-secret" not in shown.stdout  # masked as before
     assert tomllib.loads(shown.stdout)["server"]["port"] == 18700  # still TOML
 

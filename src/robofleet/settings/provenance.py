@@ -90,18 +90,21 @@ def annotated(toml_text: str, lists: set[str], origin: Origin | None) -> str:
     out: list[str] = [f"# {origin.describe() if origin else 'settings built in code: defaults'}"]
     out.append("# The source of each value follows it: an environment variable, the file and line, or the default.")
     table: list[str] = []
+    in_list = False  # inside a list of tables: its source is the whole list's, said at its first header
     seen_lists: set[str] = set()
     for line in toml_text.splitlines():
         header = _TABLE.match(line)
         if header:
             table = [part.strip().strip('"') for part in header.group(2).split(".")]
-            if header.group(1) == "[[" and table[0] in lists and table[0] not in seen_lists:
-                seen_lists.add(table[0])
-                line = f"{line}  # {source_of(table[:1], origin)}"
+            in_list = header.group(1) == "[[" and (table[0] in lists or len(table) > 1)
+            name = ".".join(table if len(table) > 1 else table[:1])
+            if in_list and name not in seen_lists:
+                seen_lists.add(name)
+                line = f"{line}  # {source_of(table, origin)}"
             out.append(line)
             continue
         assignment = _ASSIGNMENT.match(line)
-        if assignment and table and table[0] not in lists:
+        if assignment and table and table[0] not in lists and not in_list:
             key = assignment.group(1).strip('"')
             line = f"{line}  # {source_of([*table, key], origin)}"
         elif assignment and not table and line.split(" = ", 1)[0] in lists:
@@ -114,8 +117,19 @@ _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
 
 
+# Lists of tables a section holds under another name (settings/loader.py moves a file's `[[sessions]]` there).
+_MOVED_LISTS: dict[tuple[str, ...], list[str]] = {("sessions", "declared"): ["sessions"]}
+
+
 def find_line(text: str, loc: list[str]) -> int | None:
     """Best-effort line number of a key such as ['server', 'port'] or ['roles', '1', 'name']."""
+    moved = _MOVED_LISTS.get(tuple(loc))
+    if moved is not None:
+        return _find_line(text, moved) or _find_line(text, loc)  # `[[sessions]]`, or `[[sessions.declared]]`
+    return _find_line(text, loc)
+
+
+def _find_line(text: str, loc: list[str]) -> int | None:
     table: list[str] = []
     array_counts: dict[str, int] = {}
     best: int | None = None
