@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser
 
+from robofleet.agents.display_keeper import stop_recorded
 from robofleet.auth.principal import cli_principal
 from robofleet.auth.schemas import TokenCreate, UserCreate
 from robofleet.auth.tokens import create_token
@@ -136,6 +137,8 @@ def context(settings: Settings, store: Store) -> Orchestrator:
 def client(context: Orchestrator) -> Iterator[TestClient]:
     with TestClient(create_app(context), base_url="http://testserver") as test_client:
         yield test_client
+    # The displays its local agent started outlive it on purpose, as its robots do: a test leaves none behind.
+    stop_recorded(context.settings.store.data_dir / "agent-local")
 
 
 MakeUser = Callable[..., str]

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from robofleet.agents import roster
 from robofleet.auth.permissions import RobotRef
 from robofleet.auth.principal import Principal
-from robofleet.errors import Conflict, RobofleetError
+from robofleet.errors import Conflict, RobofleetError, StoreUnavailable
 from robofleet.logs.filters import Filters, narrowed
 from robofleet.orchestrator import Orchestrator
 from robofleet.robots.command_line import DEFINE_PERMISSION
@@ -32,6 +32,7 @@ from robofleet.robots.panel_forms import (
     submitted,
 )
 from robofleet.robots.schemas import RobotOut, RunOut
+from robofleet.sessions.service import SessionsService
 from robofleet.web.context import get_context
 from robofleet.web.deps import logs_of, robots_of
 from robofleet.web.security import Require
@@ -121,6 +122,20 @@ def agent_choices(ctx: Orchestrator, principal: Principal, robots: list[RobotOut
     return [(name, known.get(name, "")) for name in names]
 
 
+def session_choices(ctx: Orchestrator, principal: Principal) -> list[tuple[str, str, str]]:
+    """The session field's suggestions: (name, agent, state) of the graphical sessions the caller may see (blocking:
+    a store read). The service checks the one chosen (on the robot's agent) when the form is saved."""
+    if not principal.can("sessions:read"):
+        return []
+    try:
+        sessions = ctx.service("sessions")
+    except StoreUnavailable:
+        return []
+    assert isinstance(sessions, SessionsService)
+    listed = sessions.list_sessions(principal, limit=500, cursor=None).items
+    return [(session.name, session.agent, str(session.state)) for session in listed]
+
+
 @router.get("/fleet")
 def fleet_page(
     request: Request,
@@ -164,6 +179,7 @@ def _robots_page(
         robots=robots,
         form=form,
         agents=agent_choices(ctx, principal, robots),
+        sessions=session_choices(ctx, principal),
         policies=POLICIES,
         define=principal.can(DEFINE_PERMISSION),
     )
@@ -226,6 +242,7 @@ def _robot_page(
         active=ACTIVE,
         form=form or form_of(robot),
         agents=agent_choices(ctx, principal, [robot]),
+        sessions=session_choices(ctx, principal),
         policies=POLICIES,
         define=principal.can(DEFINE_PERMISSION),
     )

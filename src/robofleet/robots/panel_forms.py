@@ -162,6 +162,7 @@ def _fields(values: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         "argv": [line.strip() for line in values.get("argv", "").splitlines() if line.strip()],
         "cwd": text("cwd") or None,
         "env": env,
+        "session": text("session") or None,
         "safe_stop_timeout": text("safe_stop_timeout"),
         "max_runtime": text("max_runtime") or None,
         "max_concurrent": text("max_concurrent"),
