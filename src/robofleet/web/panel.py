@@ -1,4 +1,4 @@
-"""The panel shell: login, logout, the way to its home (the dashboard) and the sections not built yet."""
+"""The panel shell: login, logout and the way to its home (the dashboard)."""
 
 from __future__ import annotations
 
