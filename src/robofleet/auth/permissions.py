@@ -48,8 +48,9 @@ PERMISSIONS: dict[str, str] = {
     "alerts:admin": "Acknowledge alerts; create, change and delete alert rules and channels",
 }
 
-# The permissions a role may narrow to name globs or tags: on robots, and on queues (by their names and tags).
-ROBOT_SCOPED_PREFIXES = ("robots:", "queues:")
+# The permissions a role may narrow to name globs or tags: on robots, and on queues and graphical sessions (by their
+# own names and tags).
+ROBOT_SCOPED_PREFIXES = ("robots:", "queues:", "sessions:")
 
 BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
     "admin": ("Everything, including users, roles and settings", ["*"]),

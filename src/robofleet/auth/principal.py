@@ -43,7 +43,7 @@ class Principal:
     def require(self, permission: str, robot: RobotRef | None = None) -> None:
         """Raise Forbidden unless this caller holds `permission` (for `robot`, when given)."""
         if not self.can(permission, robot):
-            kind = "queue" if permission.startswith("queues:") else "robot"
+            kind = {"queues": "queue", "sessions": "session"}.get(permission.partition(":")[0], "robot")
             target = f" on {kind} {robot.name!r}" if robot else ""
             raise Forbidden(
                 f"{self.username} lacks the permission {permission!r}{target}",

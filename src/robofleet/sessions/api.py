@@ -72,13 +72,21 @@ def create_session(data: SessionCreate, sessions: Sessions, principal: Principal
 
 
 @router.get("/sessions-stream")
-async def sessions_stream(request: Request, ctx: Context, principal: Principal = Read) -> StreamingResponse:
+async def sessions_stream(
+    request: Request, ctx: Context, sessions: Sessions, principal: Principal = Read
+) -> StreamingResponse:
     """Server-sent events: `session` with a session's shape at each change of its state, `session_deleted`
-    with its name when it is deleted."""
+    with its name when it is deleted; only of the sessions the caller may see."""
+    may_see = sessions.may_see(principal)
 
     def render(payload: dict[str, Any]) -> str | None:
+        if not may_see(str(payload.get("name")), payload.get("tags") or ()):
+            return None
+        event = str(payload.get("event", "session"))
         body = {key: value for key, value in payload.items() if key != "event"}
-        return sse_message(str(payload.get("event", "session")), body)
+        if event == "session_deleted":
+            body.pop("tags", None)
+        return sse_message(event, body)
 
     return sse_response(sse_stream(ctx.events, TOPIC, render, request.is_disconnected), request, "sessions:read")
 

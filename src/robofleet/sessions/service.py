@@ -17,7 +17,7 @@ import asyncio
 import base64
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from robofleet.agents.hub import CommandFailed
 from robofleet.auth.audit import audited, record_alone
+from robofleet.auth.permissions import RobotRef, robot_scope
 from robofleet.auth.principal import Principal, system_principal
 from robofleet.errors import ConfigError, Conflict, Invalid, RobofleetError
 from robofleet.runtime import Loop, Tasks
@@ -140,24 +141,45 @@ class SessionsService:
             rows = [
                 row
                 for row in db.scalars(store_ops.sessions_query(agent, state).order_by(GraphicalSession.id))
-                if (after is None or row.id > after) and (tag is None or tag in row.tags)
+                if (after is None or row.id > after)
+                and (tag is None or tag in row.tags)
+                and principal.can("sessions:read", session_ref(row))
             ]
             page = [store_ops.session_out(row) for row in rows[:limit]]
             more = len(rows) > limit
             return Page(page, encode_cursor(rows[limit - 1].id) if more else None)
 
     def get_session(self, principal: Principal, name: str) -> SessionOut:
-        principal.require("sessions:read")
         with self.store.transaction() as db:
-            return store_ops.session_out(store_ops.find(db, name))
+            return store_ops.session_out(self.scoped(db, principal, "sessions:read", name))
+
+    def scoped(
+        self, db: Session, principal: Principal, permission: str, name: str, *, lock: bool = False
+    ) -> GraphicalSession:
+        """The session `principal` may act on with `permission`, as queues are narrowed: Forbidden without the
+        permission, or when it may see the session but not do this; NotFound when the session is outside its roles'
+        name globs and tags (a refusal would tell that a session of that name exists)."""
+        principal.require(permission)
+        row = store_ops.find(db, name, lock=lock)
+        ref = session_ref(row)
+        if not principal.can(permission, ref):
+            if principal.can("sessions:read", ref):
+                principal.require(permission, ref)
+            raise store_ops.no_session(name)
+        return row
+
+    def may_see(self, principal: Principal) -> Callable[[str, Iterable[str]], bool]:
+        """Whether `principal` may see a session of that name and tags (for the stream, decided without I/O)."""
+        if robot_scope(principal.grants, "sessions:read") is None:
+            return lambda _name, _tags: principal.can("sessions:read")
+        return lambda name, tags: principal.can("sessions:read", RobotRef(name, tuple(tags)))
 
     def list_events(self, principal: Principal, name: str, *, limit: int, cursor: str | None) -> Page[SessionEventOut]:
         """The session's history, newest first: state changes, restarts and their reasons."""
-        principal.require("sessions:read")
         if not 1 <= limit <= 500:
             raise Invalid("limit must be between 1 and 500", details={"field": "limit"})
         with self.store.transaction() as db:
-            row = store_ops.find(db, name)
+            row = self.scoped(db, principal, "sessions:read", name)
             events = store_ops.events_page(db, row.id, limit=limit, before=_cursor_id(cursor))
         more = len(events) > limit
         events = events[:limit]
@@ -172,7 +194,8 @@ class SessionsService:
     def create_session(self, principal: Principal, data: SessionCreate, *, from_config: bool = False) -> SessionOut:
         details = {"agent": data.agent, "kind": data.kind}
         with audited(self.store, principal, "session.create", data.name, details) as db:
-            principal.require("sessions:admin")
+            # Nobody makes a session out of their own reach.
+            principal.require("sessions:admin", RobotRef(data.name, tuple(data.tags)))
             if store_ops.exists(db, data.name):
                 raise Conflict(f"a session named {data.name!r} exists already", details={"session": data.name})
             self._check_display(db, data.agent, data.display, data.name)
@@ -204,8 +227,9 @@ class SessionsService:
     def update_session(self, principal: Principal, name: str, data: SessionUpdate) -> SessionOut:
         changes = data.model_dump(exclude_unset=True)
         with audited(self.store, principal, "session.update", name, {"fields": sorted(changes)}) as db:
-            principal.require("sessions:admin")
-            row = store_ops.find(db, name, lock=True)
+            row = self.scoped(db, principal, "sessions:admin", name, lock=True)
+            if changes.get("tags") is not None:  # nobody moves a session out of their own reach
+                principal.require("sessions:admin", RobotRef(name, tuple(changes["tags"])))
             merged = {key: changes.get(key, getattr(row, key)) for key in ("kind", "display", "window_manager")}
             try:
                 check_kind(merged["kind"], merged["display"], merged["window_manager"])
@@ -244,16 +268,16 @@ class SessionsService:
         """Delete the session (its agent stops the display at the next sync, an attached one is only forgotten);
         Conflict while robots name it."""
         with audited(self.store, principal, "session.delete", name) as db:
-            principal.require("sessions:admin")
-            row = store_ops.find(db, name, lock=True)
+            row = self.scoped(db, principal, "sessions:admin", name, lock=True)
             naming = self._robots_naming(name)
             if naming:
                 raise Conflict(
                     f"session {name!r} is named by robots: {', '.join(naming)}; change them first",
                     details={"session": name, "robots": naming},
                 )
+            tags = list(row.tags or [])
             db.delete(row)
-        self._publish_deleted(name)
+        self._publish_deleted(name, tags)
         self._wake()
 
     def apply_config(self, declared: Iterable[Any]) -> None:
@@ -522,8 +546,7 @@ class SessionsService:
 
         def check() -> SessionOut:
             with audited(self.store, principal, action, name, details) as db:
-                principal.require("sessions:control")
-                session = store_ops.session_out(store_ops.find(db, name))
+                session = store_ops.session_out(self.scoped(db, principal, "sessions:control", name))
                 if isinstance(given, Click | Scroll):
                     _inside(session, given.x, given.y)
                 self._require_usable(session)
@@ -545,8 +568,7 @@ class SessionsService:
 
         def check() -> SessionOut:
             with audited(self.store, principal, "session.restart", name) as db:
-                principal.require("sessions:admin")
-                session = store_ops.session_out(store_ops.find(db, name))
+                session = store_ops.session_out(self.scoped(db, principal, "sessions:admin", name))
                 if not session.enabled:
                     raise Conflict(f"session {name!r} is disabled: enable it instead", details={"session": name})
                 self.hub.require(session.agent)
@@ -596,8 +618,9 @@ class SessionsService:
         for out in outs:
             self._on_loop(self.events.publish, TOPIC, {"event": "session", **out.model_dump(mode="json")})
 
-    def _publish_deleted(self, name: str) -> None:
-        self._on_loop(self.events.publish, TOPIC, {"event": "session_deleted", "name": name})
+    def _publish_deleted(self, name: str, tags: list[str]) -> None:
+        # The tags are for the stream's filter by scope; it leaves them out of what it sends.
+        self._on_loop(self.events.publish, TOPIC, {"event": "session_deleted", "name": name, "tags": tags})
 
     def _wake(self) -> None:
         self._on_loop(self.loop.wake)
@@ -610,6 +633,11 @@ class SessionsService:
             call(*args)
         else:
             loop.call_soon_threadsafe(call, *args)
+
+
+def session_ref(row: GraphicalSession) -> RobotRef:
+    """The session as a role's name globs and tags see it (as a robot's or a queue's)."""
+    return RobotRef(row.name, tuple(row.tags or ()))
 
 
 def _unhealthy(name: str, reason: str) -> Conflict:
