@@ -281,3 +281,18 @@ def test_a_failed_runs_evidence_is_kept_once_served_to_who_may_see_the_run_and_d
     assert evidence.apply_retention() == 0
     assert evidence.apply_retention(utcnow() + timedelta(days=15)) == 1
     assert client.get(f"/api/v1/runs/{run_id}/evidence", headers=headers).status_code == 404
+
+
+def test_the_text_a_type_action_sends_is_never_stored(client: TestClient, admin_token: str) -> None:
+    create(client, bearer(admin_token), "desk")
+    typed = act(client, admin_token, "sessions.type", {"name": "desk", "text": "hunter2-secret"})
+    assert typed["state"] == "failed" and typed["error"]["code"] == "agent_offline", typed
+    assert typed["args"]["text"] != "hunter2-secret" and typed["args"]["name"] == "desk", typed
+    stored = client.get(f"/api/v1/activities/{typed['id']}", headers=bearer(admin_token))
+    assert "hunter2-secret" not in stored.text
+    too_long = client.post(
+        "/api/v1/activities",
+        headers=bearer(admin_token),
+        json={"action": "sessions.type", "args": {"name": "desk", "text": "x" * 10_001}},
+    )
+    assert too_long.status_code == 422 and "text" in too_long.text

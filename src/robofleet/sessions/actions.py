@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from robofleet.activities.registry import ActionContext, Params, Registry
 from robofleet.sessions.schemas import (
@@ -62,7 +62,8 @@ class ClickParams(NameParams):
 
 
 class TypeParams(NameParams):
-    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    # What is typed may be a password: a secret, so the activity's stored args mask it.
+    text: SecretStr = Field(min_length=1, max_length=MAX_TEXT)
 
 
 class KeyParams(NameParams):
@@ -134,7 +135,8 @@ def register(registry: Registry) -> None:
     @registry.register("sessions.type", permission="sessions:control", params=TypeParams)
     async def type_text(ctx: ActionContext, params: TypeParams) -> dict[str, Any]:
         """Type text on a session's display."""
-        return (await service(ctx).send_input(ctx.principal, params.name, TypeText(text=params.text))).model_dump()
+        given = TypeText(text=params.text.get_secret_value())
+        return (await service(ctx).send_input(ctx.principal, params.name, given)).model_dump()
 
     @registry.register("sessions.key", permission="sessions:control", params=KeyParams)
     async def key(ctx: ActionContext, params: KeyParams) -> dict[str, Any]:
