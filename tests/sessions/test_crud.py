@@ -6,12 +6,15 @@ The sessions here live on agents that never connect (pc-01, pc-02): nothing star
 
 from __future__ import annotations
 
+import base64
+import io
 import sys
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from robofleet.auth.principal import system_principal
 from robofleet.errors import ConfigError
@@ -296,3 +299,56 @@ def test_the_text_a_type_action_sends_is_never_stored(client: TestClient, admin_
         json={"action": "sessions.type", "args": {"name": "desk", "text": "x" * 10_001}},
     )
     assert too_long.status_code == 422 and "text" in too_long.text
+
+
+def test_evidence_shows_output_only_with_logs_read_and_screens_only_with_sessions_read(
+    client: TestClient, context: Orchestrator, admin_token: str, make_user: MakeUser
+) -> None:
+    headers = bearer(admin_token)
+    robot = {"name": "clerk", "argv": [sys.executable, "-c", "print('fine')"]}
+    assert client.post("/api/v1/robots", headers=headers, json=robot).status_code == 201
+    run_id = client.post("/api/v1/robots/clerk/start", headers=headers).json()["id"]
+    wait_until(lambda: client.get(f"/api/v1/runs/{run_id}", headers=headers).json()["state"] == "succeeded", 20)
+    image = io.BytesIO()
+    Image.new("RGB", (40, 30), (0x33, 0x66, 0xCC)).save(image, "PNG")
+    bundle = {
+        "output": [{"stream": "stdout", "text": "password=hunter2"}],
+        "screenshot": {"content_type": "image/png", "data": base64.b64encode(image.getvalue()).decode()},
+    }
+    service_of(context).evidence.keep(run_id, "clerk", "local", bundle)
+    for name, permissions in {
+        "runs": ["robots:read"],
+        "logs": ["robots:read", "logs:read"],
+        "screens": ["robots:read", "sessions:read"],
+    }.items():
+        made = client.post(
+            "/api/v1/roles", headers=headers, json={"name": name, "permissions": permissions, "robot_globs": ["clerk"]}
+        )
+        assert made.status_code == 201, made.text
+    made = client.post(
+        "/api/v1/roles",
+        headers=headers,
+        json={"name": "other-screens", "permissions": ["sessions:read", "logs:read"], "robot_globs": ["other-*"]},
+    )
+    assert made.status_code == 201, made.text
+
+    def seen(*roles: str) -> tuple[dict[str, Any], int]:
+        user = bearer(make_user("-".join(roles), list(roles)))
+        body = client.get(f"/api/v1/runs/{run_id}/evidence", headers=user)
+        assert body.status_code == 200, body.text
+        shot = client.get(f"/api/v1/runs/{run_id}/evidence/screenshot", headers=user)
+        if shot.status_code == 403:
+            assert shot.json()["error"]["message"].endswith("lacks the permission 'sessions:read' on robot 'clerk'")
+        result: dict[str, Any] = body.json()
+        return result, shot.status_code
+
+    admin_view = client.get(f"/api/v1/runs/{run_id}/evidence", headers=headers).json()
+    assert admin_view["output"][0]["text"] == "password=hunter2" and admin_view["screenshot_url"]
+    only_runs, status = seen("runs")
+    assert only_runs["output"] is None and only_runs["screenshot_url"] is None and status == 403
+    with_logs, status = seen("logs")
+    assert with_logs["output"] == admin_view["output"] and with_logs["screenshot_url"] is None and status == 403
+    with_screens, status = seen("screens")
+    assert with_screens["output"] is None and with_screens["screenshot_url"] and status == 200
+    elsewhere, status = seen("runs", "other-screens")
+    assert elsewhere["output"] is None and elsewhere["screenshot_url"] is None and status == 403

@@ -5,7 +5,11 @@ fetched into the store and served with the run.
 The runs' ends come from the event hub as the robots service publishes them, on the replica its agent reported the
 end to, which is the one connected to that agent. The bundle is fetched (`run.evidence`), stored, then dropped on
 the agent (`run.evidence_drop`); a bundle the agent has not finished writing yet is asked for again a few times.
-The leader deletes bundles older than `sessions.evidence_retention_days`."""
+The leader deletes bundles older than `sessions.evidence_retention_days`.
+
+Reading it takes robots:read on the run's robot; its output lines are what logs:read shows elsewhere and its images
+what sessions:read shows, so each part takes that permission too, on the run's robot: without it the output is
+left out (None) and the images are neither linked nor served (403 naming the permission)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import asyncio
 import base64
 import logging
 from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from robofleet.agents.hub import CommandFailed
 from robofleet.auth.audit import record
 from robofleet.auth.principal import Principal, system_principal
-from robofleet.errors import NotFound, RobofleetError
+from robofleet.errors import Forbidden, NotFound, RobofleetError
 from robofleet.robots.service import TOPIC as RUNS_TOPIC
 from robofleet.runtime import Loop, Tasks
 from robofleet.sessions import store_ops
@@ -141,12 +146,14 @@ class Evidence:
     def get(self, principal: Principal, run_id: int, base_url: str = "/api/v1") -> EvidenceOut:
         """The run's evidence without its images (their URLs instead). NotFound for no such run, a run outside the
         caller's robots:read, or a run without evidence."""
-        self.robots.get_run(principal, run_id)
+        run = self.robots.get_run(principal, run_id)
         with self.store.transaction() as db:
             row = store_ops.evidence(db, run_id)
             if row is None:
                 raise NotFound(f"run {run_id} has no evidence", details={"run": run_id}, code="no_evidence")
             facts = row.facts or {}
+            logs = self.may(principal, "logs:read", run.robot)
+            screens = self.may(principal, "sessions:read", run.robot)
             return EvidenceOut(
                 run_id=row.run_id,
                 robot=row.robot,
@@ -155,15 +162,21 @@ class Evidence:
                 stored_at=row.stored_at,
                 exit=facts.get("exit") or {},
                 processes=[ProcessFacts.model_validate(item) for item in facts.get("processes") or []],
-                output=[OutputLine.model_validate(item) for item in facts.get("output") or []],
-                screenshot_url=f"{base_url}/runs/{run_id}/evidence/screenshot" if row.screenshot else None,
-                recording_url=f"{base_url}/runs/{run_id}/evidence/recording" if row.recording else None,
+                output=[OutputLine.model_validate(item) for item in facts.get("output") or []] if logs else None,
+                screenshot_url=f"{base_url}/runs/{run_id}/evidence/screenshot" if row.screenshot and screens else None,
+                recording_url=f"{base_url}/runs/{run_id}/evidence/recording" if row.recording and screens else None,
                 recording_frames=row.recording_frames,
             )
 
     def image(self, principal: Principal, run_id: int, which: str) -> tuple[str, bytes]:
-        """(content type, bytes) of the run's evidence screenshot or recording; NotFound when it has none."""
-        self.robots.get_run(principal, run_id)
+        """(content type, bytes) of the run's evidence screenshot or recording; NotFound when it has none,
+        Forbidden without sessions:read on the run's robot."""
+        run = self.robots.get_run(principal, run_id)
+        if not self.may(principal, "sessions:read", run.robot):
+            raise Forbidden(
+                f"{principal.username} lacks the permission 'sessions:read' on robot {run.robot!r}",
+                details={"permission": "sessions:read"},
+            )
         with self.store.transaction() as db:
             row = store_ops.evidence(db, run_id)
             data = None if row is None else row.screenshot if which == "screenshot" else row.recording
@@ -171,6 +184,14 @@ class Evidence:
             if row is None or data is None:
                 raise NotFound(f"run {run_id} has no evidence {which}", details={"run": run_id}, code="no_evidence")
             return kind or "application/octet-stream", data
+
+    def may(self, principal: Principal, permission: str, robot: str) -> bool:
+        """Whether `principal` holds `permission` on `robot` (by the grants' name globs and tags, as logs are
+        narrowed: also for a robot deleted since, by its name)."""
+        if not principal.can(permission):
+            return False
+        scope = self.robots.robot_scope(principal, permission)
+        return scope is None or robot in scope.names or any(fnmatchcase(robot, glob) for glob in scope.globs)
 
     # ---- retention (the leader's) --------------------------------------------------------------------------------
 

@@ -213,8 +213,10 @@ class EvidenceOut(BaseModel):
     stored_at: datetime
     exit: dict[str, Any] = Field(description="How the run's process ended, as its agent reported it")
     processes: list[ProcessFacts] = Field(description="The run's process tree as it was last seen")
-    output: list[OutputLine] = Field(description="Its last lines of output")
-    screenshot_url: str | None = Field(description="Its session's screen at the end (None: no session)")
+    output: list[OutputLine] | None = Field(description="Its last lines of output (None: the caller lacks logs:read)")
+    screenshot_url: str | None = Field(
+        description="Its session's screen at the end (None: no session, or the caller lacks sessions:read)"
+    )
     recording_url: str | None = Field(description="Its last seconds at 1 frame/s, an animated WebP")
     recording_frames: int | None = None
 
