@@ -352,3 +352,30 @@ def test_evidence_shows_output_only_with_logs_read_and_screens_only_with_session
     assert with_screens["output"] is None and with_screens["screenshot_url"] and status == 200
     elsewhere, status = seen("runs", "other-screens")
     assert elsewhere["output"] is None and elsewhere["screenshot_url"] is None and status == 403
+
+
+def test_attach_sessions_and_window_managers_take_agents_admin_too(
+    client: TestClient, admin_token: str, make_user: MakeUser
+) -> None:
+    admin = bearer(admin_token)
+    operator = bearer(make_user("o", ["operator"]))
+    attach = {"name": "screen0", "agent": "pc-01", "kind": "attach", "display": ":0"}
+    for body in (attach, {"name": "boxed", "agent": "pc-01", "window_manager": True}):
+        refused = client.post(API, headers=operator, json=body)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["details"]["permission"] == "agents:admin"
+        assert "lacks the permission 'agents:admin'" in refused.json()["error"]["message"]
+    assert client.get(API, headers=admin).json()["items"] == []
+    create(client, operator, "plain")
+    boxed = client.patch(f"{API}/plain", headers=operator, json={"window_manager": True})
+    assert boxed.status_code == 403 and "agents:admin" in boxed.text
+    attached = client.patch(f"{API}/plain", headers=operator, json={"kind": "attach", "display": ":0"})
+    assert attached.status_code == 403 and "agents:admin" in attached.text
+
+    create(client, admin, "screen0", kind="attach", display=":0")
+    for change in ({"display": ":1"}, {"agent": "pc-02"}, {"enabled": False}):
+        answer = client.patch(f"{API}/screen0", headers=operator, json=change)
+        assert answer.status_code == 403 and "agents:admin" in answer.text, (change, answer.text)
+    described = client.patch(f"{API}/screen0", headers=operator, json={"description": "the front desk", "tags": ["x"]})
+    assert described.status_code == 200, described.text
+    assert client.patch(f"{API}/screen0", headers=admin, json={"display": ":1"}).status_code == 200

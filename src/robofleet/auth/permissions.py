@@ -38,12 +38,16 @@ PERMISSIONS: dict[str, str] = {
     "agents:read": "List agents and their system info",
     "agents:connect": "Connect as an agent",
     "agents:admin": (
-        "Run code on agents: remote shell, file transfer, and defining robots' command lines "
-        "(argv, cwd, agent, env, session), which run as the agent's OS user"
+        "Run code on agents: remote shell, file transfer, defining robots' command lines "
+        "(argv, cwd, agent, env, session), which run as the agent's OS user, and defining graphical sessions that "
+        "attach to a display or start a window manager"
     ),
     "sessions:read": "View graphical sessions and screenshots",
     "sessions:control": "Send input to graphical sessions (click, type, keys, scroll)",
-    "sessions:admin": "Create, change, delete and restart graphical sessions",
+    "sessions:admin": (
+        "Create, change, delete and restart graphical sessions (an attach session or one with a window manager "
+        "takes agents:admin too)"
+    ),
     "alerts:read": "See fired alerts, alert rules, channels (secrets never shown) and the delivery log",
     "alerts:admin": "Acknowledge alerts; create, change and delete alert rules and channels",
 }

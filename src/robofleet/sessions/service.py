@@ -29,7 +29,7 @@ from robofleet.agents.hub import CommandFailed
 from robofleet.auth.audit import audited, record_alone
 from robofleet.auth.permissions import RobotRef, robot_scope
 from robofleet.auth.principal import Principal, system_principal
-from robofleet.errors import ConfigError, Conflict, Invalid, RobofleetError
+from robofleet.errors import ConfigError, Conflict, Forbidden, Invalid, RobofleetError
 from robofleet.runtime import Loop, Tasks
 from robofleet.sessions import store_ops
 from robofleet.sessions.evidence import Evidence
@@ -73,6 +73,11 @@ OFFLINE_AFTER_SECONDS = 15.0
 # this server up to check_seconds after that: runs that ended this recently died with their session.
 DIED_WITH_SESSION_SECONDS = 10.0
 Input = Click | TypeText | Keys | Scroll
+# An attach session hands a display that may be a logged-in user's desktop to whoever has sessions:control, and a
+# window manager puts a terminal a right-click away: either is code execution as the agent's OS user, which robots
+# keep behind agents:admin (robots/command_line.py). So defining one takes that too; its description and tags not.
+REACH_PERMISSION = "agents:admin"
+HARMLESS_FIELDS = frozenset({"description", "tags"})
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,7 @@ class SessionsService:
         with audited(self.store, principal, "session.create", data.name, details) as db:
             # Nobody makes a session out of their own reach.
             principal.require("sessions:admin", RobotRef(data.name, tuple(data.tags)))
+            require_reach(principal, data.name, data.kind, data.window_manager, "creating")
             if store_ops.exists(db, data.name):
                 raise Conflict(f"a session named {data.name!r} exists already", details={"session": data.name})
             self._check_display(db, data.agent, data.display, data.name)
@@ -231,6 +237,8 @@ class SessionsService:
             if changes.get("tags") is not None:  # nobody moves a session out of their own reach
                 principal.require("sessions:admin", RobotRef(name, tuple(changes["tags"])))
             merged = {key: changes.get(key, getattr(row, key)) for key in ("kind", "display", "window_manager")}
+            if set(changes) - HARMLESS_FIELDS:
+                require_reach(principal, name, merged["kind"], merged["window_manager"], "changing")
             try:
                 check_kind(merged["kind"], merged["display"], merged["window_manager"])
             except ValueError as exc:
@@ -633,6 +641,19 @@ class SessionsService:
             call(*args)
         else:
             loop.call_soon_threadsafe(call, *args)
+
+
+def require_reach(principal: Principal, name: str, kind: str, window_manager: bool, doing: str) -> None:
+    """Forbidden (403, naming agents:admin) when the session is an attach one or has a window manager and
+    `principal` lacks agents:admin."""
+    if (kind != "attach" and not window_manager) or principal.can(REACH_PERMISSION):
+        return
+    what = "an attach session" if kind == "attach" else "a session with a window manager"
+    raise Forbidden(
+        f"{principal.username} lacks the permission {REACH_PERMISSION!r}: {doing} {what} ({name!r}) gives whoever "
+        f"controls it a desktop as the agent's OS user, which takes {REACH_PERMISSION!r} besides 'sessions:admin'",
+        details={"permission": REACH_PERMISSION, "session": name},
+    )
 
 
 def session_ref(row: GraphicalSession) -> RobotRef:
