@@ -215,9 +215,8 @@ def run_evidence(
 
 
 def _image_route(which: str) -> None:
-    async def image(
-        run_id: RunId, sessions: Sessions, principal: Principal = Depends(Require("robots:read"))
-    ) -> Response:
+    # Screens are sessions:read's (the run's robots:read is checked too, in the service).
+    async def image(run_id: RunId, sessions: Sessions, principal: Principal = Read) -> Response:
         content_type, data = await run_in_threadpool(sessions.evidence.image, principal, run_id, which)
         return Response(data, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
 
