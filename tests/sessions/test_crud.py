@@ -379,3 +379,13 @@ def test_attach_sessions_and_window_managers_take_agents_admin_too(
     described = client.patch(f"{API}/screen0", headers=operator, json={"description": "the front desk", "tags": ["x"]})
     assert described.status_code == 200, described.text
     assert client.patch(f"{API}/screen0", headers=admin, json={"display": ":1"}).status_code == 200
+
+
+def test_a_session_name_starts_with_a_letter_or_a_digit(client: TestClient, admin_token: str) -> None:
+    headers = bearer(admin_token)
+    for name in (".hidden", "-flag", "_under", "a" * 65, ""):
+        answer = client.post(API, headers=headers, json={"name": name, "agent": "pc-01"})
+        assert answer.status_code == 422, (name, answer.text)
+        assert answer.json()["error"]["details"][0]["field"] == "name", answer.text
+    for name in ("0desk", "Desk.1_a-b", "d" * 64):
+        create(client, headers, name)

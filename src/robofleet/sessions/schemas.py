@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
-SessionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+# A letter or digit first, as the agent wants it (a name it refuses would fail that session on every sync).
+SessionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 # An X display on the agent's machine: ":N" or ":N.S" (no host: sessions are local to their agent).
 Display = Annotated[str, StringConstraints(pattern=r"^:[0-9]{1,4}(\.[0-9]{1,2})?$")]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
