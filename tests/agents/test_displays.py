@@ -116,8 +116,8 @@ def test_an_attached_display_is_checked_never_started_nor_stopped(display_worker
         assert displays.probe(theirs["display"]).answers  # only forgotten
     finally:
         stop_everything(other)
-    bad = refused(display_worker, "session.sync", {"sessions": [spec("nameless", kind="attach")]})
-    assert bad["code"] == "bad_args" and "names its display" in bad["message"]
+    [bad] = call(display_worker, "session.sync", {"sessions": [spec("nameless", kind="attach")]})["sessions"]
+    assert bad["state"] == "failed" and "names its display" in bad["reason"]
     call(display_worker, "session.sync", {"sessions": [spec("gone", kind="attach", display=":919")]})
     status = wait_until(
         lambda: (s := display_worker.displays.status("gone"))["state"] == "unhealthy" and s,
@@ -127,7 +127,7 @@ def test_an_attached_display_is_checked_never_started_nor_stopped(display_worker
     assert "display :919 does not answer" in status["reason"]
 
 
-def test_bad_specs_are_refused_with_a_reason(display_worker: Worker) -> None:
+def test_a_bad_spec_is_that_sessions_failure_with_a_reason_and_the_others_are_kept(display_worker: Worker) -> None:
     for wrong, said in [
         ({"width": 100}, "size"),
         ({"depth": 32}, "depth"),
@@ -135,12 +135,61 @@ def test_bad_specs_are_refused_with_a_reason(display_worker: Worker) -> None:
         ({"restart": "sometimes"}, "restart"),
         ({"record_seconds": 500}, "record_seconds"),
         ({"display": "zero"}, "display"),
+        ({"name": ".hidden"}, "a session name"),
+        ({"name": "-dash"}, "a session name"),
     ]:
-        error = refused(display_worker, "session.sync", {"sessions": [spec("bad", **wrong)]})
-        assert error["code"] == "bad_args" and said in error["message"], (wrong, error)
+        bad = {**spec("bad"), **wrong}
+        answer = call(display_worker, "session.sync", {"sessions": [bad, spec("good")]})
+        statuses = {status["name"]: status for status in answer["sessions"]}
+        assert set(statuses) == {bad["name"], "good"}, (wrong, answer)
+        refused_one = statuses[bad["name"]]  # under the name as sent
+        assert refused_one["state"] == "failed" and said in refused_one["reason"], (wrong, refused_one)
+        assert refused_one["display"] is None and refused_one["pid"] is None and refused_one["events"] == []
+        assert statuses["good"]["state"] != "failed"
+        assert set(display_worker.displays.sessions) == {"good"}
+    healthy(display_worker, spec("good"))
+    # A kept session whose new spec is refused is no longer kept: its display goes.
+    pid = display_worker.displays.status("good")["pid"]
+    [status] = call(display_worker, "session.sync", {"sessions": [spec("good", depth=32)]})["sessions"]
+    assert status["name"] == "good" and status["state"] == "failed" and "depth" in status["reason"]
+    assert display_worker.displays.sessions == {}
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     twice = refused(display_worker, "session.sync", {"sessions": [spec("dup"), spec("dup")]})
     assert twice["code"] == "bad_args"
     assert display_worker.displays.sessions == {}
+
+
+def test_a_sync_leaves_out_the_events_the_orchestrator_has_and_is_not_remembered(display_worker: Worker) -> None:
+    healthy(display_worker, spec("told"))
+    first = call(display_worker, "session.sync", {"sessions": [spec("told")]})
+    events = first["sessions"][0]["events"]
+    assert len(events) >= 2
+    newest = events[-1]["seq"]
+    since = call(
+        display_worker,
+        "session.sync",
+        {"sessions": [spec("told")], "instance": first["instance"], "after_seq": events[0]["seq"]},
+    )
+    assert since["sessions"][0]["events"] == events[1:]
+    none = call(
+        display_worker, "session.sync", {"sessions": [spec("told")], "instance": first["instance"], "after_seq": newest}
+    )
+    assert none["sessions"][0]["events"] == [] and none["sessions"][0]["state"] == "healthy"
+    # Another agent process's numbering says nothing about this one's: everything is sent.
+    other = call(display_worker, "session.sync", {"sessions": [spec("told")], "instance": "x", "after_seq": newest})
+    assert other["sessions"][0]["events"] == events
+    assert refused(display_worker, "session.sync", {"sessions": [], "after_seq": "7"})["code"] == "bad_args"
+
+    # Not remembered: the same command id is carried out again (a sync after a restart of the keeper's state).
+    display_worker.execute("sync-1", "session.sync", {"sessions": [spec("told")]})
+    again = display_worker.execute("sync-1", "session.sync", {"sessions": []})
+    assert again["ok"] and again["result"]["sessions"] == []
+    for command_id, name, args in [
+        ("restart-1", "session.restart", {"name": "nobody"}),
+        ("input-1", "session.input", {"name": "nobody", "kind": "key", "keys": "Return"}),
+    ]:
+        display_worker.execute(command_id, name, args)
+    assert not {"sync-1", "restart-1", "input-1"} & set(display_worker._results)
 
 
 def test_a_window_manager_is_started_in_the_display_and_restarted_when_it_dies(display_worker: Worker) -> None:

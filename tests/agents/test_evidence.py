@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ def test_a_failed_runs_bundle_has_its_process_tree_output_tail_and_screenshot(
     texts = [(line["stream"], line["text"]) for line in bundle["output"]]
     assert ("stdout", "tk_window: step 2 done") in texts
     assert ("stderr", "RuntimeError: the robot gave up on purpose") in texts
-    assert bundle["screenshot"]["content_type"] == "image/png"
+    assert bundle["screenshot"]["content_type"] == "image/jpeg"
     assert Image.open(io.BytesIO(base64.b64decode(bundle["screenshot"]["data"]))).size == (800, 600)
     assert bundle["recording"] is None  # the session records nothing
 
@@ -110,3 +111,24 @@ def test_a_run_that_succeeds_leaves_no_bundle_and_bundles_are_kept_within_bounds
     assert evidence.prune() == 6
     kept = sorted(int(folder.name) for folder in evidence.bundles_dir.iterdir())
     assert len(kept) == MAX_BUNDLES and kept[0] == 1005  # the newest 50, none older than a day
+
+
+def test_killing_a_run_whose_display_hangs_returns_soon_and_the_screenshot_is_a_jpeg_at_most_1920_wide(
+    display_worker: Worker, tmp_path: Path
+) -> None:
+    session = spec("wide", width=2560, height=600)
+    start_tk(display_worker, "15", session, tmp_path / "events.jsonl")
+    xvfb = display_worker.displays.status("wide")["pid"]
+    os.kill(xvfb, signal.SIGSTOP)  # connected to, it never answers: a hung X server
+    try:
+        began = time.monotonic()
+        call(display_worker, "process.signal", {"run_id": "15", "action": "kill"})
+        took = time.monotonic() - began
+    finally:
+        os.kill(xvfb, signal.SIGCONT)
+    assert took < 3.5, took  # the screenshot before the kill is given up after a second
+    ended_runs(display_worker, 20)
+    bundle = call(display_worker, "run.evidence", {"run_id": "15"})
+    assert bundle["screenshot"]["content_type"] == "image/jpeg"
+    picture = Image.open(io.BytesIO(base64.b64decode(bundle["screenshot"]["data"])))
+    assert picture.format == "JPEG" and picture.size == (1920, 450)

@@ -7,11 +7,17 @@ import base64
 import io
 import os
 import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
+from robofleet.agents import screens
 from robofleet.agents.worker import Worker
 from tests.agents.conftest import call, colour_share, healthy, refused, screenshot_png, spec, start_tk
 from tests.conftest import wait_until
@@ -119,3 +125,63 @@ def test_a_run_whose_session_cannot_be_healthy_does_not_start_and_says_why(
     assert error["code"] == "session_unhealthy"
     assert error["message"].startswith("session theirs is not healthy: display ")
     assert "3" not in display_worker.processes.runs
+
+
+def test_an_answer_over_the_agents_limit_is_refused_with_advice_not_sent(display_worker: Worker) -> None:
+    healthy(display_worker, spec("big", width=1024, height=768))
+    png = call(display_worker, "session.screenshot", {"name": "big", "format": "png"})
+    display_worker.result_limit = len(png["data"]) - 1  # as 24 MiB is to a busy 4K screen's PNG
+    error = refused(display_worker, "session.screenshot", {"name": "big", "format": "png"})
+    assert error["code"] == "too_large" and "jpeg" in error["message"] and "max_width" in error["message"]
+    small = call(display_worker, "session.screenshot", {"name": "big", "format": "jpeg", "max_width": 320})
+    assert small["width"] == 320
+
+
+@contextmanager
+def frozen(pid: int) -> Iterator[None]:
+    """The X server `pid` stopped (SIGSTOP): connected to, it never answers, as a hung server does."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def answers_within(seconds: float, work: Callable[[], Any]) -> tuple[Any, float]:
+    """What `work` returns and how long it took, asserting it did within `seconds`."""
+    done: list[Any] = []
+    thread = threading.Thread(target=lambda: done.append(work()), daemon=True)
+    began = time.monotonic()
+    thread.start()
+    thread.join(seconds)
+    assert done, f"no answer within {seconds} s"
+    return done[0], time.monotonic() - began
+
+
+def test_a_frozen_display_costs_a_bounded_wait_and_the_keeper_replaces_it(display_worker: Worker) -> None:
+    status = healthy(display_worker, spec("frozen", record_seconds=5))
+    wait_until(lambda: display_worker.displays.frames("frozen"), 10, message="a recorded frame")
+    with frozen(status["pid"]):
+        began = time.monotonic()
+        with pytest.raises(screens.ScreenError, match=r"did not answer within 0\.5 s"):
+            screens.grab(status["display"], timeout=0.5)
+        assert time.monotonic() - began < 1.5
+        error, took = answers_within(6, lambda: refused(display_worker, "session.screenshot", {"name": "frozen"}))
+        assert error["code"] == "unhealthy" and took < 4.5, (error, took)
+        # The watchdog's recording grabs never hold the session: its status answers at once, again and again.
+        for _ in range(6):
+            _, took = answers_within(2.5, lambda: display_worker.displays.status("frozen"))
+            time.sleep(0.5)
+        # And the watchdog itself goes on: it finds the server hung and starts a new one.
+        again = wait_until(
+            lambda: (
+                (s := display_worker.displays.status("frozen"))["pid"] != status["pid"]
+                and s["state"] == "healthy"
+                and s
+            ),
+            30,
+            message=lambda: display_worker.displays.status("frozen"),
+        )
+    assert "does not answer" in " ".join(event["reason"] or "" for event in again["events"])
+    assert call(display_worker, "session.screenshot", {"name": "frozen", "format": "jpeg"})["data"]

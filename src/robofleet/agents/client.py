@@ -36,6 +36,9 @@ MIN_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 LINES_PER_MESSAGE = 1000
 UNACKNOWLEDGED_LINES = 100_000
+# The orchestrator's limit too (serve's ws_max_size): above the worker's largest answer (MAX_RESULT_BYTES), so an
+# answer never ends the connection.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 class Outbox:
@@ -105,7 +108,7 @@ class AgentClient:
                         self.url,
                         additional_headers={"Authorization": f"Bearer {self.token}"},
                         ping_interval=None,  # the heartbeat pings, at the orchestrator's pace
-                        max_size=16 * 1024 * 1024,
+                        max_size=MAX_MESSAGE_BYTES,
                     ) as socket:
                         await self._session(socket)
                     reason = "the orchestrator closed the connection"

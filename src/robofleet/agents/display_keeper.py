@@ -48,6 +48,7 @@ HEALTHY_RESETS_SECONDS = 30.0  # healthy this long, a session's next failure is 
 HUNG_CHECKS = 3  # a living X server that fails this many checks in a row is restarted (policy always)
 FRAME_SECONDS = 1.0
 FRAME_WIDTH = 640
+FRAME_GRAB_SECONDS = 1.0
 
 
 class SessionState(StrEnum):
@@ -345,8 +346,39 @@ class DisplayKeeper:
                     self._start(session)
                 else:
                     self._check(session)
-            if session.spec.record_seconds > 0 and session.state == SessionState.HEALTHY:
-                self._record(session)
+            display = self._frame_due(session)
+        finally:
+            session.lock.release()
+        if display is not None:
+            self._record(session, display)
+
+    def _frame_due(self, session: KeptSession) -> Display | None:
+        """The display to grab a recording's frame of now, if one is due."""
+        now = time.monotonic()
+        if session.spec.record_seconds <= 0 or session.state != SessionState.HEALTHY or session.display is None:
+            return None
+        if now < session.next_frame:
+            return None
+        session.next_frame = now + FRAME_SECONDS
+        return session.display
+
+    def _record(self, session: KeptSession, display: Display) -> None:
+        # Grabbed without the session's lock and with a deadline: a frozen X server must not hold the session
+        # (its status, its screenshots, a sync) nor the watchdog's checks, which end such a server.
+        try:
+            frame = screens.small_frame(display.display, FRAME_WIDTH, FRAME_GRAB_SECONDS)
+        except screens.ScreenError as exc:
+            log.debug("session %s: no frame: %s", session.spec.name, exc)
+            return
+        now = time.monotonic()
+        if not session.lock.acquire(timeout=FRAME_GRAB_SECONDS):
+            return
+        try:
+            if session.display is not display or session.spec.record_seconds <= 0:
+                return  # restarted or changed meanwhile: the frame is of what is gone
+            session.frames.append((now, frame))
+            while session.frames and session.frames[0][0] < now - session.spec.record_seconds:
+                session.frames.popleft()
         finally:
             session.lock.release()
 
@@ -407,7 +439,7 @@ class DisplayKeeper:
             session.failures += 1
             reason = probe.reason or f"display {display.display} does not answer"
             if spec.kind == "xvfb" and spec.restart == "always" and session.failures >= HUNG_CHECKS:
-                displays.stop(display)
+                displays.stop(display, hung=True)
                 self._died(session, f"{reason} ({session.failures} checks in a row)")
                 return
             self._change(session, SessionState.UNHEALTHY, reason)
@@ -452,20 +484,6 @@ class DisplayKeeper:
         session.restart_reason = reason
         session.due = time.monotonic() + backoff(session.failures)
         self._change(session, SessionState.UNHEALTHY, reason)
-
-    def _record(self, session: KeptSession) -> None:
-        now = time.monotonic()
-        if now < session.next_frame or session.display is None:
-            return
-        session.next_frame = now + FRAME_SECONDS
-        try:
-            frame = screens.small_frame(session.display.display, FRAME_WIDTH)
-        except screens.ScreenError as exc:
-            log.debug("session %s: no frame: %s", session.spec.name, exc)
-            return
-        session.frames.append((now, frame))
-        while session.frames and session.frames[0][0] < now - session.spec.record_seconds:
-            session.frames.popleft()
 
     # ---- states and events -------------------------------------------------------------------------------
 

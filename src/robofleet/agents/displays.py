@@ -299,23 +299,28 @@ def start_window_manager(display: Display, argv: Sequence[str], log_path: Path) 
     display.wm_create_time = psutil.Process(popen.pid).create_time()
 
 
-def stop(display: Display) -> None:
+def stop(display: Display, *, hung: bool = False) -> None:
     """End what we started for `display` (its window manager, then its X server); an attached display's server is
-    not ours and stays."""
+    not ours and stays. A `hung` server is killed at once: it would not act on SIGTERM, and waiting for it holds
+    its session."""
     if display.wm_pid is not None:
         stop_process(display.wm_pid, display.wm_create_time, display.wm_popen)
     if display.pid is not None:
-        stop_process(display.pid, display.create_time, display.popen)
+        stop_process(display.pid, display.create_time, display.popen, grace=0.0 if hung else STOP_SECONDS)
 
 
-def stop_process(pid: int, create_time: float | None, popen: subprocess.Popen[bytes] | None = None) -> None:
-    """SIGTERM, then SIGKILL after STOP_SECONDS; a pid that is no longer the process we started is left alone."""
+def stop_process(
+    pid: int, create_time: float | None, popen: subprocess.Popen[bytes] | None = None, *, grace: float = STOP_SECONDS
+) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds (at once when 0); a pid that is no longer the process we started
+    is left alone."""
     try:
         process = psutil.Process(pid)
         if create_time is not None and process.create_time() != create_time:
             return
-        process.send_signal(signal.SIGTERM)
-        _, living = psutil.wait_procs([process], timeout=STOP_SECONDS)
+        if grace > 0:
+            process.send_signal(signal.SIGTERM)
+        _, living = psutil.wait_procs([process], timeout=grace) if grace > 0 else ([], [process])
         for left in living:
             left.kill()
         psutil.wait_procs(living, timeout=STOP_SECONDS)

@@ -5,10 +5,10 @@ While a run lives its process tree is noted every SNAPSHOT_SECONDS (pid, parent,
 status), and once more right before the agent terminates or kills it: by the time a run has ended its tree is
 gone, so the last snapshot is the tree as it was. When the run ends with a non-zero exit, by a signal, or after
 the agent was asked to terminate or kill it, a bundle is made: that snapshot, the last OUTPUT_LINES lines of its
-output (from the run's spool files), and for a run with a session a screenshot (the one taken right before a
-terminate or kill, when there was one: what the robot showed, not what its end left) and the session's recorded
-last seconds as an animated WebP (libwebp merges a frame equal to the one before it into that one, so a screen
-that stayed still is a still picture).
+output (from the run's spool files), and for a run with a session a screenshot (a JPEG at most 1920 wide: the one
+taken right before a terminate or kill, when there was one, within a second: what the robot showed, not what its
+end left) and the session's recorded last seconds as an animated WebP (libwebp merges a frame equal to the one
+before it into that one, so a screen that stayed still is a still picture).
 
 Everything lives under the agent's state directory (evidence/runs/RUN.json while a run is watched, then
 evidence/bundles/RUN/), so an agent that restarts still makes or serves the bundle. Bundles go when the
@@ -42,6 +42,7 @@ TAIL_BYTES = 64 * 1024
 MAX_BUNDLES = 50
 MAX_AGE_SECONDS = 24 * 3600
 STREAMS = ("stdout", "stderr")
+STOPPING_GRAB_SECONDS = 1.0
 
 
 class ProcessRow(TypedDict):
@@ -96,7 +97,7 @@ class EvidenceKeeper:
         self._noted_at: dict[str, float] = {}
         # psutil measures a process's CPU between two calls on the same object: kept from one snapshot to the next.
         self._measured: dict[tuple[int, float], psutil.Process] = {}
-        self._last_screens: dict[str, bytes] = {}  # run -> the PNG taken right before it was stopped
+        self._last_screens: dict[str, bytes] = {}  # run -> the JPEG taken right before it was stopped
         self._decided: set[str] = set()  # ended runs already looked at: every watch pass asks again until collected
 
     # ---- while a run lives -------------------------------------------------------------------------------
@@ -133,7 +134,8 @@ class EvidenceKeeper:
         self.note(run_id, processes, now=True)
         session = record.get("session")
         if session and run_id not in self._last_screens:
-            picture = self._screenshot(session)
+            # Bounded: the run is being killed, perhaps because its display hangs, and the kill must go on.
+            picture = self._screenshot(session, STOPPING_GRAB_SECONDS)
             if picture is not None:
                 self._last_screens[run_id] = picture
 
@@ -179,7 +181,7 @@ class EvidenceKeeper:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(mode=0o700)
         if picture is not None:
-            (partial / "screenshot.png").write_bytes(picture)
+            (partial / "screenshot.jpg").write_bytes(picture)
         if recording is not None:
             (partial / "recording.webp").write_bytes(recording)
         summary = {
@@ -215,8 +217,10 @@ class EvidenceKeeper:
             return None
         screenshot: Picture | None = None
         recording: Recording | None = None
-        with contextlib.suppress(FileNotFoundError):
-            screenshot = {"content_type": "image/png", "data": _b64((folder / "screenshot.png").read_bytes())}
+        for file_name, content_type in (("screenshot.jpg", "image/jpeg"), ("screenshot.png", "image/png")):
+            with contextlib.suppress(FileNotFoundError):  # a PNG: a bundle an earlier agent version made
+                screenshot = {"content_type": content_type, "data": _b64((folder / file_name).read_bytes())}
+                break
         with contextlib.suppress(FileNotFoundError):
             recording = {
                 "content_type": "image/webp",
@@ -259,9 +263,9 @@ class EvidenceKeeper:
 
     # ---- pieces ------------------------------------------------------------------------------------------
 
-    def _screenshot(self, session: str) -> bytes | None:
+    def _screenshot(self, session: str, timeout: float = screens.GRAB_SECONDS) -> bytes | None:
         try:
-            return screens.png(self.displays.screen(session).display)
+            return screens.evidence_picture(self.displays.screen(session).display, timeout)
         except (SessionProblem, screens.ScreenError) as exc:
             log.info("no screenshot of session %s for the evidence: %s", session, exc)
             return None

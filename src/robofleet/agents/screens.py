@@ -7,6 +7,12 @@ pixels and of the arguments that shape the picture. A caller that has the pictur
 
 The default mss backend (XCB, with shared memory) is tried first; a server it cannot read (TigerVNC's Xvnc says
 "visual not found") is grabbed through the Xlib backend.
+
+A frozen X server would hold a grab for ever (neither backend has a timeout), and with it whoever asked: a
+command's thread, the watchdog, the kill of a run. So every grab runs in a thread of its own and is given up after
+its deadline (ScreenError); the thread is left to end when the server answers or goes away. At most MAX_HANGING
+such threads are left at once: beyond that a grab is refused at once, so a server that stays frozen costs a few
+threads, not one per attempt.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import threading
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
@@ -25,6 +32,10 @@ CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 QUALITY = 80
 FRAME_QUALITY = 60
 PNG_COMPRESSION = 1  # a live view wants the picture now more than a smaller one: level 6 takes ten times longer
+GRAB_SECONDS = 2.0  # a grab takes milliseconds; one that takes this long is stuck on a frozen server
+MAX_HANGING = 8
+EVIDENCE_QUALITY = 80
+EVIDENCE_WIDTH = 1920
 
 
 class ScreenError(Exception):
@@ -97,8 +108,39 @@ class Shape:
         return digest.hexdigest()
 
 
-def grab(display: str) -> Grab:
-    """The whole screen of `display`; ScreenError when it cannot be read."""
+_hanging: set[threading.Thread] = set()
+_hanging_lock = threading.Lock()
+
+
+def grab(display: str, timeout: float = GRAB_SECONDS) -> Grab:
+    """The whole screen of `display`; ScreenError when it cannot be read within `timeout` seconds."""
+    with _hanging_lock:
+        for thread in [thread for thread in _hanging if not thread.is_alive()]:
+            _hanging.discard(thread)
+        if len(_hanging) >= MAX_HANGING:
+            raise ScreenError(f"cannot grab display {display}: {len(_hanging)} earlier grabs still hang")
+    taken: list[Grab] = []
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            taken.append(_grab(display))
+        except BaseException as exc:  # handed to the caller
+            failed.append(exc)
+
+    thread = threading.Thread(target=work, name=f"grab {display}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        with _hanging_lock:
+            _hanging.add(thread)
+        raise ScreenError(f"cannot grab display {display}: it did not answer within {timeout:g} s")
+    if failed:
+        raise failed[0]
+    return taken[0]
+
+
+def _grab(display: str) -> Grab:
     failure: Exception | None = None
     for backend in ("default", "xlib"):
         try:
@@ -144,14 +186,15 @@ def encode(taken: Grab, shape: Shape) -> bytes:
     return out.getvalue()
 
 
-def png(display: str) -> bytes:
-    """The whole screen as a PNG (evidence)."""
-    return encode(grab(display), Shape("png"))
+def evidence_picture(display: str, timeout: float = GRAB_SECONDS) -> bytes:
+    """The screen as evidence keeps it: a JPEG (quality EVIDENCE_QUALITY) at most EVIDENCE_WIDTH wide, a fraction
+    of a PNG's bytes in the orchestrator's database."""
+    return encode(grab(display, timeout), Shape("jpeg", EVIDENCE_QUALITY, None, EVIDENCE_WIDTH))
 
 
-def small_frame(display: str, max_width: int) -> bytes:
+def small_frame(display: str, max_width: int, timeout: float = GRAB_SECONDS) -> bytes:
     """One frame of a recording: the screen at most `max_width` wide, as a JPEG (small in memory)."""
-    return encode(grab(display), Shape("jpeg", FRAME_QUALITY, None, max_width))
+    return encode(grab(display, timeout), Shape("jpeg", FRAME_QUALITY, None, max_width))
 
 
 def animate(frames: list[bytes], frame_seconds: float = 1.0) -> bytes:

@@ -4,7 +4,11 @@ describe the machine, keep graphical sessions (display_keeper.py) and show and d
 evidence of failed runs (evidence.py). Each command has an id: a repeated id gets the first result again, never a
 second run; a repeat that arrives while the first run still goes waits for that run's result. Screenshots and
 evidence bundles are the exception: they are large, and asking again for a picture wants a new one, so their
-results are not remembered.
+results are not remembered; nor are the sessions' syncs, restarts and inputs (NOT_REMEMBERED). A result larger
+than MAX_RESULT_BYTES is refused (`too_large`) rather than sent.
+
+A session spec the agent cannot keep (a name or a value it refuses) is that session's `failed` status with the
+reason, under the name as sent; the other sessions of the sync are kept as asked.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import functools
 import getpass
 import hashlib
+import json
 import os
 import platform
 import selectors
@@ -28,6 +33,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,8 +52,28 @@ READ_CHUNK = 65_536
 PART_SUFFIX = ".robofleet-part"
 FILE_LIMIT = 50 * 1024 * 1024
 CAPABILITIES = ["process", "shell", "files", "system", "session"]
-NOT_REMEMBERED = frozenset({"session.screenshot", "run.evidence"})
+# Large (pictures, bundles, every session's status and events) or worth doing again when asked again.
+NOT_REMEMBERED = frozenset({"session.screenshot", "run.evidence", "session.sync", "session.restart", "session.input"})
+# Below the WebSocket's 64 MiB message limit with room: a larger answer would end the connection, and be sent
+# again on the next, for ever.
+MAX_RESULT_BYTES = 24 * 1024 * 1024
 SESSION_WAIT_SECONDS = 15.0
+
+
+def refused_status(name: str, reason: str) -> Status:
+    """The status of a session whose spec the agent refuses: failed, with why, and never kept."""
+    return {
+        "name": name,
+        "state": SessionState.FAILED.value,
+        "display": None,
+        "pid": None,
+        "restarts": 0,
+        "reason": f"this agent cannot keep it: {reason}",
+        "since": datetime.now(UTC).isoformat(),
+        "events": [],
+        "screen_width": None,
+        "screen_height": None,
+    }
 
 
 class CommandError(Exception):
@@ -108,6 +134,7 @@ class Worker:
         self.evidence = EvidenceKeeper(state_dir, self.displays)
         self.allowed_roots = [root.resolve() for root in (allowed_roots or [])]
         self.file_limit = file_limit
+        self.result_limit = MAX_RESULT_BYTES
         self._uploads: dict[Path, Path] = {}  # target -> the file its chunks go to until the last one
         self._uploads_lock = threading.Lock()
         self._results: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -188,7 +215,15 @@ class Worker:
         try:
             if handler is None:
                 raise CommandError("unknown_command", f"this agent does not know the command {name!r}")
-            return {"ok": True, "result": handler(args)}
+            result = handler(args)
+            size = len(json.dumps(result, separators=(",", ":")))
+            if size > self.result_limit:
+                raise CommandError(
+                    "too_large",
+                    f"{name}: the answer has {size} bytes, over this agent's limit of {self.result_limit}: ask for"
+                    " less (a screenshot as jpeg, or with max_width or scale; a file in smaller chunks)",
+                )
+            return {"ok": True, "result": result}
         except (CommandError, SessionProblem) as exc:
             return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
         except (KeyError, TypeError, ValueError) as exc:
@@ -359,11 +394,26 @@ class Worker:
     # ---- graphical sessions and evidence -------------------------------------------------------------------
 
     def _session_sync(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Keep the sessions sent. With `instance` (this keeper's, as a former answer said) and `after_seq`, the
+        events the orchestrator stored already (seq <= after_seq) are left out of the answer."""
         raw = args["sessions"]
         if not isinstance(raw, list) or not all(isinstance(spec, dict) for spec in raw):
             raise CommandError("bad_args", "sessions is a list of session specs")
-        statuses = self.displays.sync([DisplaySpec.from_args(spec) for spec in raw])
-        return {"instance": self.displays.instance, "sessions": statuses}
+        instance, after_seq = args.get("instance"), args.get("after_seq")
+        if after_seq is not None and (isinstance(after_seq, bool) or not isinstance(after_seq, int)):
+            raise CommandError("bad_args", f"after_seq is a whole number, not {after_seq!r}")
+        specs: list[DisplaySpec] = []
+        refused: list[Status] = []
+        for one in raw:
+            try:
+                specs.append(DisplaySpec.from_args(one))
+            except (KeyError, TypeError, ValueError) as exc:
+                refused.append(refused_status(str(one.get("name")), str(exc)))
+        statuses = self.displays.sync(specs)
+        if instance == self.displays.instance and after_seq is not None:
+            for status in statuses:
+                status["events"] = [event for event in status["events"] if event["seq"] > after_seq]
+        return {"instance": self.displays.instance, "sessions": [*statuses, *refused]}
 
     def _session_screenshot(self, args: dict[str, Any]) -> screens.Shot:
         shape = screens.Shape.from_args(args)
