@@ -3,11 +3,13 @@ displays only checked, and displays adopted by the next agent process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -284,3 +286,79 @@ def test_what_an_agent_that_is_gone_for_good_left_running_can_be_stopped(agent_s
     assert stop_recorded(agent_state) == [xvfb]
     assert not psutil.pid_exists(xvfb) or psutil.Process(xvfb).status() == psutil.STATUS_ZOMBIE
     assert stop_recorded(agent_state) == []
+
+
+def test_a_window_manager_that_keeps_dying_is_started_again_less_and_less_often(display_worker: Worker) -> None:
+    display_worker.displays.check_seconds = 0.2
+    healthy(display_worker, spec("dying-wm", window_manager=["sh", "-c", "exit 3"]), timeout=10)
+    time.sleep(6)
+    status = display_worker.displays.status("dying-wm")
+    # At every check (30 in 6 s) without a pause; with one: at once, then after 1, 2, 4 s.
+    assert 2 <= status["restarts"] <= 5, status
+    reasons = [event["reason"] or "" for event in status["events"]]
+    assert any("started again in" in reason and "exited with 3" in reason for reason in reasons), reasons
+
+
+def test_removing_a_session_whose_display_is_slow_to_stop_holds_no_other_session(display_worker: Worker) -> None:
+    slow = healthy(display_worker, spec("slow"))
+    healthy(display_worker, spec("other"))
+    os.kill(slow["pid"], signal.SIGSTOP)  # SIGTERM waits: it is killed after STOP_SECONDS
+    try:
+        remover = threading.Thread(
+            target=lambda: call(display_worker, "session.sync", {"sessions": [spec("other")]}), daemon=True
+        )
+        remover.start()
+        time.sleep(0.5)
+        assert remover.is_alive()  # still stopping it
+        began = time.monotonic()
+        statuses = display_worker.displays.statuses()
+        assert time.monotonic() - began < 1.0 and [s["name"] for s in statuses] == ["other"]
+        remover.join(10)
+        assert not remover.is_alive()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(slow["pid"], signal.SIGCONT)
+    assert not psutil.pid_exists(slow["pid"]) or psutil.Process(slow["pid"]).status() == psutil.STATUS_ZOMBIE
+
+
+STARTING_AGENT = """
+import json, sys
+from pathlib import Path
+from robofleet.agents.worker import Worker
+worker = Worker(Path(sys.argv[1]))
+worker.start()
+worker.execute("sync", "session.sync", {"sessions": [json.loads(sys.argv[2])]})
+sys.stdin.read()
+"""
+
+
+def test_an_xvfb_is_recorded_as_soon_as_it_starts_so_an_agent_killed_meanwhile_leaves_none_unknown(
+    agent_state: Path,
+) -> None:
+    agent = subprocess.Popen(
+        [sys.executable, "-c", STARTING_AGENT, str(agent_state), json.dumps(spec("early"))],
+        stdin=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        xvfb = wait_until(
+            lambda: next((p.pid for p in psutil.Process(agent.pid).children() if p.name() == "Xvfb"), None),
+            20,
+            interval=0.002,
+            message="the agent's Xvfb",
+        )
+        agent.kill()  # as soon as its Xvfb exists: most likely before it is ready
+    finally:
+        agent.kill()
+        agent.wait()
+    record = json.loads((agent_state / "sessions" / "early.json").read_text())
+    assert record["display"] is not None and record["display"]["pid"] == xvfb, record
+    worker = Worker(agent_state)
+    try:
+        worker.start()
+        if record["starting"]:  # which display it took was not known: ended, and a new one started
+            assert not psutil.pid_exists(xvfb) or psutil.Process(xvfb).status() == psutil.STATUS_ZOMBIE
+        status = healthy(worker, spec("early"))
+        assert status["pid"] and displays.probe(status["display"]).answers
+    finally:
+        stop_everything(worker)

@@ -107,6 +107,7 @@ class KeptSession:
     failures: int = 0  # failed starts or checks in a row
     healthy_since: float | None = None
     restart_reason: str | None = None  # set while a restart is due: why
+    wm_retry_at: float | None = None  # monotonic: when a dead window manager is started again
     frames: deque[tuple[float, bytes]] = field(default_factory=deque)
     next_frame: float = 0.0
     gone: bool = False  # removed by a sync: whoever still holds it leaves it alone
@@ -171,8 +172,9 @@ class DisplayKeeper:
         """Stop every session and forget it, as a sync of none does (the agent is being removed, or a test ends),
         without starting to watch."""
         with self._lock:
-            for name in list(self.sessions):
-                self._remove(self.sessions.pop(name))
+            removed = [self.sessions.pop(name) for name in list(self.sessions)]
+        for session in removed:
+            self._remove(session)
 
     # ---- what the orchestrator says ----------------------------------------------------------------------
 
@@ -186,11 +188,13 @@ class DisplayKeeper:
             wanted[spec.name] = spec
         self.start()
         with self._lock:
-            for name in [name for name in self.sessions if name not in wanted]:
-                self._remove(self.sessions.pop(name))
+            removed = [self.sessions.pop(name) for name in list(self.sessions) if name not in wanted]
             for spec in wanted.values():
                 self._keep(spec)
         self._wake.set()
+        # Stopping a display may take seconds (one that ignores SIGTERM): not while holding every session.
+        for session in removed:
+            self._remove(session)
         return self.statuses()
 
     def ensure(self, spec: DisplaySpec) -> Status:
@@ -250,6 +254,9 @@ class DisplayKeeper:
                 displays.stop(session.display)
             session.display = None
             self._change(session, SessionState.STOPPED, "removed")
+        with self._lock:
+            if session.spec.name in self.sessions:
+                return  # kept again meanwhile, as a new session: the record is the new one's
             with contextlib.suppress(FileNotFoundError):
                 self._path(session.spec.name).unlink()
 
@@ -398,7 +405,9 @@ class DisplayKeeper:
                     raise DisplayError(probe.reason or f"display {spec.display} does not answer")
                 display = Display(spec.display)
             else:
-                display = displays.start_xvfb(spec, self.folder / f"{spec.name}.xvfb.log")
+                display = displays.start_xvfb(
+                    spec, self.folder / f"{spec.name}.xvfb.log", started=lambda begun: self._save(session, begun)
+                )
                 if spec.window_manager:
                     try:
                         displays.start_window_manager(display, spec.window_manager, self.folder / f"{spec.name}.wm.log")
@@ -406,6 +415,7 @@ class DisplayKeeper:
                         displays.stop(display)
                         raise
         except DisplayError as exc:
+            self._save(session)  # its Xvfb, if one began, is ended
             self._start_failed(session, exc)
             return
         session.display = display
@@ -451,7 +461,15 @@ class DisplayKeeper:
             if spec.restart == "never":
                 self._change(session, SessionState.UNHEALTHY, reason)
                 return
-            session.failures += 1
+            if session.wm_retry_at is None:
+                # One that keeps dying is started again less and less often, as a display is.
+                session.failures += 1
+                session.wm_retry_at = now + backoff(session.failures)
+            if now < session.wm_retry_at:
+                wait = session.wm_retry_at - now
+                self._change(session, SessionState.UNHEALTHY, f"{reason}; started again in {wait:.0f} s")
+                return
+            session.wm_retry_at = None
             session.restarts += 1
             self._change(session, SessionState.STARTING, f"restart {session.restarts}: {reason}")
             try:
@@ -510,10 +528,14 @@ class DisplayKeeper:
     def _path(self, name: str) -> Path:
         return self.folder / f"{name}.json"
 
-    def _save(self, session: KeptSession) -> None:
+    def _save(self, session: KeptSession, starting: Display | None = None) -> None:
+        """Write what survives the agent; `starting`: an Xvfb that began and is not ready yet, recorded at once so
+        that an agent killed meanwhile leaves no display nobody knows of."""
+        display = starting or session.display
         record = {
             "spec": session.spec.as_dict(),
-            "display": session.display.record() if session.display is not None else None,
+            "display": display.record() if display is not None else None,
+            "starting": starting is not None,
             "restarts": session.restarts,
         }
         path = self._path(session.spec.name)
@@ -535,6 +557,11 @@ class DisplayKeeper:
                 continue
             session = KeptSession(spec, restarts=int(record.get("restarts", 0)))
             kept = record.get("display")
+            if kept is not None and record.get("starting"):
+                # Its agent died before it was ready: which display it took is not known. Ended, started anew.
+                displays.stop(Display.from_record(kept))
+                log.info("session %s: ended the Xvfb (pid %s) an earlier agent was starting", spec.name, kept["pid"])
+                kept = None
             if kept is not None:
                 display = Display.from_record(kept)
                 if display.pid is None or display.server_alive:

@@ -27,7 +27,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,8 +207,15 @@ class Probe:
 # ---- starting and stopping ---------------------------------------------------------------------------------
 
 
-def start_xvfb(spec: DisplaySpec, log_path: Path, ready_seconds: float = READY_SECONDS) -> Display:
-    """An Xvfb display for `spec`, listening, in a session of its own; DisplayError when it cannot be had."""
+def start_xvfb(
+    spec: DisplaySpec,
+    log_path: Path,
+    ready_seconds: float = READY_SECONDS,
+    started: Callable[[Display], None] | None = None,
+) -> Display:
+    """An Xvfb display for `spec`, listening, in a session of its own; DisplayError when it cannot be had.
+    `started` is told of the process as soon as it exists, before it is ready (its display then is `spec.display`
+    or ""), so that the caller may record it."""
     executable = shutil.which("Xvfb")
     if executable is None:
         raise DisplayError("Xvfb is not installed on this agent's machine (apt install xvfb)", permanent=True)
@@ -236,8 +243,16 @@ def start_xvfb(spec: DisplaySpec, log_path: Path, ready_seconds: float = READY_S
         raise DisplayError(f"cannot start Xvfb: {exc.strerror}") from exc
     finally:
         os.close(write_end)
+    create_time: float | None = None
+    with contextlib.suppress(psutil.Error):  # one that is gone already: its exit is read below
+        create_time = psutil.Process(popen.pid).create_time()
     try:
+        if started is not None:
+            started(Display(spec.display or "", popen.pid, create_time, popen=popen))
         number = _read_display_number(read_end, popen, ready_seconds)
+    except BaseException:
+        stop_process(popen.pid, create_time, popen, grace=0.0)
+        raise
     finally:
         os.close(read_end)
     if number is None:
@@ -249,7 +264,7 @@ def start_xvfb(spec: DisplaySpec, log_path: Path, ready_seconds: float = READY_S
         if spec.display is not None and "already" in said.lower():
             raise DisplayError(f"display {spec.display} is in use: {said}", permanent=True)
         raise DisplayError(f"Xvfb exited with {code} before it listened: {said or 'it said nothing'}")
-    return Display(f":{number}", popen.pid, psutil.Process(popen.pid).create_time(), popen=popen)
+    return Display(f":{number}", popen.pid, create_time, popen=popen)
 
 
 def _read_display_number(descriptor: int, popen: subprocess.Popen[bytes], timeout: float) -> int | None:
