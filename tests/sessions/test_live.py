@@ -140,6 +140,29 @@ def test_control_needs_sessions_control_and_a_viewer_only_sees(desk: Desk) -> No
     assert desk.api.get("/api/v1/sessions/nope/screenshot").status_code == 404
 
 
+def test_a_long_text_is_waited_for_as_long_as_the_agent_types_it(desk: Desk) -> None:
+    # 6,000 characters take the agent some 20 s: longer than the server's plain 15 s for an input.
+    answer = desk.api.post("/api/v1/sessions/desk/type", json={"text": "a" * 6000}, timeout=120)
+    assert answer.status_code == 200 and answer.json() == {"done": True}, answer.text
+
+
+def test_clicks_are_checked_against_the_screen_the_agent_found(desk: Desk) -> None:
+    # An attached display bigger than the width and height the session says: its own size counts.
+    display = desk.api.get("/api/v1/sessions/desk").json()["actual_display"]
+    made = desk.api.post(
+        "/api/v1/sessions",
+        json={"name": "onto-desk", "kind": "attach", "display": display, "width": 320, "height": 200},
+    )
+    assert made.status_code == 201, made.text
+    found = wait_until(lambda: session_state(desk.api, "onto-desk", "healthy"), 20)
+    assert (found["screen_width"], found["screen_height"]) == (WIDTH, HEIGHT), found
+    inside = desk.api.post("/api/v1/sessions/onto-desk/click", json={"x": WIDTH - 10, "y": HEIGHT - 10})
+    assert inside.status_code == 200, inside.text
+    outside = desk.api.post("/api/v1/sessions/onto-desk/click", json={"x": WIDTH, "y": 10})
+    assert outside.status_code == 422 and f"({WIDTH}x{HEIGHT})" in outside.text
+    assert desk.api.delete("/api/v1/sessions/onto-desk").status_code == 204
+
+
 def test_a_session_that_is_not_healthy_gives_no_screen(desk: Desk) -> None:
     made = desk.api.post("/api/v1/sessions", json={"name": "spare", "enabled": False})
     assert made.status_code == 201 and made.json()["state"] == "stopped"

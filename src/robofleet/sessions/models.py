@@ -36,6 +36,9 @@ class GraphicalSession(Base):
     state_reason: Mapped[str | None] = mapped_column(Text)
     actual_display: Mapped[str | None] = mapped_column(String(32))
     pid: Mapped[int | None] = mapped_column(Integer)
+    # The screen's size as its agent found it: an attached display's own, whatever width and height say.
+    screen_width: Mapped[int | None] = mapped_column(Integer)
+    screen_height: Mapped[int | None] = mapped_column(Integer)
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     state_since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_healthy_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

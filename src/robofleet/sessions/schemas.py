@@ -114,6 +114,8 @@ class SessionOut(BaseModel):
     state_reason: str | None = Field(description="Why it is not healthy (or how it became so)")
     actual_display: str | None = Field(description="The display its robots get as DISPLAY")
     pid: int | None = Field(description="Its X server's process id, when the agent started it")
+    screen_width: int | None = Field(None, description="The screen's width as its agent found it (None: not yet)")
+    screen_height: int | None = Field(None, description="The screen's height as its agent found it")
     restarts: int = Field(description="Restarts by the watchdog or on request, as its agent counts them")
     state_since: datetime
     last_healthy_at: datetime | None
@@ -256,4 +258,6 @@ class Status(TypedDict, total=False):
     restarts: int
     reason: str | None
     since: str
+    screen_width: int | None
+    screen_height: int | None
     events: list[AgentEvent]

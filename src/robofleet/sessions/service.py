@@ -63,7 +63,10 @@ log = logging.getLogger(__name__)
 TOPIC = "sessions"
 SYNC_SECONDS = 10.0  # the longest a sync may take: starting an Xvfb is quick, an agent that takes longer is stuck
 SHOT_SECONDS = 10.0
-INPUT_SECONDS = 15.0  # typing 10,000 characters takes a while
+INPUT_SECONDS = 15.0
+# The agent types a character every 6 ms (and gives xdotool 10 s besides): a long text is waited for that much longer,
+# so that the answer does not time out here while the agent is still typing.
+TYPE_SECONDS_PER_CHARACTER = 0.01
 RESTART_SECONDS = 30.0
 # How often a session's `synced_at` is written while nothing else of it changes (a write per pass would be a write
 # every check_seconds per session), and how long unheard of before its agent counts as offline.
@@ -261,6 +264,7 @@ class SessionsService:
             row.updated_at = now
             if agent != old_agent:  # a new agent knows nothing of it yet: its events start afresh
                 row.agent_instance, row.last_seq, row.synced_at, row.pid, row.actual_display = None, 0, None, None, None
+                row.screen_width = row.screen_height = None
                 self._set_state(db, row, State.STARTING, f"moved from agent {old_agent}", principal.actor, now)
             elif was_enabled and not row.enabled:
                 self._set_state(db, row, State.STOPPED, "disabled", principal.actor, now)
@@ -415,7 +419,15 @@ class SessionsService:
     def _apply_status(
         self, db: Session, row: GraphicalSession, status: Status, instance: str, now: datetime
     ) -> Change | None:
-        before = (row.state, row.state_reason, row.actual_display, row.pid, row.restarts)
+        before = (
+            row.state,
+            row.state_reason,
+            row.actual_display,
+            row.pid,
+            row.restarts,
+            row.screen_width,
+            row.screen_height,
+        )
         if instance and row.agent_instance != instance:
             row.agent_instance, row.last_seq = instance, 0  # a new agent process numbers its events from 1 again
         source = f"agent:{row.agent}"
@@ -439,9 +451,19 @@ class SessionsService:
         row.actual_display = status.get("display")
         row.pid = status.get("pid")
         row.restarts = int(status.get("restarts") or 0)
+        row.screen_width, row.screen_height = _size(status.get("screen_width")), _size(status.get("screen_height"))
         if state == State.HEALTHY:
             row.last_healthy_at = now
-        changed = before != (row.state, row.state_reason, row.actual_display, row.pid, row.restarts)
+        after = (
+            row.state,
+            row.state_reason,
+            row.actual_display,
+            row.pid,
+            row.restarts,
+            row.screen_width,
+            row.screen_height,
+        )
+        changed = before != after
         if changed or row.synced_at is None or (now - row.synced_at).total_seconds() >= SYNCED_WRITE_SECONDS:
             row.synced_at = now
         if before[0] == State.HEALTHY and state != State.HEALTHY and not left_healthy:
@@ -539,8 +561,8 @@ class SessionsService:
             data=_b64(data) if data and not result.get("unchanged") else None,
             width=int(result.get("width") or 0),
             height=int(result.get("height") or 0),
-            screen_width=int(result.get("screen_width") or session.width),
-            screen_height=int(result.get("screen_height") or session.height),
+            screen_width=int(result.get("screen_width") or session.screen_width or session.width),
+            screen_height=int(result.get("screen_height") or session.screen_height or session.height),
         )
 
     async def send_input(self, principal: Principal, name: str, given: Input) -> Done:
@@ -563,7 +585,7 @@ class SessionsService:
         session = await asyncio.to_thread(check)
         args: dict[str, Any] = {"name": name, "kind": kind, **given.model_dump()}
         try:
-            await self._command(session, "session.input", args, INPUT_SECONDS)
+            await self._command(session, "session.input", args, _input_seconds(given))
         except RobofleetError as exc:
             await asyncio.to_thread(
                 record_alone, self.store, principal, action, name, "failed", {**details, "error": exc.message}
@@ -670,9 +692,24 @@ def _unhealthy(name: str, reason: str) -> Conflict:
 
 
 def _inside(session: SessionOut, x: int, y: int) -> None:
-    if x >= session.width or y >= session.height:
-        message = f"({x}, {y}) is outside the screen of session {session.name!r} ({session.width}x{session.height})"
-        raise Invalid(message, details=[{"field": "x" if x >= session.width else "y", "message": message}])
+    """Invalid unless (x, y) is on the screen: its size as the agent found it (an attached display has its own),
+    else as defined."""
+    width, height = session.screen_width or session.width, session.screen_height or session.height
+    if x >= width or y >= height:
+        message = f"({x}, {y}) is outside the screen of session {session.name!r} ({width}x{height})"
+        raise Invalid(message, details=[{"field": "x" if x >= width else "y", "message": message}])
+
+
+def _input_seconds(given: Input) -> float:
+    return INPUT_SECONDS + (len(given.text) * TYPE_SECONDS_PER_CHARACTER if isinstance(given, TypeText) else 0.0)
+
+
+def _size(value: Any) -> int | None:
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        return None
+    return size if size > 0 else None
 
 
 def _input_kind(given: Input) -> str:

@@ -42,6 +42,8 @@ def upgrade() -> None:
         sa.Column("state_reason", sa.Text(), nullable=True),
         sa.Column("actual_display", sa.String(length=32), nullable=True),
         sa.Column("pid", sa.Integer(), nullable=True),
+        sa.Column("screen_width", sa.Integer(), nullable=True),
+        sa.Column("screen_height", sa.Integer(), nullable=True),
         sa.Column("restarts", sa.Integer(), nullable=False),
         sa.Column("state_since", UTC, nullable=False),
         sa.Column("last_healthy_at", UTC, nullable=True),
