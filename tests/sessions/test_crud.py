@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import sys
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from PIL import Image
 from robofleet.auth.principal import system_principal
 from robofleet.errors import ConfigError
 from robofleet.orchestrator import Orchestrator
+from robofleet.sessions import store_ops
 from robofleet.sessions.service import SessionsService
 from robofleet.settings.model import Settings
 from robofleet.store.base import utcnow
@@ -389,3 +391,44 @@ def test_a_session_name_starts_with_a_letter_or_a_digit(client: TestClient, admi
         assert answer.json()["error"]["details"][0]["field"] == "name", answer.text
     for name in ("0desk", "Desk.1_a-b", "d" * 64):
         create(client, headers, name)
+
+
+def test_evidence_images_are_capped_and_kept_only_for_a_robots_newest_bundles(
+    context: Orchestrator, client: TestClient
+) -> None:
+    evidence = service_of(context).evidence
+    shot = base64.b64encode(b"\xff\xd8 a small screenshot").decode()
+    huge = base64.b64encode(os.urandom(9 * 2**20)).decode()
+    evidence.keep(
+        1,
+        "clerk",
+        "local",
+        {
+            "screenshot": {"content_type": "image/jpeg", "data": shot},
+            "recording": {"content_type": "image/webp", "data": huge, "frames": 60},
+        },
+    )
+    evidence.keep(2, "clerk", "local", {"screenshot": {"content_type": "image/png", "data": huge}})
+    with context.store.transaction() as db:
+        first, second = store_ops.evidence(db, 1), store_ops.evidence(db, 2)
+        assert first is not None and second is not None
+        assert first.screenshot == b"\xff\xd8 a small screenshot" and first.recording is None
+        assert "the recording (9,437,184 bytes) was dropped" in first.facts["notes"][0]
+        assert second.screenshot is None and "the screenshot" in second.facts["notes"][0]
+
+    for run_id in range(3, 24):
+        evidence.keep(
+            run_id,
+            "clerk",
+            "local",
+            {
+                "output": [{"stream": "stdout", "text": f"run {run_id}"}],
+                "screenshot": {"content_type": "image/jpeg", "data": shot},
+            },
+        )
+    evidence.keep(24, "other", "local", {"screenshot": {"content_type": "image/jpeg", "data": shot}})
+    with context.store.transaction() as db:
+        with_images = [run_id for run_id in range(1, 25) if (row := store_ops.evidence(db, run_id)) and row.screenshot]
+        assert with_images == [*range(4, 25)], "the newest 20 of clerk's, and other's own"
+        older = store_ops.evidence(db, 3)
+        assert older is not None and older.facts["output"] == [{"stream": "stdout", "text": "run 3"}]

@@ -44,6 +44,11 @@ FETCH_SECONDS = 30.0
 RETENTION_SECONDS = 3600.0
 MAX_OUTPUT_LINES = 100
 MAX_PROCESSES = 500
+# A failed run's images are worth a look for a while, not a store that grows without end: a bundle keeps at most
+# this many bytes of them (the recording goes first, then the screenshot), and only a robot's newest bundles keep
+# any (the older ones keep their facts).
+MAX_IMAGE_BYTES = 8 * 2**20
+IMAGES_KEPT_PER_ROBOT = 20
 
 
 class Evidence:
@@ -120,6 +125,18 @@ class Evidence:
             "processes": list(bundle.get("processes") or [])[:MAX_PROCESSES],
             "output": list(bundle.get("output") or [])[-MAX_OUTPUT_LINES:],
         }
+        screenshot = base64.b64decode(shot["data"]) if shot and shot.get("data") else None
+        recorded = base64.b64decode(recording["data"]) if recording and recording.get("data") else None
+        notes: list[str] = []
+        cap = f"over the cap of {MAX_IMAGE_BYTES // 2**20} MiB a bundle keeps"
+        if recorded is not None and len(recorded) + len(screenshot or b"") > MAX_IMAGE_BYTES:
+            notes.append(f"the recording ({len(recorded):,} bytes) was dropped: {cap}")
+            recorded, recording = None, None
+        if screenshot is not None and len(screenshot) > MAX_IMAGE_BYTES:
+            notes.append(f"the screenshot ({len(screenshot):,} bytes) was dropped: {cap}")
+            screenshot, shot = None, None
+        if notes:
+            facts["notes"] = notes
         row = RunEvidence(
             run_id=run_id,
             robot=robot,
@@ -128,9 +145,9 @@ class Evidence:
             stored_at=utcnow(),
             facts=facts,
             screenshot_type=shot.get("content_type") if shot else None,
-            screenshot=base64.b64decode(shot["data"]) if shot and shot.get("data") else None,
+            screenshot=screenshot,
             recording_type=recording.get("content_type") if recording else None,
-            recording=base64.b64decode(recording["data"]) if recording and recording.get("data") else None,
+            recording=recorded,
             recording_frames=recording.get("frames") if recording else None,
         )
         try:
@@ -138,6 +155,8 @@ class Evidence:
                 if store_ops.has_evidence(db, run_id):
                     return
                 db.add(row)
+                db.flush()
+                store_ops.drop_old_images(db, robot, IMAGES_KEPT_PER_ROBOT)
         except IntegrityError:  # stored by another pass meanwhile
             return
 
@@ -165,7 +184,8 @@ class Evidence:
                 output=[OutputLine.model_validate(item) for item in facts.get("output") or []] if logs else None,
                 screenshot_url=f"{base_url}/runs/{run_id}/evidence/screenshot" if row.screenshot and screens else None,
                 recording_url=f"{base_url}/runs/{run_id}/evidence/recording" if row.recording and screens else None,
-                recording_frames=row.recording_frames,
+                recording_frames=row.recording_frames if row.recording else None,
+                notes=list(facts.get("notes") or []),
             )
 
     def image(self, principal: Principal, run_id: int, which: str) -> tuple[str, bytes]:

@@ -222,6 +222,9 @@ class EvidenceOut(BaseModel):
     )
     recording_url: str | None = Field(description="Its last seconds at 1 frame/s, an animated WebP")
     recording_frames: int | None = None
+    notes: list[str] = Field(
+        default_factory=list, description="What was not kept of it and why (an image over the size cap)"
+    )
 
 
 # ---- the agent's commands (the brief of issue 16) -------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, select
+from sqlalchemy import Connection, Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from robofleet.errors import NotFound
@@ -93,6 +93,23 @@ def evidence(db: Session, run_id: int) -> RunEvidence | None:
 
 def has_evidence(db: Session, run_id: int) -> bool:
     return db.scalar(select(RunEvidence.run_id).where(RunEvidence.run_id == run_id)) is not None
+
+
+def drop_old_images(db: Session, robot: str, keep: int) -> int:
+    """Drop the images of the robot's bundles but its newest `keep` (their facts stay); how many lost them."""
+    newest = select(RunEvidence.run_id).where(RunEvidence.robot == robot).order_by(RunEvidence.run_id.desc())
+    kept = list(db.scalars(newest.limit(keep)))
+    stmt = (
+        update(RunEvidence)
+        .where(
+            RunEvidence.robot == robot,
+            RunEvidence.run_id.not_in(kept),
+            (RunEvidence.screenshot.is_not(None)) | (RunEvidence.recording.is_not(None)),
+        )
+        .values(screenshot=None, screenshot_type=None, recording=None, recording_type=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(db.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
 
 
 def purge_evidence(connection: Connection, before: datetime) -> int:
