@@ -340,19 +340,25 @@ def test_an_xvfb_is_recorded_as_soon_as_it_starts_so_an_agent_killed_meanwhile_l
         stdin=subprocess.PIPE,
         cwd=ROOT,
     )
+    path = agent_state / "sessions" / "early.json"
+
+    def recorded() -> dict[str, Any] | None:
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(path.read_text())
+            return dict(record) if record.get("display") else None
+        return None
+
     try:
-        xvfb = wait_until(
-            lambda: next((p.pid for p in psutil.Process(agent.pid).children() if p.name() == "Xvfb"), None),
-            20,
-            interval=0.002,
-            message="the agent's Xvfb",
-        )
-        agent.kill()  # as soon as its Xvfb exists: most likely before it is ready
+        first = wait_until(recorded, 20, interval=0.002, message="the agent's Xvfb in its record")
+        agent.kill()  # as soon as its Xvfb is recorded: before it is ready, when it is recorded at once
     finally:
         agent.kill()
         agent.wait()
-    record = json.loads((agent_state / "sessions" / "early.json").read_text())
-    assert record["display"] is not None and record["display"]["pid"] == xvfb, record
+    assert first["starting"], first  # its pid was written before it listened
+    xvfb = first["display"]["pid"]
+    assert psutil.Process(xvfb).name() == "Xvfb"
+    record = json.loads(path.read_text())
+    assert record["display"]["pid"] == xvfb
     worker = Worker(agent_state)
     try:
         worker.start()
