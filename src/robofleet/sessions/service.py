@@ -108,6 +108,9 @@ class SessionsService:
         self.evidence = Evidence(self)
         self.offline_after_seconds = max(OFFLINE_AFTER_SECONDS, 3 * self.settings.check_seconds)
         self._event_loop: asyncio.AbstractEventLoop | None = None
+        # Per agent connected here: its process's instance and the highest event number stored of it. Sent with the
+        # next sync, the agent leaves those events out of its answer (50 events a session, every few seconds).
+        self._synced: dict[str, tuple[str, int]] = {}
         self._event_thread: int | None = None
 
     async def startup(self) -> None:
@@ -384,7 +387,7 @@ class SessionsService:
 
     async def sync_agent(self, agent: str, specs: list[Spec]) -> None:
         try:
-            answer = await self.hub.command(agent, "session.sync", {"sessions": specs}, within=SYNC_SECONDS)
+            answer = await self.hub.command(agent, "session.sync", self.sync_args(agent, specs), within=SYNC_SECONDS)
         except RobofleetError as exc:
             if specs:
                 log.warning("agent %s could not sync its sessions: %s", agent, exc.message)
@@ -394,27 +397,47 @@ class SessionsService:
         if not isinstance(answer, dict):
             return
         statuses: list[Status] = [status for status in answer.get("sessions", []) if isinstance(status, dict)]  # type: ignore[misc]
-        changes = await asyncio.to_thread(self._store_statuses, agent, str(answer.get("instance") or ""), statuses)
+        instance = str(answer.get("instance") or "")
+        changes, stored_up_to = await asyncio.to_thread(self._store_statuses, agent, instance, statuses)
+        if instance:
+            known, before = self._synced.get(agent, ("", 0))
+            self._synced[agent] = (instance, max(stored_up_to, before if known == instance else 0))
         await self._announce(changes)
+
+    def sync_args(self, agent: str, specs: list[Spec]) -> dict[str, Any]:
+        """What `session.sync` carries to `agent`: its sessions, and which of its events are stored already."""
+        args: dict[str, Any] = {"sessions": specs}
+        if agent in self._synced:
+            args["instance"], args["after_seq"] = self._synced[agent]
+        return args
 
     def _specs_of(self, agents: list[str]) -> dict[str, list[Spec]]:
         with self.store.transaction() as db:
             return {agent: [self.spec(row) for row in store_ops.of_agent(db, agent) if row.enabled] for agent in agents}
 
-    def _store_statuses(self, agent: str, instance: str, statuses: list[Status]) -> list[Change]:
-        """The agent's report of its sessions, stored: their state, and the events not stored yet."""
+    def _store_statuses(self, agent: str, instance: str, statuses: list[Status]) -> tuple[list[Change], int]:
+        """The agent's report of its sessions, stored: their state, and the events not stored yet; and the highest
+        event number up to which every event of the answer is stored."""
         by_name = {str(status.get("name")): status for status in statuses}
         now = utcnow()
         changes: list[Change] = []
+        handled: set[str] = set()
         with self.store.transaction() as db:
             for row in store_ops.of_agent(db, agent):
                 status = by_name.get(row.name)
                 if status is None or not row.enabled:
                     continue  # made or disabled since the pass read the sessions: the next pass has it
+                handled.add(row.name)
                 change = self._apply_status(db, row, status, instance or row.agent_instance or "", now)
                 if change is not None:
                     changes.append(change)
-        return changes
+        seqs = {name: [_seq(event) for event in status.get("events") or []] for name, status in by_name.items()}
+        stored = [seq for name in handled for seq in seqs.get(name, [])]
+        unstored = [seq for name, found in seqs.items() if name not in handled for seq in found]
+        up_to = max(stored, default=0)
+        if unstored:
+            up_to = min(up_to, min(unstored) - 1)
+        return changes, max(up_to, 0)
 
     def _apply_status(
         self, db: Session, row: GraphicalSession, status: Status, instance: str, now: datetime
@@ -720,6 +743,13 @@ def _input_kind(given: Input) -> str:
     if isinstance(given, Keys):
         return "key"
     return "scroll"
+
+
+def _seq(event: Any) -> int:
+    try:
+        return int(event.get("seq", 0))
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 def _state(value: Any) -> State:
