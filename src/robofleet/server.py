@@ -18,6 +18,10 @@ from robofleet.web.app import create_app
 # How long a stop (SIGTERM, Ctrl-C) waits for open requests before cutting them: live streams (SSE) never end by
 # themselves, and a browser left on the panel must not keep the orchestrator from stopping.
 GRACEFUL_STOP_SECONDS = 5
+# The largest websocket message taken from an agent: above the agent's largest command result (24 MiB, a screenshot
+# or evidence bundle in base64), which uvicorn's default of 16 MiB would refuse by dropping the connection, and the
+# agent would send it again at every reconnection.
+WS_MAX_BYTES = 64 * 2**20
 
 
 def run(settings: Settings, config_path: Path | None) -> None:
@@ -51,6 +55,7 @@ def run(settings: Settings, config_path: Path | None) -> None:
         ssl_keyfile=str(server.tls_key) if server.tls_key else None,
         proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS,
+        ws_max_size=WS_MAX_BYTES,
     )
     _Uvicorn(config, orchestrator.events).run()
 
