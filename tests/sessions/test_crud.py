@@ -432,3 +432,31 @@ def test_evidence_images_are_capped_and_kept_only_for_a_robots_newest_bundles(
         assert with_images == [*range(4, 25)], "the newest 20 of clerk's, and other's own"
         older = store_ops.evidence(db, 3)
         assert older is not None and older.facts["output"] == [{"stream": "stdout", "text": "run 3"}]
+
+
+def test_the_evidence_of_runs_that_ended_unseen_is_caught_up_at_an_agents_first_sync(
+    client: TestClient, context: Orchestrator, admin_token: str
+) -> None:
+    headers = bearer(admin_token)
+    evidence = service_of(context).evidence
+    wait_until(lambda: "local" in evidence.caught_up, 20)
+    assert client.portal is not None
+    client.portal.call(evidence.stop)  # as if serve were down: nothing follows the runs' ends
+    argv = [sys.executable, "-c", "import sys; print('unseen'); sys.exit(3)"]
+    assert client.post("/api/v1/robots", headers=headers, json={"name": "clerk", "argv": argv}).status_code == 201
+
+    def failed_run() -> int:
+        run_id: int = client.post("/api/v1/robots/clerk/start", headers=headers).json()["id"]
+        wait_until(lambda: client.get(f"/api/v1/runs/{run_id}", headers=headers).json()["state"] == "failed", 20)
+        return run_id
+
+    first = failed_run()
+    assert client.get(f"/api/v1/runs/{first}/evidence", headers=headers).status_code == 404
+    assert client.portal.call(evidence.catch_up, "local") == 1
+    kept = client.get(f"/api/v1/runs/{first}/evidence", headers=headers).json()
+    assert any("unseen" in line["text"] for line in kept["output"]), kept
+    assert client.portal.call(evidence.catch_up, "local") == 0, "a run's evidence is fetched once"
+
+    second = failed_run()
+    evidence.caught_up.discard("local")  # a new process: its first sync of the agent catches up
+    wait_until(lambda: client.get(f"/api/v1/runs/{second}/evidence", headers=headers).status_code == 200, 30)

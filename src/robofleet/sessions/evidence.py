@@ -5,6 +5,9 @@ fetched into the store and served with the run.
 The runs' ends come from the event hub as the robots service publishes them, on the replica its agent reported the
 end to, which is the one connected to that agent. The bundle is fetched (`run.evidence`), stored, then dropped on
 the agent (`run.evidence_drop`); a bundle the agent has not finished writing yet is asked for again a few times.
+The ends seen by no replica (reported while serve was down, or before a fetch could finish) are caught up once per
+agent and process: at the first sync of an agent connected here, the bundles of its runs that ended so in the last
+CATCH_UP_HOURS and have none are asked for (at most CATCH_UP_RUNS, once each: the agent keeps a bundle 24 h).
 The leader deletes bundles older than `sessions.evidence_retention_days`.
 
 Reading it takes robots:read on the run's robot; its output lines are what logs:read shows elsewhere and its images
@@ -47,6 +50,8 @@ MAX_PROCESSES = 500
 # A failed run's images are worth a look for a while, not a store that grows without end: a bundle keeps at most
 # this many bytes of them (the recording goes first, then the screenshot), and only a robot's newest bundles keep
 # any (the older ones keep their facts).
+CATCH_UP_HOURS = 24
+CATCH_UP_RUNS = 100
 MAX_IMAGE_BYTES = 8 * 2**20
 IMAGES_KEPT_PER_ROBOT = 20
 
@@ -60,6 +65,7 @@ class Evidence:
         self.events = sessions.events
         self.retention_days = sessions.settings.evidence_retention_days
         self.tasks = Tasks()
+        self.caught_up: set[str] = set()  # the agents whose missed ends this process has asked for
         self.retention = Loop(
             "evidence-retention", RETENTION_SECONDS, self._retention_pass, gate=sessions.app.leader.leads
         )
@@ -87,10 +93,36 @@ class Evidence:
                         name=f"evidence of run {payload['id']}",
                     )
 
-    async def collect(self, run_id: int, robot: str, agent: str) -> bool:
-        """Fetch, store and drop the agent's bundle of the run; False when the agent has none."""
+    def catch_up_once(self, agent: str) -> None:
+        """At the first sync of `agent` in this process: fetch the evidence of the ends no replica collected."""
+        if agent in self.caught_up:
+            return
+        self.caught_up.add(agent)
+        self.tasks.spawn(self.catch_up(agent), name=f"evidence of agent {agent}'s missed ends")
+
+    async def catch_up(self, agent: str) -> int:
+        """Fetch the bundles of `agent`'s runs that ended failed, killed or stopped in the last CATCH_UP_HOURS and
+        have none (the newest CATCH_UP_RUNS); how many were stored."""
+        since = utcnow() - timedelta(hours=CATCH_UP_HOURS)
+
+        def missing() -> list[tuple[int, str]]:
+            with self.store.transaction() as db:
+                return store_ops.runs_without_evidence(db, agent, ENDS_WITH_EVIDENCE, since, CATCH_UP_RUNS)
+
+        stored = 0
+        for run_id, robot in await asyncio.to_thread(missing):
+            if agent not in self.hub.agents:
+                break
+            stored += await self.collect(run_id, robot, agent, tries=1)
+        if stored:
+            log.info("agent %s: the evidence of %d run(s) that ended unseen stored", agent, stored)
+        return stored
+
+    async def collect(self, run_id: int, robot: str, agent: str, *, tries: int = FETCH_TRIES) -> bool:
+        """Fetch, store and drop the agent's bundle of the run; False when the agent has none (asked `tries` times:
+        a bundle just being written comes a moment later)."""
         bundle: dict[str, Any] | None = None
-        for attempt in range(FETCH_TRIES):
+        for attempt in range(tries):
             try:
                 bundle = await self.hub.command(agent, "run.evidence", {"run_id": str(run_id)}, within=FETCH_SECONDS)
                 break
@@ -101,7 +133,7 @@ class Evidence:
                         "run %s: its evidence could not be fetched from agent %s: %s", run_id, agent, exc.message
                     )
                     return False
-                if attempt + 1 < FETCH_TRIES:
+                if attempt + 1 < tries:
                     await asyncio.sleep(FETCH_PAUSE_SECONDS)
             except RobofleetError as exc:
                 log.warning("run %s: its evidence could not be fetched from agent %s: %s", run_id, agent, exc.message)

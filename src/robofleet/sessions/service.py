@@ -386,6 +386,7 @@ class SessionsService:
         await self._announce(changes)
 
     async def sync_agent(self, agent: str, specs: list[Spec]) -> None:
+        self.evidence.catch_up_once(agent)
         try:
             answer = await self.hub.command(agent, "session.sync", self.sync_args(agent, specs), within=SYNC_SECONDS)
         except RobofleetError as exc:

@@ -6,9 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, delete, select, update
+from sqlalchemy import exists as sql_exists
 from sqlalchemy.orm import Session
 
 from robofleet.errors import NotFound
+from robofleet.robots.models import Run
 from robofleet.sessions.models import GraphicalSession, RunEvidence, SessionEvent
 from robofleet.sessions.schemas import SessionEventOut, SessionOut
 
@@ -93,6 +95,20 @@ def evidence(db: Session, run_id: int) -> RunEvidence | None:
 
 def has_evidence(db: Session, run_id: int) -> bool:
     return db.scalar(select(RunEvidence.run_id).where(RunEvidence.run_id == run_id)) is not None
+
+
+def runs_without_evidence(
+    db: Session, agent: str, states: tuple[str, ...], since: datetime, limit: int
+) -> list[tuple[int, str]]:
+    """(id, robot) of the newest `limit` runs of `agent` that ended in `states` after `since` and have no evidence."""
+    stored = sql_exists(select(RunEvidence.run_id).where(RunEvidence.run_id == Run.id))
+    stmt = (
+        select(Run.id, Run.robot)
+        .where(Run.agent == agent, Run.state.in_(states), Run.ended_at >= since, ~stored)
+        .order_by(Run.id.desc())
+        .limit(limit)
+    )
+    return [(int(run_id), str(robot)) for run_id, robot in db.execute(stmt)]
 
 
 def drop_old_images(db: Session, robot: str, keep: int) -> int:
