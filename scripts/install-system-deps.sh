@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs from Debian, only when it is missing: Xvfb, xdotool, x11-utils and openbox
-# (virtual screens, their input and window manager),
+# Installs what the test suite needs from Debian, only when it is missing: Xvfb, xdotool, x11-utils, xauth and openbox
+# (virtual screens, their input, access control and window manager),
 # Chromium (panel tests), the PostgreSQL server binaries (throwaway clusters for outage tests).
 set -euo pipefail
 missing=()
 command -v Xvfb >/dev/null || missing+=(xvfb)
 command -v xdotool >/dev/null || missing+=(xdotool)
 command -v xdpyinfo >/dev/null || missing+=(x11-utils)
+command -v xauth >/dev/null || missing+=(xauth)
 command -v openbox >/dev/null || missing+=(openbox)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)

@@ -46,6 +46,26 @@ def test_a_session_starts_healthy_with_the_size_asked_and_stops_when_a_sync_drop
     assert not (display_worker.displays.folder / "desk.json").exists()
 
 
+def test_only_the_agent_and_its_robots_may_connect_to_its_displays(display_worker: Worker, tmp_path: Path) -> None:
+    """An Xvfb started by the agent wants its cookie: a local client without it is refused, one with the agent's
+    Xauthority (robots inherit it) gets in, and the cookie shows in no command line."""
+    status = healthy(display_worker, spec("guarded"))
+    agent_file = Path(os.environ["XAUTHORITY"])
+    assert agent_file.parent == display_worker.displays.folder and agent_file.stat().st_mode & 0o077 == 0
+
+    def xdpyinfo(xauthority: Path) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "XAUTHORITY": str(xauthority), "DISPLAY": status["display"]}
+        return subprocess.run(["xdpyinfo"], capture_output=True, text=True, env=env, timeout=10, check=False)
+
+    stranger = xdpyinfo(tmp_path / "none")
+    assert stranger.returncode != 0 and "Authorization required" in stranger.stdout + stranger.stderr
+    assert xdpyinfo(agent_file).returncode == 0
+    cookie = json.loads((display_worker.displays.folder / "guarded.json").read_text())["display"]["cookie"]
+    assert len(cookie) == 32
+    server = psutil.Process(status["pid"]).cmdline()
+    assert "-auth" in server and all(cookie not in part for part in server)
+
+
 def test_the_keeper_restarts_a_killed_xvfb_and_records_the_restart(display_worker: Worker) -> None:
     first = healthy(display_worker, spec("fragile"))
     os.kill(first["pid"], signal.SIGKILL)

@@ -36,7 +36,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypedDict
 
-from robofleet.agents import displays, screens
+from robofleet.agents import displays, screens, xauth
 from robofleet.agents.displays import Display, DisplayError, DisplaySpec, Screen
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,7 @@ class DisplayKeeper:
             if self._thread is not None:
                 return
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            xauth.prepare(self.folder)  # before any display is started or probed: their cookies go there
             self._adopt()
             self._stopping.clear()
             self._thread = threading.Thread(target=self._watch, name="display-keeper", daemon=True)
@@ -444,7 +445,7 @@ class DisplayKeeper:
             assert display.pid is not None
             self._died(session, f"Xvfb {displays.exit_reason(display.pid, display.popen)}")
             return
-        probe = displays.probe(display.display)
+        probe = displays.probe(display.display, cookie=display.cookie)
         if not probe.answers:
             session.failures += 1
             reason = probe.reason or f"display {display.display} does not answer"

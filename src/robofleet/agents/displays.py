@@ -34,6 +34,7 @@ from typing import Any
 
 import psutil
 
+from robofleet.agents import xauth
 from robofleet.agents.processes import robot_environment
 
 READY_SECONDS = 10.0  # Xvfb listens in well under a second; a loaded machine gets room
@@ -155,6 +156,7 @@ class Display:
     wm_create_time: float | None = None
     popen: subprocess.Popen[bytes] | None = None  # ours in this agent process: reaped through it
     wm_popen: subprocess.Popen[bytes] | None = None
+    cookie: str | None = None  # the Xvfb's MIT-MAGIC-COOKIE-1 (xauth.py); None: an attached display, or no xauth
 
     def record(self) -> dict[str, Any]:
         return {
@@ -163,6 +165,7 @@ class Display:
             "create_time": self.create_time,
             "wm_pid": self.wm_pid,
             "wm_create_time": self.wm_create_time,
+            "cookie": self.cookie,
         }
 
     @classmethod
@@ -173,6 +176,7 @@ class Display:
             record.get("create_time"),
             record.get("wm_pid"),
             record.get("wm_create_time"),
+            cookie=record.get("cookie"),
         )
 
     @property
@@ -224,9 +228,14 @@ def start_xvfb(
         if holder is not None:
             raise DisplayError(holder, permanent=True)
     screen = f"{spec.width}x{spec.height}x{spec.depth}"
+    cookie = xauth.new_cookie() if xauth.available() else None
     read_end, write_end = os.pipe()
     argv = [executable, *([spec.display] if spec.display else []), "-displayfd", str(write_end)]
     argv += ["-screen", "0", screen, "-nolisten", "tcp", "-noreset"]
+    if cookie is not None:
+        server_auth = log_path.with_name(f"{spec.name}.auth")
+        xauth.server_file(server_auth, cookie)
+        argv += ["-auth", str(server_auth)]
     try:
         with log_path.open("ab") as log:
             popen = subprocess.Popen(
@@ -248,7 +257,7 @@ def start_xvfb(
         create_time = psutil.Process(popen.pid).create_time()
     try:
         if started is not None:
-            started(Display(spec.display or "", popen.pid, create_time, popen=popen))
+            started(Display(spec.display or "", popen.pid, create_time, popen=popen, cookie=cookie))
         number = _read_display_number(read_end, popen, ready_seconds)
     except BaseException:
         stop_process(popen.pid, create_time, popen, grace=0.0)
@@ -264,7 +273,9 @@ def start_xvfb(
         if spec.display is not None and "already" in said.lower():
             raise DisplayError(f"display {spec.display} is in use: {said}", permanent=True)
         raise DisplayError(f"Xvfb exited with {code} before it listened: {said or 'it said nothing'}")
-    return Display(f":{number}", popen.pid, create_time, popen=popen)
+    if cookie is not None:
+        xauth.grant(f":{number}", cookie)
+    return Display(f":{number}", popen.pid, create_time, popen=popen, cookie=cookie)
 
 
 def _read_display_number(descriptor: int, popen: subprocess.Popen[bytes], timeout: float) -> int | None:
@@ -322,6 +333,8 @@ def stop(display: Display, *, hung: bool = False) -> None:
         stop_process(display.wm_pid, display.wm_create_time, display.wm_popen)
     if display.pid is not None:
         stop_process(display.pid, display.create_time, display.popen, grace=0.0 if hung else STOP_SECONDS)
+    if display.cookie is not None and display.display:
+        xauth.revoke(display.display)
 
 
 def stop_process(
@@ -379,9 +392,13 @@ def in_use(display: str) -> str | None:
                 name = psutil.Process(holder).name()
                 return f"display {display} is in use: {name} (pid {holder}) holds it"
             return f"display {display} is in use: pid {holder} holds it"
-    if probe(display).answers:
+    try:
+        _setup(number, PROBE_SECONDS)
+    except _Refused:  # it answers, if only to refuse a client without its cookie
         return f"display {display} is in use: an X server answers there"
-    return None
+    except (OSError, ValueError, struct.error):
+        return None
+    return f"display {display} is in use: an X server answers there"
 
 
 # ---- asking a display ----------------------------------------------------------------------------------------
@@ -395,13 +412,14 @@ def display_number(display: str) -> int | None:
     return int(match["number"])
 
 
-def probe(display: str, timeout: float = PROBE_SECONDS) -> Probe:
-    """Whether the X server of `display` answers, within `timeout` seconds, with its first screen's size."""
+def probe(display: str, timeout: float = PROBE_SECONDS, cookie: str | None = None) -> Probe:
+    """Whether the X server of `display` answers, within `timeout` seconds, with its first screen's size; `cookie`:
+    the MIT-MAGIC-COOKIE-1 it wants (one the agent started)."""
     number = display_number(display)
     if number is None:
         return _xdpyinfo(display, timeout)
     try:
-        width, height = _setup(number, timeout)
+        width, height = _setup(number, timeout, cookie)
     except _Refused:
         return _xdpyinfo(display, timeout)
     except (OSError, ValueError, struct.error) as exc:
@@ -413,14 +431,17 @@ class _Refused(Exception):
     pass
 
 
-def _setup(number: int, timeout: float) -> tuple[int, int]:
+def _setup(number: int, timeout: float, cookie: str | None = None) -> tuple[int, int]:
     """The X11 connection setup over the display's local socket: the root screen's width and height."""
+    name, data = (b"MIT-MAGIC-COOKIE-1", bytes.fromhex(cookie)) if cookie else (b"", b"")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.settimeout(timeout)
         path = SOCKET_DIR / f"X{number}"
         connection.connect(str(path) if path.exists() else f"\0{path}")  # else Linux's abstract socket
-        # Little-endian, protocol 11.0, no authorization.
-        connection.sendall(b"l\x00" + struct.pack("<HHHH2x", 11, 0, 0, 0))
+        # Little-endian, protocol 11.0, the cookie if any (name and data each padded to 4 bytes).
+        connection.sendall(
+            b"l\x00" + struct.pack("<HHHH2x", 11, 0, len(name), len(data)) + _padded(name) + _padded(data)
+        )
         head = _receive(connection, 8)
         data = _receive(connection, struct.unpack_from("<H", head, 6)[0] * 4)
     if head[0] != 1:
@@ -431,6 +452,10 @@ def _setup(number: int, timeout: float) -> tuple[int, int]:
     screen = 32 + (vendor_length + 3) // 4 * 4 + 8 * formats
     width, height = struct.unpack_from("<HH", data, screen + 20)
     return int(width), int(height)
+
+
+def _padded(part: bytes) -> bytes:
+    return part + b"\x00" * (-len(part) % 4)
 
 
 def _receive(connection: socket.socket, size: int) -> bytes:
