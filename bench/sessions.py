@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import threading
 import time
@@ -168,6 +169,8 @@ def main() -> None:
         assert api.post("/api/v1/robots/bench-moving/start").status_code == 201
         time.sleep(2)  # the window is drawn
         display = str(session["actual_display"])
+        # The display takes its cookie only (agents/xauth.py): the in-process peers read it from the agent's file.
+        os.environ["XAUTHORITY"] = str(server.workdir / "robofleet-data" / "agent-local" / "sessions" / "Xauthority")
         figures: dict[str, dict[str, list[float]]] = {}
         sizes: dict[str, int] = {}
         for fmt in ("jpeg", "png"):
