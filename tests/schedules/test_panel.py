@@ -65,6 +65,8 @@ def test_a_schedule_built_with_the_form_is_listed_fired_paused_and_resumed(
     page.select_option(f"{form} [name=robot]", ROBOT)
     page.wait_for_selector("#built-cron:has-text('30 7 * * mon-fri')")
     expect(page.locator("#preview-fires li")).to_have_count(8)
+    # The preview follows each change as it is typed: the one after the zone's is the one to read.
+    expect(page.locator("#preview-fires li").first).to_contain_text("07:30:00 CE")
     shown = page.locator("#preview-fires li").all_inner_texts()
     assert all("07:30:00 CE" in text and not text.startswith(("Sat", "Sun")) for text in shown), shown
     # Only the chosen shape's fields show; another shape makes another cron.
