@@ -16,7 +16,7 @@ from PIL import Image
 
 from robofleet.agents.evidence import MAX_BUNDLES
 from robofleet.agents.worker import Worker
-from tests.agents.conftest import ROOT, TK_WINDOW, call, colour_share, ended_runs, refused, spec, start_tk
+from tests.agents.conftest import ROOT, TK_WINDOW, call, colour_share, ended_runs, healthy, refused, spec, start_tk
 
 
 def test_a_failed_runs_bundle_has_its_process_tree_output_tail_and_screenshot(
@@ -127,6 +127,7 @@ def test_killing_a_run_whose_display_hangs_returns_soon_and_the_screenshot_is_a_
     finally:
         os.kill(xvfb, signal.SIGCONT)
     assert took < 3.5, took  # the screenshot before the kill is given up after a second
+    healthy(display_worker, session)  # thawed: the bundle made at the run's end has its screen
     ended_runs(display_worker, 20)
     bundle = call(display_worker, "run.evidence", {"run_id": "15"})
     assert bundle["screenshot"]["content_type"] == "image/jpeg"
