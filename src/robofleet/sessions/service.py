@@ -443,15 +443,7 @@ class SessionsService:
     def _apply_status(
         self, db: Session, row: GraphicalSession, status: Status, instance: str, now: datetime
     ) -> Change | None:
-        before = (
-            row.state,
-            row.state_reason,
-            row.actual_display,
-            row.pid,
-            row.restarts,
-            row.screen_width,
-            row.screen_height,
-        )
+        before = _reported(row)
         if instance and row.agent_instance != instance:
             row.agent_instance, row.last_seq = instance, 0  # a new agent process numbers its events from 1 again
         source = f"agent:{row.agent}"
@@ -478,16 +470,7 @@ class SessionsService:
         row.screen_width, row.screen_height = _size(status.get("screen_width")), _size(status.get("screen_height"))
         if state == State.HEALTHY:
             row.last_healthy_at = now
-        after = (
-            row.state,
-            row.state_reason,
-            row.actual_display,
-            row.pid,
-            row.restarts,
-            row.screen_width,
-            row.screen_height,
-        )
-        changed = before != after
+        changed = before != _reported(row)
         if changed or row.synced_at is None or (now - row.synced_at).total_seconds() >= SYNCED_WRITE_SECONDS:
             row.synced_at = now
         if before[0] == State.HEALTHY and state != State.HEALTHY and not left_healthy:
@@ -705,6 +688,19 @@ def require_reach(principal: Principal, name: str, kind: str, window_manager: bo
 def session_ref(row: GraphicalSession) -> RobotRef:
     """The session as a role's name globs and tags see it (as a robot's or a queue's)."""
     return RobotRef(row.name, tuple(row.tags or ()))
+
+
+def _reported(row: GraphicalSession) -> tuple[Any, ...]:
+    """What a sync may change of a session, to tell whether it did."""
+    return (
+        row.state,
+        row.state_reason,
+        row.actual_display,
+        row.pid,
+        row.restarts,
+        row.screen_width,
+        row.screen_height,
+    )
 
 
 def _unhealthy(name: str, reason: str) -> Conflict:
