@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from robofleet.auth.audit import audited, record
@@ -44,6 +43,7 @@ from robofleet.queues.states import Event, ItemState
 from robofleet.queues.stats import queue_stats
 from robofleet.queues.store_ops import QueueRef
 from robofleet.runtime import Loop, Timers
+from robofleet.settings.declared import read_declared
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import Page, decode_cursor, encode_cursor, paginate
 
@@ -225,12 +225,7 @@ class QueuesService:
         """Queues of the settings file, created or brought up to date at every start and marked from config."""
         principal = system_principal("config")
         for item in queues:
-            try:
-                data = QueueCreate(**item.model_dump())
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(map(str, first["loc"]))
-                raise ConfigError(f"queues.{getattr(item, 'name', '?')}.{where}: {first['msg']}") from None
+            data = read_declared(QueueCreate, item, "queues")
             with self.store.connection() as connection:
                 exists = store_ops.queue_exists(connection, data.name)
             try:

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,7 +19,7 @@ from robofleet.auth.principal import RUN_USER, Principal, RunBinding, system_pri
 from robofleet.auth.schemas import TokenCreate
 from robofleet.auth.tokens import create_token, revoke_token
 from robofleet.auth.users import ensure_service_user
-from robofleet.errors import ConfigError, Conflict, NotFound, RobofleetError
+from robofleet.errors import Conflict, NotFound, RobofleetError
 from robofleet.events import EventHub
 from robofleet.logs.filters import Filters
 from robofleet.logs.service import LogService
@@ -54,6 +53,7 @@ from robofleet.robots.restarts import policy_of, restart_delay
 from robofleet.robots.schemas import RobotCreate, RobotOut, RobotUpdate, RunFilter, RunOut
 from robofleet.robots.store_ops import RobotScope, ref
 from robofleet.runtime import Loop, Tasks, Timers
+from robofleet.settings.declared import read_declared
 from robofleet.store import Store
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import Page, paginate
@@ -165,11 +165,7 @@ class RobotsService:
         """Robots of the settings file: created or brought up to date at every start, marked from config."""
         principal = system_principal("config")
         for item in declared:
-            try:
-                data = RobotCreate(**item.model_dump())
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                raise ConfigError(f"robots.{item.name}.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+            data = read_declared(RobotCreate, item, "robots")
             if self._read_only(lambda session, name=data.name: store_ops.robot_exists(session, name)):
                 self.update_robot(principal, data.name, RobotUpdate(**data.model_dump(exclude={"name"})))
             else:

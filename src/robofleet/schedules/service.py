@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from robofleet.auth.audit import audited
@@ -48,6 +47,7 @@ from robofleet.schedules.schemas import (
     ScheduleUpdate,
 )
 from robofleet.schedules.triggers import OnceTrigger, Trigger
+from robofleet.settings.declared import read_declared
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import Page, paginate
 
@@ -483,15 +483,15 @@ class SchedulesService:
         misfire policy to what fell due meanwhile)."""
         principal = system_principal("config")
         for item in calendars:
-            data = _from_config(CalendarCreate, item, "calendars")
+            calendar = read_declared(CalendarCreate, item, "calendars")
             with self.store.transaction() as session:
-                exists = store_ops.calendar_exists(session, data.name)
+                exists = store_ops.calendar_exists(session, calendar.name)
             if exists:
-                self.update_calendar(principal, data.name, CalendarUpdate(**data.model_dump(exclude={"name"})))
+                self.update_calendar(principal, calendar.name, CalendarUpdate(**calendar.model_dump(exclude={"name"})))
             else:
-                self.create_calendar(principal, data, from_config=True)
+                self.create_calendar(principal, calendar, from_config=True)
         for item in schedules:
-            data = _from_config(ScheduleCreate, item, "schedules")
+            data = read_declared(ScheduleCreate, item, "schedules")
             with self.store.transaction() as session:
                 exists = store_ops.schedule_exists(session, data.name)
             try:
@@ -508,12 +508,3 @@ def _end_window_if_let_go(row: Schedule) -> None:
     intent is the stored next fire, so it survives a restart)."""
     if row.window_end is not None and (row.paused or not row.enabled):
         row.next_fire_at = utcnow()
-
-
-def _from_config(model: Any, item: Any, section: str) -> Any:
-    try:
-        return model(**item.model_dump())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(map(str, first["loc"]))
-        raise ConfigError(f"{section}.{getattr(item, 'name', '?')}.{where}: {first['msg']}") from None

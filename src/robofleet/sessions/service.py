@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from robofleet.agents.hub import CommandFailed
@@ -53,6 +52,7 @@ from robofleet.sessions.schemas import (
     TypeText,
     check_kind,
 )
+from robofleet.settings.declared import read_declared
 from robofleet.store.base import utcnow
 from robofleet.store.pagination import Page, decode_cursor, encode_cursor
 
@@ -299,12 +299,7 @@ class SessionsService:
         """Sessions of the settings file, created or brought up to date at every start and marked from config."""
         principal = system_principal("config")
         for item in declared:
-            try:
-                data = SessionCreate(**item.model_dump())
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(map(str, first["loc"])) or "?"
-                raise ConfigError(f"sessions.{getattr(item, 'name', '?')}.{where}: {first['msg']}") from None
+            data = read_declared(SessionCreate, item, "sessions")
             with self.store.transaction() as db:
                 exists = store_ops.exists(db, data.name)
             try:
