@@ -40,6 +40,7 @@ $(ASSETS): package.json package-lock.json scripts/build-assets.sh
 
 system-deps:
 	bash scripts/install-system-deps.sh
+	bash scripts/rdp-test-server.sh
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "robofleet needs Python 3.11 or newer" >&2; exit 1; }
