@@ -1,5 +1,6 @@
-"""Queues as actions: the same service functions as their routes, with the same permissions (queues:read to look,
-queues:write to define queues and add, retry or delete items, queues:work to lease items and report on them)."""
+"""Queues as actions: the same service functions as their routes, with the same permissions (queues:read to look at
+queues, their items and figures, queues:write to define queues and add, retry or delete items, queues:work to lease
+items and report on them)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from robofleet.queues.schemas import (
     MAX_LEASE_SECONDS,
     ErrorKind,
     ItemFilter,
+    ItemQuery,
     NewItem,
     QueueCreate,
     QueueName,
@@ -67,7 +69,19 @@ class ExtendParams(LeaseParams):
     seconds: float = Field(gt=0, le=MAX_LEASE_SECONDS)
 
 
+class ItemsParams(NameParams, PageParams, ItemQuery):
+    """The filter of `GET /queues/{name}/items` with its page."""
+
+
+class ItemParams(NameParams):
+    item_id: int
+
+
 class RetryParams(NameParams, ItemFilter):
+    pass
+
+
+class DeleteItemsParams(NameParams, ItemFilter):
     pass
 
 
@@ -157,3 +171,23 @@ def register(registry: Registry) -> None:
         until, ids)."""
         where = ItemFilter(**params.model_dump(exclude={"name"}))
         return service(ctx).retry_items(ctx.principal, params.name, where).model_dump(mode="json")
+
+    @registry.register("queues.items", permission="queues:read", params=ItemsParams)
+    def list_items(ctx: ActionContext, params: ItemsParams) -> dict[str, Any]:
+        """A queue's items, newest first, that match the filter (state, reference_prefix, since, until), a page at
+        a time."""
+        where = ItemFilter(**params.model_dump(include=set(ItemQuery.model_fields)))
+        page = service(ctx).list_items(ctx.principal, params.name, where, limit=params.limit, cursor=params.cursor)
+        return {"items": [item.model_dump(mode="json") for item in page.items], "next_cursor": page.next_cursor}
+
+    @registry.register("queues.item", permission="queues:read", params=ItemParams)
+    def get_item(ctx: ActionContext, params: ItemParams) -> dict[str, Any]:
+        """One item with its history, oldest first."""
+        return service(ctx).get_item(ctx.principal, params.name, params.item_id).model_dump(mode="json")
+
+    @registry.register("queues.delete_items", permission="queues:write", params=DeleteItemsParams)
+    def delete_items(ctx: ActionContext, params: DeleteItemsParams) -> dict[str, Any]:
+        """Mark a queue's items that match the filter (state, reference_prefix, since, until, ids) deleted; an
+        empty filter is refused."""
+        where = ItemFilter(**params.model_dump(exclude={"name"}))
+        return service(ctx).delete_items(ctx.principal, params.name, where).model_dump(mode="json")

@@ -155,14 +155,19 @@ class Extend(Lease):
     seconds: float = Field(gt=0, le=MAX_LEASE_SECONDS, description="The lease runs this long from now")
 
 
-class ItemFilter(BaseModel):
-    """Which items a list, export or bulk act covers; every condition given must hold."""
+class ItemQuery(BaseModel):
+    """The conditions a list of items takes (`GET /queues/{name}/items`); every condition given must hold."""
 
     model_config = ConfigDict(extra="forbid")
     state: list[ItemState] | None = Field(None, max_length=10)
     reference_prefix: str | None = Field(None, min_length=1, max_length=256)
     since: AwareDatetime | None = Field(None, description="Added at or after")
     until: AwareDatetime | None = Field(None, description="Added before")
+
+
+class ItemFilter(ItemQuery):
+    """Which items a list, export or bulk act covers; every condition given must hold."""
+
     ids: list[int] | None = Field(None, max_length=10_000)
 
 
