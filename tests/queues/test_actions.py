@@ -91,12 +91,18 @@ def test_a_queues_items_are_added_worked_read_retried_and_deleted_as_actions(
     assert stats["queue"] == "claims" and stats["counts"]["done"] == 1 and stats["counts"]["failed"] == 1
     assert stats["counts"]["new"] == 1 and sum(stats["throughput_per_minute"]) == 1
 
-    retried = result(client, admin_token, "queues.retry", {"name": "claims", "ids": [first, second]})
-    assert retried["count"] == 1
+    retried = result(client, admin_token, "queues.retry", {"name": "claims", "ids": [first, second, 999_999]})
+    assert retried == {
+        "count": 1,
+        "skipped": [
+            {"id": first, "state": "done", "reason": "wrong_state"},
+            {"id": 999_999, "state": None, "reason": "not_found"},
+        ],
+    }
     assert result(client, admin_token, "queues.item", {"name": "claims", "item_id": second})["state"] == "retry"
 
     deleted = result(client, admin_token, "queues.delete_items", {"name": "claims", "state": ["new", "retry"]})
-    assert deleted["count"] == 2
+    assert deleted == {"count": 2, "skipped": []}
     left = result(client, admin_token, "queues.items", {"name": "claims", "state": ["deleted"]})
     assert sorted(i["id"] for i in left["items"]) == [second, third]
     unfiltered = act(client, admin_token, "queues.delete_items", {"name": "claims"})

@@ -120,19 +120,41 @@ def test_failed_and_abandoned_items_are_retried_and_items_deleted_in_bulk(client
             queues.report("bulk", item, "fail", kind=kind, message=f"{kind} error")
         outcomes[item["id"]] = queues.item("bulk", item["id"])["state"]
     assert sorted(outcomes.values()) == ["abandoned", "done", "failed"]
+    failed = next(i for i, s in outcomes.items() if s == "failed")
+    done = next(i for i, s in outcomes.items() if s == "done")
+    new = next(i for i in ids if i not in outcomes)
 
+    # Items named by id that the filter's other conditions leave out are said so, not silently counted as 0.
+    narrowed = queues.request("POST", "/bulk/items/retry", json={"ids": [failed], "reference_prefix": "x"})
+    assert narrowed.json() == {"count": 0, "skipped": [{"id": failed, "state": "failed", "reason": "filtered_out"}]}
     retried = queues.request("POST", "/bulk/items/retry", json={})
-    assert retried.json() == {"count": 2}  # the failed and the abandoned, not the done nor the new one
+    assert retried.json() == {"count": 2, "skipped": []}  # the failed and the abandoned, not the done nor the new one
     states = {item["id"]: item["state"] for item in queues.items("bulk")}
     assert sorted(states.values()) == ["done", "new", "retry", "retry"]
-    again = queues.item("bulk", next(i for i, s in states.items() if s == "retry"))
+    again = queues.item("bulk", failed)
     assert again["attempts"] == 0 and again["history"][-1]["event"] == "retried"
 
+    # Named items that cannot be retried (done, waiting already, unknown) come back with their state or reason.
+    named = queues.request("POST", "/bulk/items/retry", json={"ids": [done, new, failed, 999_999, done]})
+    assert named.status_code == 200 and named.json() == {
+        "count": 0,
+        "skipped": [
+            {"id": done, "state": "done", "reason": "wrong_state"},
+            {"id": new, "state": "new", "reason": "wrong_state"},
+            {"id": failed, "state": "retry", "reason": "wrong_state"},
+            {"id": 999_999, "state": None, "reason": "not_found"},
+        ],
+    }
+    assert queues.item("bulk", done)["state"] == "done"
+
     deleted = queues.request("POST", "/bulk/items/delete", json={"state": ["retry", "new"]})
-    assert deleted.json() == {"count": 3}
+    assert deleted.json() == {"count": 3, "skipped": []}
     assert {item["state"] for item in queues.items("bulk")} == {"deleted", "done"}
     assert queues.next("bulk") is None
-    assert queues.request("POST", "/bulk/items/retry", json={"ids": ids}).json() == {"count": 0}
+    once_more = queues.request("POST", "/bulk/items/delete", json={"ids": [new, done]}).json()
+    assert once_more == {"count": 1, "skipped": [{"id": new, "state": "deleted", "reason": "wrong_state"}]}
+    audit = client.get("/api/v1/audit", headers=bearer(admin_token), params={"action": "queue.retry"}).json()
+    assert [(r["details"]["count"], r["details"]["skipped"]) for r in audit["items"]] == [(0, 4), (2, 0), (0, 1)]
 
 
 def test_items_are_exported_as_csv_and_ndjson(client: TestClient, admin_token: str) -> None:

@@ -181,7 +181,10 @@ def test_ticked_items_are_retried_and_deleted_with_the_csrf_token(admin: tuple[T
     )
     assert retried.status_code == 303 and retried.headers["location"] == back
     notice = client.get(back).text
-    assert "1 of 2 selected item(s) will be retried. Only failed and abandoned items are retried." in notice
+    assert (
+        "1 of 2 selected item(s) will be retried. Only failed and abandoned items are retried; not retried: 1 new."
+        in notice
+    )
     assert queues.item("bulk", failed)["state"] == "retry"
     assert [event["event"] for event in queues.item("bulk", failed)["history"]] == ["failed", "retried"]
 
@@ -193,11 +196,14 @@ def test_ticked_items_are_retried_and_deleted_with_the_csrf_token(admin: tuple[T
     assert deleted.headers["location"] == "/panel/queues/bulk"  # never back to elsewhere
     assert "2 item(s) deleted." in client.get("/panel/queues/bulk").text
     assert {queues.item("bulk", item_id)["state"] for item_id in ids[1:3]} == {"deleted"}
+    twice = {"csrf_token": csrf, "id": [str(ids[1]), str(ids[-1])]}
+    assert client.post("/panel/queues/bulk/items/delete", data=twice, follow_redirects=False).status_code == 303
+    assert "1 item(s) deleted. Not deleted: 1 deleted already." in client.get("/panel/queues/bulk").text
 
     nothing = client.post("/panel/queues/bulk/items/retry", data={"csrf_token": csrf}, follow_redirects=False)
     assert "Tick the items first." in client.get(nothing.headers["location"]).text
-    forged = client.post("/panel/queues/bulk/items/delete", data={"id": str(ids[-1])}, follow_redirects=False)
-    assert forged.status_code == 403 and queues.item("bulk", ids[-1])["state"] == "new"
+    forged = client.post("/panel/queues/bulk/items/delete", data={"id": str(ids[0])}, follow_redirects=False)
+    assert forged.status_code == 403 and queues.item("bulk", ids[0])["state"] == "retry"
 
 
 def test_the_new_queue_form_creates_a_queue_or_keeps_the_typing(admin: tuple[TestClient, str, QueuesApi]) -> None:

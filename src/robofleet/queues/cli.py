@@ -172,13 +172,17 @@ def retry(
     server: ServerOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Retry the queue's failed and abandoned items (all of them, or those the options name)."""
+    """Retry the queue's failed and abandoned items (all of them, or those the options name); each --id left as it
+    was is said on stderr with its state (or why)."""
     body = _filters(state, reference_prefix, since, until)
     if item_id:
         body["ids"] = item_id
     with connection(settings_from(ctx), server, token) as client:
         answer = call(client, "POST", f"/api/v1/queues/{name}/items/retry", json=body)
     typer.echo(f"{answer['count']} item(s) to retry")
+    for skipped in answer["skipped"]:
+        why = f"it is {skipped['state']}" if skipped["reason"] == "wrong_state" else skipped["reason"].replace("_", " ")
+        typer.echo(f"item {skipped['id']} not retried: {why}", err=True)
 
 
 @app.command("export")

@@ -6,6 +6,7 @@ error, attempts and history). Every change goes through QueuesService, which che
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from robofleet.queues.panel_forms import (
     queue_values,
     selected_ids,
 )
-from robofleet.queues.schemas import EventOut, ItemFilter, ItemOut, QueueOut, QueueStats
+from robofleet.queues.schemas import EventOut, ItemFilter, ItemOut, QueueOut, QueueStats, Skipped
 from robofleet.queues.service import QueuesService
 from robofleet.queues.states import ItemState
 from robofleet.queues.store_ops import DELETABLE, RETRYABLE
@@ -354,13 +355,20 @@ async def _act(name: str, request: Request, service: QueuesService, principal: P
         done = await run_in_threadpool(act, principal, name, ItemFilter(ids=ids))
     except RobofleetError as exc:
         return redirect(back, error=exc.message)
-    chosen = len(ids)
     if action == "retry":
-        text = f"{done.count:,} of {chosen:,} selected item(s) will be retried."
-        if done.count < chosen:
-            text += " Only failed and abandoned items are retried."
+        text = f"{done.count:,} of {len(ids):,} selected item(s) will be retried."
+        if done.skipped:
+            text += f" Only failed and abandoned items are retried; not retried: {left_as_they_were(done.skipped)}."
     else:
         text = f"{done.count:,} item(s) deleted."
-        if done.count < chosen:
-            text += f" {chosen - done.count:,} were deleted already."
+        if done.skipped:
+            text += f" Not deleted: {left_as_they_were(done.skipped, {ItemState.DELETED: 'deleted already'})}."
     return redirect(back, notice=text)
+
+
+def left_as_they_were(skipped: list[Skipped], titles: dict[ItemState, str] | None = None) -> str:
+    """The items a bulk act skipped, counted by state (`titles` name some states otherwise): "2 done, 1 new, 1 not
+    found"."""
+    named = {**STATE_TITLES, **(titles or {})}
+    counts = Counter("not found" if item.state is None else named[item.state] for item in skipped)
+    return ", ".join(f"{count:,} {what}" for what, count in counts.items())

@@ -171,8 +171,26 @@ class ItemFilter(ItemQuery):
     ids: list[int] | None = Field(None, max_length=10_000)
 
 
+SkipReason = Literal["not_found", "wrong_state", "filtered_out"]
+
+
+class Skipped(BaseModel):
+    """An item named in a bulk act's `ids` that the act left as it was."""
+
+    id: int
+    state: ItemState | None = Field(description="The item's state now (None: no such item in the queue)")
+    reason: SkipReason = Field(
+        description="not_found; wrong_state: its state is not one the act moves (a retry moves failed and abandoned "
+        "items, a delete any but deleted ones); filtered_out: the filter's other conditions leave it out"
+    )
+
+
 class Bulk(BaseModel):
     count: int = Field(description="Items changed")
+    skipped: list[Skipped] = Field(
+        default_factory=list,
+        description="Of the `ids` given, those left as they were, in their order (none without ids)",
+    )
 
 
 class QueueStats(BaseModel):

@@ -38,6 +38,7 @@ from robofleet.queues.schemas import (
     QueueStats,
     QueueUpdate,
     Refusal,
+    Skipped,
 )
 from robofleet.queues.states import Event, ItemState
 from robofleet.queues.stats import queue_stats
@@ -368,12 +369,14 @@ class QueuesService:
     # ---- operators' bulk acts -----------------------------------------------------------------------------------
 
     def retry_items(self, principal: Principal, name: str, where: ItemFilter) -> Bulk:
-        """The filter's failed and abandoned items wait again from now, each with a full round of retries."""
+        """The filter's failed and abandoned items wait again from now, each with a full round of retries. Of the
+        `ids` given, those left as they were (done, waiting already, in progress, unknown...) are `skipped`."""
         return self._bulk(principal, name, where, "queue.retry", store_ops.RETRYABLE, store_ops.retry_items)
 
     def delete_items(self, principal: Principal, name: str, where: ItemFilter) -> Bulk:
         """The filter's items are marked deleted (a worker holding one gets 409), their references freed; retention
-        removes them for good. An empty filter is refused: deleting a whole queue's items is asked for by name."""
+        removes them for good. Of the `ids` given, those left as they were (deleted already, unknown) are
+        `skipped`. An empty filter is refused: deleting a whole queue's items is asked for by name."""
         if not where.model_dump(exclude_none=True):
             raise Invalid(
                 "give a filter (state, reference_prefix, since, until or ids); for every item: state=[all states]",
@@ -393,7 +396,8 @@ class QueuesService:
         details: dict[str, Any] = {"filter": where.model_dump(mode="json", exclude_none=True)}
         event = Event.RETRIED if action == "queue.retry" else Event.DELETED
         actor = actor_of(principal)
-        count = 0
+        moved: set[int] = set()
+        skipped: list[Skipped] = []
         with audited(self.store, principal, action, name, details) as session:
             self.scoped(principal, "queues:write", name)
             connection = session.connection()
@@ -406,13 +410,17 @@ class QueuesService:
                     connection,
                     [lease_ops.event_row(row, event, actor, before[row.id], now) for row in changed],
                 )
-                count += len(changed)
-            details["count"] = count
+                moved.update(row.id for row in changed)
+            if where.ids:
+                left = [item_id for item_id in dict.fromkeys(where.ids) if item_id not in moved]
+                skipped = skipped_items(left, store_ops.item_states(connection, queue.id, left) if left else {}, states)
+            count = len(moved)
+            details.update(count=count, skipped=len(skipped))
             if count and event == Event.RETRIED:
                 self.tell_others(connection, queue.id, count)
         if count and event == Event.RETRIED:
             self.ring(queue.id, count)
-        return Bulk(count=count)
+        return Bulk(count=count, skipped=skipped)
 
     # ---- the leader's housekeeping ------------------------------------------------------------------------------
 
@@ -449,6 +457,17 @@ class QueuesService:
                     record(session, principal, "queue.retention", queue.name, "ok", {"deleted": deleted})
             total += deleted
         return total
+
+
+def skipped_items(left: list[int], found: dict[int, ItemState], moves: tuple[ItemState, ...]) -> list[Skipped]:
+    """Why each of `left` (ids a bulk act was given and did not change) was left: no item of the queue, a state the
+    act does not move (`moves`: the states it does), or else the filter's other conditions."""
+    skipped = []
+    for item_id in left:
+        state = found.get(item_id)
+        reason = "not_found" if state is None else "filtered_out" if state in moves else "wrong_state"
+        skipped.append(Skipped(id=item_id, state=state, reason=reason))
+    return skipped
 
 
 def _cursor_id(cursor: str | None) -> int | None:

@@ -358,6 +358,12 @@ def matching(
         after = rows[-1].id
 
 
+def item_states(connection: Connection, queue_id: int, ids: Sequence[int]) -> dict[int, ItemState]:
+    """The state of each of `ids` that is an item of the queue."""
+    stmt = select(ITEMS.c.id, ITEMS.c.state).where(ITEMS.c.queue_id == queue_id, ITEMS.c.id.in_(ids))
+    return {row.id: ItemState(row.state) for row in connection.execute(stmt)}
+
+
 RETRYABLE = (ItemState.FAILED, ItemState.ABANDONED)  # what an operator may retry (never an item in progress)
 DELETABLE = sources(ItemState.DELETED)
 
