@@ -1,6 +1,8 @@
 """Graphical sessions as actions: the same service functions as their routes, with the same permissions
-(sessions:read to look and take screenshots, sessions:control to click, type and press keys, sessions:admin to
-define and restart sessions)."""
+(sessions:read to look and take screenshots, sessions:control to click, type and press keys and to connect,
+disconnect, log off and reconnect rdp sessions, sessions:admin to define and restart sessions).
+
+An rdp session's password is a SecretStr in sessions.create and sessions.update: the activity's args show it masked."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from robofleet.sessions.schemas import (
     Click,
     ImageFormat,
     Keys,
+    LogoffRequest,
     SessionCreate,
     SessionName,
     SessionUpdate,
@@ -68,6 +71,10 @@ class TypeParams(NameParams):
 
 class KeyParams(NameParams):
     keys: str = Field(pattern=KEYS_PATTERN)
+
+
+class LogoffParams(NameParams, LogoffRequest):
+    pass
 
 
 def service(ctx: ActionContext) -> SessionsService:
@@ -142,3 +149,29 @@ def register(registry: Registry) -> None:
     async def key(ctx: ActionContext, params: KeyParams) -> dict[str, Any]:
         """Press a key combination on a session's display ("ctrl+alt+t", "Return")."""
         return (await service(ctx).send_input(ctx.principal, params.name, Keys(keys=params.keys))).model_dump()
+
+    @registry.register("sessions.connect", permission="sessions:control", params=NameParams)
+    async def connect(ctx: ActionContext, params: NameParams) -> dict[str, Any]:
+        """Connect an rdp session now and keep it connected (an offline agent connects it when it is back)."""
+        return (await service(ctx).rdp.connect(ctx.principal, params.name)).model_dump(mode="json")
+
+    @registry.register("sessions.disconnect", permission="sessions:control", params=NameParams)
+    async def disconnect(ctx: ActionContext, params: NameParams) -> dict[str, Any]:
+        """Disconnect an rdp session (the server session stays) and keep it disconnected."""
+        return (await service(ctx).rdp.disconnect(ctx.principal, params.name)).model_dump(mode="json")
+
+    @registry.register("sessions.logoff", permission="sessions:control", params=LogoffParams)
+    async def logoff(ctx: ActionContext, params: LogoffParams) -> dict[str, Any]:
+        """Log an rdp session's user off (the server session ends)."""
+        request = LogoffRequest(wait_seconds=params.wait_seconds)
+        return (await service(ctx).rdp.logoff(ctx.principal, params.name, request)).model_dump(mode="json")
+
+    @registry.register("sessions.reconnect", permission="sessions:control", params=NameParams)
+    async def reconnect(ctx: ActionContext, params: NameParams) -> dict[str, Any]:
+        """End an rdp session's client and start a new one now (to the same server session)."""
+        return (await service(ctx).rdp.reconnect(ctx.principal, params.name)).model_dump(mode="json")
+
+    @registry.register("sessions.secure_attention", permission="sessions:control", params=NameParams)
+    async def secure_attention(ctx: ActionContext, params: NameParams) -> dict[str, Any]:
+        """Send an rdp session's remote desktop Ctrl+Alt+Del."""
+        return (await service(ctx).rdp.secure_attention(ctx.principal, params.name)).model_dump()

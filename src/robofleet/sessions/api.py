@@ -1,5 +1,6 @@
 """HTTP routes of graphical sessions (/api/v1/sessions): definitions, history, the live stream, screenshots (with
-ETag / If-None-Match), input, restart; and the evidence of failed runs (/api/v1/runs/{id}/evidence)."""
+ETag / If-None-Match), input, restart; an rdp session's connect, disconnect, logoff, reconnect and secure attention
+keys; and the evidence of failed runs (/api/v1/runs/{id}/evidence)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from robofleet.sessions.schemas import (
     EvidenceOut,
     ImageFormat,
     Keys,
+    LogoffRequest,
     Scroll,
     SessionCreate,
     SessionEventOut,
@@ -119,6 +121,48 @@ def list_events(name: str, sessions: Sessions, paging: Paging, principal: Princi
 async def restart_session(name: str, sessions: Sessions, principal: Principal = Admin) -> SessionOut:
     """Stop and start it now (its robots' windows go with the display)."""
     return await sessions.restart(principal, name)
+
+
+# ---- rdp sessions -------------------------------------------------------------------------------------------------
+
+
+@router.post("/sessions/{name}/connect", responses={409: {"description": "not_rdp"}})
+async def connect_session(name: str, sessions: Sessions, principal: Principal = Control) -> SessionOut:
+    """Connect the rdp session now and keep it connected (a failed one is tried again). Stored first: an offline
+    agent connects it when it comes back."""
+    return await sessions.rdp.connect(principal, name)
+
+
+@router.post("/sessions/{name}/disconnect", responses={409: {"description": "not_rdp"}})
+async def disconnect_session(name: str, sessions: Sessions, principal: Principal = Control) -> SessionOut:
+    """End the rdp session's client and keep it ended (state stopped); the server session stays."""
+    return await sessions.rdp.disconnect(principal, name)
+
+
+@router.post(
+    "/sessions/{name}/logoff",
+    responses={409: {"description": "not_rdp, agent_offline, session_unhealthy, or logoff_failed"}},
+)
+async def logoff_session(
+    name: str, sessions: Sessions, data: LogoffRequest | None = None, principal: Principal = Control
+) -> SessionOut:
+    """Log the user off (the session's logoff steps played into it): the server session ends; disconnected after."""
+    return await sessions.rdp.logoff(principal, name, data or LogoffRequest())
+
+
+@router.post("/sessions/{name}/reconnect", responses={409: {"description": "not_rdp, or agent_offline"}})
+async def reconnect_session(name: str, sessions: Sessions, principal: Principal = Control) -> SessionOut:
+    """End the rdp session's client and start a new one now (to the same server session)."""
+    return await sessions.rdp.reconnect(principal, name)
+
+
+@router.post(
+    "/sessions/{name}/secure-attention",
+    responses={409: {"description": "not_rdp, agent_offline, or session_unhealthy"}},
+)
+async def secure_attention(name: str, sessions: Sessions, principal: Principal = Control) -> Done:
+    """Send the remote desktop Ctrl+Alt+Del (as ctrl+alt+End, as RDP clients do)."""
+    return await sessions.rdp.secure_attention(principal, name)
 
 
 @router.get(

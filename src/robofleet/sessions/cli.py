@@ -1,5 +1,6 @@
-"""`robofleet session list|show|screenshot|restart`: the graphical sessions of a running orchestrator, over its
-HTTP API (a screenshot is taken by the session's agent, which only the orchestrator reaches)."""
+"""`robofleet session list|show|screenshot|restart|connect|disconnect|logoff|reconnect`: the graphical sessions of a
+running orchestrator, over its HTTP API (a screenshot is taken by the session's agent, which only the orchestrator
+reaches; an rdp session is connected and logged off by it too)."""
 
 from __future__ import annotations
 
@@ -98,3 +99,52 @@ def restart(ctx: typer.Context, name: str, server: ServerOption = None, token: T
     with connection(settings_from(ctx), server, token) as client:
         session = call(client, "POST", f"/api/v1/sessions/{name}/restart")
     typer.echo(f"{session['name']}: {session['state']}, {session['restarts']} restart(s)")
+
+
+def _rdp_line(session: dict[str, Any]) -> str:
+    """An rdp session after an operation: its state (and why), whether it is to be connected, its client's counts."""
+    reason = f" ({session['state_reason']})" if session.get("state_reason") and session["state"] != "healthy" else ""
+    connection = session.get("connection") or {}
+    counts = f", {connection.get('connects', 0)} connect(s), {connection.get('drops', 0)} drop(s)" if connection else ""
+    intent = "connect" if session.get("connect") else "stay disconnected"
+    return f"{session['name']}: {session['state']}{reason}; asked to {intent}{counts}"
+
+
+def _rdp_operation(ctx: typer.Context, name: str, operation: str, server: str | None, token: str | None) -> None:
+    with connection(settings_from(ctx), server, token) as client:
+        session = call(client, "POST", f"/api/v1/sessions/{name}/{operation}")
+    typer.echo(_rdp_line(session))
+
+
+@app.command("connect")
+def connect(ctx: typer.Context, name: str, server: ServerOption = None, token: TokenOption = None) -> None:
+    """Connect an rdp session now and keep it connected (an offline agent connects it when it is back)."""
+    _rdp_operation(ctx, name, "connect", server, token)
+
+
+@app.command("disconnect")
+def disconnect(ctx: typer.Context, name: str, server: ServerOption = None, token: TokenOption = None) -> None:
+    """Disconnect an rdp session (the server session stays) and keep it disconnected."""
+    _rdp_operation(ctx, name, "disconnect", server, token)
+
+
+@app.command("reconnect")
+def reconnect(ctx: typer.Context, name: str, server: ServerOption = None, token: TokenOption = None) -> None:
+    """End an rdp session's client and start a new one now (to the same server session)."""
+    _rdp_operation(ctx, name, "reconnect", server, token)
+
+
+@app.command("logoff")
+def logoff(
+    ctx: typer.Context,
+    name: str,
+    wait: Annotated[float, typer.Option(help="Seconds the client is given to end after the logoff steps")] = 20,
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Log an rdp session's user off: the server session ends (the next connect starts a new one)."""
+    with connection(settings_from(ctx), server, token) as client:
+        session = call(
+            client, "POST", f"/api/v1/sessions/{name}/logoff", json={"wait_seconds": wait}, timeout=wait + 240
+        )
+    typer.echo(_rdp_line(session))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from robofleet.store.base import Base, BigId, UTCDateTime, utcnow
@@ -19,7 +19,7 @@ class GraphicalSession(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     agent: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))  # xvfb | attach
+    kind: Mapped[str] = mapped_column(String(16))  # xvfb | attach | rdp
     display: Mapped[str | None] = mapped_column(String(32))  # as asked: attach's display, or xvfb's fixed one
     width: Mapped[int] = mapped_column(Integer, default=1280)
     height: Mapped[int] = mapped_column(Integer, default=800)
@@ -31,6 +31,22 @@ class GraphicalSession(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     from_config: Mapped[bool] = mapped_column(Boolean, default=False)
+    # An rdp session's connection (None for the other kinds). The password is kept as given, as the alert channels'
+    # webhook secrets are: the agent needs it at every connect, so a hash would not do; it leaves the store only in
+    # the specs sent to the session's agent.
+    host: Mapped[str | None] = mapped_column(String(255))
+    port: Mapped[int | None] = mapped_column(Integer)
+    username: Mapped[str | None] = mapped_column(String(256))
+    password: Mapped[str | None] = mapped_column(Text)
+    domain: Mapped[str | None] = mapped_column(String(256))
+    security: Mapped[str | None] = mapped_column(String(8))
+    certificate: Mapped[str | None] = mapped_column(String(96))
+    logoff: Mapped[list[str] | None] = mapped_column(JSON)
+    # The stored intent: false after a disconnect or a logoff asked, true after a connect. What the agent is sent at
+    # every sync, so that a restarted `serve` (even a killed one) asks for what was asked last.
+    connect: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # What its agent said last of its client: connects, drops, client_pid, last_exit.
+    connection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # What its agent said last (the sync loop writes these; nothing else does).
     state: Mapped[str] = mapped_column(String(16), default="starting")
     state_reason: Mapped[str | None] = mapped_column(Text)
@@ -52,6 +68,11 @@ class GraphicalSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Of the definition: set by the service's changes, not by the sync loop's writes of the state.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def has_password(self) -> bool:
+        """Whether a password is stored (what SessionOut says of it instead of the password)."""
+        return bool(self.password)
 
 
 class SessionEvent(Base):

@@ -8,7 +8,8 @@ session's history and published on the event hub (`TOPIC`, for the SSE stream an
 replica has heard of for a while is its agent's: offline, so `unhealthy` with the reason "agent NAME is offline".
 When a session stops being healthy under active runs of robots that name it, each such run says so in its log.
 
-Screens and input go to the agent as commands (`AgentHub.command`); the evidence of failed runs is `evidence.py`'s.
+Screens and input go to the agent as commands (`AgentHub.command`); the evidence of failed runs is `evidence.py`'s,
+an rdp session's connect, disconnect, logoff and reconnect are `rdp_ops.py`'s.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from robofleet.agents.hub import CommandFailed
@@ -33,12 +35,17 @@ from robofleet.runtime import Loop, Tasks
 from robofleet.sessions import store_ops
 from robofleet.sessions.evidence import Evidence
 from robofleet.sessions.models import GraphicalSession
+from robofleet.sessions.rdp_ops import RdpOperations
 from robofleet.sessions.schemas import (
     CONTENT_TYPES,
+    DEFAULT_PORT,
+    RDP_FIELDS,
+    WINDOWS_LOGOFF,
     Click,
     Done,
     EvidenceOut,
     Keys,
+    RdpSpec,
     Screenshot,
     Scroll,
     SessionCreate,
@@ -106,6 +113,7 @@ class SessionsService:
         self.loop = Loop("sessions-sync", self.settings.check_seconds, self.sync_once)
         self.tasks = Tasks()
         self.evidence = Evidence(self)
+        self.rdp = RdpOperations(self)
         self.offline_after_seconds = max(OFFLINE_AFTER_SECONDS, 3 * self.settings.check_seconds)
         self._event_loop: asyncio.AbstractEventLoop | None = None
         # Per agent connected here: its process's instance and the highest event number stored of it. Sent with the
@@ -214,6 +222,7 @@ class SessionsService:
             values = data.model_dump()
             if values["record_seconds"] is None:
                 values["record_seconds"] = self.settings.record_seconds
+            values.update(_rdp_values(data.kind, values))
             now = utcnow()
             state = State.STARTING if data.enabled else State.STOPPED
             reason = None if data.enabled else "disabled"
@@ -232,21 +241,33 @@ class SessionsService:
             db.flush()
             store_ops.add_event(db, row, now, state, reason or "created", principal.actor)
             out = store_ops.session_out(row)
-        self._publish([out])
-        self._wake()
+        self.publish([out])
+        self.wake()
         return out
 
     def update_session(self, principal: Principal, name: str, data: SessionUpdate) -> SessionOut:
+        """Fields left out keep their value (a password too: it is never sent back, so a form cannot resend it).
+        A changed connection (host, user, password...) reconnects an rdp session at the next sync: that is also how
+        one failed for wrong credentials is tried again."""
         changes = data.model_dump(exclude_unset=True)
+        if data.password is not None:
+            changes["password"] = data.password.get_secret_value()
+        # Names only: never a password in the audit log.
         with audited(self.store, principal, "session.update", name, {"fields": sorted(changes)}) as db:
             row = self.scoped(db, principal, "sessions:admin", name, lock=True)
             if changes.get("tags") is not None:  # nobody moves a session out of their own reach
                 principal.require("sessions:admin", RobotRef(name, tuple(changes["tags"])))
-            merged = {key: changes.get(key, getattr(row, key)) for key in ("kind", "display", "window_manager")}
+            kind = changes.get("kind", row.kind)
+            merged = {key: changes.get(key, getattr(row, key)) for key in ("display", "window_manager")}
             if set(changes) - HARMLESS_FIELDS:
-                require_reach(principal, name, merged["kind"], merged["window_manager"], "changing")
+                require_reach(principal, name, kind, merged["window_manager"], "changing")
+            if kind == "rdp":
+                merged |= {key: changes.get(key, getattr(row, key)) for key in ("host", "username")}
+                merged["password"] = bool(changes.get("password") or row.password)
+            else:  # a session that stops being rdp forgets its connection: given, its fields are a mistake
+                merged |= {key: changes[key] for key in RDP_FIELDS if key in changes}
             try:
-                check_kind(merged["kind"], merged["display"], merged["window_manager"])
+                check_kind(kind, merged)
             except ValueError as exc:
                 field = str(exc).partition(":")[0]
                 raise Invalid(str(exc), details=[{"field": field, "message": str(exc)}]) from None
@@ -264,6 +285,10 @@ class SessionsService:
             was_enabled, old_agent = row.enabled, row.agent
             for key, value in changes.items():
                 setattr(row, key, value)
+            for key, value in _rdp_values(kind, {key: getattr(row, key) for key in RDP_FIELDS}).items():
+                setattr(row, key, value)
+            if kind != "rdp":
+                row.connection, row.connect = None, True
             row.updated_at = now
             if agent != old_agent:  # a new agent knows nothing of it yet: its events start afresh
                 row.agent_instance, row.last_seq, row.synced_at, row.pid, row.actual_display = None, 0, None, None, None
@@ -275,8 +300,8 @@ class SessionsService:
                 self._set_state(db, row, State.STARTING, "enabled", principal.actor, now)
             db.flush()
             out = store_ops.session_out(row)
-        self._publish([out])
-        self._wake()
+        self.publish([out])
+        self.wake()
         return out
 
     def delete_session(self, principal: Principal, name: str) -> None:
@@ -293,7 +318,7 @@ class SessionsService:
             tags = list(row.tags or [])
             db.delete(row)
         self._publish_deleted(name, tags)
-        self._wake()
+        self.wake()
 
     def apply_config(self, declared: Iterable[Any]) -> None:
         """Sessions of the settings file, created or brought up to date at every start and marked from config."""
@@ -304,7 +329,9 @@ class SessionsService:
                 exists = store_ops.exists(db, data.name)
             try:
                 if exists:
-                    fields = data.model_dump(exclude={"name"}, exclude_none=True)
+                    # An entry of another kind carries the rdp fields' defaults: they are not its to change.
+                    ignored = {"name"} | (set() if data.kind == "rdp" else set(RDP_FIELDS))
+                    fields = data.model_dump(exclude=ignored, exclude_none=True)
                     fields.setdefault("display", None)
                     fields.setdefault("record_seconds", self.settings.record_seconds)
                     self.update_session(principal, data.name, SessionUpdate(**fields))
@@ -354,6 +381,7 @@ class SessionsService:
             return self.spec(row)
 
     def spec(self, row: GraphicalSession) -> Spec:
+        """The session as its agent keeps it; an rdp one's with its password (for the agent only)."""
         return Spec(
             name=row.name,
             kind=row.kind,
@@ -364,6 +392,25 @@ class SessionsService:
             window_manager=list(self.settings.window_manager) if row.window_manager and row.kind == "xvfb" else None,
             restart=row.restart,
             record_seconds=row.record_seconds,
+            # Connected while a logoff is being played, whatever is stored: a sync meanwhile must not disconnect it.
+            connect=row.connect or self.rdp.logging_off(row.name),
+            rdp=self._rdp_spec(row) if row.kind == "rdp" else None,
+        )
+
+    def _rdp_spec(self, row: GraphicalSession) -> RdpSpec:
+        client = self.settings.rdp
+        return RdpSpec(
+            host=row.host or "",
+            port=row.port or DEFAULT_PORT,
+            username=row.username or "",
+            domain=row.domain or "",
+            password=row.password or "",
+            security=row.security or "auto",
+            certificate=row.certificate or "tofu",
+            logoff=list(WINDOWS_LOGOFF if row.logoff is None else row.logoff),
+            client=client.client,
+            extra_args=list(client.extra_args),
+            first_frame_seconds=client.first_frame_seconds,
         )
 
     def _robots_naming(self, session: str) -> list[str]:
@@ -463,6 +510,8 @@ class SessionsService:
         row.pid = status.get("pid")
         row.restarts = int(status.get("restarts") or 0)
         row.screen_width, row.screen_height = _size(status.get("screen_width")), _size(status.get("screen_height"))
+        if row.kind == "rdp" and isinstance(status.get("connection"), dict):
+            row.connection = _connection(status["connection"])
         if state == State.HEALTHY:
             row.last_healthy_at = now
         changed = before != _reported(row)
@@ -521,7 +570,7 @@ class SessionsService:
         robots naming it (the robot's restart policy decides what follows when its process dies of it)."""
         if not changes:
             return
-        self._publish([change.out for change in changes])
+        self.publish([change.out for change in changes])
         for change in changes:
             log.info(
                 "session %s on agent %s is %s%s",
@@ -552,9 +601,9 @@ class SessionsService:
         (session_unhealthy) or its agent is offline (agent_offline)."""
         principal.require("sessions:read")
         session = await asyncio.to_thread(self.get_session, principal, name)
-        self._require_usable(session)
+        self.require_usable(session)
         args = {**shot.model_dump(), "name": name, "etag": etag}
-        result = await self._command(session, "session.screenshot", args, SHOT_SECONDS)
+        result = await self.command(session, "session.screenshot", args, SHOT_SECONDS)
         data = result.get("data")
         return Screenshot(
             etag=str(result["etag"]),
@@ -581,13 +630,13 @@ class SessionsService:
                 session = store_ops.session_out(self.scoped(db, principal, "sessions:control", name))
                 if isinstance(given, Click | Scroll):
                     _inside(session, given.x, given.y)
-                self._require_usable(session)
+                self.require_usable(session)
                 return session
 
         session = await asyncio.to_thread(check)
         args: dict[str, Any] = {"name": name, "kind": kind, **given.model_dump()}
         try:
-            await self._command(session, "session.input", args, _input_seconds(given))
+            await self.command(session, "session.input", args, _input_seconds(given))
         except RobofleetError as exc:
             await asyncio.to_thread(
                 record_alone, self.store, principal, action, name, "failed", {**details, "error": exc.message}
@@ -607,19 +656,27 @@ class SessionsService:
                 return session
 
         session = await asyncio.to_thread(check)
-        status = await self._command(session, "session.restart", {"name": name}, RESTART_SECONDS)
+        status = await self.command(session, "session.restart", {"name": name}, RESTART_SECONDS)
+        return await self.store_answer(principal, name, status)
+
+    async def store_answer(self, principal: Principal, name: str, status: Any) -> SessionOut:
+        """The session after its agent's answer to a command (its Status) is stored like a sync's, as `principal`
+        sees it."""
 
         def store() -> Change | None:
+            if not isinstance(status, dict):
+                return None
+            answer: Status = status  # type: ignore[assignment]
             with self.store.transaction() as db:
                 row = store_ops.find(db, name)
-                return self._apply_status(db, row, status, row.agent_instance or "", utcnow())
+                return self._apply_status(db, row, answer, row.agent_instance or "", utcnow())
 
         change = await asyncio.to_thread(store)
         await self._announce([change] if change else [])
-        self._wake()
+        self.wake()
         return await asyncio.to_thread(self.get_session, principal, name)
 
-    def _require_usable(self, session: SessionOut) -> None:
+    def require_usable(self, session: SessionOut) -> None:
         if session.agent not in self.hub.agents:
             raise Conflict(
                 f"the agent {session.agent!r} of session {session.name!r} is offline",
@@ -629,7 +686,7 @@ class SessionsService:
         if session.state != State.HEALTHY:
             raise _unhealthy(session.name, session.state_reason or str(session.state))
 
-    async def _command(self, session: SessionOut, command: str, args: dict[str, Any], within: float) -> Any:
+    async def command(self, session: SessionOut, command: str, args: dict[str, Any], within: float) -> Any:
         """The agent's answer; its refusals as the API's errors."""
         try:
             return await self.hub.command(session.agent, command, args, within=within)
@@ -641,11 +698,13 @@ class SessionsService:
                 raise _unhealthy(session.name, message) from None
             if code == "bad_args":
                 raise Invalid(message, details=[{"field": "body", "message": message}]) from None
+            if code == "logoff_failed":
+                raise Conflict(message, details={"session": session.name, **details}, code="logoff_failed") from None
             raise
 
     # ---- helpers -------------------------------------------------------------------------------------------------
 
-    def _publish(self, outs: list[SessionOut]) -> None:
+    def publish(self, outs: list[SessionOut]) -> None:
         """On the event hub (from any thread: CRUD runs in the API's worker threads)."""
         for out in outs:
             self._on_loop(self.events.publish, TOPIC, {"event": "session", **out.model_dump(mode="json")})
@@ -654,7 +713,7 @@ class SessionsService:
         # The tags are for the stream's filter by scope; it leaves them out of what it sends.
         self._on_loop(self.events.publish, TOPIC, {"event": "session_deleted", "name": name, "tags": tags})
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         self._on_loop(self.loop.wake)
 
     def _on_loop(self, call: Any, *args: Any) -> None:
@@ -695,7 +754,43 @@ def _reported(row: GraphicalSession) -> tuple[Any, ...]:
         row.restarts,
         row.screen_width,
         row.screen_height,
+        row.connection,
     )
+
+
+def _rdp_values(kind: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The rdp columns of a session of `kind` from its fields: the password as text, the defaults of those not set
+    (a session that became rdp); all None for the other kinds."""
+    if kind != "rdp":
+        return dict.fromkeys(RDP_FIELDS)
+    password = values.get("password")
+    return {
+        **{key: values.get(key) for key in RDP_FIELDS},
+        "password": password.get_secret_value() if isinstance(password, SecretStr) else password,
+        "port": values.get("port") or DEFAULT_PORT,
+        "domain": values.get("domain") or "",
+        "security": values.get("security") or "auto",
+        "certificate": values.get("certificate") or "tofu",
+        "logoff": list(WINDOWS_LOGOFF) if values.get("logoff") is None else list(values["logoff"]),
+    }
+
+
+def _connection(given: dict[str, Any]) -> dict[str, Any]:
+    """An rdp client's counts as the agent reported them, kept to their shape (the answer is the agent's to make)."""
+    last_exit = given.get("last_exit")
+    return {
+        "connects": _count(given.get("connects")),
+        "drops": _count(given.get("drops")),
+        "client_pid": _size(given.get("client_pid")),
+        "last_exit": str(last_exit)[:500] if last_exit is not None else None,
+    }
+
+
+def _count(value: Any) -> int:
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _unhealthy(name: str, reason: str) -> Conflict:

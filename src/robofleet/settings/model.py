@@ -112,6 +112,31 @@ class SessionConfig(Section):
     enabled: bool = True
     description: str = ""
     tags: list[str] = Field(default_factory=list)
+    # kind "rdp": the remote desktop it shows (sessions.schemas checks them).
+    host: str | None = None
+    port: int = 3389
+    username: str | None = None
+    password: SecretStr | None = Field(None, description="rdp: the user's password; never shown")
+    domain: str = ""
+    security: str = "auto"
+    certificate: str = "tofu"
+    logoff: list[str] | None = None  # None: the Windows steps
+
+
+class RdpSettings(Section):
+    """How agents connect rdp sessions: sent to them with each session (the agents have no settings of their own)."""
+
+    client: str = Field("xfreerdp", min_length=1, description="The RDP client: a path, or a name on the agent's PATH")
+    extra_args: list[str] = Field(
+        default_factory=list, description="Appended to the client's arguments as given (e.g. /gfx, /network:lan)"
+    )
+    first_frame_seconds: float = Field(
+        20,
+        ge=5,
+        le=300,
+        description="How long a connect may take to paint the remote desktop before it counts as failed (a login "
+        "refused shows a dialog, not a desktop)",
+    )
 
 
 class SessionsSettings(Section):
@@ -136,6 +161,7 @@ class SessionsSettings(Section):
     evidence_retention_days: int = Field(
         14, ge=1, le=36_500, description="Failed runs' evidence, and sessions' history, kept this long"
     )
+    rdp: RdpSettings = Field(default_factory=RdpSettings)
     declared: list[SessionConfig] = Field(default_factory=list, description="The sessions of the settings file")
 
 

@@ -15,8 +15,8 @@ from robofleet.settings.provenance import annotated
 
 def masked_tree(settings: Settings) -> dict[str, Any]:
     """The settings as plain data for every renderer (API, panel, action, CLI): the passwords of the store URL and
-    of the server's and client's URLs, the client token, users' password hashes and robots' secret-looking env
-    values replaced by the mask."""
+    of the server's and client's URLs, the client token, users' password hashes, rdp sessions' passwords and robots'
+    secret-looking env values replaced by the mask."""
     tree = settings.model_dump(mode="json", exclude_none=True)
     url = settings.store.url
     if url:
@@ -37,6 +37,9 @@ def masked_tree(settings: Settings) -> dict[str, Any]:
     for channel in tree.get("alert_channels", []):
         if channel.get("secret"):
             channel["secret"] = MASK
+    for session in tree.get("sessions", {}).get("declared", []):
+        if session.get("password"):
+            session["password"] = MASK
     return tree
 
 

@@ -1,0 +1,178 @@
+"""What an operator (or a robot's action) asks of an rdp session: connect, disconnect (the server session stays),
+log off (the server session ends), reconnect, and the secure attention keys (Ctrl+Alt+Del as RDP clients send it).
+
+Connected or not is an intent stored with the session (`connect`) before the agent is asked: every sync sends it,
+so a `serve` killed in between, or an agent offline now, ends up doing what was asked last. The agent's answer is the
+session's Status, stored like a sync's. Each operation takes sessions:control and is audited (names, never a value of
+the connection). A session of another kind is refused with 409 `not_rdp`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from robofleet.auth.audit import audited, record_alone
+from robofleet.auth.principal import Principal
+from robofleet.errors import Conflict, RobofleetError
+from robofleet.sessions import store_ops
+from robofleet.sessions.models import GraphicalSession
+from robofleet.sessions.schemas import WINDOWS_LOGOFF, Done, LogoffRequest, SessionOut
+
+if TYPE_CHECKING:
+    from robofleet.sessions.service import SessionsService
+
+log = logging.getLogger(__name__)
+# The agent answers once the client is started or stopped (stopping waits for SIGTERM, then SIGKILL).
+CONNECT_SECONDS = 30.0
+# Beyond the logoff's own waits: the steps typed and the client's end seen.
+LOGOFF_MARGIN_SECONDS = 15.0
+INPUT_SECONDS = 15.0
+# What RDP clients send for Ctrl+Alt+Del (which the local X server would keep for itself).
+SECURE_ATTENTION_KEYS = "ctrl+alt+End"
+
+
+class RdpOperations:
+    """Built by the sessions service, which it asks for the session, the agent and the storing of answers."""
+
+    def __init__(self, service: SessionsService) -> None:
+        self.service = service
+        # Sessions whose logoff is being played now: the sync sends them connected meanwhile (see `logoff`).
+        self._logging_off: set[str] = set()
+
+    def logging_off(self, name: str) -> bool:
+        return name in self._logging_off
+
+    async def connect(self, principal: Principal, name: str) -> SessionOut:
+        """Connect it now (a failed one is tried again: an operator asked) and at every sync from now on. An
+        offline agent connects it at its next sync: the answer is the session with `connect` true."""
+        return await self._set_intent(principal, name, True, "session.connect")
+
+    async def disconnect(self, principal: Principal, name: str) -> SessionOut:
+        """End its client now, and keep it ended (state `stopped`); the server session stays, to connect again
+        later. An offline agent ends it at its next sync."""
+        return await self._set_intent(principal, name, False, "session.disconnect")
+
+    async def logoff(self, principal: Principal, name: str, request: LogoffRequest) -> SessionOut:
+        """Play its logoff steps into the display and wait for the client to end: the server session ends, the
+        next connect starts a new one. Conflict when its agent is offline (agent_offline), it is not connected
+        (session_unhealthy), or the client did not end within `wait_seconds` (logoff_failed: it stays connected)."""
+
+        def check() -> tuple[SessionOut, bool]:
+            with audited(self.service.store, principal, "session.logoff", name) as db:
+                row = self._rdp_row(db, principal, name)
+                session = store_ops.session_out(row)
+                self.service.require_usable(session)
+                was, row.connect = row.connect, False  # stored first: a serve killed meanwhile keeps it logged off
+                return store_ops.session_out(row), was
+
+        session, was_connect = await asyncio.to_thread(check)
+        steps = session.logoff if session.logoff is not None else list(WINDOWS_LOGOFF)
+        within = request.wait_seconds + sum(_wait_of(step) for step in steps) + LOGOFF_MARGIN_SECONDS
+        # A sync while the steps play would send connect=false and end the client: a disconnect, not a logoff.
+        self._logging_off.add(name)
+        try:
+            status = await self.service.command(
+                session, "session.logoff", {"name": name, "wait_seconds": request.wait_seconds}, within
+            )
+        except RobofleetError as exc:
+            await asyncio.to_thread(self._restore, name, was_connect)
+            await asyncio.to_thread(
+                record_alone, self.service.store, principal, "session.logoff", name, "failed", {"error": exc.message}
+            )
+            raise
+        finally:
+            self._logging_off.discard(name)
+        return await self.service.store_answer(principal, name, status)
+
+    async def reconnect(self, principal: Principal, name: str) -> SessionOut:
+        """End its client and start a new one now (the display stays; the server session too); a disconnected
+        one is connected. Conflict when its agent is offline or the session is disabled."""
+
+        def check() -> tuple[SessionOut, bool]:
+            with audited(self.service.store, principal, "session.reconnect", name) as db:
+                row = self._rdp_row(db, principal, name)
+                if not row.enabled:
+                    raise Conflict(f"session {name!r} is disabled: enable it instead", details={"session": name})
+                self.service.hub.require(row.agent)
+                was, row.connect = row.connect, True
+                return store_ops.session_out(row), was
+
+        session, was_connect = await asyncio.to_thread(check)
+        # A disconnected session has no client to end: the agent connects it (its kept spec still says false).
+        command = "session.restart" if was_connect else "session.connect"
+        status = await self.service.command(session, command, {"name": name}, CONNECT_SECONDS)
+        return await self.service.store_answer(principal, name, status)
+
+    async def secure_attention(self, principal: Principal, name: str) -> Done:
+        """Send the remote desktop Ctrl+Alt+Del (as ctrl+alt+End, which the client passes on). Conflict when the
+        session is not healthy or its agent offline."""
+
+        def check() -> SessionOut:
+            with audited(self.service.store, principal, "session.secure_attention", name) as db:
+                session = store_ops.session_out(self._rdp_row(db, principal, name))
+                self.service.require_usable(session)
+                return session
+
+        session = await asyncio.to_thread(check)
+        args = {"name": name, "kind": "key", "keys": SECURE_ATTENTION_KEYS}
+        try:
+            await self.service.command(session, "session.input", args, INPUT_SECONDS)
+        except RobofleetError as exc:
+            await asyncio.to_thread(
+                record_alone,
+                self.service.store,
+                principal,
+                "session.secure_attention",
+                name,
+                "failed",
+                {"error": exc.message},
+            )
+            raise
+        return Done()
+
+    async def _set_intent(self, principal: Principal, name: str, connect: bool, command: str) -> SessionOut:
+        def store() -> SessionOut:
+            with audited(self.service.store, principal, command, name, {"connect": connect}) as db:
+                row = self._rdp_row(db, principal, name)
+                row.connect = connect
+                db.flush()
+                return store_ops.session_out(row)
+
+        session = await asyncio.to_thread(store)
+        self.service.publish([session])
+        if not session.enabled or session.agent not in self.service.hub.agents:
+            return session  # the intent is stored: its agent's next sync carries it
+        try:
+            status = await self.service.command(session, command, {"name": name}, CONNECT_SECONDS)
+        except RobofleetError as exc:
+            # Stored all the same: the next sync carries it (the agent may not keep the session yet, or just left).
+            log.warning("session %s: %s not done now (%s); its agent gets it at the next sync", name, command, exc)
+            self.service.wake()
+            return await asyncio.to_thread(self.service.get_session, principal, name)
+        return await self.service.store_answer(principal, name, status)
+
+    def _rdp_row(self, db: Session, principal: Principal, name: str) -> GraphicalSession:
+        """The session `principal` may control (Forbidden, NotFound as for input), locked; Conflict not_rdp when it
+        is of another kind."""
+        row = self.service.scoped(db, principal, "sessions:control", name, lock=True)
+        if row.kind != "rdp":
+            raise Conflict(
+                f"session {name!r} is an {row.kind} session: only an rdp session connects, disconnects and logs off",
+                details={"session": name, "kind": row.kind},
+                code="not_rdp",
+            )
+        return row
+
+    def _restore(self, name: str, connect: bool) -> None:
+        """The intent as it was before a logoff that did not happen (the client is still connected)."""
+        with self.service.store.transaction() as db:
+            store_ops.find(db, name, lock=True).connect = connect
+
+
+def _wait_of(step: str) -> float:
+    kind, _, value = step.partition(":")
+    return float(value) if kind == "wait" else 0.0
