@@ -15,6 +15,13 @@ its directory (sessions/NAME.json: the spec, the pids and start times) and a kee
 those processes instead of starting new ones. Only a sync that drops a session stops its display; stopping the
 keeper (the agent's end) leaves them all running. An attached display is never started or stopped, only checked.
 
+An `rdp` session is an Xvfb display with an RDP client in it: the display is kept here, the connection by the
+session's `Link` (rdp_keeper.py), ticked at every tick once the display is up. `connect`, `disconnect`, `logoff`
+and (for rdp) `restart` act on the connection only; the display stays.
+
+Each session's state is also written, at every change, to sessions/NAME.state.json ({"name", "state", "reason",
+"since"}): what a robot in the session reads (`robofleet.sdk.session_state()`), even while the agent is down.
+
 While a session with `record_seconds` > 0 is healthy, the keeper grabs a small frame of it every second into a
 ring buffer of that many seconds: what a failed run's evidence shows as its last moments.
 """
@@ -30,14 +37,15 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TypedDict
 
-from robofleet.agents import displays, screens, xauth
+from robofleet.agents import displays, inputs, rdp_client, rdp_keeper, screens, xauth
 from robofleet.agents.displays import Display, DisplayError, DisplaySpec, Screen
+from robofleet.agents.rdp_keeper import ConnectionStatus, Link
 
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 2.0
@@ -49,6 +57,8 @@ HUNG_CHECKS = 3  # a living X server that fails this many checks in a row is res
 FRAME_SECONDS = 1.0
 FRAME_WIDTH = 640
 FRAME_GRAB_SECONDS = 1.0
+STATE_SUFFIX = ".state.json"
+LOGOFF_POLL_SECONDS = 0.1
 
 
 class SessionState(StrEnum):
@@ -60,7 +70,8 @@ class SessionState(StrEnum):
 
 
 class SessionProblem(Exception):
-    """A session command that cannot be carried out: `code` is `not_found` or `unhealthy`."""
+    """A session command that cannot be carried out: `code` is `not_found`, `unhealthy`, `not_rdp` or
+    `logoff_failed`."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -86,6 +97,7 @@ class Status(TypedDict):
     events: list[Event]
     screen_width: int | None
     screen_height: int | None
+    connection: ConnectionStatus | None  # an rdp session's client: its connects, drops, pid, last exit
 
 
 def backoff(failures: int) -> float:
@@ -111,6 +123,7 @@ class KeptSession:
     frames: deque[tuple[float, bytes]] = field(default_factory=deque)
     next_frame: float = 0.0
     gone: bool = False  # removed by a sync: whoever still holds it leaves it alone
+    link: Link | None = None  # an rdp session's connection
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -121,8 +134,15 @@ def stop_recorded(state_dir: Path) -> list[int]:
     pids that were asked to stop."""
     stopped: list[int] = []
     for path in sorted((state_dir.resolve() / "sessions").glob("*.json")):
+        if path.name.endswith(STATE_SUFFIX):
+            path.unlink(missing_ok=True)
+            continue
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            kept = json.loads(path.read_text()).get("display")
+            record = json.loads(path.read_text())
+            client = (record.get("rdp") or {}).get("client")
+            if client is not None:  # before its display: it would only see the display go, and say so
+                rdp_client.stop(rdp_client.Client.from_record(client, path.with_suffix(".rdp.log")))
+            kept = record.get("display")
             if kept is not None:
                 display = Display.from_record(kept)
                 displays.stop(display)
@@ -207,9 +227,17 @@ class DisplayKeeper:
         return self._status(session)
 
     def restart(self, name: str) -> Status:
-        """Stop and start the session now (an attached display is checked again); its restarts count one more."""
+        """Stop and start the session now (an attached display is checked again); its restarts count one more.
+        An rdp session whose display is up is reconnected (a new client), its display kept."""
         session = self._session(name)
         with session.lock:
+            if session.link is not None and session.display is not None and session.display.server_alive:
+                session.restarts += 1
+                session.link.again("asked")
+                self._connect_now(session, "asked")
+                return self._status(session)
+            if session.link is not None:
+                session.link.end()
             if session.display is not None:
                 displays.stop(session.display)
                 session.display = None
@@ -223,19 +251,37 @@ class DisplayKeeper:
     def _keep(self, spec: DisplaySpec) -> KeptSession:
         session = self.sessions.get(spec.name)
         if session is None:
-            session = KeptSession(spec)
+            session = KeptSession(spec, link=self._link(spec))
             self.sessions[spec.name] = session
             self._event(session, "new session")
             self._save(session)
+            self._write_state(session)
             return session
         with session.lock:
-            if session.spec.same_display(spec):
+            kept = session.spec
+            if kept.same_display(spec):
                 session.spec = spec
                 if spec.record_seconds == 0:
                     session.frames.clear()
+                if session.link is not None and spec.connect != kept.connect:
+                    self._connect_intent(session, spec.connect)
                 self._save(session)
                 return session
-            if session.display is not None and session.spec.kind == "xvfb":
+            if session.link is not None and kept.same_screen(spec) and session.display is not None:
+                # Another host, user, password, certificate...: a new client in the same display.
+                session.spec = spec
+                session.restarts += 1
+                session.link.again("its connection settings changed")
+                if spec.connect:
+                    self._connect_now(session, "its connection settings changed")
+                else:
+                    self._connect_intent(session, False)
+                self._save(session)
+                return session
+            if session.link is not None:
+                session.link.end()
+                session.link = self._link(spec)
+            if session.display is not None and session.spec.kind != "attach":
                 displays.stop(session.display)
             session.display = None
             session.spec = spec
@@ -251,7 +297,9 @@ class DisplayKeeper:
     def _remove(self, session: KeptSession) -> None:
         with session.lock:
             session.gone = True
-            if session.display is not None and session.spec.kind == "xvfb":
+            if session.link is not None:
+                session.link.end()
+            if session.display is not None and session.spec.kind != "attach":
                 displays.stop(session.display)
             session.display = None
             self._change(session, SessionState.STOPPED, "removed")
@@ -260,6 +308,109 @@ class DisplayKeeper:
                 return  # kept again meanwhile, as a new session: the record is the new one's
             with contextlib.suppress(FileNotFoundError):
                 self._path(session.spec.name).unlink()
+            self._state_path(session.spec.name).unlink(missing_ok=True)
+
+    # ---- an rdp session's connection ---------------------------------------------------------------------
+
+    def connect(self, name: str) -> Status:
+        """Connect the rdp session now (its kept intent becomes connect = true); a failed one is tried again, as
+        an operator asked. SessionProblem `not_rdp` for another kind."""
+        session = self._session(name)
+        with session.lock:
+            link = self._rdp(session)
+            session.spec = replace(session.spec, connect=True)
+            link.again("connect asked")
+            self._connect_now(session, "connect asked")
+            self._save(session)
+        return self._status(session)
+
+    def disconnect(self, name: str) -> Status:
+        """End the rdp session's client (the server session stays) and keep it so: connect = false, stopped."""
+        session = self._session(name)
+        with session.lock:
+            self._rdp(session)
+            session.spec = replace(session.spec, connect=False)
+            self._connect_intent(session, False)
+            self._save(session)
+        return self._status(session)
+
+    def logoff(self, name: str, wait_seconds: float) -> Status:
+        """Play the session's logoff steps into its display and wait up to `wait_seconds` for its client to end:
+        then stopped, "logged off", connect = false. SessionProblem `unhealthy` for a session that is not
+        connected, `logoff_failed` when the client is still connected after the wait (it stays so)."""
+        session = self._session(name)
+        with session.lock:
+            link = self._rdp(session)
+            client, display = link.client, session.display
+            if session.state != SessionState.HEALTHY or client is None or display is None:
+                why = session.reason or session.state.value
+                raise SessionProblem("unhealthy", f"session {name} is not connected ({session.state}): {why}")
+            assert session.spec.rdp is not None
+            steps = session.spec.rdp.logoff
+            link.logging_off = True  # its exit is this command's to see, not a drop to reconnect
+        began = time.monotonic()
+        try:
+            try:
+                rdp_keeper.play(display.display, steps)
+            except inputs.InputFailed as exc:
+                raise SessionProblem("logoff_failed", f"session {name}: a logoff step failed: {exc}") from exc
+            while client.alive and time.monotonic() - began < wait_seconds:
+                time.sleep(LOGOFF_POLL_SECONDS)
+        finally:
+            with session.lock:
+                link.logging_off = False
+                ended = link.client is client and not client.alive
+                if ended:
+                    link.ended_by_logoff()
+                    session.spec = replace(session.spec, connect=False)
+                    self._change(session, SessionState.STOPPED, "logged off")
+                    self._save(session)
+        if not ended:
+            raise SessionProblem(
+                "logoff_failed",
+                f"session {name}: its client is still connected {time.monotonic() - began:.1f} s after the "
+                f"{len(steps)} logoff steps began",
+            )
+        return self._status(session)
+
+    def _rdp(self, session: KeptSession) -> Link:
+        if session.link is None:
+            raise SessionProblem("not_rdp", f"session {session.spec.name} is not an rdp session")
+        return session.link
+
+    def _link(self, spec: DisplaySpec) -> Link | None:
+        return Link(self.folder / f"{spec.name}.rdp.log", backoff) if spec.kind == "rdp" else None
+
+    def _connect_now(self, session: KeptSession, why: str) -> None:
+        """Connect at once if the display is up, else once it is (the watchdog starts it)."""
+        if session.display is not None and session.display.server_alive:
+            self._tick_connection(session, look=False)
+        elif session.state != SessionState.STARTING or session.reason != why:
+            session.due = 0.0
+            self._change(session, SessionState.STARTING, why)
+        self._wake.set()
+
+    def _connect_intent(self, session: KeptSession, connect: bool) -> None:
+        """Act on a changed intent: a disconnect now, or a connect."""
+        assert session.link is not None
+        if connect:
+            session.link.again("connect asked")
+            self._connect_now(session, "connect asked")
+        else:
+            session.link.end()
+            self._change(session, SessionState.STOPPED, "disconnected on request; the server session stays")
+
+    def _tick_connection(self, session: KeptSession, *, look: bool) -> None:
+        link, display = session.link, session.display
+        assert link is not None and display is not None
+        verdicts = link.tick(session.spec, display.display, look=look)
+        if link.dirty:  # a client started or ended: recorded at once (it outlives the agent)
+            link.dirty = False
+            self._save(session)
+        for verdict in verdicts:
+            if verdict.state in ("unhealthy", "failed"):
+                log.warning("session %s: %s", session.spec.name, verdict.reason)
+            self._change(session, SessionState(verdict.state), verdict.reason)
 
     # ---- what commands ask -------------------------------------------------------------------------------
 
@@ -276,7 +427,7 @@ class DisplayKeeper:
         deadline = time.monotonic() + timeout
         session = self._session(name)
         while session.state != SessionState.HEALTHY and time.monotonic() < deadline:
-            if session.state == SessionState.FAILED:
+            if session.state in (SessionState.FAILED, SessionState.STOPPED):
                 break
             self._wake.set()
             time.sleep(0.05)
@@ -322,6 +473,7 @@ class DisplayKeeper:
                 "events": list(session.events),
                 "screen_width": session.screen[0] if session.screen else None,
                 "screen_height": session.screen[1] if session.screen else None,
+                "connection": session.link.status() if session.link is not None else None,
             }
 
     # ---- the watchdog ------------------------------------------------------------------------------------
@@ -354,6 +506,8 @@ class DisplayKeeper:
                     self._start(session)
                 else:
                     self._check(session)
+            elif session.link is not None and session.display is not None:
+                self._tick_connection(session, look=False)  # its client at every tick: a drop is seen at once
             display = self._frame_due(session)
         finally:
             session.lock.release()
@@ -480,6 +634,9 @@ class DisplayKeeper:
                 return
             self._save(session)
         session.screen = (probe.width or spec.width, probe.height or spec.height)
+        if session.link is not None:  # healthy once its remote desktop shows: the link says
+            self._tick_connection(session, look=True)
+            return
         if session.healthy_since is None:
             session.healthy_since = now
         elif now - session.healthy_since >= HEALTHY_RESETS_SECONDS:
@@ -490,6 +647,8 @@ class DisplayKeeper:
         """The session's X server is gone (or was ended for not answering): restart it, or fail, per policy."""
         log.warning("session %s: %s", session.spec.name, reason)
         display = session.display
+        if session.link is not None:
+            session.link.end(f"its display restarted: {reason}")
         if display is not None and display.wm_pid is not None:
             displays.stop_process(display.wm_pid, display.wm_create_time, display.wm_popen)
         session.display = None
@@ -515,6 +674,30 @@ class DisplayKeeper:
             session.since = datetime.now(UTC)
         session.state, session.reason = state, reason
         self._event(session, reason)
+        self._write_state(session)
+
+    def _write_state(self, session: KeptSession) -> None:
+        """The session's state where a robot in it reads it (ROBOFLEET_SESSION_STATE); best effort."""
+        path = self._state_path(session.spec.name)
+        record = {
+            "name": session.spec.name,
+            "state": session.state.value,
+            "reason": session.reason,
+            "since": session.since.isoformat(),
+        }
+        try:
+            temporary = path.with_name(f".{path.name}.tmp")
+            temporary.write_text(json.dumps(record))
+            os.replace(temporary, path)
+        except OSError as exc:
+            log.debug("session %s: its state file was not written: %s", session.spec.name, exc)
+
+    def state_path(self, name: str) -> Path:
+        """Where the session's state is written for its robots."""
+        return self._state_path(name)
+
+    def _state_path(self, name: str) -> Path:
+        return self.folder / f"{name}{STATE_SUFFIX}"
 
     def _event(self, session: KeptSession, reason: str | None) -> None:
         with self._seq_lock:
@@ -538,6 +721,7 @@ class DisplayKeeper:
             "display": display.record() if display is not None else None,
             "starting": starting is not None,
             "restarts": session.restarts,
+            "rdp": session.link.record() if session.link is not None else None,
         }
         path = self._path(session.spec.name)
         temporary = path.with_suffix(".json.tmp")
@@ -548,6 +732,8 @@ class DisplayKeeper:
         """Sessions an earlier agent process kept: their displays still running are taken over (checked at once),
         the others are started again as their policy says."""
         for path in sorted(self.folder.glob("*.json")):
+            if path.name.endswith(STATE_SUFFIX):
+                continue
             try:
                 record = json.loads(path.read_text())
                 spec = DisplaySpec.from_args(record["spec"])
@@ -556,8 +742,9 @@ class DisplayKeeper:
                 continue
             if spec.name in self.sessions:
                 continue
-            session = KeptSession(spec, restarts=int(record.get("restarts", 0)))
+            session = KeptSession(spec, restarts=int(record.get("restarts", 0)), link=self._link(spec))
             kept = record.get("display")
+            link_record = record.get("rdp") or {}
             if kept is not None and record.get("starting"):
                 # Its agent died before it was ready: which display it took is not known. Ended, started anew.
                 displays.stop(Display.from_record(kept))
@@ -569,10 +756,17 @@ class DisplayKeeper:
                     session.display = display
                     self._event(session, f"adopted display {display.display} (pid {display.pid})")
                     log.info("session %s: adopted display %s (pid %s)", spec.name, display.display, display.pid)
+                    adopted = session.link.adopt(link_record) if session.link is not None else None
+                    if adopted is not None:
+                        self._event(session, adopted)
+                        log.info("session %s: %s", spec.name, adopted)
                 else:
                     gone = f"its Xvfb (pid {display.pid}) ended while the agent was away"
                     if display.wm_pid is not None:
                         displays.stop_process(display.wm_pid, display.wm_create_time)
+                    if session.link is not None:  # its client lost its display: ended, counts kept
+                        session.link.adopt(link_record)
+                        session.link.end(gone)
                     if spec.restart == "never":
                         self._change(session, SessionState.FAILED, f"{gone}; its restart policy is never")
                     else:

@@ -13,6 +13,11 @@ Whether a display answers is asked over its local socket with the X11 connection
 screen's size; it never blocks longer than its timeout, where Xlib would hang on a frozen server. A server that
 refuses the unauthenticated setup (a user's `:0` with its cookie) is asked again through `xdpyinfo`, which reads
 the agent user's XAUTHORITY.
+
+An `rdp` session is an Xvfb display like the others with an RDP client drawing a remote desktop into it
+(rdp_client.py, rdp_keeper.py); its spec carries the connection (`RdpSpec`), whose password is the one secret of a
+spec: it is never written (`as_dict` leaves it out), never shown (`repr`), and a spec read back from the agent's
+files, without it, stands for the same connection as one that has it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import struct
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +48,22 @@ PROBE_SECONDS = 1.0
 SOCKET_DIR = Path("/tmp/.X11-unix")  # noqa: S108 (where X servers put their sockets)
 DISPLAY_PATTERN = re.compile(r"^(?P<host>[A-Za-z0-9._-]*):(?P<number>\d{1,5})(?:\.(?P<screen>\d{1,3}))?$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-KINDS = ("xvfb", "attach")
+KINDS = ("xvfb", "attach", "rdp")
 RESTART_POLICIES = ("always", "never")
 DEPTHS = (8, 16, 24)
 WIDTHS = (320, 7680)
 HEIGHTS = (200, 4320)
 MAX_RECORD_SECONDS = 120
+# Never an option to the client: a host that starts with one of these would be read as an argument.
+HOST_PATTERN = re.compile(r"^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252}))$")
+SECURITIES = ("auto", "rdp", "tls", "nla")
+CERTIFICATES = ("ignore", "tofu", "deny")
+FINGERPRINT_PATTERN = re.compile(r"^fingerprint:sha256:[0-9A-Fa-f]{64}$")
+LOGOFF_STEP = re.compile(r"^(?P<kind>key|type|wait):(?P<value>.+)$", re.DOTALL)
+MAX_LOGOFF_STEPS = 20
+MAX_LOGOFF_WAIT = 10.0
+FIRST_FRAME_SECONDS = (1.0, 300.0)
+DEFAULT_LOGOFF = ("key:super+r", "wait:1.5", "type:logoff", "key:Return")
 
 
 class DisplayError(Exception):
@@ -59,6 +74,123 @@ class DisplayError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class RdpSpec:
+    """How an rdp session reaches its remote desktop. `password` is None in a spec read back from the agent's own
+    files (it is never written): such a spec connects again only once the orchestrator sends the password."""
+
+    host: str
+    username: str
+    port: int = 3389
+    domain: str = ""
+    password: str | None = field(default=None, repr=False)
+    security: str = "auto"
+    certificate: str = "tofu"
+    logoff: tuple[str, ...] = DEFAULT_LOGOFF
+    client: str = "xfreerdp"
+    extra_args: tuple[str, ...] = ()
+    first_frame_seconds: float = 20.0
+
+    @classmethod
+    def from_args(cls, name: str, raw: Any) -> RdpSpec:
+        """The connection in `raw`; ValueError says what is wrong (never what the password is)."""
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"session {name}: an rdp session needs its connection (rdp: host, username...)")
+        host = raw.get("host")
+        if not isinstance(host, str) or not HOST_PATTERN.fullmatch(host):
+            raise ValueError(f"session {name}: rdp host is a hostname, an IPv4 or an [IPv6] address, not {host!r:.60}")
+        port = _integer(raw, "port", 3389)
+        if not 1 <= port <= 65535:
+            raise ValueError(f"session {name}: rdp port is 1..65535, not {port}")
+        username, domain = _text(name, raw, "username"), _text(name, raw, "domain", "")
+        if not username:
+            raise ValueError(f"session {name}: rdp username is required")
+        password = raw.get("password")
+        if password is not None and (not isinstance(password, str) or any(c in password for c in "\x00\r\n")):
+            raise ValueError(f"session {name}: rdp password is a text without NUL or line breaks")
+        security = str(raw.get("security") or "auto")
+        if security not in SECURITIES:
+            raise ValueError(f"session {name}: rdp security is auto, rdp, tls or nla, not {security[:20]!r}")
+        certificate = str(raw.get("certificate") or "tofu")
+        if certificate not in CERTIFICATES and not FINGERPRINT_PATTERN.fullmatch(certificate):
+            raise ValueError(
+                f"session {name}: rdp certificate is ignore, tofu, deny or fingerprint:sha256:<64 hex>, "
+                f"not {certificate[:80]!r}"
+            )
+        logoff = raw.get("logoff")
+        logoff = DEFAULT_LOGOFF if logoff is None else _strings(name, logoff, "rdp logoff")
+        if len(logoff) > MAX_LOGOFF_STEPS:
+            raise ValueError(f"session {name}: rdp logoff has at most {MAX_LOGOFF_STEPS} steps")
+        for step in logoff:
+            check_logoff_step(name, step)
+        client = str(raw.get("client") or "xfreerdp")
+        extra = _strings(name, raw.get("extra_args") or [], "rdp extra_args")
+        first_frame = raw.get("first_frame_seconds", 20.0)
+        if isinstance(first_frame, bool) or not isinstance(first_frame, int | float):
+            raise ValueError(f"session {name}: rdp first_frame_seconds is a number of seconds")
+        if not FIRST_FRAME_SECONDS[0] <= first_frame <= FIRST_FRAME_SECONDS[1]:
+            raise ValueError(f"session {name}: rdp first_frame_seconds is {FIRST_FRAME_SECONDS[0]:g}..300")
+        return cls(
+            host, username, port, domain, password, security, certificate, logoff, client, extra, float(first_frame)
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the agent writes down: everything but the password."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "domain": self.domain,
+            "security": self.security,
+            "certificate": self.certificate,
+            "logoff": list(self.logoff),
+            "client": self.client,
+            "extra_args": list(self.extra_args),
+            "first_frame_seconds": self.first_frame_seconds,
+        }
+
+    def same_connection(self, other: RdpSpec) -> bool:
+        """Whether a client connected as `self` is connected as `other` asks; an unknown password (None, read back
+        from the agent's files) is taken for the one the other has."""
+        known = self.password is not None and other.password is not None
+        return (self.host, self.port, self.username, self.domain, self.security, self.certificate) == (
+            other.host,
+            other.port,
+            other.username,
+            other.domain,
+            other.security,
+            other.certificate,
+        ) and (not known or self.password == other.password)
+
+
+def check_logoff_step(name: str, step: str) -> None:
+    """ValueError unless `step` is `key:<keys>`, `type:<text>` or `wait:<seconds, at most 10>`."""
+    match = LOGOFF_STEP.fullmatch(step)
+    if match is None:
+        said = f"key:<keys>, type:<text> or wait:<seconds>, not {step[:60]!r}"
+        raise ValueError(f"session {name}: a logoff step is {said}")
+    if match["kind"] == "wait":
+        try:
+            seconds = float(match["value"])
+        except ValueError:
+            raise ValueError(f"session {name}: wait:<seconds> takes a number, not {match['value'][:20]!r}") from None
+        if not 0 <= seconds <= MAX_LOGOFF_WAIT:
+            raise ValueError(f"session {name}: a logoff wait is 0..{MAX_LOGOFF_WAIT:g} s")
+
+
+def _text(name: str, raw: Mapping[str, Any], key: str, default: str | None = None) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or len(value) > 256 or any(ord(c) < 32 for c in value):
+        raise ValueError(f"session {name}: rdp {key} is a text of at most 256 printable characters")
+    return value
+
+
+def _strings(name: str, value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"session {name}: {what} is a list of strings")
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -74,6 +206,8 @@ class DisplaySpec:
     window_manager: tuple[str, ...] | None = None
     restart: str = "always"
     record_seconds: int = 0
+    connect: bool = True  # an rdp session's client is wanted (false: the display is kept, stopped); others ignore it
+    rdp: RdpSpec | None = None
 
     @classmethod
     def from_args(cls, raw: Mapping[str, Any]) -> DisplaySpec:
@@ -83,7 +217,7 @@ class DisplaySpec:
             raise ValueError(f"a session name is letters, digits, '.', '_' and '-', not {name[:60]!r}")
         kind = str(raw.get("kind") or "xvfb")
         if kind not in KINDS:
-            raise ValueError(f"session {name}: kind is xvfb or attach, not {kind!r}")
+            raise ValueError(f"session {name}: kind is xvfb, attach or rdp, not {kind!r}")
         display = raw.get("display")
         if display is not None:
             display = str(display)
@@ -91,7 +225,7 @@ class DisplaySpec:
                 raise ValueError(f"session {name}: a display looks like ':1' or 'host:0.0', not {display[:40]!r}")
         if kind == "attach" and display is None:
             raise ValueError(f"session {name}: an attach session names its display (like ':0')")
-        if kind == "xvfb" and display is not None and DISPLAY_PATTERN.fullmatch(display)["host"]:  # type: ignore[index]
+        if kind != "attach" and display is not None and DISPLAY_PATTERN.fullmatch(display)["host"]:  # type: ignore[index]
             raise ValueError(f"session {name}: an Xvfb display is on this machine (':N'), not {display!r}")
         width, height, depth = _integer(raw, "width", 1280), _integer(raw, "height", 800), _integer(raw, "depth", 24)
         if not WIDTHS[0] <= width <= WIDTHS[1] or not HEIGHTS[0] <= height <= HEIGHTS[1]:
@@ -109,7 +243,12 @@ class DisplaySpec:
         record = _integer(raw, "record_seconds", 0)
         if not 0 <= record <= MAX_RECORD_SECONDS:
             raise ValueError(f"session {name}: record_seconds is 0..{MAX_RECORD_SECONDS}")
-        return cls(name, kind, display, width, height, depth, manager if kind == "xvfb" else None, restart, record)
+        connect = raw.get("connect", True)
+        if not isinstance(connect, bool):
+            raise ValueError(f"session {name}: connect is true or false, not {connect!r:.20}")
+        rdp = RdpSpec.from_args(name, raw.get("rdp")) if kind == "rdp" else None
+        manager = manager if kind == "xvfb" else None  # an rdp display shows the remote desktop, full size: no WM
+        return cls(name, kind, display, width, height, depth, manager, restart, record, connect, rdp)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -122,10 +261,12 @@ class DisplaySpec:
             "window_manager": list(self.window_manager) if self.window_manager else None,
             "restart": self.restart,
             "record_seconds": self.record_seconds,
+            "connect": self.connect,
+            "rdp": self.rdp.as_dict() if self.rdp is not None else None,  # without the password
         }
 
-    def same_display(self, other: DisplaySpec) -> bool:
-        """Whether `other` is kept by the same running display (its restart policy and recording may differ)."""
+    def same_screen(self, other: DisplaySpec) -> bool:
+        """Whether `other` can be drawn in the display that `self` started (an rdp session's client may differ)."""
         return (self.kind, self.display, self.width, self.height, self.depth, self.window_manager) == (
             other.kind,
             other.display,
@@ -134,6 +275,15 @@ class DisplaySpec:
             other.depth,
             other.window_manager,
         )
+
+    def same_display(self, other: DisplaySpec) -> bool:
+        """Whether `other` is kept as it is now: the same display and, for rdp, the same connection (its restart
+        policy, recording, connect intent, logoff steps and client settings may differ)."""
+        if not self.same_screen(other):
+            return False
+        if self.rdp is None or other.rdp is None:
+            return self.rdp is other.rdp
+        return self.rdp.same_connection(other.rdp)
 
 
 def _integer(raw: Mapping[str, Any], key: str, default: int) -> int:

@@ -4,7 +4,8 @@ describe the machine, keep graphical sessions (display_keeper.py) and show and d
 evidence of failed runs (evidence.py). Each command has an id: a repeated id gets the first result again, never a
 second run; a repeat that arrives while the first run still goes waits for that run's result. Screenshots and
 evidence bundles are the exception: they are large, and asking again for a picture wants a new one, so their
-results are not remembered; nor are the sessions' syncs, restarts and inputs (NOT_REMEMBERED). A result larger
+results are not remembered; nor are the sessions' syncs, restarts, inputs, connects, disconnects and logoffs
+(NOT_REMEMBERED: each says how the session is now). A result larger
 than MAX_RESULT_BYTES is refused (`too_large`) rather than sent.
 
 A session spec the agent cannot keep (a name or a value it refuses) is that session's `failed` status with the
@@ -53,11 +54,24 @@ PART_SUFFIX = ".robofleet-part"
 FILE_LIMIT = 50 * 1024 * 1024
 CAPABILITIES = ["process", "shell", "files", "system", "session"]
 # Large (pictures, bundles, every session's status and events) or worth doing again when asked again.
-NOT_REMEMBERED = frozenset({"session.screenshot", "run.evidence", "session.sync", "session.restart", "session.input"})
+NOT_REMEMBERED = frozenset(
+    {
+        "session.screenshot",
+        "run.evidence",
+        "session.sync",
+        "session.restart",
+        "session.input",
+        "session.connect",
+        "session.disconnect",
+        "session.logoff",
+    }
+)
 # Below the WebSocket's 64 MiB message limit with room: a larger answer would end the connection, and be sent
 # again on the next, for ever.
 MAX_RESULT_BYTES = 24 * 1024 * 1024
 SESSION_WAIT_SECONDS = 15.0
+LOGOFF_WAIT_SECONDS = 20.0
+MAX_LOGOFF_WAIT_SECONDS = 120.0
 
 
 def refused_status(name: str, reason: str) -> Status:
@@ -73,6 +87,7 @@ def refused_status(name: str, reason: str) -> Status:
         "events": [],
         "screen_width": None,
         "screen_height": None,
+        "connection": None,
     }
 
 
@@ -153,6 +168,9 @@ class Worker:
             "session.screenshot": self._session_screenshot,
             "session.input": self._session_input,
             "session.restart": self._session_restart,
+            "session.connect": self._session_connect,
+            "session.disconnect": self._session_disconnect,
+            "session.logoff": self._session_logoff,
             "run.evidence": self._run_evidence,
             "run.evidence_drop": self._run_evidence_drop,
         }
@@ -316,6 +334,9 @@ class Worker:
         if args.get("session") is not None:
             session = self._ready_session(args["session"], args.get("session_wait_seconds"))
             env["DISPLAY"] = str(session["display"])
+            # What robofleet.sdk.session_state() reads: the session's state, written by the keeper at each change.
+            env["ROBOFLEET_SESSION"] = session["name"]
+            env["ROBOFLEET_SESSION_STATE"] = str(self.displays.state_path(session["name"]))
         run = self.processes.start(
             run_id,
             argv,
@@ -434,6 +455,19 @@ class Worker:
 
     def _session_restart(self, args: dict[str, Any]) -> Status:
         return self.displays.restart(str(args["name"]))
+
+    def _session_connect(self, args: dict[str, Any]) -> Status:
+        return self.displays.connect(str(args["name"]))
+
+    def _session_disconnect(self, args: dict[str, Any]) -> Status:
+        return self.displays.disconnect(str(args["name"]))
+
+    def _session_logoff(self, args: dict[str, Any]) -> Status:
+        wait = args.get("wait_seconds")
+        wait = LOGOFF_WAIT_SECONDS if wait is None else wait
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 < wait <= MAX_LOGOFF_WAIT_SECONDS:
+            raise CommandError("bad_args", f"wait_seconds is a number of seconds in (0, {MAX_LOGOFF_WAIT_SECONDS:g}]")
+        return self.displays.logoff(str(args["name"]), float(wait))
 
     def _run_evidence(self, args: dict[str, Any]) -> Bundle:
         run_id = str(args["run_id"])
