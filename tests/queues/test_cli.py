@@ -1,5 +1,5 @@
-"""`robofleet queue …` against a running serve: list, show, add (one item or a file), items, retry and export, as an
-operator types them."""
+"""`robofleet queue …` against a running serve: list, show, add (one item, or a file of NDJSON or CSV, refused whole
+when a line is malformed), items, retry (saying which named items it left) and export, as an operator types them."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def test_the_queue_commands(start_serve: StartServe, tmp_path: Path) -> None:
     assert "refused by the customer" in cli("items", "invoices", "--state", "failed")
     assert cli("retry", "invoices").strip() == "1 item(s) to retry"
     assert "INV-1" in cli("items", "invoices", "--state", "retry")
+    named = serve.cli("queue", "retry", "invoices", "--id", str(item["id"]), "--id", "999999", "--token", token)
+    assert named.returncode == 0 and named.stdout.strip() == "0 item(s) to retry"
+    assert f"item {item['id']} not retried: it is retry" in named.stderr
+    assert "item 999999 not retried: not found" in named.stderr
 
     exported = tmp_path / "out.csv"
     cli("export", "invoices", "--format", "csv", "--output", str(exported), "--reference-prefix", "INV-25")
@@ -64,3 +68,18 @@ def test_the_queue_commands(start_serve: StartServe, tmp_path: Path) -> None:
     assert refused.returncode == 2 and f"{broken}:3: not JSON" in refused.stderr
     assert "nothing was added" in refused.stderr
     assert "B-1" not in cli("items", "invoices", "--reference-prefix", "B-")
+
+    # CSV as the panel's upload reads it: a header row, the item's columns, the others gathered into the payload.
+    sheet = tmp_path / "items.csv"
+    sheet.write_text('reference;Priority;customer;payload\nC-1;7;ACME;"{""vat"": true}"\nC-2;;Umbrella;\n')
+    assert "added 2 item(s)" in cli("add", "invoices", "--file", str(sheet))
+    [first] = queues.items("invoices", reference_prefix="C-1")
+    assert first["priority"] == 7 and first["payload"] == {"vat": True, "customer": "ACME"}
+    bad_sheet = tmp_path / "bad.csv"
+    bad_sheet.write_text("reference,priority\nD-1,1\nD-2,high\nD-3,2,extra\n")
+    malformed = serve.cli("queue", "add", "invoices", "--file", str(bad_sheet), "--token", token)
+    assert malformed.returncode == 2, malformed.stderr
+    assert f'{bad_sheet}:3: priority must be a whole number from 0 to 1000, got "high"' in malformed.stderr
+    assert f"{bad_sheet}:4: 3 value(s), the header has 2 column(s)" in malformed.stderr
+    assert "2 malformed line(s); nothing was added" in malformed.stderr
+    assert queues.items("invoices", reference_prefix="D-") == []  # not even the good row

@@ -12,6 +12,7 @@ import httpx
 import typer
 
 from robofleet.client import ServerOption, TokenOption, call, connection, fail, settings_from
+from robofleet.queues.item_files import MalformedFile, read_items
 
 app = typer.Typer(no_args_is_help=True, help="Work queues of a running orchestrator: their items, retries, exports.")
 ADD_BATCH = 1000  # items per request of `queue add --file`
@@ -63,32 +64,29 @@ def show(ctx: typer.Context, name: str, server: ServerOption = None, token: Toke
     typer.echo(json.dumps(queue, indent=2))
 
 
+SHOWN_PROBLEMS = 50
+
+
 def _read_items(path: str) -> list[dict[str, Any]]:
-    """Items from a JSON array or NDJSON (one item object per line); `-` is standard input."""
+    """Items of a file as the panel's upload reads it (item_files): a JSON array or NDJSON of item objects, or CSV
+    with a header row; `-` is standard input. Each malformed line is named `path:LINE`, and then nothing is added."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}", 2)
-    if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            fail(f"{path}: not a JSON array of items: {exc}; nothing was added", 2)
-        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            fail(f"{path}: every item must be a JSON object; nothing was added", 2)
-        return items
-    items = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            fail(f"{path}:{number}: not JSON ({exc.msg} at column {exc.colno}); nothing was added", 2)
-        if not isinstance(item, dict):
-            fail(f"{path}:{number}: an item must be a JSON object; nothing was added", 2)
-        items.append(item)
-    return items
+    except UnicodeDecodeError as exc:
+        fail(f"{path} is not UTF-8 text (byte {exc.start}); nothing was added", 2)
+    try:
+        return read_items(path, text)
+    except MalformedFile as exc:
+        problems = exc.problems
+    if len(problems) == 1:
+        where = path if problems[0].line is None else f"{path}:{problems[0].line}"
+        fail(f"{where}: {problems[0].message}; nothing was added", 2)
+    for problem in problems[:SHOWN_PROBLEMS]:
+        typer.echo(f"{path}:{problem.line}: {problem.message}", err=True)
+    more = f" ({len(problems) - SHOWN_PROBLEMS} more not shown)" if len(problems) > SHOWN_PROBLEMS else ""
+    fail(f"{path}: {len(problems)} malformed line(s){more}; nothing was added", 2)
 
 
 @app.command("add")
@@ -101,7 +99,13 @@ def add(
     deadline: Annotated[str | None, typer.Option("--deadline", help="ISO time with offset")] = None,
     postpone_until: Annotated[str | None, typer.Option("--postpone-until", help="ISO time with offset")] = None,
     file: Annotated[
-        str | None, typer.Option("--file", help="Many items: a JSON array or NDJSON of item objects ('-': stdin)")
+        str | None,
+        typer.Option(
+            "--file",
+            help="Many items: a JSON array or NDJSON of item objects, or CSV with a header row as the panel's upload "
+            "takes it (columns reference, priority, deadline, postpone_until, payload; others go into the payload); "
+            "'-': stdin",
+        ),
     ] = None,
     server: ServerOption = None,
     token: TokenOption = None,
