@@ -206,6 +206,27 @@ def test_a_connection_the_server_drops_comes_back_to_the_same_session(
         assert "(exit 12)" in said[0], said
 
 
+def test_a_screen_gone_one_colour_while_the_client_runs_is_a_drop_and_reconnects(
+    exclusive: RdpServer, rdp_worker: Worker
+) -> None:
+    rdp_worker.displays.check_seconds = 0.5
+    first = connected(rdp_worker, rdp_spec("blank", exclusive))
+    session = server.wait_server_session()
+    old = client_pid(rdp_worker, "blank")
+    # The client runs on but its window is gone from the display: what a hung client or a lost window looks like.
+    env = {**os.environ, "DISPLAY": first["display"]}
+    windows = subprocess.run(
+        ["xdotool", "search", "--pid", str(old)], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for window in windows:
+        subprocess.run(["xdotool", "windowunmap", window], env=env, check=False)
+    blanked = time.monotonic()
+    took = reconnected(rdp_worker, "blank", old, blanked)
+    timings["reconnect after a one-colour screen, check every 0.5 s (s)"] = took
+    assert any(reason.startswith("dropped: the screen was one colour") for reason in reasons(rdp_worker, "blank"))
+    assert server.server_session() == session and status(rdp_worker, "blank")["connection"]["drops"] == 1
+
+
 def test_a_logoff_ends_the_server_session_and_the_next_connect_makes_a_new_one(
     exclusive: RdpServer, rdp_worker: Worker
 ) -> None:
