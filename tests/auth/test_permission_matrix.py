@@ -18,6 +18,8 @@ from robofleet.auth.principal import RUN_USER, RunBinding, system_principal
 from robofleet.auth.schemas import TokenCreate
 from robofleet.auth.tokens import create_token
 from robofleet.auth.users import ensure_service_user
+from robofleet.orchestrator import build_registry
+from robofleet.settings.model import Settings
 from robofleet.store import Store
 from robofleet.web.app import all_routers
 from robofleet.web.security import Require
@@ -121,3 +123,29 @@ def test_every_route_for_every_role(client: TestClient, store: Store, make_user:
                 assert ok, (method, url, name, permission, got, expected, answer.text[:200])
                 checked += 1
     assert checked > 300
+
+
+# Actions whose permission is declared here, not read from the registry: what each role may do with sessions.
+SESSION_ACTIONS = {
+    "sessions.list": "sessions:read",
+    "sessions.screenshot": "sessions:read",
+    "sessions.click": "sessions:control",
+    "sessions.type": "sessions:control",
+    "sessions.key": "sessions:control",
+    "sessions.connect": "sessions:control",
+    "sessions.disconnect": "sessions:control",
+    "sessions.logoff": "sessions:control",
+    "sessions.reconnect": "sessions:control",
+    "sessions.secure_attention": "sessions:control",
+    "sessions.create": "sessions:admin",
+    "sessions.update": "sessions:admin",
+    "sessions.delete": "sessions:admin",
+    "sessions.restart": "sessions:admin",
+}
+
+
+def test_session_actions_take_the_permissions_of_their_routes(settings: Settings) -> None:
+    registry = build_registry(settings)
+    assert {name: registry.get(name).permission for name in SESSION_ACTIONS} == SESSION_ACTIONS
+    may_control = {role for role, (_, patterns) in BUILTIN_ROLES.items() if grants(patterns, "sessions:control")}
+    assert may_control == {"admin", "operator"}

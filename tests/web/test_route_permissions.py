@@ -103,3 +103,32 @@ def test_openapi_metrics_and_settings(client: TestClient, admin_token: str, make
     assert settings["server"]["port"] == 8080
     viewer = make_user("viewer1", ["viewer"])
     assert client.get("/api/v1/settings", headers=bearer(viewer)).status_code == 403
+
+
+# Routes that act on what a session shows or is connected to: sessions:control, as input is (defining and restarting a
+# session stay sessions:admin's).
+SESSION_CONTROL_ROUTES = {
+    ("POST", f"/api/v1/sessions/{{name}}/{operation}")
+    for operation in (
+        "click",
+        "type",
+        "key",
+        "scroll",
+        "connect",
+        "disconnect",
+        "logoff",
+        "reconnect",
+        "secure-attention",
+    )
+}
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_session_control_routes_take_sessions_control(client: TestClient) -> None:
+    guards = {(method, path): guard for method, path, guard in routes(client) if path.startswith("/api/v1/sessions")}
+    controlled = {
+        key for key, guard in guards.items() if isinstance(guard, Require) and guard.permission == "sessions:control"
+    }
+    assert controlled == SESSION_CONTROL_ROUTES
+    restart = guards[("POST", "/api/v1/sessions/{name}/restart")]
+    assert isinstance(restart, Require) and restart.permission == "sessions:admin"
