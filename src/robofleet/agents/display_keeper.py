@@ -19,8 +19,9 @@ An `rdp` session is an Xvfb display with an RDP client in it: the display is kep
 session's `Link` (rdp_keeper.py), ticked at every tick once the display is up. `connect`, `disconnect`, `logoff`
 and (for rdp) `restart` act on the connection only; the display stays.
 
-Each session's state is also written, at every change, to sessions/NAME.state.json ({"name", "state", "reason",
-"since"}): what a robot in the session reads (`robofleet.sdk.session_state()`), even while the agent is down.
+Each session's state is also written, at every change, to sessions/states/NAME.json ({"name", "state", "reason",
+"since"}; a folder of their own, so that no session's name makes its state file another's record): what a robot in
+the session reads (`robofleet.sdk.session_state()`), even while the agent is down.
 
 While a session with `record_seconds` > 0 is healthy, the keeper grabs a small frame of it every second into a
 ring buffer of that many seconds: what a failed run's evidence shows as its last moments.
@@ -57,7 +58,7 @@ HUNG_CHECKS = 3  # a living X server that fails this many checks in a row is res
 FRAME_SECONDS = 1.0
 FRAME_WIDTH = 640
 FRAME_GRAB_SECONDS = 1.0
-STATE_SUFFIX = ".state.json"
+STATES = "states"  # under the sessions folder: what robots read of their session
 LOGOFF_POLL_SECONDS = 0.1
 
 
@@ -133,10 +134,9 @@ def stop_recorded(state_dir: Path) -> list[int]:
     uninstall) ends them with this. A pid that is no longer the recorded process is left alone. The X servers'
     pids that were asked to stop."""
     stopped: list[int] = []
+    for path in sorted((state_dir.resolve() / "sessions" / STATES).glob("*.json")):
+        path.unlink(missing_ok=True)
     for path in sorted((state_dir.resolve() / "sessions").glob("*.json")):
-        if path.name.endswith(STATE_SUFFIX):
-            path.unlink(missing_ok=True)
-            continue
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             record = json.loads(path.read_text())
             client = (record.get("rdp") or {}).get("client")
@@ -174,6 +174,7 @@ class DisplayKeeper:
             if self._thread is not None:
                 return
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.folder / STATES).mkdir(mode=0o700, exist_ok=True)
             xauth.prepare(self.folder)  # before any display is started or probed: their cookies go there
             self._adopt()
             self._stopping.clear()
@@ -697,7 +698,7 @@ class DisplayKeeper:
         return self._state_path(name)
 
     def _state_path(self, name: str) -> Path:
-        return self.folder / f"{name}{STATE_SUFFIX}"
+        return self.folder / STATES / f"{name}.json"
 
     def _event(self, session: KeptSession, reason: str | None) -> None:
         with self._seq_lock:
@@ -732,8 +733,6 @@ class DisplayKeeper:
         """Sessions an earlier agent process kept: their displays still running are taken over (checked at once),
         the others are started again as their policy says."""
         for path in sorted(self.folder.glob("*.json")):
-            if path.name.endswith(STATE_SUFFIX):
-                continue
             try:
                 record = json.loads(path.read_text())
                 spec = DisplaySpec.from_args(record["spec"])
