@@ -59,9 +59,9 @@ def test_an_item_older_than_the_sla_is_counted_past_it_and_alerted(
     rule = {"name": "late", "kind": "queue_past_sla", "match": "late-*", "threshold": 1}
     assert client.post("/api/v1/alerts/rules", headers=headers, json=rule).status_code == 201
 
-    def raised() -> list[dict[str, Any]] | None:
+    def raised() -> list[dict[str, Any]]:
         alerts: list[dict[str, Any]] = client.get("/api/v1/alerts", headers=headers).json()["items"]
-        return alerts or None
+        return alerts  # empty (falsy) until the alert is raised
 
     [alert] = wait_until(raised, 30)  # the leader's detection loop, every alerting.check_seconds
     assert alert["kind"] == "queue_past_sla" and alert["subject"] == "late-queue"
