@@ -5,14 +5,18 @@ Connected or not is an intent stored with the session (`connect`) before the age
 so a `serve` killed in between, or an agent offline now, ends up doing what was asked last. The agent's answer is the
 session's Status, stored like a sync's. Each operation takes sessions:control and is audited (names, never a value of
 the connection). A session of another kind is refused with 409 `not_rdp`.
+
+Also here, as pure functions: an rdp session's columns from its fields, the spec its agent gets, and the client's
+counts as its agent reports them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from robofleet.auth.audit import audited, record_alone
@@ -20,7 +24,16 @@ from robofleet.auth.principal import Principal
 from robofleet.errors import Conflict, RobofleetError
 from robofleet.sessions import store_ops
 from robofleet.sessions.models import GraphicalSession
-from robofleet.sessions.schemas import WINDOWS_LOGOFF, Done, LogoffRequest, SessionOut
+from robofleet.sessions.schemas import (
+    DEFAULT_PORT,
+    RDP_FIELDS,
+    WINDOWS_LOGOFF,
+    Done,
+    LogoffRequest,
+    RdpSpec,
+    SessionOut,
+)
+from robofleet.settings.model import RdpSettings
 
 if TYPE_CHECKING:
     from robofleet.sessions.service import SessionsService
@@ -176,3 +189,56 @@ class RdpOperations:
 def _wait_of(step: str) -> float:
     kind, _, value = step.partition(":")
     return float(value) if kind == "wait" else 0.0
+
+
+def rdp_columns(kind: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The rdp columns of a session of `kind` from its fields: the password as text, the defaults of those not set
+    (a session that became rdp); all None for the other kinds."""
+    if kind != "rdp":
+        return dict.fromkeys(RDP_FIELDS)
+    password = values.get("password")
+    return {
+        **{key: values.get(key) for key in RDP_FIELDS},
+        "password": password.get_secret_value() if isinstance(password, SecretStr) else password,
+        "port": values.get("port") or DEFAULT_PORT,
+        "domain": values.get("domain") or "",
+        "security": values.get("security") or "auto",
+        "certificate": values.get("certificate") or "tofu",
+        "logoff": list(WINDOWS_LOGOFF) if values.get("logoff") is None else list(values["logoff"]),
+    }
+
+
+def rdp_spec(row: GraphicalSession, client: RdpSettings) -> RdpSpec:
+    """What the agent of an rdp session gets to connect it: the connection, with its password, and the client."""
+    return RdpSpec(
+        host=row.host or "",
+        port=row.port or DEFAULT_PORT,
+        username=row.username or "",
+        domain=row.domain or "",
+        password=row.password or "",
+        security=row.security or "auto",
+        certificate=row.certificate or "tofu",
+        logoff=list(WINDOWS_LOGOFF if row.logoff is None else row.logoff),
+        client=client.client,
+        extra_args=list(client.extra_args),
+        first_frame_seconds=client.first_frame_seconds,
+    )
+
+
+def connection_facts(given: dict[str, Any]) -> dict[str, Any]:
+    """An rdp client's counts as the agent reported them, kept to their shape (the answer is the agent's to make)."""
+    last_exit = given.get("last_exit")
+    pid = _count(given.get("client_pid"))
+    return {
+        "connects": _count(given.get("connects")),
+        "drops": _count(given.get("drops")),
+        "client_pid": pid or None,
+        "last_exit": str(last_exit)[:500] if last_exit is not None else None,
+    }
+
+
+def _count(value: Any) -> int:
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from robofleet.agents.hub import CommandFailed
@@ -35,17 +34,14 @@ from robofleet.runtime import Loop, Tasks
 from robofleet.sessions import store_ops
 from robofleet.sessions.evidence import Evidence
 from robofleet.sessions.models import GraphicalSession
-from robofleet.sessions.rdp_ops import RdpOperations
+from robofleet.sessions.rdp_ops import RdpOperations, connection_facts, rdp_columns, rdp_spec
 from robofleet.sessions.schemas import (
     CONTENT_TYPES,
-    DEFAULT_PORT,
     RDP_FIELDS,
-    WINDOWS_LOGOFF,
     Click,
     Done,
     EvidenceOut,
     Keys,
-    RdpSpec,
     Screenshot,
     Scroll,
     SessionCreate,
@@ -222,7 +218,7 @@ class SessionsService:
             values = data.model_dump()
             if values["record_seconds"] is None:
                 values["record_seconds"] = self.settings.record_seconds
-            values.update(_rdp_values(data.kind, values))
+            values.update(rdp_columns(data.kind, values))
             now = utcnow()
             state = State.STARTING if data.enabled else State.STOPPED
             reason = None if data.enabled else "disabled"
@@ -285,7 +281,7 @@ class SessionsService:
             was_enabled, old_agent = row.enabled, row.agent
             for key, value in changes.items():
                 setattr(row, key, value)
-            for key, value in _rdp_values(kind, {key: getattr(row, key) for key in RDP_FIELDS}).items():
+            for key, value in rdp_columns(kind, {key: getattr(row, key) for key in RDP_FIELDS}).items():
                 setattr(row, key, value)
             if kind != "rdp":
                 row.connection, row.connect = None, True
@@ -394,23 +390,7 @@ class SessionsService:
             record_seconds=row.record_seconds,
             # Connected while a logoff is being played, whatever is stored: a sync meanwhile must not disconnect it.
             connect=row.connect or self.rdp.logging_off(row.name),
-            rdp=self._rdp_spec(row) if row.kind == "rdp" else None,
-        )
-
-    def _rdp_spec(self, row: GraphicalSession) -> RdpSpec:
-        client = self.settings.rdp
-        return RdpSpec(
-            host=row.host or "",
-            port=row.port or DEFAULT_PORT,
-            username=row.username or "",
-            domain=row.domain or "",
-            password=row.password or "",
-            security=row.security or "auto",
-            certificate=row.certificate or "tofu",
-            logoff=list(WINDOWS_LOGOFF if row.logoff is None else row.logoff),
-            client=client.client,
-            extra_args=list(client.extra_args),
-            first_frame_seconds=client.first_frame_seconds,
+            rdp=rdp_spec(row, self.settings.rdp) if row.kind == "rdp" else None,
         )
 
     def _robots_naming(self, session: str) -> list[str]:
@@ -511,7 +491,7 @@ class SessionsService:
         row.restarts = int(status.get("restarts") or 0)
         row.screen_width, row.screen_height = _size(status.get("screen_width")), _size(status.get("screen_height"))
         if row.kind == "rdp" and isinstance(status.get("connection"), dict):
-            row.connection = _connection(status["connection"])
+            row.connection = connection_facts(status["connection"])
         if state == State.HEALTHY:
             row.last_healthy_at = now
         changed = before != _reported(row)
@@ -756,41 +736,6 @@ def _reported(row: GraphicalSession) -> tuple[Any, ...]:
         row.screen_height,
         row.connection,
     )
-
-
-def _rdp_values(kind: str, values: dict[str, Any]) -> dict[str, Any]:
-    """The rdp columns of a session of `kind` from its fields: the password as text, the defaults of those not set
-    (a session that became rdp); all None for the other kinds."""
-    if kind != "rdp":
-        return dict.fromkeys(RDP_FIELDS)
-    password = values.get("password")
-    return {
-        **{key: values.get(key) for key in RDP_FIELDS},
-        "password": password.get_secret_value() if isinstance(password, SecretStr) else password,
-        "port": values.get("port") or DEFAULT_PORT,
-        "domain": values.get("domain") or "",
-        "security": values.get("security") or "auto",
-        "certificate": values.get("certificate") or "tofu",
-        "logoff": list(WINDOWS_LOGOFF) if values.get("logoff") is None else list(values["logoff"]),
-    }
-
-
-def _connection(given: dict[str, Any]) -> dict[str, Any]:
-    """An rdp client's counts as the agent reported them, kept to their shape (the answer is the agent's to make)."""
-    last_exit = given.get("last_exit")
-    return {
-        "connects": _count(given.get("connects")),
-        "drops": _count(given.get("drops")),
-        "client_pid": _size(given.get("client_pid")),
-        "last_exit": str(last_exit)[:500] if last_exit is not None else None,
-    }
-
-
-def _count(value: Any) -> int:
-    try:
-        return max(int(value), 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 def _unhealthy(name: str, reason: str) -> Conflict:
