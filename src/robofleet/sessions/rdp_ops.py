@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
@@ -28,6 +29,7 @@ from robofleet.sessions.schemas import (
     DEFAULT_PORT,
     RDP_FIELDS,
     WINDOWS_LOGOFF,
+    ConnectionStatus,
     Done,
     LogoffRequest,
     RdpSpec,
@@ -225,16 +227,16 @@ def rdp_spec(row: GraphicalSession, client: RdpSettings) -> RdpSpec:
     )
 
 
-def connection_facts(given: dict[str, Any]) -> dict[str, Any]:
+def connection_facts(given: Mapping[str, Any]) -> ConnectionStatus:
     """An rdp client's counts as the agent reported them, kept to their shape (the answer is the agent's to make)."""
     last_exit = given.get("last_exit")
     pid = _count(given.get("client_pid"))
-    return {
-        "connects": _count(given.get("connects")),
-        "drops": _count(given.get("drops")),
-        "client_pid": pid or None,
-        "last_exit": str(last_exit)[:500] if last_exit is not None else None,
-    }
+    return ConnectionStatus(
+        connects=_count(given.get("connects")),
+        drops=_count(given.get("drops")),
+        client_pid=pid or None,
+        last_exit=str(last_exit)[:500] if last_exit is not None else None,
+    )
 
 
 def _count(value: Any) -> int:

@@ -408,6 +408,15 @@ class AgentEvent(TypedDict):
     reason: str | None
 
 
+class ConnectionStatus(TypedDict, total=False):
+    """An rdp session's client as its agent counts it (`Status.connection`)."""
+
+    connects: int
+    drops: int
+    client_pid: int | None
+    last_exit: str | None
+
+
 class Status(TypedDict, total=False):
     """A session as its agent reports it (`session.sync`'s answer, `session.restart`'s)."""
 
@@ -421,4 +430,4 @@ class Status(TypedDict, total=False):
     screen_width: int | None
     screen_height: int | None
     events: list[AgentEvent]
-    connection: dict[str, Any]  # rdp: connects, drops, client_pid, last_exit
+    connection: ConnectionStatus  # rdp only

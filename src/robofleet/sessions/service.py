@@ -491,7 +491,7 @@ class SessionsService:
         row.restarts = int(status.get("restarts") or 0)
         row.screen_width, row.screen_height = _size(status.get("screen_width")), _size(status.get("screen_height"))
         if row.kind == "rdp" and isinstance(status.get("connection"), dict):
-            row.connection = connection_facts(status["connection"])
+            row.connection = dict(connection_facts(status["connection"]))
         if state == State.HEALTHY:
             row.last_healthy_at = now
         changed = before != _reported(row)
