@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from robofleet.agents import owned
 from robofleet.agents.processes import ManagedRun, ProcessManager, become_subreaper
 from tests.conftest import wait_until
 
@@ -207,3 +208,16 @@ def test_a_run_paused_at_a_checkpoint_is_adopted_paused(tmp_path: Path) -> None:
         for run in list(manager.runs.values()):
             manager.kill(run)
         manager.reap_orphans()
+
+
+def test_the_orphan_reaper_leaves_a_child_whose_exit_another_part_reads(manager: ProcessManager) -> None:
+    """An RDP client killed by a signal must say so (a logoff's exit 12 too): the reaper taking its zombie would
+    leave its Popen reading 0. A child nobody owns is reaped."""
+    owned_child = owned.own(subprocess.Popen(["sleep", "30"]))
+    stray = subprocess.Popen(["sleep", "30"])
+    owned_child.kill()
+    stray.kill()
+    wait_until(lambda: all(psutil.Process(p.pid).status() == psutil.STATUS_ZOMBIE for p in (owned_child, stray)), 5)
+    assert manager.reap_orphans() >= 1
+    assert owned_child.wait(5) == -signal.SIGKILL
+    assert stray.poll() == 0  # its status went to the reaper: what a keeper's Popen would have read before

@@ -39,7 +39,7 @@ from typing import Any
 
 import psutil
 
-from robofleet.agents import xauth
+from robofleet.agents import owned, xauth
 from robofleet.agents.processes import robot_environment
 
 READY_SECONDS = 10.0  # Xvfb listens in well under a second; a loaded machine gets room
@@ -402,6 +402,7 @@ def start_xvfb(
         raise DisplayError(f"cannot start Xvfb: {exc.strerror}") from exc
     finally:
         os.close(write_end)
+    owned.own(popen)
     create_time: float | None = None
     with contextlib.suppress(psutil.Error):  # one that is gone already: its exit is read below
         create_time = psutil.Process(popen.pid).create_time()
@@ -471,6 +472,7 @@ def start_window_manager(display: Display, argv: Sequence[str], log_path: Path) 
             )
     except OSError as exc:
         raise DisplayError(f"cannot start the window manager {argv[0]!r}: {exc.strerror}") from exc
+    owned.own(popen)
     display.wm_pid, display.wm_popen = popen.pid, popen
     display.wm_create_time = psutil.Process(popen.pid).create_time()
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from robofleet.agents import leftovers
+from robofleet.agents import leftovers, owned
 from robofleet.agents.leftovers import LEFTOVER_GRACE_SECONDS, Sighting
 from robofleet.sdk import control
 from robofleet.settings.masking import looks_secret
@@ -391,12 +391,13 @@ class ProcessManager:
         return sum(1 for process in processes if process.pid not in (run.pid, robot))
 
     def reap_orphans(self) -> int:
-        """Reap zombies re-parented to this (subreaper) process that are not shims we wait for ourselves."""
+        """Reap zombies re-parented to this (subreaper) process that are not shims we wait for ourselves, nor
+        children another part of the agent reads the exit of (owned.py)."""
         ours = {run.pid for run in self.runs.values() if run.popen is not None}
         reaped = 0
         for child in psutil.Process().children():
             with contextlib.suppress(psutil.Error, ChildProcessError):
-                if child.pid not in ours and child.status() == psutil.STATUS_ZOMBIE:
+                if child.pid not in ours and not owned.waited_for(child.pid) and child.status() == psutil.STATUS_ZOMBIE:
                     os.waitpid(child.pid, os.WNOHANG)
                     reaped += 1
         return reaped

@@ -28,7 +28,7 @@ from typing import Any
 import psutil
 from PIL import Image
 
-from robofleet.agents import displays, screens
+from robofleet.agents import displays, owned, screens
 from robofleet.agents.displays import DisplaySpec, RdpSpec
 from robofleet.agents.processes import robot_environment
 
@@ -179,6 +179,7 @@ def start(spec: DisplaySpec, display: str, log_path: Path) -> Client:
         raise ClientError(f"cannot start the RDP client {rdp.client!r}: {exc.strerror}") from exc
     finally:
         os.close(descriptor)
+    owned.own(popen)
     assert popen.stdin is not None
     try:
         popen.stdin.write(rdp.password.encode() + b"\n")
