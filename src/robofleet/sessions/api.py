@@ -161,7 +161,7 @@ async def reconnect_session(name: str, sessions: Sessions, principal: Principal 
     responses={409: {"description": "not_rdp, agent_offline, or session_unhealthy"}},
 )
 async def secure_attention(name: str, sessions: Sessions, principal: Principal = Control) -> Done:
-    """Send the remote desktop Ctrl+Alt+Del (as ctrl+alt+End, as RDP clients do)."""
+    """Send the remote desktop Ctrl+Alt+Del (which the client passes on to the server)."""
     return await sessions.rdp.secure_attention(principal, name)
 
 

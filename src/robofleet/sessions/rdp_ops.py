@@ -46,8 +46,10 @@ CONNECT_SECONDS = 30.0
 # Beyond the logoff's own waits: the steps typed and the client's end seen.
 LOGOFF_MARGIN_SECONDS = 15.0
 INPUT_SECONDS = 15.0
-# What RDP clients send for Ctrl+Alt+Del (which the local X server would keep for itself).
-SECURE_ATTENTION_KEYS = "ctrl+alt+End"
+# Ctrl+Alt+Del itself: injected into the client's own Xvfb (no window manager, nothing local takes it), xfreerdp
+# sends its scan codes on, which a Windows server takes as the secure attention sequence. (mstsc's ctrl+alt+End is
+# a local shortcut of that client; xfreerdp passes ctrl+alt+End on as it is.)
+SECURE_ATTENTION_KEYS = "ctrl+alt+Delete"
 
 
 class RdpOperations:
@@ -123,7 +125,7 @@ class RdpOperations:
         return await self.service.store_answer(principal, name, status)
 
     async def secure_attention(self, principal: Principal, name: str) -> Done:
-        """Send the remote desktop Ctrl+Alt+Del (as ctrl+alt+End, which the client passes on). Conflict when the
+        """Send the remote desktop Ctrl+Alt+Del (the client passes the keys on as they are). Conflict when the
         session is not healthy or its agent offline."""
 
         def check() -> SessionOut:

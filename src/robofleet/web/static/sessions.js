@@ -319,6 +319,7 @@
       facts.querySelector("[data-field=display]").textContent = session.actual_display || session.display || "—";
       facts.querySelector("[data-field=restarts]").textContent = session.restarts;
       facts.querySelector("[data-field=last-healthy]").textContent = time(session.last_healthy_at);
+      showConnection(facts.querySelector("[data-field=connection]"), session);
       if (session.state !== "healthy") screen.say(noScreen(session), screen.shown);
       else if (was !== "healthy") { screen.etag = null; resume(); }
       const events = document.getElementById("session-events");
@@ -332,6 +333,19 @@
     }
     follow(update, catchUp);
 
+    // An rdp session's connection: connect, reconnect, disconnect, log off and Ctrl+Alt+Del, each a POST the API
+    // checks and audits; the buttons follow what is wanted (connect) as the stream reports it.
+    document.querySelectorAll("#rdp-controls [data-rdp]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+        button.disabled = true;
+        const path = button.dataset.rdp;
+        send(path, path === "logoff" ? { wait_seconds: 30 } : null, button.dataset.done).finally(function () {
+          if (path === "secure-attention") button.disabled = false;
+          catchUp();  // the session as it is now sets the other buttons
+        });
+      });
+    });
     const restart = document.getElementById("restart");
     if (restart) {
       restart.addEventListener("click", function () {
@@ -361,6 +375,31 @@
     }
     view.send = send;
     if (view.hasAttribute("data-control")) startControl(view, name, screen, status);
+  }
+
+  // What an rdp session's facts say of its connection, and which of its buttons apply (the same as
+  // session_connection.html and session.html draw).
+  function showConnection(cell, session) {
+    if (!cell || session.kind !== "rdp") return;
+    const parts = [session.connect ? "kept connected" : "disconnected on request"];
+    const counts = session.connection;
+    if (counts) {
+      parts.push(counts.connects + (counts.connects === 1 ? " connect" : " connects"));
+      parts.push(counts.drops + (counts.drops === 1 ? " drop" : " drops"));
+    }
+    cell.textContent = parts.join(" · ");
+    if (counts && counts.last_exit) {
+      const exit = document.createElement("span");
+      exit.className = "muted small";
+      exit.dataset.field = "last-exit";
+      exit.textContent = "last exit: " + counts.last_exit;
+      cell.append(document.createElement("br"), exit);
+    }
+    document.querySelectorAll("#rdp-controls [data-rdp]").forEach(function (button) {
+      const path = button.dataset.rdp;
+      if (path === "connect") button.disabled = session.connect && session.state !== "failed";
+      else if (path !== "secure-attention") button.disabled = !session.connect;
+    });
   }
 
   // ---- control ---------------------------------------------------------------------------------------------------
