@@ -12,6 +12,7 @@ stops answering pings for a few heartbeats is given up, since a pulled cable clo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -99,6 +100,8 @@ class AgentClient:
 
     async def run_forever(self) -> None:
         become_subreaper()
+        loop = asyncio.get_running_loop()
+        self.worker.displays.on_change = lambda: loop.call_soon_threadsafe(self._sessions_changed)
         await asyncio.to_thread(self.worker.start)
         watcher = asyncio.create_task(self._watch())
         try:
@@ -177,6 +180,21 @@ class AgentClient:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _sessions_changed(self) -> None:
+        """Nudge the orchestrator to sync this agent's sessions now. Not in the outbox: a nudge lost with a
+        connection costs nothing (the next periodic sync carries the change), and it carries no data to trust."""
+        socket = self.socket
+        if socket is None:
+            return
+        task = asyncio.create_task(self._nudge(socket))
+        self.commands.add(task)
+        task.add_done_callback(self.commands.discard)
+
+    @staticmethod
+    async def _nudge(socket: Any) -> None:
+        with contextlib.suppress(websockets.WebSocketException, OSError):
+            await socket.send(json.dumps({"type": "sessions_changed"}))
 
     def _session_task_ended(self, socket: Any, task: asyncio.Task[None]) -> None:
         """The sender and the heartbeat live as long as the connection: one that ends, ends it."""

@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -165,6 +165,9 @@ class DisplayKeeper:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # Told (from the keeper's thread) that a session's state changed: the agent nudges the orchestrator to
+        # sync now, so that a drop and its reconnect show within a moment, not at the next periodic sync.
+        self.on_change: Callable[[], object] | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
@@ -676,6 +679,11 @@ class DisplayKeeper:
         session.state, session.reason = state, reason
         self._event(session, reason)
         self._write_state(session)
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:  # a nudge is a hint: the periodic sync carries the change all the same
+                log.debug("the session change nudge failed", exc_info=True)
 
     def _write_state(self, session: KeptSession) -> None:
         """The session's state where a robot in it reads it (ROBOFLEET_SESSION_STATE); best effort."""

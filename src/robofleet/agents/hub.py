@@ -84,6 +84,7 @@ class HubListeners:
     store_output: StoreOutput | None = None  # robot output lines as log rows, durable when it returns
     run_agent: RunFact | None = None  # (run id) the agent the run was started on; None for no such run (blocks)
     run_robot: RunFact | None = None  # (run id) the robot the run is of; None for no such run (blocks)
+    sessions_changed: Callable[[str], None] | None = None  # (agent) its sessions changed: sync them now (a hint)
 
 
 @dataclass
@@ -250,6 +251,11 @@ class AgentHub:
     def agent_gone(self, agent: str) -> None:
         if self.listeners.agent_gone is not None:
             self.listeners.agent_gone(agent)
+
+    def sessions_changed(self, agent: str) -> None:
+        """A hint from `agent` that a session of its changed state: what changed comes by the sync it wakes."""
+        if self.listeners.sessions_changed is not None and agent in self.agents:
+            self.listeners.sessions_changed(agent)
 
     async def runs_vanished(self, agent: str, known: set[str], reason: str) -> None:
         if self.listeners.runs_vanished is not None:

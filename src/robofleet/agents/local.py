@@ -34,6 +34,8 @@ class LocalAgent:
 
     async def start(self) -> None:
         become_subreaper()
+        loop = asyncio.get_running_loop()
+        self.worker.displays.on_change = lambda: loop.call_soon_threadsafe(self.hub.sessions_changed, LOCAL)
         await asyncio.to_thread(self.worker.start)
         info = await asyncio.to_thread(self.worker.hello)
         self.hub.connect(LOCAL, LocalLink(self.worker), info)

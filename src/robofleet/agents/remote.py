@@ -239,6 +239,8 @@ async def connect(socket: WebSocket) -> None:
                 hub.resolve(str(message["id"]), message["outcome"], agent=name)
             elif kind == "heartbeat":
                 state.stats = message.get("stats", {})
+            elif kind == "sessions_changed":  # a hint only: the sync it wakes asks the agent what changed
+                hub.sessions_changed(name)
             elif kind in ("output", "exited") and "seq" not in message:
                 await handle(hub, name, message)  # an agent from before sequence numbers
             elif kind in ("output", "exited"):

@@ -124,6 +124,9 @@ class SessionsService:
         self._event_thread = threading.get_ident()
         await asyncio.to_thread(self.apply_config, self.settings.declared)
         self.robots.sessions = self
+        # This service owns the sessions' sync, so it takes the agents' hints itself (the other listeners are the
+        # composition root's): a session that changed on its agent is synced at once, not at the next pass.
+        self.hub.listeners.sessions_changed = self._agent_nudged
         self.loop.start()
         await self.evidence.start()
 
@@ -131,6 +134,8 @@ class SessionsService:
         """The loops end; the agents keep their displays (a restarted `serve` syncs the same sessions again)."""
         if self.robots.sessions is self:
             self.robots.sessions = None
+        if self.hub.listeners.sessions_changed == self._agent_nudged:
+            self.hub.listeners.sessions_changed = None
         await self.loop.stop()
         await self.evidence.stop()
         await self.tasks.stop()
@@ -426,6 +431,11 @@ class SessionsService:
             known, before = self._synced.get(agent, ("", 0))
             self._synced[agent] = (instance, max(stored_up_to, before if known == instance else 0))
         await self._announce(changes)
+
+    def _agent_nudged(self, agent: str) -> None:
+        """An agent says a session of its changed (on the event loop's thread): the sync pass runs now. Several
+        nudges while a pass runs make one more pass, not one each (Loop.wake)."""
+        self.loop.wake()
 
     def sync_args(self, agent: str, specs: list[Spec]) -> dict[str, Any]:
         """What `session.sync` carries to `agent`: its sessions, and which of its events are stored already."""
