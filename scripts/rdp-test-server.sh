@@ -10,6 +10,14 @@ if [ "$(id -u)" != 0 ]; then
   echo "rdp-test-server: not root, no loopback RDP server (the RDP tests will skip)"
   exit 0
 fi
+# A machine's own RDP server is never touched: one that runs (or anything on port 3389) other than the loopback one
+# this script starts means no test server here.
+loopback_config() { grep -q '^port=tcp://127.0.0.1:3389$' /etc/xrdp/xrdp.ini 2>/dev/null; }
+if ! ss -ltn | grep -q '127.0.0.1:3389 ' && { ss -ltn | grep -q ':3389 ' ||
+    { ! loopback_config && { pgrep -x xrdp >/dev/null || pgrep -x xrdp-sesman >/dev/null; }; }; }; then
+  echo "rdp-test-server: an RDP server of this machine's own runs; it is left alone (the RDP tests will skip)"
+  exit 0
+fi
 packages=(xrdp xorgxrdp freerdp2-x11 openbox xterm x11-xserver-utils)
 missing=()
 for package in "${packages[@]}"; do
@@ -44,6 +52,7 @@ AS
 chown "$USER_NAME:$USER_NAME" "$home/.xsession" "$home/.config/openbox/autostart"
 if ! ss -ltn | grep -q '127.0.0.1:3389 '; then
   sh /usr/share/xrdp/socksetup
+  # Ours (configured for loopback above) but half up: ended, to start whole again.
   pkill -x xrdp-sesman 2>/dev/null || true
   pkill -x xrdp 2>/dev/null || true
   rm -f /var/run/xrdp/xrdp.pid /var/run/xrdp/xrdp-sesman.pid

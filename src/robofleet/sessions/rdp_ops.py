@@ -50,6 +50,8 @@ INPUT_SECONDS = 15.0
 # sends its scan codes on, which a Windows server takes as the secure attention sequence. (mstsc's ctrl+alt+End is
 # a local shortcut of that client; xfreerdp passes ctrl+alt+End on as it is.)
 SECURE_ATTENTION_KEYS = "ctrl+alt+Delete"
+# The agent's answers to a logoff that leave its client as it was: the stored intent goes back to what it was.
+UNCHANGED_BY_LOGOFF = frozenset({"logoff_failed", "busy", "session_unhealthy", "agent_offline", "not_rdp"})
 
 
 class RdpOperations:
@@ -96,7 +98,11 @@ class RdpOperations:
                 session, "session.logoff", {"name": name, "wait_seconds": request.wait_seconds}, within
             )
         except RobofleetError as exc:
-            await asyncio.to_thread(self._restore, name, was_connect)
+            # Put back only when the agent surely left the client as it was. After a timeout the agent may still
+            # end it (connected again, it would log in to a new server session); after an interruption another
+            # operation stored its own intent since.
+            if exc.code in UNCHANGED_BY_LOGOFF:
+                await asyncio.to_thread(self._restore, name, was_connect)
             await asyncio.to_thread(
                 record_alone, self.service.store, principal, "session.logoff", name, "failed", {"error": exc.message}
             )

@@ -84,6 +84,10 @@ Input = Click | TypeText | Keys | Scroll
 # keep behind agents:admin (robots/command_line.py). So defining one takes that too; its description and tags not.
 REACH_PERMISSION = "agents:admin"
 HARMLESS_FIELDS = frozenset({"description", "tags"})
+# The agent's refusals of an rdp operation, answered as 409s with its code: the steps played but the client stayed
+# (logoff_failed), another operation ended or replaced the client meanwhile (logoff_interrupted), a logoff is under
+# way (busy), the session is not an rdp one (not_rdp).
+RDP_REFUSALS = frozenset({"logoff_failed", "logoff_interrupted", "busy", "not_rdp"})
 
 
 @dataclass(frozen=True)
@@ -688,8 +692,8 @@ class SessionsService:
                 raise _unhealthy(session.name, message) from None
             if code == "bad_args":
                 raise Invalid(message, details=[{"field": "body", "message": message}]) from None
-            if code == "logoff_failed":
-                raise Conflict(message, details={"session": session.name, **details}, code="logoff_failed") from None
+            if code in RDP_REFUSALS:
+                raise Conflict(message, details={"session": session.name, **details}, code=code) from None
             raise
 
     # ---- helpers -------------------------------------------------------------------------------------------------
