@@ -143,3 +143,18 @@ def print_table(title: str, headers: list[str], rows: Sequence[Sequence[object]]
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     print(f"machine speed: a 10M-step Python loop took {_LOOP_AT_START:.2f} s at the start, {loop_seconds():.2f} s now")
+
+
+def screenshot_round_trips(
+    api: httpx.Client, name: str, fmt: str, rounds: int, quality: int = 80
+) -> tuple[list[float], int]:
+    """Milliseconds per GET /api/v1/sessions/NAME/screenshot, one after the other (from the call to the last byte),
+    and the size of the last image."""
+    took, size = [], 0
+    for _ in range(rounds):
+        began = time.perf_counter()
+        answer = api.get(f"/api/v1/sessions/{name}/screenshot", params={"format": fmt, "quality": quality})
+        took.append((time.perf_counter() - began) * 1000)
+        assert answer.status_code == 200, answer.text
+        size = len(answer.content)
+    return took, size

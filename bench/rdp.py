@@ -50,7 +50,7 @@ import psutil
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Server, median, percentile, print_table, serve
+from _harness import Server, median, percentile, print_table, screenshot_round_trips, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_SCRIPT = ROOT / "scripts" / "rdp-test-server.sh"
@@ -319,17 +319,6 @@ def timed_reconnect(api: httpx.Client, name: str, user: str) -> Timing:
     assert answer.status_code == 200, answer.text
     ended = wait_painted(api, name, lambda now: now["connection"]["client_pid"] not in (None, old))
     return Timing(ended - began, healthy_after(api, name, since)[0], xorg_pid(user) == before)
-
-
-def round_trips(api: httpx.Client, name: str, fmt: str, rounds: int) -> tuple[list[float], int]:
-    took, size = [], 0
-    for _ in range(rounds):
-        began = time.perf_counter()
-        answer = api.get(f"/api/v1/sessions/{name}/screenshot", params={"format": fmt, "quality": QUALITY})
-        took.append((time.perf_counter() - began) * 1000)
-        assert answer.status_code == 200, answer.text
-        size = len(answer.content)
-    return took, size
 
 
 def floor(display: str, xauthority: Path, fmt: str, rounds: int) -> list[float]:
@@ -615,7 +604,7 @@ def run(args: argparse.Namespace, users: dict[str, str], results: Results) -> No
         display = str(session(api, name)["actual_display"])
         xauthority = server.workdir / "robofleet-data" / "agent-local" / "sessions" / "Xauthority"
         for fmt in ("jpeg", "png"):
-            took, results.sizes[fmt] = round_trips(api, name, fmt, args.rounds)
+            took, results.sizes[fmt] = screenshot_round_trips(api, name, fmt, args.rounds, QUALITY)
             results.shots[fmt] = {"robofleet (HTTP, agent grabs)": took}
             results.shots[fmt]["mss + Pillow in-process (the floor)"] = floor(display, xauthority, fmt, args.rounds)
         disconnect(api, name)

@@ -28,7 +28,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import percentile, print_table, serve
+from _harness import percentile, print_table, screenshot_round_trips, serve
 
 MOVING = [sys.executable, str(Path(__file__).resolve().parent / "_moving_screen.py")]
 WIDTH, HEIGHT = 1280, 800
@@ -53,18 +53,6 @@ def make_session(api: httpx.Client, name: str) -> dict[str, Any]:
     )
     assert made.status_code == 201, made.text
     return wait_healthy(api, name)
-
-
-def round_trips(api: httpx.Client, name: str, fmt: str, rounds: int) -> tuple[list[float], int]:
-    """Milliseconds per screenshot, and the size of the last one."""
-    took, size = [], 0
-    for _ in range(rounds):
-        began = time.perf_counter()
-        answer = api.get(f"/api/v1/sessions/{name}/screenshot", params={"format": fmt, "quality": QUALITY})
-        took.append((time.perf_counter() - began) * 1000)
-        assert answer.status_code == 200, answer.text
-        size = len(answer.content)
-    return took, size
 
 
 def in_process(display: str, fmt: str, rounds: int, grab: str) -> list[float]:
@@ -174,7 +162,7 @@ def main() -> None:
         figures: dict[str, dict[str, list[float]]] = {}
         sizes: dict[str, int] = {}
         for fmt in ("jpeg", "png"):
-            api_took, sizes[fmt] = round_trips(api, "bench-view", fmt, args.rounds)
+            api_took, sizes[fmt] = screenshot_round_trips(api, "bench-view", fmt, args.rounds, QUALITY)
             figures[fmt] = {
                 "robofleet (HTTP, agent grabs)": api_took,
                 "PIL.ImageGrab in-process (pyOpenRPA's way)": in_process(display, fmt, args.rounds, "pil"),

@@ -47,6 +47,27 @@ class ServerSession:
     openbox_pid: int | None
 
 
+# The test server's desktop is an xterm running a shell, focused: these steps clear its line (keys sent before may
+# have left some there: Ctrl+Alt+Del reaches bash as an escape sequence it half reads) and end the session.
+LOGOFF_STEPS = ["key:ctrl+u", "type:openbox --exit", "key:Return"]
+
+
+def session_body(server: RdpServer, name: str, width: int = 1024, height: int = 768) -> dict[str, object]:
+    """POST /api/v1/sessions of an rdp session to the test server on the local agent, logged off by LOGOFF_STEPS."""
+    return {
+        "name": name,
+        "kind": "rdp",
+        "host": server.host,
+        "port": server.port,
+        "username": server.user,
+        "password": server.password,
+        "certificate": "ignore",  # xrdp's snakeoil certificate
+        "width": width,
+        "height": height,
+        "logoff": LOGOFF_STEPS,
+    }
+
+
 def rdp_server() -> RdpServer:
     """The loopback server, started if it is not up; pytest.skip saying why when it cannot be had (not root, the
     script fails, no xfreerdp)."""

@@ -10,8 +10,18 @@ from typing import Any
 import httpx
 from PIL import Image
 
+from robofleet.orchestrator import Orchestrator
+from robofleet.sessions.service import SessionsService
+
 TK_WINDOW = Path(__file__).resolve().parents[2] / "examples" / "robots" / "tk_window.py"
 BLUE = (0x33, 0x66, 0xCC)
+
+
+def service_of(context: Orchestrator) -> SessionsService:
+    """The running sessions service of an in-process orchestrator."""
+    found = context.service("sessions")
+    assert isinstance(found, SessionsService)
+    return found
 
 
 def blue_share(image: Image.Image, tolerance: int = 12) -> float:

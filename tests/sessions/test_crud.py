@@ -21,10 +21,10 @@ from robofleet.auth.principal import system_principal
 from robofleet.errors import ConfigError
 from robofleet.orchestrator import Orchestrator
 from robofleet.sessions import store_ops
-from robofleet.sessions.service import SessionsService
 from robofleet.settings.model import Settings
 from robofleet.store.base import utcnow
 from tests.conftest import MakeUser, bearer, wait_until
+from tests.sessions.conftest import service_of
 
 API = "/api/v1/sessions"
 
@@ -34,12 +34,6 @@ def create(client: TestClient, headers: dict[str, str], name: str, **fields: Any
     assert made.status_code == 201, made.text
     result: dict[str, Any] = made.json()
     return result
-
-
-def service_of(context: Orchestrator) -> SessionsService:
-    found = context.service("sessions")
-    assert isinstance(found, SessionsService)
-    return found
 
 
 def test_a_session_is_created_read_changed_and_deleted(client: TestClient, admin_token: str) -> None:

@@ -20,13 +20,13 @@ from robofleet.errors import ConfigError
 from robofleet.orchestrator import Orchestrator, prepare_store
 from robofleet.sessions import store_ops
 from robofleet.sessions.schemas import SessionCreate
-from robofleet.sessions.service import SessionsService
 from robofleet.settings.masking import MASK
 from robofleet.settings.model import Settings
 from robofleet.settings.render import as_toml, masked_tree
 from robofleet.store import Store
 from robofleet.web.app import create_app
 from tests.conftest import MakeUser, StartServe, bearer
+from tests.sessions.conftest import service_of
 
 API = "/api/v1/sessions"
 SECRET = "Winter-2026-secret!"
@@ -39,12 +39,6 @@ def create(client: TestClient, headers: dict[str, str], **fields: Any) -> dict[s
     assert made.status_code == 201, made.text
     result: dict[str, Any] = made.json()
     return result
-
-
-def service_of(context: Orchestrator) -> SessionsService:
-    found = context.service("sessions")
-    assert isinstance(found, SessionsService)
-    return found
 
 
 def stored_password(context: Orchestrator, name: str) -> str | None:

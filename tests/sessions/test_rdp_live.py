@@ -33,6 +33,7 @@ from tests.kit.rdp import (
     log_off,
     rdp_server,
     server_session,
+    session_body,
     wait_for_file,
     wait_server_session,
 )
@@ -40,9 +41,6 @@ from tests.kit.rdp import (
 pytestmark = pytest.mark.slow
 NAME = "remote"
 WIDTH, HEIGHT = 1024, 768
-# The test server's desktop: an xterm running a shell, focused; this clears its line (keys sent before may have left
-# some there: Ctrl+Alt+Del reaches bash as an escape sequence it half reads) and ends the session from inside.
-LOGOFF_STEPS = ["key:ctrl+u", "type:openbox --exit", "key:Return"]
 FIRST_FRAME_SECONDS = 8
 WATCHER = textwrap.dedent(
     """
@@ -105,21 +103,7 @@ def remote(start_module_serve: StartServe, tmp_path_factory: pytest.TempPathFact
             }
         )
         with serve.api() as api:
-            made = api.post(
-                "/api/v1/sessions",
-                json={
-                    "name": NAME,
-                    "kind": "rdp",
-                    "host": server.host,
-                    "port": server.port,
-                    "username": server.user,
-                    "password": server.password,
-                    "certificate": "ignore",  # xrdp's snakeoil certificate
-                    "width": WIDTH,
-                    "height": HEIGHT,
-                    "logoff": LOGOFF_STEPS,
-                },
-            )
+            made = api.post("/api/v1/sessions", json=session_body(server, NAME, WIDTH, HEIGHT))
             assert made.status_code == 201, made.text
             assert "password" not in made.json() and made.json()["has_password"] is True
             try:

@@ -13,7 +13,15 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ServeProcess, StartServe, signed_in, wait_until
-from tests.kit.rdp import RdpServer, exclusive_server, log_off, rdp_server, server_session, wait_server_session
+from tests.kit.rdp import (
+    RdpServer,
+    exclusive_server,
+    log_off,
+    rdp_server,
+    server_session,
+    session_body,
+    wait_server_session,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 NAME = "remote-desk"
@@ -38,20 +46,7 @@ def remote(start_module_serve: StartServe) -> Iterator[Remote]:
         serve = start_module_serve(env={"ROBOFLEET_SESSIONS__CHECK_SECONDS": "0.5"})
         serve.user("vera", "viewer")
         with serve.api(timeout=40) as api:
-            made = api.post(
-                "/api/v1/sessions",
-                json={
-                    "name": NAME,
-                    "kind": "rdp",
-                    "host": server.host,
-                    "username": server.user,
-                    "password": server.password,
-                    "certificate": "ignore",
-                    "width": 1024,
-                    "height": 768,
-                    "logoff": ["key:ctrl+u", "type:openbox --exit", "key:Return"],
-                },
-            )
+            made = api.post("/api/v1/sessions", json=session_body(server, NAME))
             assert made.status_code == 201, made.text
             wait_until(lambda: state(api) == "healthy", 30, message=lambda: api.get(f"/api/v1/sessions/{NAME}").text)
             try:
