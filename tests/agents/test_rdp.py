@@ -4,16 +4,20 @@ on request; wrong credentials and refusals end `failed` or back off, never in a 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +136,62 @@ def reconnected(worker: Worker, name: str, old_client: int, since: float) -> flo
     return time.monotonic() - since
 
 
+def in_background(worker: Worker, name: str, args: dict[str, Any]) -> Future[dict[str, Any]]:
+    """A command run in a thread of its own (as the agent runs commands): its outcome, later."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(worker.execute, uuid.uuid4().hex, name, args)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def type_remotely(worker: Worker, name: str, line: str) -> None:
+    """A command line typed into the remote desktop's shell (its xterm has the focus)."""
+    call(worker, "session.input", {"name": name, "kind": "type", "text": line})
+    call(worker, "session.input", {"name": name, "kind": "key", "keys": "Return"})
+
+
+class Relay:
+    """A TCP relay to the RDP server that can stop passing connections on: those it takes then hear nothing, as
+    from a server that accepts and gives no session."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.forwarding = True
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                taken, _ = self.listener.accept()
+            except OSError:
+                return
+            self.sockets.append(taken)
+            if not self.forwarding:
+                continue  # held open, never answered
+            upstream = socket.create_connection(self.target)
+            self.sockets.append(upstream)
+            threading.Thread(target=self._pump, args=(taken, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, taken), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        for each in [self.listener, *self.sockets]:
+            each.close()
+
+
 def test_the_remote_desktop_shows_takes_typing_and_the_password_is_nowhere(
     exclusive: RdpServer, rdp_worker: Worker, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -206,7 +266,7 @@ def test_a_connection_the_server_drops_comes_back_to_the_same_session(
         assert "(exit 12)" in said[0], said
 
 
-def test_a_screen_gone_one_colour_while_the_client_runs_is_a_drop_and_reconnects(
+def test_a_one_colour_screen_is_a_drop_only_when_the_clients_window_is_gone(
     exclusive: RdpServer, rdp_worker: Worker
 ) -> None:
     rdp_worker.displays.check_seconds = 0.5
@@ -225,6 +285,18 @@ def test_a_screen_gone_one_colour_while_the_client_runs_is_a_drop_and_reconnects
     timings["reconnect after a one-colour screen, check every 0.5 s (s)"] = took
     assert any(reason.startswith("dropped: the screen was one colour") for reason in reasons(rdp_worker, "blank"))
     assert server.server_session() == session and status(rdp_worker, "blank")["connection"]["drops"] == 1
+
+    # A remote desktop one colour on purpose (its only window hidden: what a blank screensaver shows) while the
+    # client's window is there: not a drop.
+    new = client_pid(rdp_worker, "blank")
+    type_remotely(rdp_worker, "blank", "xdotool windowunmap $WINDOWID")
+    wait_until(
+        lambda: colours(screenshot_png(rdp_worker, "blank"))[0] == 1, 10, message="the remote desktop one colour"
+    )
+    time.sleep(2.5)  # five checks
+    now = status(rdp_worker, "blank")
+    assert now["state"] == "healthy" and now["connection"]["client_pid"] == new, now
+    assert now["connection"]["drops"] == 1 and now["connection"]["connects"] == 2, now
 
 
 def test_a_logoff_ends_the_server_session_and_the_next_connect_makes_a_new_one(
@@ -246,12 +318,64 @@ def test_a_logoff_ends_the_server_session_and_the_next_connect_makes_a_new_one(
     assert server.wait_server_session().xorg_pid != session.xorg_pid
 
 
+def test_a_logoff_under_way_is_left_alone_and_only_a_logoffs_exit_counts(
+    exclusive: RdpServer, rdp_worker: Worker
+) -> None:
+    session = rdp_spec("racing", exclusive, logoff=["wait:2"])  # steps that do not log off: the client stays
+    connected(rdp_worker, session)
+    server_session = server.wait_server_session()
+    old = client_pid(rdp_worker, "racing")
+
+    # While the steps play: commands on the connection are refused, and the orchestrator's syncs (it sends the
+    # session connected meanwhile, or anything else) leave the client alone.
+    logoff = in_background(rdp_worker, "session.logoff", {"name": "racing", "wait_seconds": 2.5})
+    wait_until(lambda: rdp_worker.displays.sessions["racing"].link.logging_off, 5, message="the logoff to begin")  # type: ignore[union-attr]
+    for command in ("session.connect", "session.disconnect", "session.restart", "session.logoff"):
+        problem = refused(rdp_worker, command, {"name": "racing"})
+        assert problem["code"] == "busy" and "a logoff is under way" in problem["message"], (command, problem)
+    call(rdp_worker, "session.sync", {"sessions": [session]})
+    call(rdp_worker, "session.sync", {"sessions": [session | {"connect": False}]})
+    assert client_pid(rdp_worker, "racing") == old and status(rdp_worker, "racing")["state"] == "healthy"
+    outcome = logoff.result(10)
+    assert not outcome["ok"] and outcome["error"]["code"] == "logoff_failed", outcome
+    assert "still connected" in outcome["error"]["message"], outcome
+    assert client_pid(rdp_worker, "racing") == old and server.server_session() == server_session
+
+    # The client ends during the steps, but not by a logoff (killed here; a network drop alike): a drop, said so
+    # and reconnected, not "logged off".
+    call(rdp_worker, "session.sync", {"sessions": [session]})  # what the orchestrator sends again
+    logoff = in_background(rdp_worker, "session.logoff", {"name": "racing", "wait_seconds": 5})
+    wait_until(lambda: rdp_worker.displays.sessions["racing"].link.logging_off, 5, message="the logoff to begin")  # type: ignore[union-attr]
+    killed = time.monotonic()
+    os.kill(old, signal.SIGKILL)
+    outcome = logoff.result(10)
+    assert not outcome["ok"] and outcome["error"]["code"] == "logoff_failed", outcome
+    assert "not by a logoff" in outcome["error"]["message"], outcome
+    assert "killed by signal 9" in outcome["error"]["message"], outcome
+    reconnected(rdp_worker, "racing", old, killed)
+    now = status(rdp_worker, "racing")
+    assert now["connection"]["drops"] == 1 and rdp_worker.displays.sessions["racing"].spec.connect, now
+    assert server.server_session() == server_session
+
+    # Something else ends the client meanwhile (here the session is removed): an interrupted logoff, not a false
+    # "still connected".
+    logoff = in_background(rdp_worker, "session.logoff", {"name": "racing", "wait_seconds": 5})
+    wait_until(lambda: rdp_worker.displays.sessions["racing"].link.logging_off, 5, message="the logoff to begin")  # type: ignore[union-attr]
+    call(rdp_worker, "session.sync", {"sessions": []})
+    outcome = logoff.result(10)
+    assert not outcome["ok"] and outcome["error"]["code"] == "logoff_interrupted", outcome
+
+
 def test_a_disconnect_keeps_the_server_session_and_a_connect_returns_to_it(
     exclusive: RdpServer, rdp_worker: Worker
 ) -> None:
     connected(rdp_worker, rdp_spec("paused", exclusive))
     session = server.wait_server_session()
     old = client_pid(rdp_worker, "paused")
+    # Connected already: a connect asked leaves it as it is (no new client, no new connect).
+    again = call(rdp_worker, "session.connect", {"name": "paused"})
+    assert again["state"] == "healthy" and again["connection"]["client_pid"] == old, again
+    assert again["connection"]["connects"] == 1, again
     off = call(rdp_worker, "session.disconnect", {"name": "paused"})
     assert off["state"] == "stopped" and off["reason"] == "disconnected on request; the server session stays"
     assert not psutil.pid_exists(old) or psutil.Process(old).status() == psutil.STATUS_ZOMBIE
@@ -303,6 +427,97 @@ def test_a_refused_port_backs_off_and_a_missing_client_fails(rdp_server: RdpServ
     # At once, then after 1, 2, 4 s: about five in 5 s where a storm would have made dozens.
     assert now["state"] in ("unhealthy", "starting") and 2 <= now["connection"]["connects"] <= 6, now
     assert "the connection failed" in (now["connection"]["last_exit"] or ""), now
+
+
+def plain_is_healthy(worker: Worker, name: str) -> None:
+    """Wait until a session of another kind than rdp is healthy: it has no connection."""
+    wait_until(lambda: status(worker, name)["state"] == "healthy", 10, message=lambda: status(worker, name))
+    assert status(worker, name)["connection"] is None
+
+
+def test_a_session_that_becomes_rdp_connects_and_its_log_goes_with_it(
+    rdp_server: RdpServer, rdp_worker: Worker
+) -> None:
+    call(rdp_worker, "session.sync", {"sessions": [spec("turning")]})
+    plain_is_healthy(rdp_worker, "turning")
+    # Now an rdp session (to a port nothing listens on: its client is started, and fails, at once).
+    call(rdp_worker, "session.sync", {"sessions": [rdp_spec("turning", rdp_server, port=3)]})
+    wait_until(
+        lambda: ((status(rdp_worker, "turning")["connection"] or {}).get("connects") or 0) >= 1,
+        10,
+        message=lambda: status(rdp_worker, "turning"),
+    )
+    assert status(rdp_worker, "turning")["state"] != "healthy"  # not a bare Xvfb said healthy
+    log_path = rdp_worker.displays.folder / "turning.rdp.log"
+    assert log_path.exists()
+    # And back: no connection, no client.
+    client = rdp_worker.displays.sessions["turning"].link.client  # type: ignore[union-attr]
+    call(rdp_worker, "session.sync", {"sessions": [spec("turning")]})
+    plain_is_healthy(rdp_worker, "turning")
+    assert client is None or not client.alive
+    # Removed by a sync: its client's log goes with it.
+    call(rdp_worker, "session.sync", {"sessions": []})
+    assert not log_path.exists()
+
+
+def test_waiting_for_the_password_after_an_agent_restart_is_said_once_and_stop_recorded_takes_the_log(
+    rdp_server: RdpServer, rdp_worker: Worker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    call(rdp_worker, "session.sync", {"sessions": [rdp_spec("waiting", rdp_server, port=3)]})
+    log_path = rdp_worker.displays.folder / "waiting.rdp.log"
+    wait_until(log_path.exists, 10, message="the client's log")
+    rdp_worker.close()  # its spec is written without the password
+    later = Worker(tmp_path / "state")
+    try:
+        caplog.set_level(logging.INFO)
+        later.start()
+        waiting = wait_until(
+            lambda: (now := status(later, "waiting"))["state"] == "unhealthy" and "password" in now["reason"] and now,
+            10,
+            message=lambda: status(later, "waiting"),
+        )
+        connects = waiting["connection"]["connects"]
+        time.sleep(2)  # eight ticks
+        said = [r for r in caplog.records if "password is not known" in r.getMessage() and r.levelno >= logging.WARNING]
+        assert len(said) <= 1, [r.getMessage() for r in said]
+        # The sync that brings the password connects it at once.
+        call(later, "session.sync", {"sessions": [rdp_spec("waiting", rdp_server, port=3)]})
+        wait_until(
+            lambda: status(later, "waiting")["connection"]["connects"] > connects,
+            3,
+            message=lambda: status(later, "waiting"),
+        )
+    finally:
+        later.displays.stop()
+        stop_recorded(tmp_path / "state")
+    rdp_worker.displays.sessions.clear()  # ended above: the fixture has nothing left to stop
+    assert not log_path.exists()
+
+
+def test_a_reconnect_that_shows_no_desktop_in_time_backs_off_and_is_not_wrong_credentials(
+    exclusive: RdpServer, rdp_worker: Worker
+) -> None:
+    relay = Relay(exclusive.host, exclusive.port)
+    try:
+        session = rdp_spec("slow", exclusive, port=relay.port, first_frame_seconds=4)
+        connected(rdp_worker, session)
+        old = client_pid(rdp_worker, "slow")
+        relay.forwarding = False  # the next connection hears nothing: no desktop shows
+        os.kill(old, signal.SIGKILL)
+        wait_until(
+            lambda: (
+                (now := status(rdp_worker, "slow"))["state"] == "unhealthy"
+                and (now["reason"] or "").startswith("no remote desktop yet")
+            ),
+            12,
+            message=lambda: status(rdp_worker, "slow"),
+        )
+        relay.forwarding = True
+        state_is(rdp_worker, "slow", "healthy", 15)
+        states = [event["state"] for event in status(rdp_worker, "slow")["events"]]
+        assert "failed" not in states, status(rdp_worker, "slow")["events"]
+    finally:
+        relay.close()
 
 
 def test_a_new_agent_adopts_the_running_client_without_reconnecting(

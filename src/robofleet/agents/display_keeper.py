@@ -17,7 +17,9 @@ keeper (the agent's end) leaves them all running. An attached display is never s
 
 An `rdp` session is an Xvfb display with an RDP client in it: the display is kept here, the connection by the
 session's `Link` (rdp_keeper.py), ticked at every tick once the display is up. `connect`, `disconnect`, `logoff`
-and (for rdp) `restart` act on the connection only; the display stays.
+and (for rdp) `restart` act on the connection only; the display stays. While a logoff plays, its client is the
+logoff's to watch: those commands are refused (`busy`) and a sync's changes to the session wait for the next sync
+after it (the orchestrator keeps sending the session connected meanwhile).
 
 Each session's state is also written, at every change, to sessions/states/NAME.json ({"name", "state", "reason",
 "since"}; a folder of their own, so that no session's name makes its state file another's record): what a robot in
@@ -71,8 +73,9 @@ class SessionState(StrEnum):
 
 
 class SessionProblem(Exception):
-    """A session command that cannot be carried out: `code` is `not_found`, `unhealthy`, `not_rdp` or
-    `logoff_failed`."""
+    """A session command that cannot be carried out: `code` is `not_found`, `unhealthy`, `not_rdp`, `busy` (a
+    logoff is under way), `logoff_failed` (the client did not end, or ended otherwise than by a logoff: a drop) or
+    `logoff_interrupted` (something else ended or replaced the client while the logoff played)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -139,9 +142,11 @@ def stop_recorded(state_dir: Path) -> list[int]:
     for path in sorted((state_dir.resolve() / "sessions").glob("*.json")):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             record = json.loads(path.read_text())
+            rdp_log = path.with_suffix(".rdp.log")
             client = (record.get("rdp") or {}).get("client")
             if client is not None:  # before its display: it would only see the display go, and say so
-                rdp_client.stop(rdp_client.Client.from_record(client, path.with_suffix(".rdp.log")))
+                rdp_client.stop(rdp_client.Client.from_record(client, rdp_log))
+            rdp_log.unlink(missing_ok=True)
             kept = record.get("display")
             if kept is not None:
                 display = Display.from_record(kept)
@@ -235,9 +240,11 @@ class DisplayKeeper:
         An rdp session whose display is up is reconnected (a new client), its display kept."""
         session = self._session(name)
         with session.lock:
+            if session.link is not None:
+                self._not_logging_off(session, session.link)
             if session.link is not None and session.display is not None and session.display.server_alive:
                 session.restarts += 1
-                session.link.again("asked")
+                session.link.again("asked", first=False)  # the same definition: it painted before, it may again
                 self._connect_now(session, "asked")
                 return self._status(session)
             if session.link is not None:
@@ -263,10 +270,17 @@ class DisplayKeeper:
             return session
         with session.lock:
             kept = session.spec
+            if session.link is not None and session.link.logging_off:
+                # The logoff's client is left alone: the next sync, once it has ended, says again what is wanted.
+                if spec != kept:
+                    log.info("session %s: a sync's changes wait until the logoff under way ends", spec.name)
+                return session
             if kept.same_display(spec):
                 session.spec = spec
                 if spec.record_seconds == 0:
                     session.frames.clear()
+                if session.link is not None and spec.rdp is not None and spec.rdp.password is not None:
+                    session.link.password_known()
                 if session.link is not None and spec.connect != kept.connect:
                     self._connect_intent(session, spec.connect)
                 self._save(session)
@@ -282,9 +296,11 @@ class DisplayKeeper:
                     self._connect_intent(session, False)
                 self._save(session)
                 return session
+            # Another kind may come with it (xvfb to rdp, rdp to attach): the old client, if any, ends; an rdp
+            # spec gets a new link, any other none.
             if session.link is not None:
                 session.link.end()
-                session.link = self._link(spec)
+            session.link = self._link(spec)
             if session.display is not None and session.spec.kind != "attach":
                 displays.stop(session.display)
             session.display = None
@@ -313,15 +329,21 @@ class DisplayKeeper:
             with contextlib.suppress(FileNotFoundError):
                 self._path(session.spec.name).unlink()
             self._state_path(session.spec.name).unlink(missing_ok=True)
+            self._rdp_log(session.spec.name).unlink(missing_ok=True)
 
     # ---- an rdp session's connection ---------------------------------------------------------------------
 
     def connect(self, name: str) -> Status:
-        """Connect the rdp session now (its kept intent becomes connect = true); a failed one is tried again, as
-        an operator asked. SessionProblem `not_rdp` for another kind."""
+        """Connect the rdp session now (its kept intent becomes connect = true); a failed or stopped one is tried
+        again, as an operator asked; one connected or connecting already is left as it is. SessionProblem
+        `not_rdp` for another kind, `busy` while a logoff plays."""
         session = self._session(name)
         with session.lock:
             link = self._rdp(session)
+            self._not_logging_off(session, link)
+            alive = link.client is not None and link.client.alive
+            if session.spec.connect and alive and session.state in (SessionState.STARTING, SessionState.HEALTHY):
+                return self._status(session)
             session.spec = replace(session.spec, connect=True)
             link.again("connect asked")
             self._connect_now(session, "connect asked")
@@ -329,22 +351,27 @@ class DisplayKeeper:
         return self._status(session)
 
     def disconnect(self, name: str) -> Status:
-        """End the rdp session's client (the server session stays) and keep it so: connect = false, stopped."""
+        """End the rdp session's client (the server session stays) and keep it so: connect = false, stopped.
+        SessionProblem `busy` while a logoff plays."""
         session = self._session(name)
         with session.lock:
-            self._rdp(session)
+            self._not_logging_off(session, self._rdp(session))
             session.spec = replace(session.spec, connect=False)
             self._connect_intent(session, False)
             self._save(session)
         return self._status(session)
 
     def logoff(self, name: str, wait_seconds: float) -> Status:
-        """Play the session's logoff steps into its display and wait up to `wait_seconds` for its client to end:
-        then stopped, "logged off", connect = false. SessionProblem `unhealthy` for a session that is not
-        connected, `logoff_failed` when the client is still connected after the wait (it stays so)."""
+        """Play the session's logoff steps into its display and wait up to `wait_seconds` for its client to end by
+        a logoff (LOGOFF_EXITS): then stopped, "logged off", connect = false. SessionProblem `unhealthy` for a
+        session that is not connected, `busy` while another logoff plays, `logoff_failed` when the client is still
+        connected after the wait (it stays so) or ended otherwise (a drop: it is reconnected as any drop is),
+        `logoff_interrupted` when something else ended or replaced the client meanwhile (a display that died, the
+        session removed)."""
         session = self._session(name)
         with session.lock:
             link = self._rdp(session)
+            self._not_logging_off(session, link)
             client, display = link.client, session.display
             if session.state != SessionState.HEALTHY or client is None or display is None:
                 why = session.reason or session.state.value
@@ -353,29 +380,70 @@ class DisplayKeeper:
             steps = session.spec.rdp.logoff
             link.logging_off = True  # its exit is this command's to see, not a drop to reconnect
         began = time.monotonic()
+        step_failed: str | None = None
         try:
             try:
                 rdp_keeper.play(display.display, steps)
             except inputs.InputFailed as exc:
-                raise SessionProblem("logoff_failed", f"session {name}: a logoff step failed: {exc}") from exc
-            while client.alive and time.monotonic() - began < wait_seconds:
+                step_failed = str(exc)
+            # Until it ends, or something else ends or replaces it (read without the lock: the answer is taken
+            # under it below).
+            while step_failed is None and link.client is client and client.alive:
+                if time.monotonic() - began >= wait_seconds:
+                    break
                 time.sleep(LOGOFF_POLL_SECONDS)
         finally:
             with session.lock:
                 link.logging_off = False
-                ended = link.client is client and not client.alive
-                if ended:
-                    link.ended_by_logoff()
-                    session.spec = replace(session.spec, connect=False)
-                    self._change(session, SessionState.STOPPED, "logged off")
-                    self._save(session)
-        if not ended:
-            raise SessionProblem(
-                "logoff_failed",
-                f"session {name}: its client is still connected {time.monotonic() - began:.1f} s after the "
-                f"{len(steps)} logoff steps began",
-            )
+                waited = (
+                    f"a logoff step failed: {step_failed}"
+                    if step_failed is not None
+                    else f"{time.monotonic() - began:.1f} s after the {len(steps)} logoff steps began"
+                )
+                problem = self._logoff_outcome(session, link, client, waited)
+        if problem is not None:
+            raise problem
         return self._status(session)
+
+    def _logoff_outcome(
+        self, session: KeptSession, link: Link, client: rdp_client.Client, waited: str
+    ) -> SessionProblem | None:
+        """What the logoff of `client` came to, applied (under the session's lock): None when logged off, else the
+        problem to answer; `waited`: what the steps came to, for a client still connected."""
+        name = session.spec.name
+        if session.gone or session.link is not link or link.client is not client:
+            now = f"{session.state}: {session.reason}" if session.reason else str(session.state)
+            return SessionProblem(
+                "logoff_interrupted",
+                f"session {name}: its client was ended or replaced by something else while the logoff played "
+                f"(the session is {'removed' if session.gone else now}); whether the server session ended is not known",
+            )
+        if client.alive:
+            return SessionProblem("logoff_failed", f"session {name}: its client is still connected: {waited}")
+        ending = rdp_client.ending(client)
+        if rdp_client.logged_off(client, ending):
+            link.ended_by_logoff(ending)
+            session.spec = replace(session.spec, connect=False)
+            self._change(session, SessionState.STOPPED, "logged off")
+            self._save(session)
+            return None
+        # Not a logoff's exit (a network drop, a crash): left for the watchdog, which sees a drop and reconnects.
+        self._wake.set()
+        return SessionProblem(
+            "logoff_failed",
+            f"session {name}: its client exited during the logoff, but not by a logoff ({ending.reason}): a drop, "
+            "reconnected as any drop is; the server session may still be there",
+        )
+
+    def _not_logging_off(self, session: KeptSession, link: Link) -> None:
+        """SessionProblem `busy` while a logoff plays: its client is that command's to watch."""
+        if link.logging_off:
+            raise SessionProblem(
+                "busy", f"session {session.spec.name}: a logoff is under way; ask again once it has ended"
+            )
+
+    def _rdp_log(self, name: str) -> Path:
+        return self.folder / f"{name}.rdp.log"
 
     def _rdp(self, session: KeptSession) -> Link:
         if session.link is None:
@@ -383,7 +451,7 @@ class DisplayKeeper:
         return session.link
 
     def _link(self, spec: DisplaySpec) -> Link | None:
-        return Link(self.folder / f"{spec.name}.rdp.log", backoff) if spec.kind == "rdp" else None
+        return Link(self._rdp_log(spec.name), backoff) if spec.kind == "rdp" else None
 
     def _connect_now(self, session: KeptSession, why: str) -> None:
         """Connect at once if the display is up, else once it is (the watchdog starts it)."""
@@ -412,7 +480,9 @@ class DisplayKeeper:
             link.dirty = False
             self._save(session)
         for verdict in verdicts:
-            if verdict.state in ("unhealthy", "failed"):
+            # Said once: the same verdict again (a link waiting for its password says it at every look) is no news.
+            news = (verdict.state, verdict.reason) != (session.state.value, session.reason)
+            if news and verdict.state in ("unhealthy", "failed"):
                 log.warning("session %s: %s", session.spec.name, verdict.reason)
             self._change(session, SessionState(verdict.state), verdict.reason)
 

@@ -11,7 +11,9 @@ a refused certificate are not (trying again cannot help until the definition cha
 it are read from the new lines of its log (`said`).
 
 Whether the remote desktop shows is a matter of colours (`colours`): a display nobody draws in, or a client that
-lost its window, is one colour; xrdp's login-failed dialog about five; a desktop dozens.
+lost its window, is one colour; xrdp's login-failed dialog about five; a desktop dozens. One colour alone does not
+tell a lost window from a remote desktop that is one colour on purpose (a blank screensaver): whether the client's
+window is viewable (`window_shown`) does.
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ from robofleet.agents.processes import robot_environment
 
 PAINTED_COLOURS = 20  # more distinct colours than this in a sampled grab: the remote desktop shows
 SAMPLE_STEP = 4  # every fourth pixel each way: enough to tell a desktop from a blank or a dialog
+WINDOW_SECONDS = 2.0  # xdotool's answer about the client's window, or the colours alone decide
 STOP_SECONDS = 2.0  # a client that ignores SIGTERM (after a reconnect it may hang) is killed after this
 LOG_LIMIT = 1024 * 1024  # a log past this is started afresh at the next connect
 LOG_LINES = 200
 
+# The exits that mean the server logged the session off (ERRINFO_LOGOFF_BY_USER, an RPC-initiated logoff): what a
+# logoff waits for. Any other exit while its steps play is a drop.
+LOGOFF_EXITS = frozenset({12, 2})
 # FreeRDP 2's exit codes (client/X11/xfreerdp.h XF_EXIT_*): what each means, and whether trying again may help.
 EXITS: dict[int, tuple[str, bool]] = {
     0: ("the client ended the connection", True),
@@ -212,6 +218,12 @@ def ending(client: Client) -> Ending:
     return Ending(f"{reason}: {said}" if said else reason, retry, code)
 
 
+def logged_off(client: Client, ending: Ending) -> bool:
+    """Whether `ending` means the server logged the client's session off (LOGOFF_EXITS); an adopted client's exit
+    cannot be read (it is not this process's child): taken for one, as nothing tells otherwise."""
+    return ending.code in LOGOFF_EXITS or (ending.code is None and client.popen is None)
+
+
 def last_words(client: Client) -> str:
     """The last telling line the client wrote to its log since it started, without its prefix."""
     with contextlib.suppress(OSError), client.log_path.open("rb") as log:
@@ -242,3 +254,26 @@ def colours(display: str, limit: int = PAINTED_COLOURS, timeout: float = screens
 def painted(display: str) -> bool:
     """Whether `display` shows a remote desktop: more than PAINTED_COLOURS colours."""
     return colours(display) > PAINTED_COLOURS
+
+
+def window_shown(display: str, pid: int) -> bool | None:
+    """Whether the client `pid` has a viewable window in `display` (xdotool finds windows by their _NET_WM_PID);
+    None when that cannot be told (no xdotool, the display does not answer)."""
+    executable = shutil.which("xdotool")
+    if executable is None:
+        return None
+    try:
+        done = subprocess.run(
+            [executable, "search", "--onlyvisible", "--pid", str(pid)],
+            env={**os.environ, "DISPLAY": display},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=WINDOW_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode == 0 and done.stdout.split():
+        return True
+    # xdotool says nothing and exits 1 when no window matches; anything on stderr is a failure to ask.
+    return False if done.returncode == 1 and not done.stderr.strip() else None

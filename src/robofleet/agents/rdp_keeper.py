@@ -6,13 +6,18 @@ it, and answers what the session's state becomes, as a list of `Verdict`s (each 
 at once after it are two); the keeper applies them, writes them down, and saves the link's `record` when `dirty`.
 
 - Connecting: a new client; `starting` until the screen has more than 20 colours (`healthy`). Still not painted
-  after `first_frame_seconds` while the client runs: xrdp's login-failed dialog, or a server that gives no
-  session: `failed`, and no retry: that needs new credentials or a connect asked for.
-- A drop (the client exited, or a one-colour screen at two checks in a row): an event with why, and a new
-  client at once, then after 1, 2, 4 ... 60 s for failures in a row (display_keeper.backoff). A session healthy
-  for 30 s counts its next failure as a first again.
+  after `first_frame_seconds` while the client runs, on a first connection (since the definition changed or a
+  connect was asked): xrdp's login-failed dialog, or a server that gives no session: `failed`, and no retry: that
+  needs new credentials or a connect asked for. A connection that painted before has credentials that work: its
+  reconnect that does not paint in time is `unhealthy` (no desktop yet) and tried again with backoff.
+- A drop (the client exited, or a one-colour screen at two checks in a row while the client's window is not
+  viewable: a remote desktop may be one colour on purpose): an event with why, and a new client at once, then
+  after 1, 2, 4 ... 60 s for failures in a row (display_keeper.backoff). A session healthy for 30 s counts its
+  next failure as a first again.
 - An ending that trying again cannot help (wrong credentials, a refused certificate, no client): `failed`.
 - `connect` false (disconnected, logged off): no client, `stopped`.
+- No password (a spec read back after the agent started again): `unhealthy` until the orchestrator's sync brings
+  it, looked at again every PASSWORD_WAIT_SECONDS, not at every tick.
 
 The client is checked at every tick (0.25 s): a drop is seen within one and the new client started in it.
 """
@@ -33,6 +38,7 @@ from robofleet.agents.rdp_client import Client, ClientError
 log = logging.getLogger(__name__)
 HEALTHY_RESETS_SECONDS = 30.0
 ONE_COLOUR_CHECKS = 2  # a one-colour screen at this many checks in a row while connected is a drop
+PASSWORD_WAIT_SECONDS = 1.0  # a link without the password looks again this often (the sync that brings it wakes it)
 
 State = Literal["starting", "healthy", "unhealthy", "failed", "stopped"]
 
@@ -68,6 +74,10 @@ class Link:
     painted_at: float | None = None  # monotonic: when its desktop showed (None: not yet)
     one_colour: int = 0  # checks in a row that saw one colour while connected
     why: str | None = None  # why the next connect is made (a drop, a restart asked): its event says
+    # Painted since the definition last changed or a connect was asked: its credentials work, so a reconnect that
+    # does not paint in time is a desktop not there yet, not wrong credentials.
+    painted_before: bool = False
+    awaiting_password: bool = False  # the last connect waited for the orchestrator's password
     logging_off: bool = False  # a logoff command watches the client: the tick leaves it alone
     dirty: bool = False  # the client changed: the keeper saves the record
 
@@ -99,6 +109,7 @@ class Link:
             "connects": self.connects,
             "drops": self.drops,
             "last_exit": self.last_exit,
+            "painted_before": self.painted_before,
         }
 
     def adopt(self, record: dict[str, Any]) -> str | None:
@@ -106,6 +117,7 @@ class Link:
         desktop is looked at again before the session is healthy). What was adopted, for the event."""
         self.connects, self.drops = int(record.get("connects") or 0), int(record.get("drops") or 0)
         self.last_exit = record.get("last_exit")
+        self.painted_before = bool(record.get("painted_before"))
         kept = record.get("client")
         if not kept:
             return None
@@ -130,10 +142,20 @@ class Link:
             self.client, self.painted_at, self.dirty = None, None, True
         self.why = why
 
-    def again(self, why: str) -> None:
-        """Connect at the next tick as if for the first time (an operator asked; the definition changed)."""
+    def again(self, why: str, *, first: bool = True) -> None:
+        """Connect at the next tick, without waiting (an operator asked; the definition changed); `first`: as if
+        for the first time, so that a connection that never paints may be judged wrong credentials (false for a
+        reconnect asked of the same definition)."""
         self.end(why)
         self.failures, self.retry_at, self.one_colour = 0, 0.0, 0
+        if first:
+            self.painted_before = False
+            self.dirty = True
+
+    def password_known(self) -> None:
+        """The orchestrator sent the password: a link waiting for it connects at the next tick."""
+        if self.awaiting_password:
+            self.retry_at = 0.0
 
     # ---- connecting and watching -----------------------------------------------------------------------
 
@@ -141,8 +163,11 @@ class Link:
         rdp = spec.rdp
         assert rdp is not None
         if rdp.password is None:
+            # Not a failure (no backoff): the orchestrator's next sync brings it and wakes the link.
+            self.awaiting_password, self.retry_at = True, now + PASSWORD_WAIT_SECONDS
             waiting = "the password is not known to this agent (it started again): waiting for the orchestrator's sync"
             return [Verdict("unhealthy", waiting)]
+        self.awaiting_password = False
         try:
             self.client = rdp_client.start(spec, display, self.log_path)
         except ClientError as exc:
@@ -185,6 +210,8 @@ class Link:
             count = 0
         if count > rdp_client.PAINTED_COLOURS:
             self.painted_at = now
+            if not self.painted_before:
+                self.painted_before, self.dirty = True, True
             took = now - self.started_at
             log.info("session %s: the remote desktop shows, %.2f s after the client started", spec.name, took)
             return [Verdict("healthy", None)]
@@ -194,6 +221,13 @@ class Link:
         self.end()
         self.failures += 1
         self.last_exit = f"no remote desktop within {rdp.first_frame_seconds:g} s"
+        if self.painted_before:
+            # These credentials showed the desktop before: the server is slow or not back yet. Tried again.
+            wait = max(1.0, self.backoff(self.failures))
+            self.retry_at = now + wait
+            self.why = f"no remote desktop yet within {rdp.first_frame_seconds:g} s of reconnecting"
+            reason = f"{self.why} ({count} colours on the screen); trying again in {wait:g} s"
+            return [Verdict("unhealthy", f"{reason}: {said}" if said else reason)]
         reason = (
             f"no remote desktop within {rdp.first_frame_seconds:g} s ({count} colours on the screen): wrong "
             "credentials, or the server gives no session (its login screen or a login-failed dialog shows); "
@@ -211,7 +245,10 @@ class Link:
             except screens.ScreenError:
                 count = 2  # the display's own check says what is wrong with it
             self.one_colour = self.one_colour + 1 if count <= 1 else 0
-            if self.one_colour >= ONE_COLOUR_CHECKS:
+            if self.one_colour >= ONE_COLOUR_CHECKS and self._window_shown(display):
+                # The client's window is there: the remote desktop is one colour itself (a blank screensaver).
+                log.debug("session %s: the screen is one colour but the client's window shows", spec.name)
+            elif self.one_colour >= ONE_COLOUR_CHECKS:
                 reason = f"the screen was one colour at {self.one_colour} checks in a row"
                 self.end()
                 self.drops += 1
@@ -224,10 +261,13 @@ class Link:
         # Healthy is said at the checks' pace, once the display's own check has passed.
         return [Verdict("healthy", None)] if look else []
 
-    def ended_by_logoff(self) -> None:
-        """The client ended after the logoff steps: the server session is over, nothing to reconnect."""
-        assert self.client is not None
-        self.last_exit = rdp_client.ending(self.client).reason
+    def _window_shown(self, display: str) -> bool:
+        """Whether the client's window is viewable; not knowing counts as not (the colours alone decide)."""
+        return self.client is not None and rdp_client.window_shown(display, self.client.pid) is True
+
+    def ended_by_logoff(self, ending: rdp_client.Ending) -> None:
+        """The client ended by the logoff its steps asked: the server session is over, nothing to reconnect."""
+        self.last_exit = ending.reason
         self.client, self.painted_at, self.dirty, self.failures = None, None, True, 0
 
 
