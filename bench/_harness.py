@@ -158,3 +158,25 @@ def screenshot_round_trips(
         assert answer.status_code == 200, answer.text
         size = len(answer.content)
     return took, size
+
+
+def screenshot_rows(
+    figures: dict[str, dict[str, list[float]]], sizes: dict[str, int], ours: str, tail: float
+) -> list[list[object]]:
+    """The screenshot table's rows: per format and system, p50 and the `tail` percentile in ms, our image's size in
+    KB, and our p50 over each peer's."""
+    rows: list[list[object]] = []
+    for fmt, systems in figures.items():
+        for system, took in systems.items():
+            ratio = percentile(systems[ours], 0.5) / max(percentile(took, 0.5), 1e-9)
+            rows.append(
+                [
+                    fmt.upper(),
+                    system,
+                    f"{percentile(took, 0.5):.1f}",
+                    f"{percentile(took, tail):.1f}",
+                    f"{sizes[fmt] / 1000:.0f}" if system == ours else "",
+                    "-" if system == ours else f"{ratio:.2f}x",
+                ]
+            )
+    return rows

@@ -50,7 +50,7 @@ import psutil
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Server, median, percentile, print_table, screenshot_round_trips, serve
+from _harness import Server, median, percentile, print_table, screenshot_round_trips, screenshot_rows, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_SCRIPT = ROOT / "scripts" / "rdp-test-server.sh"
@@ -669,21 +669,8 @@ def report(args: argparse.Namespace, results: Results) -> None:
         ],
         rows,
     )
-    shot_rows: list[list[object]] = []
     ours_label = "robofleet (HTTP, agent grabs)"
-    for fmt, systems in results.shots.items():
-        for system, took in systems.items():
-            ratio = percentile(systems[ours_label], 0.5) / max(percentile(took, 0.5), 1e-9)
-            shot_rows.append(
-                [
-                    fmt.upper(),
-                    system,
-                    f"{percentile(took, 0.5):.1f}",
-                    f"{percentile(took, 0.95):.1f}",
-                    f"{results.sizes[fmt] / 1000:.0f}" if system == ours_label else "",
-                    "-" if system == ours_label else f"{ratio:.2f}x",
-                ]
-            )
+    shot_rows = screenshot_rows(results.shots, results.sizes, ours_label, 0.95)
     print_table(
         f"Screenshots of the connected rdp session ({WIDTH}x{HEIGHT}, the remote desktop), {args.rounds} in a row per "
         f"format (JPEG quality {QUALITY}): GET /api/v1/sessions/NAME/screenshot, against the same display grabbed here",

@@ -28,7 +28,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import percentile, print_table, screenshot_round_trips, serve
+from _harness import print_table, screenshot_round_trips, screenshot_rows, serve
 
 MOVING = [sys.executable, str(Path(__file__).resolve().parent / "_moving_screen.py")]
 WIDTH, HEIGHT = 1280, 800
@@ -148,7 +148,6 @@ def main() -> None:
     parser.add_argument("--thumbnails", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
-    rows: list[list[object]] = []
     with serve("sqlite") as server:
         api = httpx.Client(base_url=server.url, headers=server.headers, timeout=30)
         session = make_session(api, "bench-view")
@@ -179,19 +178,7 @@ def main() -> None:
             wait_healthy(api, name)
         serve_cpu, xvfb_cpu, fetched = thumbnails(server, names, args.seconds)
         ours = "robofleet (HTTP, agent grabs)"
-        for fmt in ("jpeg", "png"):
-            for system, took in figures[fmt].items():
-                ratio = percentile(figures[fmt][ours], 0.5) / max(percentile(took, 0.5), 1e-9)
-                rows.append(
-                    [
-                        fmt.upper(),
-                        system,
-                        f"{percentile(took, 0.5):.1f}",
-                        f"{percentile(took, 0.99):.1f}",
-                        f"{sizes[fmt] / 1000:.0f}" if system == ours else "",
-                        "-" if system == ours else f"{ratio:.2f}x",
-                    ]
-                )
+        rows = screenshot_rows(figures, sizes, ours, 0.99)
     print_table(
         f"Screenshots of a {WIDTH}x{HEIGHT} Xvfb session whose screen changes every 40 ms, {args.rounds} in a row "
         f"per format (JPEG quality {QUALITY}); robofleet: GET /api/v1/sessions/NAME/screenshot on serve's "
