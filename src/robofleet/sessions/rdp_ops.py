@@ -59,11 +59,6 @@ class RdpOperations:
 
     def __init__(self, service: SessionsService) -> None:
         self.service = service
-        # Sessions whose logoff is being played now: the sync sends them connected meanwhile (see `logoff`).
-        self._logging_off: set[str] = set()
-
-    def logging_off(self, name: str) -> bool:
-        return name in self._logging_off
 
     async def connect(self, principal: Principal, name: str) -> SessionOut:
         """Connect it now (a failed one is tried again: an operator asked) and at every sync from now on. An
@@ -91,8 +86,7 @@ class RdpOperations:
         session, was_connect = await asyncio.to_thread(check)
         steps = session.logoff if session.logoff is not None else list(WINDOWS_LOGOFF)
         within = request.wait_seconds + sum(_wait_of(step) for step in steps) + LOGOFF_MARGIN_SECONDS
-        # A sync while the steps play would send connect=false and end the client: a disconnect, not a logoff.
-        self._logging_off.add(name)
+        # Syncs while the steps play send connect=false: the agent leaves a session under a logoff alone.
         try:
             status = await self.service.command(
                 session, "session.logoff", {"name": name, "wait_seconds": request.wait_seconds}, within
@@ -107,8 +101,6 @@ class RdpOperations:
                 record_alone, self.service.store, principal, "session.logoff", name, "failed", {"error": exc.message}
             )
             raise
-        finally:
-            self._logging_off.discard(name)
         return await self.service.store_answer(principal, name, status)
 
     async def reconnect(self, principal: Principal, name: str) -> SessionOut:

@@ -397,8 +397,9 @@ class SessionsService:
             window_manager=list(self.settings.window_manager) if row.window_manager and row.kind == "xvfb" else None,
             restart=row.restart,
             record_seconds=row.record_seconds,
-            # Connected while a logoff is being played, whatever is stored: a sync meanwhile must not disconnect it.
-            connect=row.connect or self.rdp.logging_off(row.name),
+            # As stored, also while a logoff plays: the agent leaves a session under a logoff alone whatever a sync
+            # says (a spec made then and sent after the logoff ended would connect it again).
+            connect=row.connect,
             rdp=rdp_spec(row, self.settings.rdp) if row.kind == "rdp" else None,
         )
 
