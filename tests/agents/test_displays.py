@@ -388,3 +388,27 @@ def test_an_xvfb_is_recorded_as_soon_as_it_starts_so_an_agent_killed_meanwhile_l
         assert status["pid"] and displays.probe(status["display"]).answers
     finally:
         stop_everything(worker)
+
+
+class _LatePoll(subprocess.Popen[bytes]):
+    """A child whose first poll comes before its death (the kernel's timing, made certain here)."""
+
+    late = False
+
+    def poll(self) -> int | None:
+        if self.late:
+            self.late = False
+            return None
+        return super().poll()
+
+
+def test_a_child_seen_dead_between_poll_and_status_keeps_its_exit_status() -> None:
+    child = _LatePoll([sys.executable, "-c", "import time; time.sleep(60)"])
+    create_time = psutil.Process(child.pid).create_time()
+    child.kill()
+    wait_until(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, 5)
+    child.late = True
+    assert displays.alive(child.pid, create_time, child) is False
+    # Read, not lost: the RDP keeper says a client killed by signal 9 was, not that it is merely gone.
+    assert child.returncode == -signal.SIGKILL
+    assert "killed by signal 9" in displays.exit_reason(child.pid, child)

@@ -518,9 +518,16 @@ def alive(pid: int, create_time: float | None, popen: subprocess.Popen[bytes] | 
         process = psutil.Process(pid)
         if create_time is not None and process.create_time() != create_time:
             return False
-        return process.status() != psutil.STATUS_ZOMBIE
+        if process.status() != psutil.STATUS_ZOMBIE:
+            return True
     except psutil.NoSuchProcess:
         return False
+    if popen is not None:
+        # It died between the poll above and the look at its status: reaped here, so that its exit status is
+        # read (a killed RDP client otherwise read as "gone", its signal unknown).
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=1)
+    return False
 
 
 def exit_reason(pid: int, popen: subprocess.Popen[bytes] | None) -> str:
