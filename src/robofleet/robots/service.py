@@ -728,19 +728,22 @@ class RobotsService:
         current = await self._read(run_id)
         facts = await asyncio.to_thread(self._read_only, lambda session: store_ops.stop_facts(session, run_id))
         log.warning("run %s did not stop in time: killing it", run_id)
-        try:
-            await self.hub.command(current.agent, "process.signal", {"run_id": str(run_id), "action": "kill"})
-        except RobofleetError as exc:
-            log.warning("could not kill run %s: %s; trying again", run_id, exc.message)
-            await self._update(run_id, "system", stop_deadline=utcnow() + _retry())
-            return
-        # Done: the agent reports its end (still "stopped": the stop was asked, the kill enforced it), and this is
-        # its reason. A deadline left would kill it again at every pass.
         asked = f" asked by {describe_actor(facts.stop_requested_by)}" if facts.stop_requested_by else ""
         reason = (
             f"killed by SIGKILL at the safe-stop timeout: it did not stop within {facts.timeout:g} s of the stop{asked}"
         )
-        await self._update(run_id, "system", only_from=(STOPPING,), stop_deadline=None, error=reason)
+        # Stored before the kill is sent: the agent's report of the end (still "stopped": the stop was asked, the
+        # kill enforced it) may be handled before the command's answer, and the end keeps the reason it finds.
+        if await self._update(run_id, "system", only_from=(STOPPING,), error=reason) is None:
+            return  # it ended meanwhile, by itself
+        try:
+            await self.hub.command(current.agent, "process.signal", {"run_id": str(run_id), "action": "kill"})
+        except RobofleetError as exc:
+            log.warning("could not kill run %s: %s; trying again", run_id, exc.message)
+            await self._update(run_id, "system", only_from=(STOPPING,), error=None, stop_deadline=utcnow() + _retry())
+            return
+        # Done: a deadline left would kill it again at every pass.
+        await self._update(run_id, "system", only_from=(STOPPING,), stop_deadline=None)
 
     def _wake_at(self, deadline: datetime) -> None:
         self.timers.set("next-deadline", (deadline - utcnow()).total_seconds(), self._wake_deadlines)
