@@ -125,3 +125,14 @@ def test_connections_killed_by_the_server_cost_at_most_the_batch_in_flight(store
         assert len(writer.submit(lambda: rows("later", 10)).result(30)) == 10
     finally:
         writer.close()
+
+
+def test_a_stop_after_a_quiet_spell_still_writes_what_was_queued(store: Store) -> None:
+    """The stall clock measures a write without an answer, not a writer with nothing to do: a stop after a quiet
+    spell longer than it writes the records submitted just before."""
+    writer = LogWriter(store, on_written=lambda _rows, _ids: None)
+    time.sleep(0.5)  # quiet, longer than the stall allowed below
+    futures = [writer.submit(lambda n=n: rows(f"last-{n}", 200)) for n in range(20)]
+    writer.close(stalled=0.3)
+    assert all(future.done() and future.exception() is None for future in futures)
+    assert len(stored_ids(store)) == 20 * 200

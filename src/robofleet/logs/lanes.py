@@ -36,7 +36,7 @@ class Lane(Protocol):
 
 class Lanes(Protocol):
     """What a store's lanes share (PostgreSQL: the block numbers taken from the sequence; SQLite: the checkpoint
-    thread). `open()` is called on each lane's thread; `close()` once every lane has stopped."""
+    thread). `open()` is called on each lane's thread; `close()` once every lane has stopped, or was given up on."""
 
     def open(self) -> Lane: ...
     def close(self, timeout: float) -> None: ...

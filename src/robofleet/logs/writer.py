@@ -102,6 +102,8 @@ class LogWriter:
         network that drops packets) would otherwise hold the process's stop for as long as TCP takes to notice.
         The lanes are daemon threads: what they still hold is lost with the process, and said so on stderr."""
         self._queue.put(None)
+        # The stall clock starts at the stop at the earliest: a writer that was idle for a while has not stalled.
+        self._progress = max(self._progress, time.monotonic())
         deadline = time.monotonic() + timeout
         while any(thread.is_alive() for thread in self._threads):
             now = time.monotonic()
@@ -111,6 +113,7 @@ class LogWriter:
                     "are not stored",
                     now - self._progress,
                 )
+                self._lanes.close(0)  # the lanes' helpers (SQLite's checkpoints) stop all the same
                 return
             for thread in self._threads:
                 thread.join(JOIN_SLICE_SECONDS)
