@@ -130,3 +130,25 @@ def test_listing_filters_and_pages(client: TestClient, admin_token: str) -> None
     assert echoes["items"][0]["id"] > echoes["items"][-1]["id"]
     bad = client.get("/api/v1/activities", params={"state": "exploded"}, headers=bearer(admin_token))
     assert bad.status_code == 422
+
+
+def test_a_cancel_answered_cancelled_means_the_activity_never_runs(
+    client: TestClient, admin_token: str, recorded: Recorded
+) -> None:
+    """Cancels raced against the worker's start (its durable "running" write in flight): each answer is true."""
+    answers: dict[int, int] = {}
+    ids: dict[int, int] = {}
+    for seq in range(60):
+        mode = "async" if seq % 2 else "sync"
+        body = {"action": "test.record", "args": {"seq": seq, "seconds": 0.005}, "mode": mode}
+        ids[seq] = submit(client, admin_token, body)["ids"][0]
+        answers[seq] = client.post(f"/api/v1/activities/{ids[seq]}/cancel", headers=bearer(admin_token)).status_code
+    finals = dict(zip(ids, wait_all(client, admin_token, list(ids.values())), strict=True))
+    time.sleep(0.2)
+    for seq, status in answers.items():
+        assert status in (200, 409), status
+        ran = seq in recorded.executed
+        if status == 200:
+            assert not ran and finals[seq]["state"] == "cancelled", (seq, finals[seq])
+        else:
+            assert ran and finals[seq]["state"] == "succeeded", (seq, finals[seq])

@@ -58,6 +58,7 @@ class Job:
     out: ActivityOut
     failure: dict[str, Any] | None = None  # set when the job can no longer run (e.g. after a restart)
     claimed: bool = False  # stored as running by its own insert: the worker was idle, so it runs next
+    starting: bool = False  # the worker took it: its "running" is being written, it runs next (too late to cancel)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -302,6 +303,7 @@ class Processor:
                 return
 
     async def _run_job(self, job: Job) -> bool:
+        job.starting = True  # before the first await: a cancel from now on is refused, it would come too late
         started = job.out.started_at or utcnow()
         sync = job.out.mode == "sync"
         if sync:
@@ -379,6 +381,11 @@ class Processor:
 
     async def cancel(self, principal: Principal, activity_id: int) -> ActivityOut:
         job = self._jobs.get(activity_id)
+        if job is not None and job.starting and job.out.state in (QUEUED, RUNNING):
+            raise Conflict(
+                f"activity {activity_id} is running; only queued activities can be cancelled",
+                details={"state": RUNNING},
+            )
         if job is None or job.out.state != QUEUED:
             current = await self.get(activity_id)
             if current.state == RUNNING:
