@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,3 +222,22 @@ def test_the_orphan_reaper_leaves_a_child_whose_exit_another_part_reads(manager:
     assert manager.reap_orphans() >= 1
     assert owned_child.wait(5) == -signal.SIGKILL
     assert stray.poll() == 0  # its status went to the reaper: what a keeper's Popen would have read before
+
+
+def test_the_agents_own_commands_keep_their_exit_codes_while_the_reaper_runs(manager: ProcessManager) -> None:
+    """The remote shell's command and the helpers the agent asks things of (xdotool, xdpyinfo, xauth) are started
+    owned: the reaper, running meanwhile, never takes their exit (a shell's `exit 3` answered 0 when it did)."""
+    stop = threading.Event()
+
+    def reaper() -> None:
+        while not stop.is_set():
+            manager.reap_orphans()
+
+    thread = threading.Thread(target=reaper)
+    thread.start()
+    try:
+        codes = [owned.run(["sh", "-c", f"exit {n % 5 + 1}"], timeout=10).returncode for n in range(150)]
+    finally:
+        stop.set()
+        thread.join()
+    assert codes == [n % 5 + 1 for n in range(150)]

@@ -388,7 +388,7 @@ def start_xvfb(
         argv += ["-auth", str(server_auth)]
     try:
         with log_path.open("ab") as log:
-            popen = subprocess.Popen(
+            popen = owned.popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -402,7 +402,6 @@ def start_xvfb(
         raise DisplayError(f"cannot start Xvfb: {exc.strerror}") from exc
     finally:
         os.close(write_end)
-    owned.own(popen)
     create_time: float | None = None
     with contextlib.suppress(psutil.Error):  # one that is gone already: its exit is read below
         create_time = psutil.Process(popen.pid).create_time()
@@ -462,7 +461,7 @@ def start_window_manager(display: Display, argv: Sequence[str], log_path: Path) 
         raise DisplayError(f"the window manager {argv[0]!r} is not installed on this agent's machine", permanent=True)
     try:
         with log_path.open("ab") as log:
-            popen = subprocess.Popen(
+            popen = owned.popen(
                 [executable, *argv[1:]],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -472,7 +471,6 @@ def start_window_manager(display: Display, argv: Sequence[str], log_path: Path) 
             )
     except OSError as exc:
         raise DisplayError(f"cannot start the window manager {argv[0]!r}: {exc.strerror}") from exc
-    owned.own(popen)
     display.wm_pid, display.wm_popen = popen.pid, popen
     display.wm_create_time = psutil.Process(popen.pid).create_time()
 
@@ -632,13 +630,7 @@ def _xdpyinfo(display: str, timeout: float) -> Probe:
     if executable is None:
         return Probe(False, reason=f"display {display} refuses this agent and xdpyinfo is not installed")
     try:
-        done = subprocess.run(
-            [executable, "-display", display],
-            capture_output=True,
-            timeout=timeout + 2,
-            env={**os.environ, "DISPLAY": display},
-            check=False,
-        )
+        done = owned.run([executable, "-display", display], timeout=timeout + 2, env={**os.environ, "DISPLAY": display})
     except subprocess.TimeoutExpired:
         return Probe(False, reason=f"display {display} does not answer (xdpyinfo timed out)")
     if done.returncode != 0:

@@ -20,6 +20,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from robofleet.agents import owned
 from robofleet.agents.displays import Screen
 
 MAX_TEXT = 10_000
@@ -180,13 +181,8 @@ def run(display: str, command: list[str], timeout: float = TIMEOUT_SECONDS) -> N
     if executable is None:
         raise InputFailed("xdotool is not installed on this agent's machine (apt install xdotool)")
     try:
-        done = subprocess.run(
-            [executable, *command],
-            env={**os.environ, "DISPLAY": display},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+        done = owned.run(
+            [executable, *command], env={**os.environ, "DISPLAY": display}, stdin=subprocess.DEVNULL, timeout=timeout
         )
     except subprocess.TimeoutExpired as exc:
         raise InputFailed(f"xdotool did not finish within {timeout:g} s on display {display}") from exc

@@ -146,7 +146,7 @@ class ProcessManager:
         (run_dir / "control").mkdir(mode=0o700, exist_ok=True)
         shim_log = (run_dir / "shim.log").open("ab")
         given = {**(env or {}), control.CONTROL_DIR_ENV: str(run_dir / "control")}
-        popen = subprocess.Popen(
+        popen = owned.popen(
             [sys.executable, "-m", "robofleet.agents.shim", str(run_dir), "--", *argv],
             cwd=cwd,
             env=robot_environment(os.environ, given),
@@ -396,9 +396,8 @@ class ProcessManager:
         ours = {run.pid for run in self.runs.values() if run.popen is not None}
         reaped = 0
         for child in psutil.Process().children():
-            with contextlib.suppress(psutil.Error, ChildProcessError):
-                if child.pid not in ours and not owned.waited_for(child.pid) and child.status() == psutil.STATUS_ZOMBIE:
-                    os.waitpid(child.pid, os.WNOHANG)
+            with contextlib.suppress(psutil.Error):
+                if child.pid not in ours and child.status() == psutil.STATUS_ZOMBIE and owned.reap(child.pid):
                     reaped += 1
         return reaped
 

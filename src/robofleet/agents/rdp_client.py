@@ -173,7 +173,7 @@ def start(spec: DisplaySpec, display: str, log_path: Path) -> Client:
     try:
         os.fchmod(descriptor, 0o600)
         offset = os.lseek(descriptor, 0, os.SEEK_END)
-        popen = subprocess.Popen(
+        popen = owned.popen(
             line,
             stdin=subprocess.PIPE,
             stdout=descriptor,
@@ -185,7 +185,6 @@ def start(spec: DisplaySpec, display: str, log_path: Path) -> Client:
         raise ClientError(f"cannot start the RDP client {rdp.client!r}: {exc.strerror}") from exc
     finally:
         os.close(descriptor)
-    owned.own(popen)
     assert popen.stdin is not None
     try:
         popen.stdin.write(rdp.password.encode() + b"\n")
@@ -263,13 +262,11 @@ def window_shown(display: str, pid: int) -> bool | None:
     if executable is None:
         return None
     try:
-        done = subprocess.run(
+        done = owned.run(
             [executable, "search", "--onlyvisible", "--pid", str(pid)],
             env={**os.environ, "DISPLAY": display},
             stdin=subprocess.DEVNULL,
-            capture_output=True,
             timeout=WINDOW_SECONDS,
-            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -40,7 +40,7 @@ from typing import IO, Any
 
 import psutil
 
-from robofleet.agents import inputs, screens
+from robofleet.agents import inputs, owned, screens
 from robofleet.agents.display_keeper import DisplayKeeper, SessionProblem, SessionState, Status
 from robofleet.agents.displays import DisplaySpec
 from robofleet.agents.evidence import Bundle, EvidenceKeeper
@@ -490,7 +490,7 @@ class Worker:
             raise CommandError("bad_args", "timeout must be in (0, 3600] s and max_output in (0, 1000000] bytes")
         began = time.monotonic()
         # A remote shell is the feature (agents:admin, audited): the command line is meant for a shell.
-        process = subprocess.Popen(  # noqa: S602
+        process = owned.popen(  # noqa: S604
             command,
             shell=True,
             stdin=subprocess.DEVNULL,

@@ -18,8 +18,9 @@ import logging
 import os
 import secrets
 import shutil
-import subprocess
 from pathlib import Path
+
+from robofleet.agents import owned
 
 log = logging.getLogger(__name__)
 FILE_NAME = "Xauthority"
@@ -84,12 +85,10 @@ def _xauth(path: Path, *args: str) -> None:
     executable = shutil.which("xauth")
     if executable is None:
         return
-    done = subprocess.run(
+    done = owned.run(
         [executable, "-q", "-f", str(path), "source", "-"],
         input=(" ".join(args) + "\n").encode(),
-        capture_output=True,
         timeout=XAUTH_SECONDS,
-        check=False,
     )
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip()
