@@ -86,22 +86,30 @@ class RdpOperations:
         session, was_connect = await asyncio.to_thread(check)
         steps = session.logoff if session.logoff is not None else list(WINDOWS_LOGOFF)
         within = request.wait_seconds + sum(_wait_of(step) for step in steps) + LOGOFF_MARGIN_SECONDS
-        # Syncs while the steps play send connect=false: the agent leaves a session under a logoff alone.
-        try:
-            status = await self.service.command(
-                session, "session.logoff", {"name": name, "wait_seconds": request.wait_seconds}, within
-            )
-        except RobofleetError as exc:
-            # Put back only when the agent surely left the client as it was. After a timeout the agent may still
-            # end it (connected again, it would log in to a new server session); after an interruption another
-            # operation stored its own intent since.
-            if exc.code in UNCHANGED_BY_LOGOFF:
-                await asyncio.to_thread(self._restore, name, was_connect)
-            await asyncio.to_thread(
-                record_alone, self.service.store, principal, "session.logoff", name, "failed", {"error": exc.message}
-            )
-            raise
-        return await self.service.store_answer(principal, name, status)
+        # The agent's syncs wait while the steps play (`agent_turn`); the agent leaves a session under a logoff
+        # alone anyway.
+        async with self.service.agent_turn(session.agent):
+            try:
+                status = await self.service.command(
+                    session, "session.logoff", {"name": name, "wait_seconds": request.wait_seconds}, within
+                )
+            except RobofleetError as exc:
+                # Put back only when the agent surely left the client as it was. After a timeout the agent may still
+                # end it (connected again, it would log in to a new server session); after an interruption another
+                # operation stored its own intent since.
+                if exc.code in UNCHANGED_BY_LOGOFF:
+                    await asyncio.to_thread(self._restore, name, was_connect)
+                await asyncio.to_thread(
+                    record_alone,
+                    self.service.store,
+                    principal,
+                    "session.logoff",
+                    name,
+                    "failed",
+                    {"error": exc.message},
+                )
+                raise
+            return await self.service.store_answer(principal, name, status)
 
     async def reconnect(self, principal: Principal, name: str) -> SessionOut:
         """End its client and start a new one now (the display stays; the server session too); a disconnected
@@ -119,8 +127,9 @@ class RdpOperations:
         session, was_connect = await asyncio.to_thread(check)
         # A disconnected session has no client to end: the agent connects it (its kept spec still says false).
         command = "session.restart" if was_connect else "session.connect"
-        status = await self.service.command(session, command, {"name": name}, CONNECT_SECONDS)
-        return await self.service.store_answer(principal, name, status)
+        async with self.service.agent_turn(session.agent):
+            status = await self.service.command(session, command, {"name": name}, CONNECT_SECONDS)
+            return await self.service.store_answer(principal, name, status)
 
     async def secure_attention(self, principal: Principal, name: str) -> Done:
         """Send the remote desktop Ctrl+Alt+Del (the client passes the keys on as they are). Conflict when the
@@ -161,14 +170,15 @@ class RdpOperations:
         self.service.publish([session])
         if not session.enabled or session.agent not in self.service.hub.agents:
             return session  # the intent is stored: its agent's next sync carries it
-        try:
-            status = await self.service.command(session, command, {"name": name}, CONNECT_SECONDS)
-        except RobofleetError as exc:
-            # Stored all the same: the next sync carries it (the agent may not keep the session yet, or just left).
-            log.warning("session %s: %s not done now (%s); its agent gets it at the next sync", name, command, exc)
-            self.service.wake()
-            return await asyncio.to_thread(self.service.get_session, principal, name)
-        return await self.service.store_answer(principal, name, status)
+        async with self.service.agent_turn(session.agent):
+            try:
+                status = await self.service.command(session, command, {"name": name}, CONNECT_SECONDS)
+            except RobofleetError as exc:
+                # Stored all the same: the next sync carries it (the agent may not keep the session yet, or left).
+                log.warning("session %s: %s not done now (%s); its agent gets it at the next sync", name, command, exc)
+                self.service.wake()
+                return await asyncio.to_thread(self.service.get_session, principal, name)
+            return await self.service.store_answer(principal, name, status)
 
     def _rdp_row(self, db: Session, principal: Principal, name: str) -> GraphicalSession:
         """The session `principal` may control (Forbidden, NotFound as for input), locked; Conflict not_rdp when it

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -120,6 +121,11 @@ class SessionsService:
         # next sync, the agent leaves those events out of its answer (50 events a session, every few seconds).
         self._synced: dict[str, tuple[str, int]] = {}
         self._event_thread: int | None = None
+        # Per agent: its operations' turn (an rdp intent, a restart) and how many began, so that a sync built
+        # before one is not delivered after its command (`agent_turn`).
+        self._turns: dict[str, asyncio.Lock] = {}
+        self._operations: dict[str, int] = {}
+        self._skipped: set[str] = set()  # agents a pass left alone during an operation: synced again after it
 
     async def startup(self) -> None:
         """Apply the settings file's sessions, answer the robots' questions about sessions, keep the sessions of
@@ -412,10 +418,39 @@ class SessionsService:
         """One pass: each agent connected here keeps its enabled sessions and reports them; then the sessions no
         replica heard of lately are their agent's: offline."""
         agents = list(self.hub.agents)
+        begun = {agent: self._operations.get(agent, 0) for agent in agents}
         specs = await asyncio.to_thread(self._specs_of, agents)
-        await asyncio.gather(*(self.sync_agent(agent, specs.get(agent, [])) for agent in agents))
+        await asyncio.gather(*(self._sync_in_turn(agent, specs.get(agent, []), begun[agent]) for agent in agents))
         changes = await asyncio.to_thread(self._mark_offline, set(agents))
         await self._announce(changes)
+
+    async def _sync_in_turn(self, agent: str, specs: list[Spec], begun: int) -> None:
+        """Sync `agent` unless an operation on its sessions is under way (it stores its own answer and wakes the
+        next pass); with its specs read again when one began since `specs` were read."""
+        turn = self._turns.setdefault(agent, asyncio.Lock())
+        if turn.locked():
+            self._skipped.add(agent)
+            return
+        async with turn:
+            if self._operations.get(agent, 0) != begun:
+                specs = (await asyncio.to_thread(self._specs_of, [agent])).get(agent, [])
+            await self.sync_agent(agent, specs)
+
+    @contextlib.asynccontextmanager
+    async def agent_turn(self, agent: str) -> AsyncIterator[None]:
+        """An operation that changes what `agent` keeps of a session (an rdp intent, a restart): its command and
+        stored answer take turns with the syncs of that agent. A sync built before the operation's change and
+        delivered after its command would undo it (a disconnected session connected again); one answered after
+        the operation's own answer would overwrite it with an older state."""
+        turn = self._turns.setdefault(agent, asyncio.Lock())
+        try:
+            async with turn:
+                self._operations[agent] = self._operations.get(agent, 0) + 1
+                yield
+        finally:
+            if agent in self._skipped and not turn.locked():
+                self._skipped.discard(agent)
+                self.loop.wake()  # what changed meanwhile (a nudge, the pass's own time) is synced now
 
     async def sync_agent(self, agent: str, specs: list[Spec]) -> None:
         self.evidence.catch_up_once(agent)
@@ -651,8 +686,9 @@ class SessionsService:
                 return session
 
         session = await asyncio.to_thread(check)
-        status = await self.command(session, "session.restart", {"name": name}, RESTART_SECONDS)
-        return await self.store_answer(principal, name, status)
+        async with self.agent_turn(session.agent):
+            status = await self.command(session, "session.restart", {"name": name}, RESTART_SECONDS)
+            return await self.store_answer(principal, name, status)
 
     async def store_answer(self, principal: Principal, name: str, status: Any) -> SessionOut:
         """The session after its agent's answer to a command (its Status) is stored like a sync's, as `principal`
