@@ -26,9 +26,13 @@ def test_runs_agents_and_activities_are_scraped(client: TestClient, admin_token:
     for name, state in (("fine", "succeeded"), ("fine", "succeeded"), ("broken", "failed")):
         robots.wait_run(robots.start(name)["id"], state)
     echoed = client.post(
-        "/api/v1/activities", headers=bearer(admin_token), json={"action": "system.echo", "args": {"message": "hi"}}
+        "/api/v1/activities",
+        headers=bearer(admin_token),
+        json={"action": "system.echo", "args": {"message": "hi"}},
+        params={"wait": 10},  # answered once it finished: a scrape right after counts it as succeeded
     )
     assert echoed.status_code == 201, echoed.text
+    assert echoed.json()["activities"][0]["state"] == "succeeded"
 
     scraped = client.get("/metrics", headers=bearer(admin_token))
     assert scraped.status_code == 200

@@ -375,8 +375,16 @@ class RobotsService:
             started_at=now,
             runtime_deadline=deadline,
         )
-        if out is None:  # killed or lost while it was starting: that state stands
-            return await self._read(run_id)
+        if out is None:
+            # Ended (a robot that exits at once can be reported before this answer is stored), killed or lost while
+            # it was starting: that state stands, with the start's facts.
+            pid, shim_pid = started.get("robot_pid") or started["pid"], started["pid"]
+
+            def facts(session: Session, run: Run) -> None:
+                run.pid, run.shim_pid = pid, shim_pid
+                run.started_at = run.started_at or now
+
+            return await self._update(run_id, principal.actor, also=facts) or await self._read(run_id)
         if deadline is not None:
             self._wake_at(deadline)
         return out
@@ -605,6 +613,10 @@ class RobotsService:
                 # A lost run's reason was its agent's absence: the agent is back and says how it really ended.
                 known = None if run.state == LOST else run.error
                 reason = end_reason(state, outcome, kill_requested_by=run.kill_requested_by, known=known)
+                if run.state == STARTING:
+                    # It ran: its end came before its start's answer was stored (which then adds its pid).
+                    store_ops.transition(run, RUNNING, utcnow(), "agent:" + agent)
+                    run.started_at = run.started_at or utcnow()
                 return state, run.robot, reason
 
         said = outcome.get("last_error") or outcome.get("spawn_error")
