@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,30 @@ def test_a_run_waits_for_its_session_and_fails_when_it_is_not_healthy(desk: Desk
     )
     assert desk.api.delete("/api/v1/robots/blind").status_code == 204
     assert desk.api.delete("/api/v1/sessions/absent").status_code == 204
+
+
+def test_a_kill_while_the_run_waits_for_its_session_ends_it_once_started(desk: Desk) -> None:
+    """A run is `starting` while its agent waits for its session; a kill then is kept and sent once it runs (the
+    agent did not know the run yet: the kill was refused and the robot ran on)."""
+    made = desk.api.post("/api/v1/sessions", json={"name": "late", "width": 640, "height": 480})
+    assert made.status_code == 201, made.text
+    robot = {"name": "sleeper", "argv": [sys.executable, "-c", "import time; time.sleep(120)"], "session": "late"}
+    assert desk.api.post("/api/v1/robots", json=robot).status_code == 201
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(desk.api.post, "/api/v1/robots/sleeper/start")
+        run = wait_until(
+            lambda: next(iter(desk.api.get("/api/v1/runs", params={"robot": "sleeper"}).json()["items"]), None),
+            10,
+            interval=0.01,
+        )
+        assert run["state"] == "starting", run
+        killed = desk.api.post(f"/api/v1/runs/{run['id']}/kill")
+        assert killed.status_code == 200, killed.text
+        assert starting.result().status_code == 201
+    ended = wait_until(lambda: run_in(desk.api, run["id"], "killed", "succeeded", "failed"), 15)
+    assert ended["state"] == "killed", ended
+    assert desk.api.delete("/api/v1/robots/sleeper").status_code == 204
+    assert desk.api.delete("/api/v1/sessions/late").status_code == 204
 
 
 def test_the_stream_says_each_change(desk: Desk) -> None:

@@ -4,6 +4,7 @@ queued → starting → running ⇄ paused → stopping → succeeded | failed |
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -365,16 +366,22 @@ class RobotsService:
             raise
         now = utcnow()
         deadline = now + timedelta(seconds=spec["max_runtime"]) if spec["max_runtime"] else None
+        kill_asked: list[bool] = []
         out = await self._update(
             run_id,
             principal.actor,
             state=RUNNING,
             only_from=(STARTING,),
+            also=lambda _session, run: kill_asked.append(run.kill_requested_by is not None),
             pid=started.get("robot_pid") or started["pid"],
             shim_pid=started["pid"],
             started_at=now,
             runtime_deadline=deadline,
         )
+        if kill_asked and kill_asked[0]:
+            # Killed while it was starting: the agent did not know the run yet, so the kill is sent now.
+            with contextlib.suppress(RobofleetError):  # away or done meanwhile: its end or a pending action follows
+                await self.hub.command(spec["agent"], "process.signal", {"run_id": str(run_id), "action": "kill"})
         if out is None:
             # Ended (a robot that exits at once can be reported before this answer is stored), killed or lost while
             # it was starting: that state stands, with the start's facts.
@@ -498,6 +505,10 @@ class RobotsService:
             if exc.code != "agent_offline":
                 raise
             return await self._pend(run_id, action, principal.actor)
+        except CommandFailed:
+            if run.state != STARTING:
+                raise
+            # The agent does not know the run yet: its start sends the kill (stored above) once it is running.
         return await self._read(run_id)
 
     async def _pend(self, run_id: int, action: str, by: str) -> RunOut:
