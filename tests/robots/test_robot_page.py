@@ -45,7 +45,9 @@ def test_lifecycle_from_the_robot_page(tmp_path: Path, start_serve: StartServe, 
     page.click("#action-stop")
     page.wait_for_selector("#runs tbody tr:first-child .badge:text('stopped')", timeout=10_000)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert page.is_disabled("#action-pause")  # no active run: nothing to pause (it answered 409 once)
+    # No active run: nothing to pause (it answered 409 once). The buttons are updated live, possibly a moment after
+    # the run's row.
+    page.wait_for_selector("#action-pause:disabled", timeout=5_000)
     page.goto(f"{serve.url}/panel/fleet")
     assert "stopped" in page.inner_text("#fleet-robots tr[data-robot='demo-counter']")
 
