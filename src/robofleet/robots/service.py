@@ -4,7 +4,6 @@ queued → starting → running ⇄ paused → stopping → succeeded | failed |
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -380,8 +379,11 @@ class RobotsService:
         )
         if kill_asked and kill_asked[0]:
             # Killed while it was starting: the agent did not know the run yet, so the kill is sent now.
-            with contextlib.suppress(RobofleetError):  # away or done meanwhile: its end or a pending action follows
+            try:
                 await self.hub.command(spec["agent"], "process.signal", {"run_id": str(run_id), "action": "kill"})
+            except RobofleetError as exc:  # kept as its pending kill, carried out when the agent answers again
+                log.warning("run %s: the kill asked while it started is not sent yet: %s", run_id, exc.message)
+                await self._pend(run_id, "kill", "system")
         if out is None:
             # Ended (a robot that exits at once can be reported before this answer is stored), killed or lost while
             # it was starting: that state stands, with the start's facts.
